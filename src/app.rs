@@ -1,0 +1,111 @@
+//! Start-up: building the parts from settings, binding, serving, shutting down.
+
+use crate::http::{self, App, AppState};
+use crate::interaction::InteractionModel;
+use crate::recommend::{Catalog, CatalogRecommender, Recommender};
+use crate::service::Service;
+use crate::settings::{ServeArgs, StorageArgs};
+use crate::skill::Skill;
+use crate::skill::verify::Verifier;
+use crate::store::{EmbeddedStore, ProfileStore};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The parts behind both the server and `encore say`.
+pub struct Parts {
+    pub service: Arc<Service>,
+    pub model: Arc<InteractionModel>,
+    pub store: Arc<dyn ProfileStore>,
+}
+
+impl Parts {
+    /// Loads the catalog and the interaction model and opens the store.
+    pub fn load(storage: &StorageArgs) -> anyhow::Result<Self> {
+        let store = EmbeddedStore::open(&storage.data_dir)
+            .with_context(|| format!("opening the store in {}", storage.data_dir.display()))?;
+        Self::with_store(storage, Arc::new(store))
+    }
+
+    pub fn with_store(storage: &StorageArgs, store: Arc<dyn ProfileStore>) -> anyhow::Result<Self> {
+        let catalog = Catalog::load(&storage.models).context("loading the catalog")?;
+        let open_values = HashMap::from([("AMAZON.Musician".to_owned(), catalog.artists())]);
+        let model = InteractionModel::load(&storage.intents, &open_values).context("loading the interaction model")?;
+        let recommender: Arc<dyn Recommender> = Arc::new(CatalogRecommender::new(Arc::new(catalog)));
+        Ok(Parts { service: Arc::new(Service::new(store.clone(), recommender)), model: Arc::new(model), store })
+    }
+}
+
+/// A bound, ready server. Tests build it on port 0 and read `local_addr()`.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Arc<dyn ProfileStore>,
+}
+
+impl Application {
+    /// Builds everything from settings, with the production request verifier unless
+    /// verification is off.
+    pub async fn build(settings: &ServeArgs) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let verifier = if settings.no_verify {
+            tracing::warn!("request verification is OFF: for local development only");
+            None
+        } else {
+            Some(Verifier::production(settings.skill_ids.clone()).context("building the certificate fetcher")?)
+        };
+        let parts = Parts::load(&settings.storage)?;
+        Self::with_parts(settings, parts, verifier).await
+    }
+
+    /// Builds from ready parts and a verifier of the caller's choosing (tests inject one
+    /// that trusts their own CA).
+    pub async fn with_parts(settings: &ServeArgs, parts: Parts, verifier: Option<Verifier>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.addr)
+            .await
+            .with_context(|| format!("binding {}", settings.addr))?;
+        let skill = Skill::new(parts.service.clone(), parts.model.clone(), verifier);
+        let state = AppState(Arc::new(App { skill }));
+        Ok(Application { listener, router: http::router(state, settings.max_body_bytes), store: parts.store })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight requests finish, then makes the
+    /// store durable.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "listening");
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        self.store.flush().await.context("flushing the store")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,36 @@
+//! The domain: tracks, moods, listeners' profiles and playback queues. Pure data and rules;
+//! nothing here knows about HTTP, Alexa's wire format or a storage engine.
+
+mod mood;
+mod profile;
+mod queue;
+mod track;
+
+pub use mood::Mood;
+pub use profile::{Profile, RECENT_LIMIT};
+pub use queue::{Queue, QueueKey, Token};
+pub use track::{AudioFeatures, Track, TrackId};
+
+use serde::{Deserialize, Serialize};
+
+/// What a listener asked to hear. It is kept with the queue so the queue can be refilled
+/// with more of the same when it runs out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "by", content = "value", rename_all = "snake_case")]
+pub enum Selection {
+    Mood(Mood),
+    /// A genre id as in the catalog (`jazz`, `hip-hop`).
+    Genre(String),
+    /// An artist name as the listener said it; matched against the catalog.
+    Artist(String),
+    /// Tracks that sound like this one.
+    LikeTrack(TrackId),
+}
+
+/// Who is asking, and on which device: queues are kept per listener and device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub user_id: String,
+    pub device_id: String,
+    pub locale: String,
+}

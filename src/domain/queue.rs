@@ -1,0 +1,279 @@
+use super::{Selection, TrackId};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a queue is kept: one per listener and device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QueueKey {
+    pub user_id: String,
+    pub device_id: String,
+}
+
+/// A listener's playback queue on one device.
+///
+/// `tracks` holds what was picked, in the recommender's order; `order` is the playback order
+/// (a permutation of `0..tracks.len()`, shuffled or not) and `cursor` a position in `order`.
+/// Tokens handed to the device name a track index, so they stay valid across a shuffle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queue {
+    pub id: String,
+    pub selection: Selection,
+    pub recommendation_id: String,
+    pub model_version: String,
+    pub tracks: Vec<TrackId>,
+    pub order: Vec<usize>,
+    pub cursor: usize,
+    /// Where the current track was stopped, for Resume.
+    pub offset_ms: u64,
+    pub shuffle: bool,
+    pub looping: bool,
+    /// Counts the Play directives issued, so that no two tokens are equal even when a looping
+    /// queue plays the same track again.
+    pub seq: u64,
+}
+
+impl Queue {
+    /// A queue over `tracks`, which must not be empty.
+    pub fn new(
+        selection: Selection,
+        recommendation_id: String,
+        model_version: String,
+        tracks: Vec<TrackId>,
+    ) -> Self {
+        debug_assert!(!tracks.is_empty());
+        let id = format!("{:08x}", rand::rng().random::<u32>());
+        Queue {
+            id,
+            selection,
+            recommendation_id,
+            model_version,
+            order: (0..tracks.len()).collect(),
+            tracks,
+            cursor: 0,
+            offset_ms: 0,
+            shuffle: false,
+            looping: false,
+            seq: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tracks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
+
+    /// Track index at playback position `pos`.
+    pub fn index_at(&self, pos: usize) -> usize {
+        self.order[pos]
+    }
+
+    pub fn current_index(&self) -> usize {
+        self.order[self.cursor]
+    }
+
+    pub fn track(&self, index: usize) -> &TrackId {
+        &self.tracks[index]
+    }
+
+    pub fn current_track(&self) -> &TrackId {
+        self.track(self.current_index())
+    }
+
+    /// The playback position after `pos`, wrapping around when looping.
+    pub fn next_position(&self, pos: usize) -> Option<usize> {
+        if pos + 1 < self.order.len() {
+            Some(pos + 1)
+        } else if self.looping && !self.order.is_empty() {
+            Some(0)
+        } else {
+            None
+        }
+    }
+
+    /// The playback position before `pos`, wrapping around when looping.
+    pub fn previous_position(&self, pos: usize) -> Option<usize> {
+        if pos > 0 {
+            Some(pos - 1)
+        } else if self.looping && !self.order.is_empty() {
+            Some(self.order.len() - 1)
+        } else {
+            None
+        }
+    }
+
+    /// Makes `pos` the current position, from the start of its track.
+    pub fn move_to(&mut self, pos: usize) {
+        self.cursor = pos;
+        self.offset_ms = 0;
+    }
+
+    /// A fresh token for the track at playback position `pos`.
+    pub fn token_for(&mut self, pos: usize) -> Token {
+        self.seq += 1;
+        let index = self.order[pos];
+        Token {
+            queue_id: self.id.clone(),
+            seq: self.seq,
+            index,
+            track_id: self.tracks[index].clone(),
+        }
+    }
+
+    /// The playback position a token refers to, if it belongs to this queue.
+    pub fn position_of(&self, token: &Token) -> Option<usize> {
+        if token.queue_id != self.id || self.tracks.get(token.index) != Some(&token.track_id) {
+            return None;
+        }
+        self.order.iter().position(|&i| i == token.index)
+    }
+
+    /// Adds tracks at the end of the playback order, skipping any already queued.
+    pub fn extend(&mut self, more: impl IntoIterator<Item = TrackId>) -> usize {
+        let mut added = 0;
+        for track in more {
+            if !self.tracks.contains(&track) {
+                self.order.push(self.tracks.len());
+                self.tracks.push(track);
+                added += 1;
+            }
+        }
+        added
+    }
+
+    /// Shuffle on: the current track stays current and everything else follows in random
+    /// order. Shuffle off: the recommender's order again, at the current track.
+    pub fn set_shuffle(&mut self, on: bool, rng: &mut impl Rng) {
+        let current = self.current_index();
+        if on {
+            let mut rest: Vec<usize> = (0..self.tracks.len()).filter(|&i| i != current).collect();
+            rest.shuffle(rng);
+            self.order = std::iter::once(current).chain(rest).collect();
+            self.cursor = 0;
+        } else {
+            self.order = (0..self.tracks.len()).collect();
+            self.cursor = current;
+        }
+        self.shuffle = on;
+    }
+}
+
+/// The AudioPlayer token: `queue:seq:index:track`. It names the queue it came from, so a
+/// report about an old queue's track is recognised as stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub queue_id: String,
+    pub seq: u64,
+    pub index: usize,
+    pub track_id: TrackId,
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}:{}",
+            self.queue_id, self.seq, self.index, self.track_id
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("not an Encore playback token")]
+pub struct BadToken;
+
+impl FromStr for Token {
+    type Err = BadToken;
+    fn from_str(s: &str) -> Result<Self, BadToken> {
+        let mut parts = s.splitn(4, ':');
+        let queue_id = parts.next().filter(|p| !p.is_empty()).ok_or(BadToken)?;
+        let seq = parts.next().and_then(|p| p.parse().ok()).ok_or(BadToken)?;
+        let index = parts.next().and_then(|p| p.parse().ok()).ok_or(BadToken)?;
+        let track = parts.next().filter(|p| !p.is_empty()).ok_or(BadToken)?;
+        Ok(Token {
+            queue_id: queue_id.to_owned(),
+            seq,
+            index,
+            track_id: TrackId(track.to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Mood;
+
+    fn queue(n: usize) -> Queue {
+        let tracks = (0..n).map(|i| TrackId(format!("t{i}"))).collect();
+        Queue::new(Selection::Mood(Mood::Happy), "r".into(), "m".into(), tracks)
+    }
+
+    fn is_permutation(q: &Queue) -> bool {
+        let mut o = q.order.clone();
+        o.sort_unstable();
+        o == (0..q.len()).collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn next_stops_at_the_end_unless_looping() {
+        let mut q = queue(3);
+        assert_eq!(q.next_position(1), Some(2));
+        assert_eq!(q.next_position(2), None);
+        q.looping = true;
+        assert_eq!(q.next_position(2), Some(0));
+        assert_eq!(q.previous_position(0), Some(2));
+        q.looping = false;
+        assert_eq!(q.previous_position(0), None);
+    }
+
+    #[test]
+    fn shuffle_keeps_the_current_track_and_every_track_once() {
+        let mut q = queue(20);
+        q.move_to(7);
+        let current = q.current_track().clone();
+        q.set_shuffle(true, &mut rand::rng());
+        assert_eq!(q.current_track(), &current);
+        assert!(is_permutation(&q));
+        q.move_to(5);
+        let current = q.current_track().clone();
+        q.set_shuffle(false, &mut rand::rng());
+        assert_eq!(q.current_track(), &current);
+        assert_eq!(q.order, (0..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn tokens_round_trip_and_survive_a_shuffle() {
+        let mut q = queue(10);
+        let token = q.token_for(4);
+        let parsed: Token = token.to_string().parse().unwrap();
+        assert_eq!(parsed, token);
+        q.move_to(4);
+        q.set_shuffle(true, &mut rand::rng());
+        let pos = q.position_of(&parsed).unwrap();
+        assert_eq!(q.track(q.index_at(pos)), &TrackId("t4".into()));
+    }
+
+    #[test]
+    fn a_token_from_another_queue_is_not_recognised() {
+        let mut a = queue(3);
+        let b = queue(3);
+        let token = a.token_for(0);
+        assert_eq!(b.position_of(&token), None);
+        assert!("garbage".parse::<Token>().is_err());
+    }
+
+    #[test]
+    fn extend_skips_tracks_already_queued() {
+        let mut q = queue(3);
+        let added = q.extend(vec![TrackId("t1".into()), TrackId("x".into())]);
+        assert_eq!(added, 1);
+        assert_eq!(q.len(), 4);
+        assert!(is_permutation(&q));
+    }
+}

@@ -1,0 +1,42 @@
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A catalog track id (Spotify-style base62 or any opaque string without `:`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrackId(pub String);
+
+impl fmt::Display for TrackId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Audio features on Spotify's scales: 0..1 except tempo (BPM).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct AudioFeatures {
+    pub valence: f32,
+    pub energy: f32,
+    pub tempo: f32,
+    pub danceability: f32,
+    pub acousticness: f32,
+    pub instrumentalness: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Track {
+    pub id: TrackId,
+    pub title: String,
+    pub artist: String,
+    pub album: String,
+    pub genre: String,
+    pub duration_ms: u64,
+    /// 0..=100.
+    pub popularity: u8,
+    pub explicit: bool,
+    pub features: AudioFeatures,
+    /// HTTPS URL of the audio stream.
+    pub stream_url: String,
+    /// HTTPS URL of the cover art, if the catalog has one.
+    pub art_url: Option<String>,
+}

@@ -1,0 +1,74 @@
+//! Intent names and slots -> service commands, for both the Alexa and the text path.
+
+use crate::domain::{Mood, Selection};
+use crate::service::{Command, SlotKind};
+use std::collections::HashMap;
+
+/// A slot as heard, and the slot value id it resolved to (if any).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SlotFill {
+    pub heard: Option<String>,
+    pub id: Option<String>,
+}
+
+/// An intent with its slots, from Alexa or from the text parser.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Intent {
+    pub name: String,
+    pub slots: HashMap<String, SlotFill>,
+}
+
+impl Intent {
+    fn id(&self, slot: &str) -> Option<&str> {
+        self.slots.get(slot).and_then(|s| s.id.as_deref())
+    }
+
+    fn heard(&self, slot: &str) -> Option<&str> {
+        self.slots
+            .get(slot)
+            .and_then(|s| s.heard.as_deref())
+            .filter(|h| !h.trim().is_empty())
+    }
+}
+
+/// What the text parser answers for an utterance that only names the skill ("open encore").
+pub const LAUNCH: &str = "LaunchRequest";
+
+pub fn command_for(intent: &Intent) -> Command {
+    match intent.name.as_str() {
+        LAUNCH => Command::Launch,
+        "PlayMoodIntent" => match intent.id("mood").and_then(|id| id.parse::<Mood>().ok()) {
+            Some(mood) => Command::Play(Selection::Mood(mood)),
+            None => Command::Missing(SlotKind::Mood),
+        },
+        "PlayGenreIntent" => match intent.id("genre") {
+            Some(genre) => Command::Play(Selection::Genre(genre.to_owned())),
+            None => Command::Missing(SlotKind::Genre),
+        },
+        "PlayArtistIntent" => match intent.id("artist").or(intent.heard("artist")) {
+            Some(artist) => Command::Play(Selection::Artist(artist.to_owned())),
+            None => Command::Missing(SlotKind::Artist),
+        },
+        "MoreLikeThisIntent" => Command::MoreLikeThis,
+        "LikeIntent" => Command::Like,
+        "DislikeIntent" => Command::Dislike,
+        "WhatIsPlayingIntent" => Command::WhatIsPlaying,
+        "AMAZON.PauseIntent" => Command::Pause,
+        "AMAZON.ResumeIntent" => Command::Resume,
+        "AMAZON.NextIntent" => Command::Next,
+        "AMAZON.PreviousIntent" => Command::Previous,
+        "AMAZON.StartOverIntent" | "AMAZON.RepeatIntent" => Command::StartOver,
+        "AMAZON.LoopOnIntent" => Command::Loop(true),
+        "AMAZON.LoopOffIntent" => Command::Loop(false),
+        "AMAZON.ShuffleOnIntent" => Command::Shuffle(true),
+        "AMAZON.ShuffleOffIntent" => Command::Shuffle(false),
+        "AMAZON.StopIntent" | "AMAZON.CancelIntent" => Command::Stop,
+        "AMAZON.HelpIntent" => Command::Help,
+        "AMAZON.NavigateHomeIntent" => Command::NavigateHome,
+        "AMAZON.FallbackIntent" => Command::Fallback,
+        other => {
+            tracing::info!(intent = other, "unknown intent, answering with fallback");
+            Command::Fallback
+        }
+    }
+}

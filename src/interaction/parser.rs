@@ -1,0 +1,172 @@
+//! The utterance matcher: every sample utterance becomes a pattern of words and slots, and an
+//! utterance is aligned with each pattern by dynamic programming. Words of the sample must
+//! appear in order; extra words around and between them (carrier phrases such as "can you
+//! ... for me") cost a little; slots take spans that match a slot value. The best alignment
+//! wins if it explains enough of what was said.
+
+use super::model::{IntentDef, normalize, tokenize};
+use std::collections::HashMap;
+
+/// Score of a sample word found in the utterance.
+const WORD: f32 = 1.0;
+/// Score per token of a slot span that is a known value (plus one bonus per slot).
+const VALUE: f32 = 1.0;
+const VALUE_BONUS: f32 = 0.5;
+/// Score per token of a span taken by an open slot (e.g. an artist we do not know).
+const OPEN: f32 = 0.35;
+/// Cost of an utterance word the sample does not have.
+const EXTRA: f32 = 0.5;
+/// Cost of a sample word the utterance lacks.
+const MISSING: f32 = 1.0;
+/// Longest span a slot may take.
+const MAX_SPAN: usize = 6;
+/// Share of the utterance's words a match must explain.
+const MIN_COVERAGE: f32 = 0.5;
+
+#[derive(Debug, Clone)]
+enum Piece {
+    Word(String),
+    Slot { name: String, type_name: String },
+}
+
+#[derive(Debug)]
+struct Pattern {
+    intent: String,
+    pieces: Vec<Piece>,
+    words: usize,
+}
+
+pub(super) struct Parser {
+    patterns: Vec<Pattern>,
+    /// slot type -> normalised phrase -> value id
+    values: HashMap<String, HashMap<String, String>>,
+}
+
+#[derive(Debug, PartialEq)]
+pub(super) struct Parsed {
+    pub intent: String,
+    /// slot name -> (words heard, value id if it is a known value)
+    pub slots: HashMap<String, (String, Option<String>)>,
+    pub score: f32,
+}
+
+#[derive(Clone, Copy)]
+struct Cell {
+    score: f32,
+    covered: usize,
+    missing: usize,
+    from: (usize, usize),
+    /// The slot span taken on the step into this cell.
+    slot: Option<(usize, usize)>,
+}
+
+impl Parser {
+    pub fn new(intents: &[IntentDef], values: HashMap<String, HashMap<String, String>>) -> Result<Self, String> {
+        let mut patterns = Vec::new();
+        for intent in intents {
+            for sample in &intent.samples {
+                let mut pieces = Vec::new();
+                for raw in sample.split_whitespace() {
+                    if let Some(name) = raw.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+                        let slot = intent
+                            .slots
+                            .iter()
+                            .find(|s| s.name == name)
+                            .ok_or_else(|| format!("sample {sample:?} of {} names unknown slot {name}", intent.name))?;
+                        pieces.push(Piece::Slot { name: name.to_owned(), type_name: slot.type_name.clone() });
+                    } else {
+                        pieces.extend(tokenize(raw).into_iter().map(Piece::Word));
+                    }
+                }
+                let words = pieces.iter().filter(|p| matches!(p, Piece::Word(_))).count();
+                patterns.push(Pattern { intent: intent.name.clone(), pieces, words });
+            }
+        }
+        Ok(Parser { patterns, values })
+    }
+
+    pub fn parse(&self, tokens: &[String]) -> Option<Parsed> {
+        let mut best: Option<Parsed> = None;
+        for pattern in &self.patterns {
+            if let Some(found) = self.align(pattern, tokens) {
+                if best.as_ref().is_none_or(|b| found.score > b.score) {
+                    best = Some(found);
+                }
+            }
+        }
+        best
+    }
+
+    fn value_id(&self, type_name: &str, span: &[String]) -> Option<&String> {
+        self.values.get(type_name)?.get(&normalize(&span.join(" ")))
+    }
+
+    fn align(&self, pattern: &Pattern, tokens: &[String]) -> Option<Parsed> {
+        let (np, nt) = (pattern.pieces.len(), tokens.len());
+        let mut grid: Vec<Vec<Option<Cell>>> = vec![vec![None; nt + 1]; np + 1];
+        grid[0][0] = Some(Cell { score: 0.0, covered: 0, missing: 0, from: (0, 0), slot: None });
+        let relax = |grid: &mut Vec<Vec<Option<Cell>>>, i: usize, j: usize, cand: Cell| {
+            if grid[i][j].is_none_or(|c| cand.score > c.score) {
+                grid[i][j] = Some(cand);
+            }
+        };
+        for i in 0..=np {
+            for j in 0..=nt {
+                let Some(cell) = grid[i][j] else { continue };
+                let step = |score: f32, covered: usize, missing: usize, slot| Cell {
+                    score: cell.score + score,
+                    covered: cell.covered + covered,
+                    missing: cell.missing + missing,
+                    from: (i, j),
+                    slot,
+                };
+                if j < nt {
+                    relax(&mut grid, i, j + 1, step(-EXTRA, 0, 0, None));
+                }
+                let Some(piece) = pattern.pieces.get(i) else { continue };
+                match piece {
+                    Piece::Word(w) => {
+                        if j < nt && tokens[j] == *w {
+                            relax(&mut grid, i + 1, j + 1, step(WORD, 1, 0, None));
+                        }
+                        relax(&mut grid, i + 1, j, step(-MISSING, 0, 1, None));
+                    }
+                    Piece::Slot { type_name, .. } => {
+                        let open = type_name.starts_with("AMAZON.");
+                        for k in 1..=MAX_SPAN.min(nt - j) {
+                            let span = &tokens[j..j + k];
+                            let score = if self.value_id(type_name, span).is_some() {
+                                VALUE * k as f32 + VALUE_BONUS
+                            } else if open {
+                                OPEN * k as f32
+                            } else {
+                                continue;
+                            };
+                            relax(&mut grid, i + 1, j + k, step(score, k, 0, Some((j, j + k))));
+                        }
+                    }
+                }
+            }
+        }
+        let end = grid[np][nt]?;
+        let coverage = end.covered as f32 / nt as f32;
+        if coverage < MIN_COVERAGE || end.missing > 1 || (pattern.words > 0 && end.missing >= pattern.words) {
+            return None;
+        }
+        // Walk back to collect the slot spans.
+        let mut slots = HashMap::new();
+        let (mut i, mut j) = (np, nt);
+        while (i, j) != (0, 0) {
+            let cell = grid[i][j].expect("a reached cell has a reached predecessor");
+            if let Some((a, b)) = cell.slot {
+                if let Piece::Slot { name, type_name } = &pattern.pieces[cell.from.0] {
+                    let span = &tokens[a..b];
+                    let id = self.value_id(type_name, span).cloned();
+                    slots.insert(name.clone(), (span.join(" "), id));
+                }
+            }
+            (i, j) = cell.from;
+        }
+        Some(Parsed { intent: pattern.intent.clone(), slots, score: end.score })
+    }
+}

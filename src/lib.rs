@@ -1,0 +1,24 @@
+//! Encore: the backend of a voice-assistant music skill.
+//!
+//! # Layout
+//! - [`http`]: the axum router and handlers (transport only).
+//! - [`skill`]: the Alexa wire format, request verification, rendering of responses.
+//! - [`interaction`]: the interaction model in `intents/`, slot resolution, the text parser.
+//! - [`service`]: the use cases: command in, outcome out.
+//! - [`domain`]: tracks, moods, profiles, queues.
+//! - [`store`]: `ProfileStore` and its embedded (redb) implementation.
+//! - [`recommend`]: `Recommender`, the catalog in `models/`, the candidate cache.
+//! - [`app`], [`settings`], [`say`]: start-up, configuration, the `say` command.
+//!
+//! See `ARCHITECTURE.md` for one request's walk through these parts.
+
+pub mod app;
+pub mod domain;
+pub mod http;
+pub mod interaction;
+pub mod recommend;
+pub mod say;
+pub mod service;
+pub mod settings;
+pub mod skill;
+pub mod store;

@@ -1,0 +1,40 @@
+//! The `encore` command.
+
+use clap::Parser;
+use encore::settings::{Cli, Command, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Say(_) => "warn",
+    };
+    let filter = match &cli.log {
+        Some(spec) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
+            eprintln!("encore: ignoring --log {spec:?}: {e}");
+            EnvFilter::new(default_level)
+        }),
+        None => EnvFilter::new(default_level),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let result = match &cli.command {
+        Command::Serve(args) => match encore::app::Application::build(args).await {
+            Ok(app) => app.run_until(encore::app::shutdown_signal()).await,
+            Err(e) => Err(e),
+        },
+        Command::Say(args) => encore::say::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("encore: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

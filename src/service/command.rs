@@ -1,0 +1,174 @@
+//! What goes into the service and what comes out of it.
+
+use crate::domain::{Selection, Token, Track};
+use std::sync::Arc;
+
+/// Which slot a request lacked or did not resolve, so the listener can be asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    Mood,
+    Genre,
+    Artist,
+}
+
+/// What the listener asked for, or what the device reported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Launch,
+    Play(Selection),
+    /// A play request whose slot was missing or matched nothing we know.
+    Missing(SlotKind),
+    MoreLikeThis,
+    Like,
+    Dislike,
+    WhatIsPlaying,
+    Pause,
+    Resume,
+    Next,
+    Previous,
+    /// Start the current track again (StartOver and Repeat).
+    StartOver,
+    Shuffle(bool),
+    Loop(bool),
+    /// Stop and Cancel.
+    Stop,
+    Help,
+    Fallback,
+    NavigateHome,
+    SessionEnded,
+    Playback(PlaybackEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaybackEventKind {
+    Started,
+    Finished,
+    Stopped,
+    NearlyFinished,
+    Failed,
+}
+
+/// An AudioPlayer report from the device about the stream named by `token`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlaybackEvent {
+    pub kind: PlaybackEventKind,
+    pub token: String,
+    pub offset_ms: u64,
+}
+
+/// What the device says it is doing (from the request's context).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlayerState {
+    pub token: Option<String>,
+    pub offset_ms: u64,
+    pub playing: bool,
+}
+
+impl PlayerState {
+    pub fn is_playing(&self) -> bool {
+        self.playing
+    }
+}
+
+/// Something to tell the listener; rendered per locale by whoever speaks it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Welcome,
+    Help,
+    Fallback,
+    Goodbye,
+    AskFor(SlotKind),
+    Playing { selection: Selection, track: Arc<Track> },
+    NoMatch(Selection),
+    NowPlaying(Arc<Track>),
+    NothingPlaying,
+    NothingToResume,
+    Liked(Arc<Track>),
+    Disliked(Arc<Track>),
+    Shuffle(bool),
+    Loop(bool),
+    EndOfQueue,
+    /// Something behind the service failed; apologise without detail.
+    Trouble,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayBehavior {
+    ReplaceAll,
+    Enqueue,
+    ReplaceEnqueued,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Playback {
+    Play {
+        behavior: PlayBehavior,
+        token: String,
+        track: Arc<Track>,
+        offset_ms: u64,
+        /// For `Enqueue`: the token of the stream this one follows.
+        expected_previous: Option<String>,
+    },
+    Stop,
+    ClearQueue,
+}
+
+impl Playback {
+    pub fn play(
+        behavior: PlayBehavior,
+        token: &Token,
+        track: Arc<Track>,
+        offset_ms: u64,
+        expected_previous: Option<String>,
+    ) -> Self {
+        Playback::Play {
+            behavior,
+            token: token.to_string(),
+            track,
+            offset_ms,
+            expected_previous,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEffect {
+    /// The conversation is over (music may play on).
+    End,
+    /// A question was asked: keep listening.
+    Listen,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub reply: Option<Reply>,
+    pub playback: Option<Playback>,
+    pub session: SessionEffect,
+    /// The tracks after the one starting, for clients that show a list.
+    pub upcoming: Vec<Arc<Track>>,
+}
+
+impl Outcome {
+    pub fn end(reply: Option<Reply>) -> Self {
+        Outcome {
+            reply,
+            playback: None,
+            session: SessionEffect::End,
+            upcoming: Vec::new(),
+        }
+    }
+
+    pub fn ask(reply: Reply) -> Self {
+        Outcome {
+            reply: Some(reply),
+            playback: None,
+            session: SessionEffect::Listen,
+            upcoming: Vec::new(),
+        }
+    }
+
+    /// Nothing to say or do (most device reports).
+    pub fn silent() -> Self {
+        Outcome::end(None)
+    }
+}

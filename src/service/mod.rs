@@ -1,0 +1,336 @@
+//! The use cases. A `Command` (what the listener or the device asked) goes in with the
+//! listener and the player's state; an `Outcome` (what to say, what to play, whether the
+//! session goes on) comes out. No wire format and no storage engine is known here.
+
+mod command;
+mod playback;
+
+pub use command::{Command, Outcome, Playback, PlaybackEvent, PlaybackEventKind, PlayBehavior, PlayerState, Reply, SessionEffect, SlotKind};
+
+use crate::domain::{Listener, Profile, Queue, QueueKey, Selection, Token, Track};
+use crate::recommend::{RecommendError, RecommendRequest, Recommender};
+use crate::store::{ProfileStore, StoreError, update_profile};
+use std::sync::Arc;
+
+/// How many tracks a new queue starts with, and how many a refill adds.
+pub const QUEUE_LENGTH: usize = 25;
+/// How many upcoming tracks an outcome lists for text clients.
+const UPCOMING: usize = 5;
+
+pub struct Service {
+    store: Arc<dyn ProfileStore>,
+    recommender: Arc<dyn Recommender>,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn ProfileStore>, recommender: Arc<dyn Recommender>) -> Self {
+        Service { store, recommender }
+    }
+
+    pub fn recommender(&self) -> &Arc<dyn Recommender> {
+        &self.recommender
+    }
+
+    pub fn store(&self) -> &Arc<dyn ProfileStore> {
+        &self.store
+    }
+
+    pub async fn handle(&self, listener: &Listener, player: &PlayerState, command: Command) -> Outcome {
+        let key = QueueKey {
+            user_id: listener.user_id.clone(),
+            device_id: listener.device_id.clone(),
+        };
+        let ctx = Ctx { service: self, listener, player, key };
+        match command {
+            Command::Launch => Outcome::ask(Reply::Welcome),
+            Command::Help => Outcome::ask(Reply::Help),
+            Command::Fallback => Outcome::ask(Reply::Fallback),
+            Command::Missing(slot) => Outcome::ask(Reply::AskFor(slot)),
+            Command::NavigateHome | Command::SessionEnded => Outcome::end(None),
+            Command::Play(selection) => ctx.play(selection).await,
+            Command::MoreLikeThis => ctx.more_like_this().await,
+            Command::WhatIsPlaying => ctx.what_is_playing().await,
+            Command::Like => ctx.opinion(true).await,
+            Command::Dislike => ctx.opinion(false).await,
+            Command::Pause => ctx.stop(false).await,
+            Command::Stop => ctx.stop(true).await,
+            Command::Resume => ctx.resume().await,
+            Command::Next => ctx.step(Step::Next).await,
+            Command::Previous => ctx.step(Step::Previous).await,
+            Command::StartOver => ctx.step(Step::Again).await,
+            Command::Shuffle(on) => ctx.set_mode(Mode::Shuffle(on)).await,
+            Command::Loop(on) => ctx.set_mode(Mode::Loop(on)).await,
+            Command::Playback(event) => ctx.playback_event(event).await,
+        }
+    }
+}
+
+/// One command's context.
+struct Ctx<'a> {
+    service: &'a Service,
+    listener: &'a Listener,
+    player: &'a PlayerState,
+    key: QueueKey,
+}
+
+enum Step {
+    Next,
+    Previous,
+    Again,
+}
+
+enum Mode {
+    Shuffle(bool),
+    Loop(bool),
+}
+
+impl Ctx<'_> {
+    fn store(&self) -> &dyn ProfileStore {
+        self.service.store.as_ref()
+    }
+
+    fn track(&self, queue: &Queue, pos: usize) -> Option<Arc<Track>> {
+        self.service.recommender.track(queue.track(queue.index_at(pos)))
+    }
+
+    /// The profile, or none when the store fails: the listener is then served as a new one
+    /// (and nothing is written back over the stored profile).
+    async fn profile(&self) -> Option<Profile> {
+        match self.store().profile(&self.listener.user_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(user_id = %self.listener.user_id, error = %e, "profile unavailable, serving as a new listener");
+                None
+            }
+        }
+    }
+
+    async fn load_queue(&self) -> Result<Option<Queue>, StoreError> {
+        self.store().queue(&self.key).await.inspect_err(|e| {
+            tracing::error!(user_id = %self.listener.user_id, error = %e, "queue unavailable");
+        })
+    }
+
+    async fn save_queue(&self, queue: &Queue) {
+        if let Err(e) = self.store().put_queue(&self.key, queue).await {
+            tracing::error!(user_id = %self.listener.user_id, error = %e, "queue not saved");
+        }
+    }
+
+    async fn play(&self, selection: Selection) -> Outcome {
+        let profile = self.profile().await;
+        let request = RecommendRequest {
+            selection: &selection,
+            profile: profile.as_ref(),
+            exclude: &[],
+            limit: QUEUE_LENGTH,
+        };
+        let rec = match self.service.recommender.recommend(request).await {
+            Ok(rec) => rec,
+            Err(RecommendError::NoMatch(selection)) => return Outcome::ask(Reply::NoMatch(selection)),
+            Err(e) => {
+                tracing::error!(error = %e, "recommender failed");
+                return Outcome::end(Some(Reply::Trouble));
+            }
+        };
+        let first = rec.tracks[0].clone();
+        let mut queue = Queue::new(
+            selection.clone(),
+            rec.id,
+            rec.model_version,
+            rec.tracks.iter().map(|t| t.id.clone()).collect(),
+        );
+        let token = queue.token_for(0);
+        self.save_queue(&queue).await;
+        let mut outcome = Outcome::end(Some(Reply::Playing { selection, track: first.clone() }));
+        outcome.playback = Some(Playback::play(PlayBehavior::ReplaceAll, &token, first, 0, None));
+        outcome.upcoming = rec.tracks.iter().skip(1).take(UPCOMING).cloned().collect();
+        outcome
+    }
+
+    /// The track the device is playing (by its token) or, failing that, the queue's current one.
+    async fn current(&self) -> Result<Option<(Queue, usize)>, StoreError> {
+        let Some(queue) = self.load_queue().await? else { return Ok(None) };
+        let pos = self
+            .player
+            .token()
+            .and_then(|t| queue.position_of(&t))
+            .unwrap_or(queue.cursor);
+        Ok(Some((queue, pos)))
+    }
+
+    async fn more_like_this(&self) -> Outcome {
+        match self.current().await {
+            Ok(Some((queue, pos))) => {
+                let seed = queue.track(queue.index_at(pos)).clone();
+                self.play(Selection::LikeTrack(seed)).await
+            }
+            Ok(None) => Outcome::ask(Reply::NothingPlaying),
+            Err(_) => Outcome::end(Some(Reply::Trouble)),
+        }
+    }
+
+    async fn what_is_playing(&self) -> Outcome {
+        match self.current().await {
+            Ok(Some((queue, pos))) => match self.track(&queue, pos) {
+                Some(track) => Outcome::end(Some(Reply::NowPlaying(track))),
+                None => Outcome::ask(Reply::NothingPlaying),
+            },
+            Ok(None) => Outcome::ask(Reply::NothingPlaying),
+            Err(_) => Outcome::end(Some(Reply::Trouble)),
+        }
+    }
+
+    async fn opinion(&self, like: bool) -> Outcome {
+        let (mut queue, pos) = match self.current().await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Outcome::ask(Reply::NothingPlaying),
+            Err(_) => return Outcome::end(Some(Reply::Trouble)),
+        };
+        let Some(track) = self.track(&queue, pos) else { return Outcome::ask(Reply::NothingPlaying) };
+        let id = track.id.clone();
+        let stored = update_profile(self.store(), &self.listener.user_id, |p| {
+            if like { p.like(&id) } else { p.dislike(&id) }
+        })
+        .await;
+        if let Err(e) = stored {
+            tracing::error!(user_id = %self.listener.user_id, error = %e, "opinion not saved");
+            return Outcome::end(Some(Reply::Trouble));
+        }
+        if like {
+            return Outcome::end(Some(Reply::Liked(track)));
+        }
+        // A disliked track stops at once: the next one starts.
+        let mut outcome = self.advance(&mut queue, pos).await;
+        outcome.reply = Some(Reply::Disliked(track));
+        outcome
+    }
+
+    async fn stop(&self, said_stop: bool) -> Outcome {
+        if let Ok(Some((mut queue, pos))) = self.current().await {
+            queue.cursor = pos;
+            queue.offset_ms = self.player.offset_ms;
+            self.save_queue(&queue).await;
+        }
+        let mut outcome = Outcome::end(None);
+        outcome.playback = Some(Playback::Stop);
+        if said_stop && !self.player.is_playing() {
+            outcome.reply = Some(Reply::Goodbye);
+        }
+        outcome
+    }
+
+    async fn resume(&self) -> Outcome {
+        let mut queue = match self.load_queue().await {
+            Ok(Some(q)) => q,
+            Ok(None) => return Outcome::ask(Reply::NothingToResume),
+            Err(_) => return Outcome::end(Some(Reply::Trouble)),
+        };
+        let pos = queue.cursor;
+        let Some(track) = self.track(&queue, pos) else { return Outcome::ask(Reply::NothingToResume) };
+        let token = queue.token_for(pos);
+        let offset = queue.offset_ms.min(track.duration_ms);
+        self.save_queue(&queue).await;
+        let mut outcome = Outcome::end(None);
+        outcome.playback = Some(Playback::play(PlayBehavior::ReplaceAll, &token, track, offset, None));
+        outcome
+    }
+
+    async fn step(&self, step: Step) -> Outcome {
+        let (mut queue, pos) = match self.current().await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Outcome::ask(Reply::NothingToResume),
+            Err(_) => return Outcome::end(Some(Reply::Trouble)),
+        };
+        match step {
+            Step::Next => self.advance(&mut queue, pos).await,
+            Step::Previous => {
+                // At the start of a queue that does not loop, "previous" restarts the track.
+                let target = queue.previous_position(pos).unwrap_or(pos);
+                self.play_position(&mut queue, target).await
+            }
+            Step::Again => self.play_position(&mut queue, pos).await,
+        }
+    }
+
+    /// Plays what follows `pos`, refilling the queue when it has run out.
+    async fn advance(&self, queue: &mut Queue, pos: usize) -> Outcome {
+        match self.next_position(queue, pos).await {
+            Some(next) => self.play_position(queue, next).await,
+            None => {
+                let mut outcome = Outcome::end(Some(Reply::EndOfQueue));
+                outcome.playback = Some(Playback::Stop);
+                outcome
+            }
+        }
+    }
+
+    async fn play_position(&self, queue: &mut Queue, pos: usize) -> Outcome {
+        let Some(track) = self.track(queue, pos) else {
+            return Outcome::end(Some(Reply::Trouble));
+        };
+        queue.move_to(pos);
+        let token = queue.token_for(pos);
+        self.save_queue(queue).await;
+        let mut outcome = Outcome::end(None);
+        outcome.upcoming = upcoming(self, queue, pos);
+        outcome.playback = Some(Playback::play(PlayBehavior::ReplaceAll, &token, track, 0, None));
+        outcome
+    }
+
+    /// The position after `pos`; at the end of a queue that does not loop, more tracks of the
+    /// same selection are added first.
+    async fn next_position(&self, queue: &mut Queue, pos: usize) -> Option<usize> {
+        if let Some(next) = queue.next_position(pos) {
+            return Some(next);
+        }
+        let profile = self.profile().await;
+        let request = RecommendRequest {
+            selection: &queue.selection,
+            profile: profile.as_ref(),
+            exclude: &queue.tracks,
+            limit: QUEUE_LENGTH,
+        };
+        match self.service.recommender.recommend(request).await {
+            Ok(rec) => {
+                queue.extend(rec.tracks.iter().map(|t| t.id.clone()));
+            }
+            Err(e) => tracing::info!(user_id = %self.listener.user_id, error = %e, "queue not refilled"),
+        }
+        queue.next_position(pos)
+    }
+
+    async fn set_mode(&self, mode: Mode) -> Outcome {
+        let (mut queue, pos) = match self.current().await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Outcome::ask(Reply::NothingPlaying),
+            Err(_) => return Outcome::end(Some(Reply::Trouble)),
+        };
+        queue.cursor = pos;
+        let reply = match mode {
+            Mode::Shuffle(on) => {
+                queue.set_shuffle(on, &mut rand::rng());
+                Reply::Shuffle(on)
+            }
+            Mode::Loop(on) => {
+                queue.looping = on;
+                Reply::Loop(on)
+            }
+        };
+        self.save_queue(&queue).await;
+        Outcome::end(Some(reply))
+    }
+}
+
+fn upcoming(ctx: &Ctx<'_>, queue: &Queue, pos: usize) -> Vec<Arc<Track>> {
+    (pos + 1..queue.len())
+        .take(UPCOMING)
+        .filter_map(|p| ctx.track(queue, p))
+        .collect()
+}
+
+impl PlayerState {
+    fn token(&self) -> Option<Token> {
+        self.token.as_deref().and_then(|t| t.parse().ok())
+    }
+}

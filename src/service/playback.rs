@@ -1,0 +1,61 @@
+//! Device reports: a stream started, nearly finished, finished, stopped or failed.
+
+use super::{Ctx, Outcome, Playback, PlaybackEvent, PlaybackEventKind, PlayBehavior};
+use crate::domain::Token;
+use crate::store::update_profile;
+
+impl Ctx<'_> {
+    pub(super) async fn playback_event(&self, event: PlaybackEvent) -> Outcome {
+        let Ok(token) = event.token.parse::<Token>() else {
+            tracing::info!(token = event.token, "report about a stream that is not ours");
+            return Outcome::silent();
+        };
+        let mut queue = match self.load_queue().await {
+            Ok(Some(q)) => q,
+            _ => return Outcome::silent(),
+        };
+        let Some(pos) = queue.position_of(&token) else {
+            tracing::debug!(token = event.token, "report about a replaced queue");
+            return Outcome::silent();
+        };
+        match event.kind {
+            PlaybackEventKind::Started => {
+                queue.move_to(pos);
+                self.save_queue(&queue).await;
+                let id = token.track_id.clone();
+                if let Err(e) = update_profile(self.store(), &self.listener.user_id, |p| p.played(&id)).await {
+                    tracing::warn!(user_id = %self.listener.user_id, error = %e, "play not recorded in profile");
+                }
+                Outcome::silent()
+            }
+            PlaybackEventKind::Stopped => {
+                queue.cursor = pos;
+                queue.offset_ms = event.offset_ms;
+                self.save_queue(&queue).await;
+                Outcome::silent()
+            }
+            PlaybackEventKind::Finished => Outcome::silent(),
+            PlaybackEventKind::NearlyFinished => {
+                let Some(next) = self.next_position(&mut queue, pos).await else {
+                    return Outcome::silent();
+                };
+                let Some(track) = self.track(&queue, next) else { return Outcome::silent() };
+                let next_token = queue.token_for(next);
+                self.save_queue(&queue).await;
+                let mut outcome = Outcome::silent();
+                outcome.playback = Some(Playback::play(
+                    PlayBehavior::Enqueue,
+                    &next_token,
+                    track,
+                    0,
+                    Some(event.token),
+                ));
+                outcome
+            }
+            PlaybackEventKind::Failed => {
+                tracing::warn!(user_id = %self.listener.user_id, track = %token.track_id, "playback failed, skipping");
+                self.advance(&mut queue, pos).await
+            }
+        }
+    }
+}

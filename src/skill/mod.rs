@@ -1,0 +1,214 @@
+//! The Alexa side: the wire types, request verification, the translation of a request into
+//! a service command, and the rendering of the service's outcome into a response that
+//! respects what each request type may carry.
+
+pub mod envelope;
+pub mod response;
+pub mod speech;
+pub mod verify;
+
+use crate::domain::{Listener, Track};
+use crate::interaction::{self, InteractionModel, SlotFill};
+use crate::service::{self, Command, Outcome, PlaybackEvent, PlaybackEventKind, PlayerState, Service, SessionEffect};
+use envelope::{RequestBody, RequestEnvelope};
+use response::{AudioItem, AudioItemMetadata, Card, CardImage, Directive, Image, ImageSource, Reprompt, Response, ResponseEnvelope, Stream};
+use speech::Lang;
+use std::sync::Arc;
+use verify::{Rejection, Verifier};
+
+/// A POST to the skill endpoint: the raw body and the two signature headers.
+pub struct SignedRequest<'a> {
+    pub cert_url: Option<&'a str>,
+    pub signature: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+pub struct Skill {
+    service: Arc<Service>,
+    model: Arc<InteractionModel>,
+    /// `None` only when verification was turned off for local development.
+    verifier: Option<Verifier>,
+}
+
+impl Skill {
+    pub fn new(service: Arc<Service>, model: Arc<InteractionModel>, verifier: Option<Verifier>) -> Self {
+        Skill { service, model, verifier }
+    }
+
+    /// Verifies, understands and answers one request. A refused request is an `Err`: the
+    /// platform's protocol wants HTTP 400 for it. Anything else gets a response a listener
+    /// can hear (or, for device reports, directives only).
+    pub async fn handle(&self, request: SignedRequest<'_>) -> Result<ResponseEnvelope, Rejection> {
+        if let Some(verifier) = &self.verifier {
+            verifier.verify_signature(request.cert_url, request.signature, request.body).await?;
+        }
+        let envelope: RequestEnvelope =
+            serde_json::from_slice(request.body).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        if let Some(verifier) = &self.verifier {
+            verifier.check_request(&envelope.request.head.timestamp, envelope.application_id())?;
+        }
+        Ok(self.answer(envelope).await)
+    }
+
+    async fn answer(&self, envelope: RequestEnvelope) -> ResponseEnvelope {
+        let locale = envelope.request.head.locale.clone().unwrap_or_else(|| "en-US".to_owned());
+        let Some(user_id) = envelope.user_id() else {
+            tracing::warn!(request_id = envelope.request.head.request_id, "request without a user, answered empty");
+            return ResponseEnvelope::empty();
+        };
+        let listener = Listener {
+            user_id: user_id.to_owned(),
+            device_id: envelope.device_id().unwrap_or("unknown-device").to_owned(),
+            locale,
+        };
+        let player = player_state(&envelope);
+        let body = &envelope.request.body;
+        let Some(command) = self.command(body, &listener.locale) else {
+            return ResponseEnvelope::empty();
+        };
+        tracing::debug!(request = body.name(), ?command, "handling");
+        let outcome = self.service.handle(&listener, &player, command).await;
+        render(body, outcome, Lang::of(&listener.locale))
+    }
+
+    fn command(&self, body: &RequestBody, locale: &str) -> Option<Command> {
+        let report = |kind, token: &Option<String>, offset: Option<u64>| {
+            token.as_ref().map(|t| {
+                Command::Playback(PlaybackEvent { kind, token: t.clone(), offset_ms: offset.unwrap_or(0) })
+            })
+        };
+        match body {
+            RequestBody::LaunchRequest {} => Some(Command::Launch),
+            RequestBody::IntentRequest(req) => Some(interaction::command_for(&self.intent(&req.intent, locale))),
+            RequestBody::SessionEndedRequest(req) => {
+                if let Some(error) = &req.error {
+                    tracing::warn!(reason = ?req.reason, error = ?error.message, kind = ?error.kind, "session ended with an error");
+                }
+                Some(Command::SessionEnded)
+            }
+            RequestBody::PlaybackStarted(r) => report(PlaybackEventKind::Started, &r.token, r.offset_in_milliseconds),
+            RequestBody::PlaybackFinished(r) => report(PlaybackEventKind::Finished, &r.token, r.offset_in_milliseconds),
+            RequestBody::PlaybackStopped(r) => report(PlaybackEventKind::Stopped, &r.token, r.offset_in_milliseconds),
+            RequestBody::PlaybackNearlyFinished(r) => report(PlaybackEventKind::NearlyFinished, &r.token, r.offset_in_milliseconds),
+            RequestBody::PlaybackFailed(r) => {
+                tracing::warn!(error = ?r.error.as_ref().and_then(|e| e.message.as_deref()), "device reports playback failure");
+                let offset = r.current_playback_state.as_ref().and_then(|s| s.offset_in_milliseconds);
+                report(PlaybackEventKind::Failed, &r.token, offset)
+            }
+            RequestBody::PlayCommandIssued {} => Some(Command::Resume),
+            RequestBody::PauseCommandIssued {} => Some(Command::Pause),
+            RequestBody::NextCommandIssued {} => Some(Command::Next),
+            RequestBody::PreviousCommandIssued {} => Some(Command::Previous),
+            RequestBody::ExceptionEncountered(r) => {
+                tracing::error!(error = ?r.error.as_ref().and_then(|e| e.message.as_deref()), cause = ?r.cause, "the platform reports an error in our response");
+                None
+            }
+            RequestBody::Unknown => {
+                tracing::info!("unknown request type, answered empty");
+                None
+            }
+        }
+    }
+
+    /// Slot values resolve through entity resolution ids when Alexa sends them, and
+    /// through the interaction model's values and synonyms otherwise.
+    fn intent(&self, intent: &envelope::Intent, locale: &str) -> interaction::Intent {
+        let model = self.model.locale(locale);
+        let slots = intent
+            .slots
+            .iter()
+            .map(|(name, slot)| {
+                let heard = slot.value.clone();
+                let id = slot.resolved_id().map(str::to_owned).or_else(|| {
+                    let ty = model.slot_type(&intent.name, name)?;
+                    model.resolve(ty, heard.as_deref()?).map(str::to_owned)
+                });
+                (name.clone(), SlotFill { heard, id })
+            })
+            .collect();
+        interaction::Intent { name: intent.name.clone(), slots }
+    }
+}
+
+fn player_state(envelope: &RequestEnvelope) -> PlayerState {
+    let Some(ap) = envelope.context.as_ref().and_then(|c| c.audio_player.as_ref()) else {
+        return PlayerState::default();
+    };
+    PlayerState {
+        token: ap.token.clone().filter(|t| !t.is_empty()),
+        offset_ms: ap.offset_in_milliseconds.unwrap_or(0),
+        playing: ap.player_activity.as_deref() == Some("PLAYING"),
+    }
+}
+
+/// The response for `outcome`, holding to what the request type may carry.
+pub fn render(body: &RequestBody, outcome: Outcome, lang: Lang) -> ResponseEnvelope {
+    match body {
+        RequestBody::SessionEndedRequest(_)
+        | RequestBody::ExceptionEncountered(_)
+        | RequestBody::Unknown
+        | RequestBody::PlaybackStopped(_) => return ResponseEnvelope::empty(),
+        _ => {}
+    }
+    let mut response = Response { directives: outcome.playback.iter().map(directive).collect(), ..Response::default() };
+    if body.is_device_report() {
+        return ResponseEnvelope::new(response);
+    }
+    if let Some(reply) = &outcome.reply {
+        let words = speech::words(reply, lang);
+        response.output_speech = Some(response::ssml(&words.speech));
+        response.reprompt = words.reprompt.as_deref().map(|r| Reprompt { output_speech: response::ssml(r) });
+        if let (Some(title), Some(service::Playback::Play { track, .. })) = (words.card_title, &outcome.playback) {
+            response.card = Some(card(title, track, lang));
+        }
+    }
+    response.should_end_session = Some(outcome.session == SessionEffect::End);
+    ResponseEnvelope::new(response)
+}
+
+fn card(title: String, track: &Track, lang: Lang) -> Card {
+    let by = match lang {
+        Lang::En => "by",
+        Lang::De => "von",
+    };
+    let text = format!("{}\n{by} {}\n{}", track.title, track.artist, track.album);
+    match &track.art_url {
+        Some(url) => Card::Standard {
+            title,
+            text,
+            image: Some(CardImage { small_image_url: url.clone(), large_image_url: url.clone() }),
+        },
+        None => Card::Simple { title, content: text },
+    }
+}
+
+fn directive(playback: &service::Playback) -> Directive {
+    match playback {
+        service::Playback::Play { behavior, token, track, offset_ms, expected_previous } => Directive::Play {
+            play_behavior: match behavior {
+                service::PlayBehavior::ReplaceAll => response::PlayBehavior::ReplaceAll,
+                service::PlayBehavior::Enqueue => response::PlayBehavior::Enqueue,
+                service::PlayBehavior::ReplaceEnqueued => response::PlayBehavior::ReplaceEnqueued,
+            },
+            audio_item: AudioItem {
+                stream: Stream {
+                    url: track.stream_url.clone(),
+                    token: token.clone(),
+                    expected_previous_token: expected_previous.clone(),
+                    offset_in_milliseconds: *offset_ms,
+                },
+                metadata: Some(AudioItemMetadata {
+                    title: track.title.clone(),
+                    subtitle: track.artist.clone(),
+                    art: track.art_url.as_ref().map(|url| Image {
+                        content_description: Some(format!("{} — {}", track.album, track.artist)),
+                        sources: vec![ImageSource { url: url.clone() }],
+                    }),
+                    background_image: None,
+                }),
+            },
+        },
+        service::Playback::Stop => Directive::Stop {},
+        service::Playback::ClearQueue => Directive::ClearQueue { clear_behavior: response::ClearBehavior::ClearAll },
+    }
+}

@@ -1,0 +1,120 @@
+//! What Encore says, per language. The service decides *what* to tell the listener (a
+//! `Reply`); this module decides the words, for the voice and the text paths alike.
+
+use crate::domain::{Mood, Selection, Track};
+use crate::service::{Reply, SlotKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    De,
+}
+
+impl Lang {
+    pub fn of(locale: &str) -> Lang {
+        if locale.to_ascii_lowercase().starts_with("de") { Lang::De } else { Lang::En }
+    }
+}
+
+/// The words for one reply: the speech, a reprompt when a question is asked, a card title.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Words {
+    pub speech: String,
+    pub reprompt: Option<String>,
+    pub card_title: Option<String>,
+}
+
+fn mood_words(mood: Mood, lang: Lang) -> &'static str {
+    match (lang, mood) {
+        (Lang::En, Mood::Relaxing) => "relaxing music",
+        (Lang::En, Mood::Energetic) => "energetic music",
+        (Lang::En, Mood::Happy) => "happy music",
+        (Lang::En, Mood::Sad) => "melancholic music",
+        (Lang::En, Mood::Focus) => "music to focus",
+        (Lang::En, Mood::Party) => "party music",
+        (Lang::En, Mood::Sleep) => "music to fall asleep",
+        (Lang::En, Mood::Workout) => "workout music",
+        (Lang::De, Mood::Relaxing) => "entspannte Musik",
+        (Lang::De, Mood::Energetic) => "energiegeladene Musik",
+        (Lang::De, Mood::Happy) => "fröhliche Musik",
+        (Lang::De, Mood::Sad) => "melancholische Musik",
+        (Lang::De, Mood::Focus) => "Musik zum Konzentrieren",
+        (Lang::De, Mood::Party) => "Partymusik",
+        (Lang::De, Mood::Sleep) => "Musik zum Einschlafen",
+        (Lang::De, Mood::Workout) => "Musik fürs Training",
+    }
+}
+
+fn selection_words(selection: &Selection, lang: Lang) -> String {
+    match (selection, lang) {
+        (Selection::Mood(m), _) => mood_words(*m, lang).to_owned(),
+        (Selection::Genre(g), _) => g.replace('-', " "),
+        (Selection::Artist(a), Lang::En) => format!("music by {a}"),
+        (Selection::Artist(a), Lang::De) => format!("Musik von {a}"),
+        (Selection::LikeTrack(_), Lang::En) => "more like this".to_owned(),
+        (Selection::LikeTrack(_), Lang::De) => "mehr in dieser Art".to_owned(),
+    }
+}
+
+fn track_words(t: &Track, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("{} by {}", t.title, t.artist),
+        Lang::De => format!("{} von {}", t.title, t.artist),
+    }
+}
+
+pub fn words(reply: &Reply, lang: Lang) -> Words {
+    let say = |s: String| Words { speech: s, reprompt: None, card_title: None };
+    let ask = |s: String, r: &str| Words { speech: s, reprompt: Some(r.to_owned()), card_title: None };
+    use Lang::{De, En};
+    match (reply, lang) {
+        (Reply::Welcome, En) => ask("Welcome to Encore. What would you like to hear? You can say a mood like relaxing or energetic, a genre like jazz, or an artist.".into(), "What would you like to hear? For example, say: play something relaxing."),
+        (Reply::Welcome, De) => ask("Willkommen bei Encore. Was möchtest du hören? Du kannst eine Stimmung wie entspannend oder fröhlich nennen, ein Genre wie Jazz oder einen Künstler.".into(), "Was möchtest du hören? Sag zum Beispiel: spiel etwas Entspannendes."),
+        (Reply::Help, En) => ask("Encore plays music for your mood. Say: play something relaxing, play jazz, or play music by an artist. While music plays you can say next, previous, pause, resume, shuffle, loop, I like this song, or what's playing. What would you like to hear?".into(), "What would you like to hear?"),
+        (Reply::Help, De) => ask("Encore spielt Musik für deine Stimmung. Sag: spiel etwas Entspannendes, spiel Jazz oder spiel Musik von einem Künstler. Während Musik läuft, kannst du sagen: nächstes Lied, zurück, Pause, weiter, mischen, Daumen hoch oder was läuft gerade. Was möchtest du hören?".into(), "Was möchtest du hören?"),
+        (Reply::Fallback, En) => ask("Sorry, I didn't catch that. You can ask for a mood, like: play something relaxing, a genre like rock, or an artist. What would you like?".into(), "Try: play something happy."),
+        (Reply::Fallback, De) => ask("Entschuldige, das habe ich nicht verstanden. Du kannst eine Stimmung wünschen, etwa: spiel etwas Entspannendes, ein Genre wie Rock oder einen Künstler. Was möchtest du?".into(), "Sag zum Beispiel: spiel etwas Fröhliches."),
+        (Reply::Goodbye, En) => say("Goodbye.".into()),
+        (Reply::Goodbye, De) => say("Tschüss.".into()),
+        (Reply::AskFor(SlotKind::Mood), En) => ask("Which mood? For example relaxing, energetic, happy, sad, focus, party, sleep or workout.".into(), "Which mood would you like?"),
+        (Reply::AskFor(SlotKind::Mood), De) => ask("Welche Stimmung? Zum Beispiel entspannend, energiegeladen, fröhlich, traurig, Konzentration, Party, Schlafen oder Training.".into(), "Welche Stimmung möchtest du?"),
+        (Reply::AskFor(SlotKind::Genre), En) => ask("Which genre? For example pop, rock, jazz, classical or electronic.".into(), "Which genre would you like?"),
+        (Reply::AskFor(SlotKind::Genre), De) => ask("Welches Genre? Zum Beispiel Pop, Rock, Jazz, Klassik oder elektronisch.".into(), "Welches Genre möchtest du?"),
+        (Reply::AskFor(SlotKind::Artist), En) => ask("Which artist would you like to hear?".into(), "Which artist?"),
+        (Reply::AskFor(SlotKind::Artist), De) => ask("Welchen Künstler möchtest du hören?".into(), "Welchen Künstler?"),
+        (Reply::Playing { selection, track }, En) => Words {
+            speech: format!("Playing {}. Here's {}.", selection_words(selection, En), track_words(track, En)),
+            reprompt: None,
+            card_title: Some("Now playing".into()),
+        },
+        (Reply::Playing { selection, track }, De) => Words {
+            speech: format!("Ich spiele {}. Hier ist {}.", selection_words(selection, De), track_words(track, De)),
+            reprompt: None,
+            card_title: Some("Jetzt läuft".into()),
+        },
+        (Reply::NoMatch(selection), En) => ask(format!("Sorry, I couldn't find any {}. Try a mood, like relaxing, or another genre or artist.", selection_words(selection, En)), "What else would you like to hear?"),
+        (Reply::NoMatch(selection), De) => ask(format!("Leider habe ich keine {} gefunden. Versuch eine Stimmung wie entspannend oder ein anderes Genre oder einen anderen Künstler.", selection_words(selection, De)), "Was möchtest du sonst hören?"),
+        (Reply::NowPlaying(track), En) => say(format!("This is {}.", track_words(track, En))),
+        (Reply::NowPlaying(track), De) => say(format!("Das ist {}.", track_words(track, De))),
+        (Reply::NothingPlaying, En) => ask("Nothing is playing right now. What would you like to hear?".into(), "What would you like to hear?"),
+        (Reply::NothingPlaying, De) => ask("Gerade läuft nichts. Was möchtest du hören?".into(), "Was möchtest du hören?"),
+        (Reply::NothingToResume, En) => ask("There's nothing to resume. What would you like to hear?".into(), "Say, for example: play something relaxing."),
+        (Reply::NothingToResume, De) => ask("Es gibt nichts fortzusetzen. Was möchtest du hören?".into(), "Sag zum Beispiel: spiel etwas Entspannendes."),
+        (Reply::Liked(track), En) => say(format!("Glad you like {}. I'll play more like it.", track.title)),
+        (Reply::Liked(track), De) => say(format!("Schön, dass dir {} gefällt. Ich spiele mehr davon.", track.title)),
+        (Reply::Disliked(_), En) => say("Got it, I won't play that one again.".into()),
+        (Reply::Disliked(_), De) => say("Verstanden, das spiele ich nicht mehr.".into()),
+        (Reply::Shuffle(true), En) => say("Shuffle is on.".into()),
+        (Reply::Shuffle(true), De) => say("Zufallswiedergabe ist an.".into()),
+        (Reply::Shuffle(false), En) => say("Shuffle is off.".into()),
+        (Reply::Shuffle(false), De) => say("Zufallswiedergabe ist aus.".into()),
+        (Reply::Loop(true), En) => say("Loop is on.".into()),
+        (Reply::Loop(true), De) => say("Wiederholung ist an.".into()),
+        (Reply::Loop(false), En) => say("Loop is off.".into()),
+        (Reply::Loop(false), De) => say("Wiederholung ist aus.".into()),
+        (Reply::EndOfQueue, En) => say("That was the last song. Ask for a mood to hear more.".into()),
+        (Reply::EndOfQueue, De) => say("Das war das letzte Lied. Wünsch dir eine Stimmung, um mehr zu hören.".into()),
+        (Reply::Trouble, En) => say("Sorry, I'm having trouble right now. Please try again in a moment.".into()),
+        (Reply::Trouble, De) => say("Entschuldige, gerade gibt es ein Problem. Bitte versuch es gleich noch einmal.".into()),
+    }
+}

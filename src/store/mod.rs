@@ -1,0 +1,73 @@
+//! Where profiles and playback queues live. `ProfileStore` is the narrow interface the
+//! service uses; `embedded` keeps them in a transactional file on this machine.
+
+mod embedded;
+
+pub use embedded::EmbeddedStore;
+
+use crate::domain::{Profile, Queue, QueueKey};
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else wrote the profile since it was read (optimistic locking).
+    #[error("the profile changed since it was read")]
+    Conflict,
+    #[error("the store did not answer in time")]
+    Timeout,
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("a stored item could not be read: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait ProfileStore: Send + Sync {
+    async fn profile(&self, user_id: &str) -> Result<Option<Profile>, StoreError>;
+
+    /// Stores `profile` if the stored version still equals `profile.version` (0 when there is
+    /// none) and returns the new version; otherwise `StoreError::Conflict`.
+    async fn put_profile(&self, profile: &Profile) -> Result<u64, StoreError>;
+
+    async fn queue(&self, key: &QueueKey) -> Result<Option<Queue>, StoreError>;
+
+    async fn put_queue(&self, key: &QueueKey, queue: &Queue) -> Result<(), StoreError>;
+
+    async fn delete_queue(&self, key: &QueueKey) -> Result<(), StoreError>;
+
+    /// Makes every acknowledged write durable (called at shutdown).
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// How many times an optimistic profile update is retried after a conflict.
+pub const PROFILE_UPDATE_ATTEMPTS: usize = 5;
+
+/// Reads the profile (or starts a new one), applies `change` and writes it back, re-reading
+/// and re-applying on a conflict a bounded number of times.
+pub async fn update_profile(
+    store: &dyn ProfileStore,
+    user_id: &str,
+    mut change: impl FnMut(&mut Profile) + Send,
+) -> Result<Profile, StoreError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut profile = store
+            .profile(user_id)
+            .await?
+            .unwrap_or_else(|| Profile::new(user_id));
+        change(&mut profile);
+        match store.put_profile(&profile).await {
+            Ok(version) => {
+                profile.version = version;
+                return Ok(profile);
+            }
+            Err(StoreError::Conflict) if attempt < PROFILE_UPDATE_ATTEMPTS => {
+                tracing::debug!(user_id, attempt, "profile update conflict, retrying");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
