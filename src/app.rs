@@ -39,6 +39,12 @@ impl Parts {
     }
 }
 
+/// The router over `parts`, for a listener or for in-process tests.
+pub fn build_router(parts: &Parts, verifier: Option<Verifier>, max_body_bytes: usize) -> axum::Router {
+    let skill = Skill::new(parts.service.clone(), parts.model.clone(), verifier);
+    http::router(AppState(Arc::new(App { skill })), max_body_bytes)
+}
+
 /// A bound, ready server. Tests build it on port 0 and read `local_addr()`.
 pub struct Application {
     listener: TcpListener,
@@ -67,9 +73,8 @@ impl Application {
         let listener = TcpListener::bind(settings.addr)
             .await
             .with_context(|| format!("binding {}", settings.addr))?;
-        let skill = Skill::new(parts.service.clone(), parts.model.clone(), verifier);
-        let state = AppState(Arc::new(App { skill }));
-        Ok(Application { listener, router: http::router(state, settings.max_body_bytes), store: parts.store })
+        let router = build_router(&parts, verifier, settings.max_body_bytes);
+        Ok(Application { listener, router, store: parts.store })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

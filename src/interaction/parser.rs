@@ -4,7 +4,7 @@
 //! ... for me") cost a little; slots take spans that match a slot value. The best alignment
 //! wins if it explains enough of what was said.
 
-use super::model::{IntentDef, normalize, tokenize};
+use super::model::{IntentDef, tokenize};
 use std::collections::HashMap;
 
 /// Score of a sample word found in the utterance.
@@ -34,6 +34,8 @@ struct Pattern {
     intent: String,
     pieces: Vec<Piece>,
     words: usize,
+    /// The distinct words, to rule a pattern out before aligning it.
+    vocabulary: Vec<String>,
 }
 
 pub(super) struct Parser {
@@ -78,17 +80,35 @@ impl Parser {
                         pieces.extend(tokenize(raw).into_iter().map(Piece::Word));
                     }
                 }
-                let words = pieces.iter().filter(|p| matches!(p, Piece::Word(_))).count();
-                patterns.push(Pattern { intent: intent.name.clone(), pieces, words });
+                let mut vocabulary: Vec<String> = pieces
+                    .iter()
+                    .filter_map(|p| match p {
+                        Piece::Word(w) => Some(w.clone()),
+                        Piece::Slot { .. } => None,
+                    })
+                    .collect();
+                let words = vocabulary.len();
+                vocabulary.sort();
+                vocabulary.dedup();
+                patterns.push(Pattern { intent: intent.name.clone(), pieces, words, vocabulary });
             }
         }
         Ok(Parser { patterns, values })
     }
 
     pub fn parse(&self, tokens: &[String]) -> Option<Parsed> {
+        // spans[j][k - 1] is tokens[j..j + k] joined, the form slot values are keyed by.
+        let spans: Vec<Vec<String>> = (0..tokens.len())
+            .map(|j| (1..=MAX_SPAN.min(tokens.len() - j)).map(|k| tokens[j..j + k].join(" ")).collect())
+            .collect();
         let mut best: Option<Parsed> = None;
         for pattern in &self.patterns {
-            if let Some(found) = self.align(pattern, tokens) {
+            // A match may lack at most one sample word: rule out patterns lacking more.
+            let absent = pattern.vocabulary.iter().filter(|w| !tokens.contains(w)).count();
+            if absent > 1 {
+                continue;
+            }
+            if let Some(found) = self.align(pattern, tokens, &spans) {
                 if best.as_ref().is_none_or(|b| found.score > b.score) {
                     best = Some(found);
                 }
@@ -97,11 +117,11 @@ impl Parser {
         best
     }
 
-    fn value_id(&self, type_name: &str, span: &[String]) -> Option<&String> {
-        self.values.get(type_name)?.get(&normalize(&span.join(" ")))
+    fn value_id(&self, type_name: &str, span: &str) -> Option<&String> {
+        self.values.get(type_name)?.get(span)
     }
 
-    fn align(&self, pattern: &Pattern, tokens: &[String]) -> Option<Parsed> {
+    fn align(&self, pattern: &Pattern, tokens: &[String], spans: &[Vec<String>]) -> Option<Parsed> {
         let (np, nt) = (pattern.pieces.len(), tokens.len());
         let mut grid: Vec<Vec<Option<Cell>>> = vec![vec![None; nt + 1]; np + 1];
         grid[0][0] = Some(Cell { score: 0.0, covered: 0, missing: 0, from: (0, 0), slot: None });
@@ -134,8 +154,7 @@ impl Parser {
                     Piece::Slot { type_name, .. } => {
                         let open = type_name.starts_with("AMAZON.");
                         for k in 1..=MAX_SPAN.min(nt - j) {
-                            let span = &tokens[j..j + k];
-                            let score = if self.value_id(type_name, span).is_some() {
+                            let score = if self.value_id(type_name, &spans[j][k - 1]).is_some() {
                                 VALUE * k as f32 + VALUE_BONUS
                             } else if open {
                                 OPEN * k as f32
@@ -160,9 +179,9 @@ impl Parser {
             let cell = grid[i][j].expect("a reached cell has a reached predecessor");
             if let Some((a, b)) = cell.slot {
                 if let Piece::Slot { name, type_name } = &pattern.pieces[cell.from.0] {
-                    let span = &tokens[a..b];
+                    let span = &spans[a][b - a - 1];
                     let id = self.value_id(type_name, span).cloned();
-                    slots.insert(name.clone(), (span.join(" "), id));
+                    slots.insert(name.clone(), (span.clone(), id));
                 }
             }
             (i, j) = cell.from;

@@ -1,0 +1,228 @@
+//! Shared test support: a PKI made at test time that signs requests like the voice platform,
+//! fixtures of real-shaped requests, and servers on port 0.
+#![allow(dead_code)]
+
+use async_trait::async_trait;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use base64::Engine;
+use encore::app::{Application, Parts};
+use encore::settings::{ServeArgs, StorageArgs};
+use encore::skill::verify::{CertFetcher, SystemClock, Verifier};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use reqwest::Url;
+use rustls_pki_types::{CertificateDer, TrustAnchor};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use time::{Duration as TimeDuration, OffsetDateTime};
+
+pub const SKILL_ID: &str = "amzn1.ask.skill.0f5d7a4e-1c3b-4b7e-9a51-2f8c6e0d1a23";
+pub const CERT_BASE: &str = "https://s3.amazonaws.com/echo.api/";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn storage(data_dir: &Path) -> StorageArgs {
+    StorageArgs { data_dir: data_dir.to_owned(), models: repo().join("models"), intents: repo().join("intents") }
+}
+
+/// Logs only when TEST_LOG is set.
+pub fn init_tracing() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_env_filter("debug").with_test_writer().try_init();
+        }
+    });
+}
+
+/// A certificate chain (PEM, signing certificate first) and the signing key.
+pub struct Signer {
+    pub chain_pem: String,
+    key: RsaKeyPair,
+}
+
+impl Signer {
+    pub fn sign(&self, body: &[u8]) -> String {
+        let mut sig = vec![0; self.key.public_modulus_len()];
+        self.key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), body, &mut sig).expect("signing works");
+        base64::engine::general_purpose::STANDARD.encode(sig)
+    }
+}
+
+/// A root, an intermediate, and signing certificates good and bad, all made at test time.
+pub struct Pki {
+    pub root: CertificateDer<'static>,
+    pub good: Signer,
+    pub expired: Signer,
+    pub wrong_name: Signer,
+    pub untrusted: Signer,
+}
+
+fn ca_params(name: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p
+}
+
+fn leaf(name: &str, valid: (OffsetDateTime, OffsetDateTime), issuer: &Issuer<'_, KeyPair>, intermediate_pem: &str) -> Signer {
+    let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut p = CertificateParams::new(vec![name.to_owned()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.not_before = valid.0;
+    p.not_after = valid.1;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = p.signed_by(&key, issuer).unwrap();
+    Signer {
+        chain_pem: format!("{}{}", cert.pem(), intermediate_pem),
+        key: RsaKeyPair::from_pkcs8(&key.serialize_der()).unwrap(),
+    }
+}
+
+pub fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let now = OffsetDateTime::now_utc();
+        let valid = (now - TimeDuration::days(1), now + TimeDuration::days(30));
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let root_params = ca_params("Encore Test Root");
+        let root = root_params.self_signed(&root_key).unwrap();
+        let root_issuer = Issuer::new(root_params, root_key);
+        let inter_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let inter_params = ca_params("Encore Test Intermediate");
+        let inter = inter_params.signed_by(&inter_key, &root_issuer).unwrap();
+        let inter_pem = inter.pem();
+        let inter_issuer = Issuer::new(inter_params, inter_key);
+        let other_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let other_params = ca_params("Somebody Else's Root");
+        let other_pem = other_params.self_signed(&other_key).unwrap().pem();
+        let other_issuer = Issuer::new(other_params, other_key);
+        Pki {
+            root: root.der().clone(),
+            good: leaf("echo-api.amazon.com", valid, &inter_issuer, &inter_pem),
+            expired: leaf("echo-api.amazon.com", (now - TimeDuration::days(60), now - TimeDuration::days(1)), &inter_issuer, &inter_pem),
+            wrong_name: leaf("echo-api.example.com", valid, &inter_issuer, &inter_pem),
+            untrusted: leaf("echo-api.amazon.com", valid, &other_issuer, &other_pem),
+        }
+    })
+}
+
+/// Serves the test chains by URL and counts downloads.
+pub struct StaticFetcher {
+    chains: HashMap<String, String>,
+    pub fetches: AtomicUsize,
+}
+
+#[async_trait]
+impl CertFetcher for StaticFetcher {
+    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, String> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        self.chains.get(url.as_str()).map(|p| p.as_bytes().to_vec()).ok_or_else(|| "HTTP 404".to_owned())
+    }
+}
+
+pub fn fetcher() -> Arc<StaticFetcher> {
+    let pki = pki();
+    let chains = [("good", &pki.good), ("expired", &pki.expired), ("wrong-name", &pki.wrong_name), ("untrusted", &pki.untrusted)]
+        .into_iter()
+        .map(|(name, s)| (format!("{CERT_BASE}{name}.pem"), s.chain_pem.clone()))
+        .collect();
+    Arc::new(StaticFetcher { chains, fetches: AtomicUsize::new(0) })
+}
+
+/// A verifier that trusts only the test root.
+pub fn verifier(fetcher: Arc<StaticFetcher>) -> Verifier {
+    let anchor: TrustAnchor<'static> = webpki::anchor_from_trusted_cert(&pki().root).unwrap().to_owned();
+    Verifier::new(vec![SKILL_ID.to_owned()], vec![anchor], fetcher, Arc::new(SystemClock))
+}
+
+/// A request fixture from tests/fixtures/requests, with `{{TOKEN}}` replaced and the
+/// timestamp set to now.
+pub fn fixture(name: &str, token: &str) -> Value {
+    let path = repo().join("tests/fixtures/requests").join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut v: Value = serde_json::from_str(&text.replace("{{TOKEN}}", token)).unwrap();
+    v["request"]["timestamp"] = Value::String(now_timestamp(0));
+    v
+}
+
+pub fn fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("tests/fixtures/requests"))
+        .unwrap()
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn now_timestamp(offset_secs: i64) -> String {
+    let t = OffsetDateTime::now_utc() + TimeDuration::seconds(offset_secs);
+    t.replace_nanosecond(0).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+pub fn serve_args(no_verify: bool, data_dir: &Path) -> ServeArgs {
+    ServeArgs {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        storage: storage(data_dir),
+        skill_ids: vec![SKILL_ID.to_owned()],
+        no_verify,
+        max_body_bytes: 256 * 1024,
+    }
+}
+
+/// A server on a real listener (port 0), stopped when dropped.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(data_dir: &Path, verifier: Option<Verifier>) -> TestServer {
+        init_tracing();
+        let args = serve_args(verifier.is_none(), data_dir);
+        let parts = Parts::load(&args.storage).unwrap();
+        let app = Application::with_parts(&args, parts, verifier).await.unwrap();
+        let addr = app.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        TestServer { addr, stop: Some(tx), task: Some(task) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops gracefully and waits until the store is closed.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// POSTs `body` to /alexa, signed with `signer` and served from `cert` (a name under CERT_BASE).
+pub async fn post_signed(client: &reqwest::Client, server: &TestServer, body: &Value, signer: &Signer, cert: &str) -> reqwest::Response {
+    let bytes = serde_json::to_vec(body).unwrap();
+    client
+        .post(server.url("/alexa"))
+        .header("SignatureCertChainUrl", format!("{CERT_BASE}{cert}.pem"))
+        .header("Signature-256", signer.sign(&bytes))
+        .header("Content-Type", "application/json")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
