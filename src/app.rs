@@ -33,14 +33,24 @@ impl Parts {
     pub fn with_store(storage: &StorageArgs, store: Arc<dyn ProfileStore>) -> anyhow::Result<Self> {
         let catalog = Catalog::load(&storage.models).context("loading the catalog")?;
         let open_values = HashMap::from([("AMAZON.Musician".to_owned(), catalog.artists())]);
-        let model = InteractionModel::load(&storage.intents, &open_values).context("loading the interaction model")?;
-        let recommender: Arc<dyn Recommender> = Arc::new(CatalogRecommender::new(Arc::new(catalog)));
-        Ok(Parts { service: Arc::new(Service::new(store.clone(), recommender)), model: Arc::new(model), store })
+        let model = InteractionModel::load(&storage.intents, &open_values)
+            .context("loading the interaction model")?;
+        let recommender: Arc<dyn Recommender> =
+            Arc::new(CatalogRecommender::new(Arc::new(catalog)));
+        Ok(Parts {
+            service: Arc::new(Service::new(store.clone(), recommender)),
+            model: Arc::new(model),
+            store,
+        })
     }
 }
 
 /// The router over `parts`, for a listener or for in-process tests.
-pub fn build_router(parts: &Parts, verifier: Option<Verifier>, max_body_bytes: usize) -> axum::Router {
+pub fn build_router(
+    parts: &Parts,
+    verifier: Option<Verifier>,
+    max_body_bytes: usize,
+) -> axum::Router {
     let skill = Skill::new(parts.service.clone(), parts.model.clone(), verifier);
     http::router(AppState(Arc::new(App { skill })), max_body_bytes)
 }
@@ -61,7 +71,10 @@ impl Application {
             tracing::warn!("request verification is OFF: for local development only");
             None
         } else {
-            Some(Verifier::production(settings.skill_ids.clone()).context("building the certificate fetcher")?)
+            Some(
+                Verifier::production(settings.skill_ids.clone())
+                    .context("building the certificate fetcher")?,
+            )
         };
         let parts = Parts::load(&settings.storage)?;
         Self::with_parts(settings, parts, verifier).await
@@ -69,23 +82,38 @@ impl Application {
 
     /// Builds from ready parts and a verifier of the caller's choosing (tests inject one
     /// that trusts their own CA).
-    pub async fn with_parts(settings: &ServeArgs, parts: Parts, verifier: Option<Verifier>) -> anyhow::Result<Self> {
+    pub async fn with_parts(
+        settings: &ServeArgs,
+        parts: Parts,
+        verifier: Option<Verifier>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.addr)
             .await
             .with_context(|| format!("binding {}", settings.addr))?;
         let router = build_router(&parts, verifier, settings.max_body_bytes);
-        Ok(Application { listener, router, store: parts.store })
+        Ok(Application {
+            listener,
+            router,
+            store: parts.store,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves, lets in-flight requests finish, then makes the
     /// store durable.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "listening");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         self.store.flush().await.context("flushing the store")?;
         tracing::info!("stopped");
         Ok(())

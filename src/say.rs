@@ -4,7 +4,7 @@
 use crate::app::Parts;
 use crate::domain::{Listener, Track};
 use crate::interaction::{self, Intent};
-use crate::service::{Outcome, Playback, PlayBehavior, PlayerState, SessionEffect};
+use crate::service::{Outcome, PlayBehavior, Playback, PlayerState, SessionEffect};
 use crate::settings::SayArgs;
 use crate::skill::speech::{self, Lang};
 use crate::store::EmbeddedStore;
@@ -31,12 +31,22 @@ pub async fn run(args: &SayArgs) -> anyhow::Result<()> {
     let model = parts.model.locale(&args.locale);
     let intent = model.parse(&text);
     let command = interaction::command_for(&intent);
-    let listener = Listener { user_id: args.user.clone(), device_id: TEXT_DEVICE.to_owned(), locale: model.locale.clone() };
-    let outcome = parts.service.handle(&listener, &PlayerState::default(), command).await;
+    let listener = Listener {
+        user_id: args.user.clone(),
+        device_id: TEXT_DEVICE.to_owned(),
+        locale: model.locale.clone(),
+    };
+    let outcome = parts
+        .service
+        .handle(&listener, &PlayerState::default(), command)
+        .await;
     parts.store.flush().await?;
     let lang = Lang::of(&listener.locale);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&as_json(&intent, &outcome, lang))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&as_json(&intent, &outcome, lang))?
+        );
     } else {
         print!("{}", as_text(&outcome, lang));
     }
@@ -58,7 +68,13 @@ pub fn as_json(intent: &Intent, outcome: &Outcome, lang: Lang) -> serde_json::Va
         .map(|(k, v)| (k.clone(), json!({ "heard": v.heard, "id": v.id })))
         .collect();
     let playback = match &outcome.playback {
-        Some(Playback::Play { behavior, token, track, offset_ms, .. }) => json!({
+        Some(Playback::Play {
+            behavior,
+            token,
+            track,
+            offset_ms,
+            ..
+        }) => json!({
             "action": "play",
             "behavior": match behavior { PlayBehavior::ReplaceAll => "REPLACE_ALL", PlayBehavior::Enqueue => "ENQUEUE", PlayBehavior::ReplaceEnqueued => "REPLACE_ENQUEUED" },
             "token": token, "offset_ms": offset_ms, "track": track_json(track),
@@ -87,14 +103,29 @@ pub fn as_text(outcome: &Outcome, lang: Lang) -> String {
         out += &format!("{}\n", speech::words(reply, lang).speech);
     }
     match &outcome.playback {
-        Some(Playback::Play { track, offset_ms, .. }) => {
-            out += &format!("  ▶ {} — {} [{}, {}]", track.title, track.artist, track.genre, minutes(track.duration_ms));
+        Some(Playback::Play {
+            track, offset_ms, ..
+        }) => {
+            out += &format!(
+                "  ▶ {} — {} [{}, {}]",
+                track.title,
+                track.artist,
+                track.genre,
+                minutes(track.duration_ms)
+            );
             if *offset_ms > 0 {
                 out += &format!(" from {}", minutes(*offset_ms));
             }
             out += "\n";
             for (i, t) in outcome.upcoming.iter().enumerate() {
-                out += &format!("  {}. {} — {} [{}, {}]\n", i + 2, t.title, t.artist, t.genre, minutes(t.duration_ms));
+                out += &format!(
+                    "  {}. {} — {} [{}, {}]\n",
+                    i + 2,
+                    t.title,
+                    t.artist,
+                    t.genre,
+                    minutes(t.duration_ms)
+                );
             }
         }
         Some(Playback::Stop) => out += "  ■ stopped\n",

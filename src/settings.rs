@@ -109,7 +109,9 @@ pub struct SayArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("request verification is on but no skill id is configured: pass --skill-id (ENCORE_SKILL_ID), or --no-verify for local development")]
+    #[error(
+        "request verification is on but no skill id is configured: pass --skill-id (ENCORE_SKILL_ID), or --no-verify for local development"
+    )]
     NoSkillId,
     #[error("--max-body-bytes must be at least 1024")]
     BodyLimit,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestServer, fixture, fetcher, pki, post_signed, verifier};
+use common::{TestServer, fetcher, fixture, pki, post_signed, verifier};
 use serde_json::Value;
 
 struct Echo {
@@ -29,12 +29,20 @@ impl Echo {
 
 fn play(r: &Value) -> (&str, String, String, u64) {
     let d = &r["response"]["directives"][0];
-    assert_eq!(d["type"], "AudioPlayer.Play", "expected a Play directive: {r}");
+    assert_eq!(
+        d["type"], "AudioPlayer.Play",
+        "expected a Play directive: {r}"
+    );
     let stream = &d["audioItem"]["stream"];
     (
         d["playBehavior"].as_str().unwrap(),
         stream["token"].as_str().unwrap().to_owned(),
-        d["audioItem"]["metadata"]["title"].as_str().unwrap().to_owned() + " / " + d["audioItem"]["metadata"]["subtitle"].as_str().unwrap(),
+        d["audioItem"]["metadata"]["title"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+            + " / "
+            + d["audioItem"]["metadata"]["subtitle"].as_str().unwrap(),
         stream["offsetInMilliseconds"].as_u64().unwrap(),
     )
 }
@@ -51,7 +59,10 @@ fn is_empty(r: &Value) -> bool {
 async fn a_listener_plays_pauses_resumes_skips_likes_and_stops() {
     let dir = tempfile::tempdir().unwrap();
     let f = fetcher();
-    let echo = Echo { client: reqwest::Client::new(), server: TestServer::start(dir.path(), Some(verifier(f.clone()))).await };
+    let echo = Echo {
+        client: reqwest::Client::new(),
+        server: TestServer::start(dir.path(), Some(verifier(f.clone()))).await,
+    };
 
     // "Alexa, open Encore"
     let r = echo.send("launch", "", None).await;
@@ -67,31 +78,52 @@ async fn a_listener_plays_pauses_resumes_skips_likes_and_stops() {
 
     // The device starts the stream, and near its end asks for the next one.
     assert!(is_empty(&echo.send("playback_started", &t1, Some(0)).await));
-    let r = echo.send("playback_nearly_finished", &t1, Some(180_000)).await;
+    let r = echo
+        .send("playback_nearly_finished", &t1, Some(180_000))
+        .await;
     let (behavior, t2, track2, _) = play(&r);
     assert_eq!(behavior, "ENQUEUE");
-    assert_eq!(r["response"]["directives"][0]["audioItem"]["stream"]["expectedPreviousToken"], t1.as_str());
+    assert_eq!(
+        r["response"]["directives"][0]["audioItem"]["stream"]["expectedPreviousToken"],
+        t1.as_str()
+    );
     assert_ne!(track2, track1);
-    assert!(r["response"].get("outputSpeech").is_none() && r["response"].get("shouldEndSession").is_none());
-    assert!(is_empty(&echo.send("playback_finished", &t1, Some(212_000)).await));
+    assert!(
+        r["response"].get("outputSpeech").is_none()
+            && r["response"].get("shouldEndSession").is_none()
+    );
+    assert!(is_empty(
+        &echo.send("playback_finished", &t1, Some(212_000)).await
+    ));
     assert!(is_empty(&echo.send("playback_started", &t2, Some(0)).await));
 
     // "what's playing?"
     let r = echo.send("what_is_playing", &t2, Some(5_000)).await;
     let (title, artist) = track2.split_once(" / ").unwrap();
-    assert!(speech(&r).contains(title) && speech(&r).contains(artist), "{r}");
+    assert!(
+        speech(&r).contains(title) && speech(&r).contains(artist),
+        "{r}"
+    );
 
     // "pause": the stream stops, the device reports where.
     let r = echo.send("pause", &t2, Some(61_000)).await;
     assert_eq!(r["response"]["directives"][0]["type"], "AudioPlayer.Stop");
     assert_eq!(r["response"]["shouldEndSession"], true);
-    assert!(r["response"].get("outputSpeech").is_none(), "pausing says nothing");
-    assert!(is_empty(&echo.send("playback_stopped", &t2, Some(61_000)).await));
+    assert!(
+        r["response"].get("outputSpeech").is_none(),
+        "pausing says nothing"
+    );
+    assert!(is_empty(
+        &echo.send("playback_stopped", &t2, Some(61_000)).await
+    ));
 
     // "resume": the same track, where it stopped.
     let r = echo.send("resume", &t2, Some(61_000)).await;
     let (behavior, t2b, track, offset) = play(&r);
-    assert_eq!((behavior, track.as_str(), offset), ("REPLACE_ALL", track2.as_str(), 61_000));
+    assert_eq!(
+        (behavior, track.as_str(), offset),
+        ("REPLACE_ALL", track2.as_str(), 61_000)
+    );
     assert_ne!(t2b, t2, "every Play gets a fresh token");
 
     // "next", then "previous"
@@ -106,7 +138,10 @@ async fn a_listener_plays_pauses_resumes_skips_likes_and_stops() {
     // "I like this song"
     let r = echo.send("like", &t4, Some(2_000)).await;
     assert!(speech(&r).contains("Glad you like"), "{r}");
-    assert!(r["response"].get("directives").is_none(), "liking does not interrupt the music");
+    assert!(
+        r["response"].get("directives").is_none(),
+        "liking does not interrupt the music"
+    );
 
     // The stream fails: the next track starts.
     let r = echo.send("playback_failed", &t4, None).await;
@@ -117,23 +152,37 @@ async fn a_listener_plays_pauses_resumes_skips_likes_and_stops() {
     let r = echo.send("stop", &t5, Some(30_000)).await;
     assert_eq!(r["response"]["directives"][0]["type"], "AudioPlayer.Stop");
     assert_eq!(r["response"]["shouldEndSession"], true);
-    assert!(is_empty(&echo.send("playback_stopped", &t5, Some(30_000)).await));
+    assert!(is_empty(
+        &echo.send("playback_stopped", &t5, Some(30_000)).await
+    ));
     assert!(is_empty(&echo.send("session_ended", "", None).await));
 
     // After a restart the listener's queue is still there: "resume" picks up where it stopped.
     echo.server.stop().await;
-    let echo = Echo { client: reqwest::Client::new(), server: TestServer::start(dir.path(), Some(verifier(f))).await };
+    let echo = Echo {
+        client: reqwest::Client::new(),
+        server: TestServer::start(dir.path(), Some(verifier(f))).await,
+    };
     let r = echo.send("controller_play", &t5, Some(30_000)).await;
     let (behavior, _, track, offset) = play(&r);
-    assert_eq!((behavior, track.as_str(), offset), ("REPLACE_ALL", track3.as_str(), 30_000));
-    assert!(r["response"].get("outputSpeech").is_none(), "PlaybackController requests get no speech");
+    assert_eq!(
+        (behavior, track.as_str(), offset),
+        ("REPLACE_ALL", track3.as_str(), 30_000)
+    );
+    assert!(
+        r["response"].get("outputSpeech").is_none(),
+        "PlaybackController requests get no speech"
+    );
     echo.server.stop().await;
 }
 
 #[tokio::test]
 async fn a_disliked_track_is_skipped_and_never_comes_back() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = Echo { client: reqwest::Client::new(), server: TestServer::start(dir.path(), Some(verifier(fetcher()))).await };
+    let echo = Echo {
+        client: reqwest::Client::new(),
+        server: TestServer::start(dir.path(), Some(verifier(fetcher()))).await,
+    };
     let (_, t1, track1, _) = play(&echo.send("play_mood_er", "", None).await);
     let r = echo.send("dislike", &t1, Some(3_000)).await;
     assert!(speech(&r).contains("play that one again"), "{r}");
@@ -149,7 +198,10 @@ async fn a_disliked_track_is_skipped_and_never_comes_back() {
 #[tokio::test]
 async fn shuffle_and_loop_answer_and_keep_playing_from_the_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = Echo { client: reqwest::Client::new(), server: TestServer::start(dir.path(), Some(verifier(fetcher()))).await };
+    let echo = Echo {
+        client: reqwest::Client::new(),
+        server: TestServer::start(dir.path(), Some(verifier(fetcher()))).await,
+    };
     let (_, t1, _, _) = play(&echo.send("play_genre", "", None).await);
     let r = echo.send("shuffle_on", &t1, Some(1_000)).await;
     assert!(speech(&r).contains("Shuffle is on"));
@@ -159,7 +211,10 @@ async fn shuffle_and_loop_answer_and_keep_playing_from_the_queue() {
     let mut seen = std::collections::HashSet::new();
     for _ in 0..10 {
         let (_, t, track, _) = play(&echo.send("next", &token, Some(1_000)).await);
-        assert!(seen.insert(track.clone()), "shuffle repeated {track} within ten skips");
+        assert!(
+            seen.insert(track.clone()),
+            "shuffle repeated {track} within ten skips"
+        );
         token = t;
     }
     echo.server.stop().await;

@@ -9,21 +9,38 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 fn model() -> InteractionModel {
-    let artists = HashMap::from([("AMAZON.Musician".to_owned(), vec!["Theo Dubois".to_owned(), "Neon Embers".to_owned()])]);
+    let artists = HashMap::from([(
+        "AMAZON.Musician".to_owned(),
+        vec!["Theo Dubois".to_owned(), "Neon Embers".to_owned()],
+    )]);
     InteractionModel::load(&common::repo().join("intents"), &artists).unwrap()
 }
 
 fn check(model: &LocaleModel, utterance: &str, intent: &str, slots: &str) -> Result<(), String> {
     let parsed = model.parse(utterance);
     if parsed.name != intent {
-        return Err(format!("{utterance:?}: expected {intent}, got {} {:?}", parsed.name, parsed.slots));
+        return Err(format!(
+            "{utterance:?}: expected {intent}, got {} {:?}",
+            parsed.name, parsed.slots
+        ));
     }
     for pair in slots.split(',').filter(|p| !p.trim().is_empty()) {
-        let (slot, id) = pair.split_once('=').ok_or_else(|| format!("bad slot spec {pair:?}"))?;
-        let fill = parsed.slots.get(slot.trim()).ok_or_else(|| format!("{utterance:?}: slot {slot} missing"))?;
-        let ok = if id == "*" { fill.heard.is_some() } else { fill.id.as_deref() == Some(id.trim()) };
+        let (slot, id) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("bad slot spec {pair:?}"))?;
+        let fill = parsed
+            .slots
+            .get(slot.trim())
+            .ok_or_else(|| format!("{utterance:?}: slot {slot} missing"))?;
+        let ok = if id == "*" {
+            fill.heard.is_some()
+        } else {
+            fill.id.as_deref() == Some(id.trim())
+        };
         if !ok {
-            return Err(format!("{utterance:?}: slot {slot} expected {id}, got {fill:?}"));
+            return Err(format!(
+                "{utterance:?}: slot {slot} expected {id}, got {fill:?}"
+            ));
         }
     }
     Ok(())
@@ -36,10 +53,14 @@ fn every_locale_understands_its_test_utterances() {
     let mut checked = 0;
     for locale in model.locales().map(str::to_owned).collect::<Vec<_>>() {
         let path = common::repo().join(format!("tests/nlu/{locale}.tsv"));
-        let table = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("every shipped locale needs {}", path.display()));
+        let table = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("every shipped locale needs {}", path.display()));
         let m = model.locale(&locale);
         assert_eq!(m.locale, locale);
-        for line in table.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        for line in table
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
             let cols: Vec<&str> = line.split('\t').collect();
             checked += 1;
             if let Err(e) = check(m, cols[0], cols[1], cols.get(2).copied().unwrap_or("")) {
@@ -48,7 +69,12 @@ fn every_locale_understands_its_test_utterances() {
         }
     }
     assert!(checked > 60, "only {checked} utterances checked");
-    assert!(failures.is_empty(), "{} of {checked} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Every sample utterance, with each slot filled by each of its type's values, parses back to
@@ -66,13 +92,40 @@ fn every_sample_utterance_parses_back_to_its_intent() {
             if ty == "AMAZON.Musician" {
                 return vec![("Theo Dubois".into(), "Theo Dubois".into())];
             }
-            let t = lm["types"].as_array().unwrap().iter().find(|t| t["name"] == ty).unwrap();
-            t["values"].as_array().unwrap().iter().map(|v| (v["name"]["value"].as_str().unwrap().to_owned(), v["id"].as_str().unwrap().to_owned())).collect()
+            let t = lm["types"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == ty)
+                .unwrap();
+            t["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| {
+                    (
+                        v["name"]["value"].as_str().unwrap().to_owned(),
+                        v["id"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
         };
         let m = model.locale(&locale);
         for intent in lm["intents"].as_array().unwrap() {
             let name = intent["name"].as_str().unwrap();
-            let slots: Vec<(String, String)> = intent["slots"].as_array().map(|a| a.iter().map(|s| (s["name"].as_str().unwrap().to_owned(), s["type"].as_str().unwrap().to_owned())).collect()).unwrap_or_default();
+            let slots: Vec<(String, String)> = intent["slots"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| {
+                            (
+                                s["name"].as_str().unwrap().to_owned(),
+                                s["type"].as_str().unwrap().to_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             for sample in intent["samples"].as_array().unwrap() {
                 let sample = sample.as_str().unwrap();
                 match slots.first() {
@@ -97,7 +150,18 @@ fn every_sample_utterance_parses_back_to_its_intent() {
     }
     assert!(checked > 1000, "only {checked} samples checked");
     let share = failures.len() as f64 / checked as f64;
-    assert!(failures.is_empty(), "{} of {checked} ({:.1}%) failed, first ones:\n{}", failures.len(), share * 100.0, failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} ({:.1}%) failed, first ones:\n{}",
+        failures.len(),
+        share * 100.0,
+        failures
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]

@@ -21,7 +21,10 @@ fn harness() -> Harness {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let parts = Parts::load(&common::storage(dir.path())).unwrap();
-    Harness { router: build_router(&parts, None, 64 * 1024), _dir: dir }
+    Harness {
+        router: build_router(&parts, None, 64 * 1024),
+        _dir: dir,
+    }
 }
 
 fn schema() -> &'static jsonschema::Validator {
@@ -34,15 +37,34 @@ fn schema() -> &'static jsonschema::Validator {
 }
 
 fn assert_valid(name: &str, response: &Value) {
-    let errors: Vec<String> = schema().iter_errors(response).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{name}: response does not match the ask-sdk-model schema:\n{}\n{response:#}", errors.join("\n"));
+    let errors: Vec<String> = schema()
+        .iter_errors(response)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{name}: response does not match the ask-sdk-model schema:\n{}\n{response:#}",
+        errors.join("\n")
+    );
 }
 
 async fn post(h: &Harness, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
-    let request = Request::post("/alexa").header("content-type", "application/json").body(Body::from(body)).unwrap();
+    let request = Request::post("/alexa")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
     let response = h.router.clone().oneshot(request).await.unwrap();
     let status = response.status();
-    (status, response.into_body().collect().await.unwrap().to_bytes().to_vec())
+    (
+        status,
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
 }
 
 async fn ask(h: &Harness, request: &Value) -> Value {
@@ -59,7 +81,10 @@ fn speech(r: &Value) -> &str {
 /// Starts playback and returns the token of the first track.
 async fn start_playing(h: &Harness) -> String {
     let r = ask(h, &common::fixture("play_mood_er", "")).await;
-    r["response"]["directives"][0]["audioItem"]["stream"]["token"].as_str().unwrap().to_owned()
+    r["response"]["directives"][0]["audioItem"]["stream"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -75,30 +100,53 @@ async fn every_fixture_gets_a_valid_response_its_type_allows() {
         assert_valid(&name, &response);
         assert_eq!(response["version"], "1.0");
         let r = &response["response"];
-        let device_report = kind.starts_with("AudioPlayer.") || kind.starts_with("PlaybackController.");
+        let device_report =
+            kind.starts_with("AudioPlayer.") || kind.starts_with("PlaybackController.");
         if device_report {
             for field in ["outputSpeech", "card", "reprompt", "shouldEndSession"] {
-                assert!(r.get(field).is_none(), "{name}: a {kind} response must not carry {field}: {r}");
+                assert!(
+                    r.get(field).is_none(),
+                    "{name}: a {kind} response must not carry {field}: {r}"
+                );
             }
-        } else if matches!(kind.as_str(), "SessionEndedRequest" | "System.ExceptionEncountered") || !kind.contains("Request") {
-            assert_eq!(r, &serde_json::json!({}), "{name}: {kind} gets an empty response");
+        } else if matches!(
+            kind.as_str(),
+            "SessionEndedRequest" | "System.ExceptionEncountered"
+        ) || !kind.contains("Request")
+        {
+            assert_eq!(
+                r,
+                &serde_json::json!({}),
+                "{name}: {kind} gets an empty response"
+            );
         } else {
             assert!(r["shouldEndSession"].is_boolean(), "{name}: {r}");
             if r["shouldEndSession"] == false {
-                assert!(r["outputSpeech"].is_object() && r["reprompt"].is_object(), "{name}: an open session asks something: {r}");
+                assert!(
+                    r["outputSpeech"].is_object() && r["reprompt"].is_object(),
+                    "{name}: an open session asks something: {r}"
+                );
             } else if name != "navigate_home" {
-                assert!(r["outputSpeech"].is_object() || r["directives"].is_array(), "{name}: {kind} should answer something: {r}");
+                assert!(
+                    r["outputSpeech"].is_object() || r["directives"].is_array(),
+                    "{name}: {kind} should answer something: {r}"
+                );
             }
         }
         for d in r["directives"].as_array().into_iter().flatten() {
             if d["type"] == "AudioPlayer.Play" {
                 let stream = &d["audioItem"]["stream"];
-                assert!(stream["url"].as_str().unwrap().starts_with("https://"), "{name}: stream URL must be HTTPS");
+                assert!(
+                    stream["url"].as_str().unwrap().starts_with("https://"),
+                    "{name}: stream URL must be HTTPS"
+                );
                 assert!(stream["token"].as_str().unwrap().len() < 1024);
             }
         }
         if let Some(s) = r["outputSpeech"]["ssml"].as_str() {
-            assert!(s.starts_with("<speak>") && s.ends_with("</speak>") && s.chars().count() <= 8000);
+            assert!(
+                s.starts_with("<speak>") && s.ends_with("</speak>") && s.chars().count() <= 8000
+            );
         }
     }
 }
@@ -122,7 +170,10 @@ async fn play_mood_speaks_and_starts_a_mood_consistent_track() {
 async fn slot_values_resolve_through_synonyms_without_entity_resolution() {
     let h = harness();
     let r = ask(&h, &common::fixture("play_mood_synonym", "")).await;
-    assert!(speech(&r).contains("relaxing"), "'calm' is a synonym of relaxing: {r}");
+    assert!(
+        speech(&r).contains("relaxing"),
+        "'calm' is a synonym of relaxing: {r}"
+    );
     assert_eq!(r["response"]["directives"][0]["type"], "AudioPlayer.Play");
 }
 
@@ -163,7 +214,13 @@ async fn malformed_json_is_refused_with_a_clear_json_error() {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let error: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(error["error"]["code"], "bad_request");
-        assert!(error["error"]["message"].as_str().unwrap().starts_with("malformed request"), "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("malformed request"),
+            "{error}"
+        );
     }
 }
 
@@ -182,8 +239,16 @@ async fn an_oversize_body_is_refused_with_413() {
 async fn reports_about_a_stale_token_change_nothing() {
     let h = harness();
     start_playing(&h).await;
-    let r = ask(&h, &common::fixture("playback_nearly_finished", "0000dead:1:0:not-a-track")).await;
-    assert_eq!(r["response"], serde_json::json!({}), "no directive for a queue we did not make");
+    let r = ask(
+        &h,
+        &common::fixture("playback_nearly_finished", "0000dead:1:0:not-a-track"),
+    )
+    .await;
+    assert_eq!(
+        r["response"],
+        serde_json::json!({}),
+        "no directive for a queue we did not make"
+    );
 }
 
 /// The schema check can fail: a misspelled field or a wrong enum value is caught.
@@ -199,6 +264,9 @@ fn the_schema_rejects_what_the_platform_would_reject() {
     wrong_enum["response"]["directives"][0]["playBehavior"] = "ENQUEUE_LATER".into();
     assert!(!schema().is_valid(&wrong_enum));
     let mut no_token = good;
-    no_token["response"]["directives"][0]["audioItem"]["stream"].as_object_mut().unwrap().remove("token");
+    no_token["response"]["directives"][0]["audioItem"]["stream"]
+        .as_object_mut()
+        .unwrap()
+        .remove("token");
     assert!(!schema().is_valid(&no_token));
 }

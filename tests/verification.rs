@@ -3,11 +3,15 @@
 
 mod common;
 
-use common::{TestServer, fixture, fetcher, pki, post_signed, verifier};
+use common::{TestServer, fetcher, fixture, pki, post_signed, verifier};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 
-async fn server() -> (TestServer, std::sync::Arc<common::StaticFetcher>, tempfile::TempDir) {
+async fn server() -> (
+    TestServer,
+    std::sync::Arc<common::StaticFetcher>,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let f = fetcher();
     let s = TestServer::start(dir.path(), Some(verifier(f.clone()))).await;
@@ -18,7 +22,10 @@ async fn refused(response: reqwest::Response, reason: &str) {
     assert_eq!(response.status(), 400, "expected a refusal for {reason}");
     let body: Value = response.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains(reason), "expected {reason:?} in {message:?}");
+    assert!(
+        message.contains(reason),
+        "expected {reason:?} in {message:?}"
+    );
 }
 
 #[tokio::test]
@@ -28,7 +35,12 @@ async fn a_correctly_signed_request_is_answered() {
     let r = post_signed(&client, &s, &fixture("launch", ""), &pki().good, "good").await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert!(body["response"]["outputSpeech"]["ssml"].as_str().unwrap().contains("Welcome"));
+    assert!(
+        body["response"]["outputSpeech"]["ssml"]
+            .as_str()
+            .unwrap()
+            .contains("Welcome")
+    );
 }
 
 #[tokio::test]
@@ -36,7 +48,14 @@ async fn a_signature_by_another_key_is_refused() {
     let (s, _, _d) = server().await;
     let client = reqwest::Client::new();
     // Signed by the untrusted chain's key, but pointing at the good chain.
-    let r = post_signed(&client, &s, &fixture("launch", ""), &pki().untrusted, "good").await;
+    let r = post_signed(
+        &client,
+        &s,
+        &fixture("launch", ""),
+        &pki().untrusted,
+        "good",
+    )
+    .await;
     refused(r, "signature does not match").await;
 }
 
@@ -50,7 +69,10 @@ async fn a_body_changed_after_signing_is_refused() {
     tampered[at] = b'l';
     let r = reqwest::Client::new()
         .post(s.url("/alexa"))
-        .header("SignatureCertChainUrl", format!("{}good.pem", common::CERT_BASE))
+        .header(
+            "SignatureCertChainUrl",
+            format!("{}good.pem", common::CERT_BASE),
+        )
         .header("Signature-256", signature)
         .body(tampered)
         .send()
@@ -64,13 +86,30 @@ async fn missing_headers_and_garbage_signatures_are_refused() {
     let (s, _, _d) = server().await;
     let client = reqwest::Client::new();
     let body = serde_json::to_vec(&fixture("launch", "")).unwrap();
-    let r = client.post(s.url("/alexa")).body(body.clone()).send().await.unwrap();
+    let r = client
+        .post(s.url("/alexa"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     refused(r, "missing header SignatureCertChainUrl").await;
-    let r = client.post(s.url("/alexa")).header("SignatureCertChainUrl", format!("{}good.pem", common::CERT_BASE)).body(body.clone()).send().await.unwrap();
+    let r = client
+        .post(s.url("/alexa"))
+        .header(
+            "SignatureCertChainUrl",
+            format!("{}good.pem", common::CERT_BASE),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     refused(r, "missing header Signature-256").await;
     let r = client
         .post(s.url("/alexa"))
-        .header("SignatureCertChainUrl", format!("{}good.pem", common::CERT_BASE))
+        .header(
+            "SignatureCertChainUrl",
+            format!("{}good.pem", common::CERT_BASE),
+        )
         .header("Signature-256", "!!not base64!!")
         .body(body)
         .send()
@@ -86,19 +125,51 @@ async fn wrong_certificate_urls_are_refused_without_downloading_anything() {
     let body = serde_json::to_vec(&fixture("launch", "")).unwrap();
     let signature = pki().good.sign(&body);
     let urls = [
-        ("http://s3.amazonaws.com/echo.api/good.pem", "scheme is not https"),
-        ("https://notamazon.com/echo.api/good.pem", "host is not s3.amazonaws.com"),
-        ("https://s3.amazonaws.com.evil.example/echo.api/good.pem", "host is not s3.amazonaws.com"),
-        ("https://s3.amazonaws.com/EcHo.aPi/good.pem", "path is not under /echo.api/"),
-        ("https://s3.amazonaws.com/invalid.path/good.pem", "path is not under /echo.api/"),
-        ("https://s3.amazonaws.com/echo.api/../invalid.path/good.pem", "path is not under /echo.api/"),
-        ("https://s3.amazonaws.com:563/echo.api/good.pem", "port is not 443"),
+        (
+            "http://s3.amazonaws.com/echo.api/good.pem",
+            "scheme is not https",
+        ),
+        (
+            "https://notamazon.com/echo.api/good.pem",
+            "host is not s3.amazonaws.com",
+        ),
+        (
+            "https://s3.amazonaws.com.evil.example/echo.api/good.pem",
+            "host is not s3.amazonaws.com",
+        ),
+        (
+            "https://s3.amazonaws.com/EcHo.aPi/good.pem",
+            "path is not under /echo.api/",
+        ),
+        (
+            "https://s3.amazonaws.com/invalid.path/good.pem",
+            "path is not under /echo.api/",
+        ),
+        (
+            "https://s3.amazonaws.com/echo.api/../invalid.path/good.pem",
+            "path is not under /echo.api/",
+        ),
+        (
+            "https://s3.amazonaws.com:563/echo.api/good.pem",
+            "port is not 443",
+        ),
     ];
     for (url, reason) in urls {
-        let r = client.post(s.url("/alexa")).header("SignatureCertChainUrl", url).header("Signature-256", &signature).body(body.clone()).send().await.unwrap();
+        let r = client
+            .post(s.url("/alexa"))
+            .header("SignatureCertChainUrl", url)
+            .header("Signature-256", &signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
         refused(r, reason).await;
     }
-    assert_eq!(f.fetches.load(Ordering::SeqCst), 0, "no refused URL is fetched");
+    assert_eq!(
+        f.fetches.load(Ordering::SeqCst),
+        0,
+        "no refused URL is fetched"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +183,14 @@ async fn equivalent_certificate_urls_are_accepted() {
         "https://s3.amazonaws.com:443/echo.api/good.pem",
         "https://s3.amazonaws.com/echo.api/../echo.api/good.pem",
     ] {
-        let r = client.post(s.url("/alexa")).header("SignatureCertChainUrl", url).header("Signature-256", &signature).body(body.clone()).send().await.unwrap();
+        let r = client
+            .post(s.url("/alexa"))
+            .header("SignatureCertChainUrl", url)
+            .header("Signature-256", &signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{url}");
     }
 }
@@ -122,10 +200,26 @@ async fn bad_certificates_are_refused() {
     let (s, _, _d) = server().await;
     let client = reqwest::Client::new();
     let launch = fixture("launch", "");
-    refused(post_signed(&client, &s, &launch, &pki().expired, "expired").await, "outside its validity dates").await;
-    refused(post_signed(&client, &s, &launch, &pki().wrong_name, "wrong-name").await, "not issued to echo-api.amazon.com").await;
-    refused(post_signed(&client, &s, &launch, &pki().untrusted, "untrusted").await, "signing certificate refused").await;
-    refused(post_signed(&client, &s, &launch, &pki().good, "missing").await, "could not be fetched").await;
+    refused(
+        post_signed(&client, &s, &launch, &pki().expired, "expired").await,
+        "outside its validity dates",
+    )
+    .await;
+    refused(
+        post_signed(&client, &s, &launch, &pki().wrong_name, "wrong-name").await,
+        "not issued to echo-api.amazon.com",
+    )
+    .await;
+    refused(
+        post_signed(&client, &s, &launch, &pki().untrusted, "untrusted").await,
+        "signing certificate refused",
+    )
+    .await;
+    refused(
+        post_signed(&client, &s, &launch, &pki().good, "missing").await,
+        "could not be fetched",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -144,7 +238,11 @@ async fn stale_and_future_timestamps_are_refused_but_small_skew_is_allowed() {
     }
     let mut request = fixture("launch", "");
     request["request"]["timestamp"] = "yesterday".into();
-    refused(post_signed(&client, &s, &request, &pki().good, "good").await, "timestamp").await;
+    refused(
+        post_signed(&client, &s, &request, &pki().good, "good").await,
+        "timestamp",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -152,8 +250,13 @@ async fn a_request_for_another_skill_is_refused() {
     let (s, _, _d) = server().await;
     let client = reqwest::Client::new();
     let mut request = fixture("launch", "");
-    request["context"]["System"]["application"]["applicationId"] = "amzn1.ask.skill.somebody-else".into();
-    refused(post_signed(&client, &s, &request, &pki().good, "good").await, "another skill").await;
+    request["context"]["System"]["application"]["applicationId"] =
+        "amzn1.ask.skill.somebody-else".into();
+    refused(
+        post_signed(&client, &s, &request, &pki().good, "good").await,
+        "another skill",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -9,7 +9,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn handle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -25,7 +29,11 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Res
         body: &body,
     };
     match state.0.skill.handle(request).await {
-        Ok(envelope) => ([(header::CONTENT_TYPE, "application/json")], envelope.to_bytes()).into_response(),
+        Ok(envelope) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            envelope.to_bytes(),
+        )
+            .into_response(),
         Err(rejection) => {
             tracing::warn!(reason = rejection.label(), detail = %rejection, "alexa request refused");
             ApiError::BadRequest(rejection.to_string()).into_response()

@@ -11,9 +11,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -96,24 +102,54 @@ impl InteractionModel {
     /// Loads `dir/interactionModels/custom/*.json` and `dir/builtins/<locale>.json`.
     /// `open_values` lists known values of open slot types (e.g. catalog artists for
     /// `AMAZON.Musician`), used by the text parser only.
-    pub fn load(dir: &Path, open_values: &HashMap<String, Vec<String>>) -> Result<Self, ModelError> {
+    pub fn load(
+        dir: &Path,
+        open_values: &HashMap<String, Vec<String>>,
+    ) -> Result<Self, ModelError> {
         let custom = dir.join("interactionModels").join("custom");
-        let entries = std::fs::read_dir(&custom).map_err(|source| ModelError::Io { path: custom.clone(), source })?;
+        let entries = std::fs::read_dir(&custom).map_err(|source| ModelError::Io {
+            path: custom.clone(),
+            source,
+        })?;
         let mut locales = BTreeMap::new();
         for entry in entries {
-            let path = entry.map_err(|source| ModelError::Io { path: custom.clone(), source })?.path();
-            let Some(locale) = path.file_stem().and_then(|s| s.to_str()).filter(|_| path.extension().is_some_and(|e| e == "json")) else {
+            let path = entry
+                .map_err(|source| ModelError::Io {
+                    path: custom.clone(),
+                    source,
+                })?
+                .path();
+            let Some(locale) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .filter(|_| path.extension().is_some_and(|e| e == "json"))
+            else {
                 continue;
             };
             let file: ModelFile = read_json(&path)?;
             let builtins_path = dir.join("builtins").join(format!("{locale}.json"));
-            let builtins: BTreeMap<String, Vec<String>> = if builtins_path.exists() { read_json(&builtins_path)? } else { BTreeMap::new() };
-            let model = LocaleModel::build(locale, file.interaction_model.language_model, builtins, open_values)
-                .map_err(|message| ModelError::Invalid { path: path.clone(), message })?;
+            let builtins: BTreeMap<String, Vec<String>> = if builtins_path.exists() {
+                read_json(&builtins_path)?
+            } else {
+                BTreeMap::new()
+            };
+            let model = LocaleModel::build(
+                locale,
+                file.interaction_model.language_model,
+                builtins,
+                open_values,
+            )
+            .map_err(|message| ModelError::Invalid {
+                path: path.clone(),
+                message,
+            })?;
             locales.insert(locale.to_owned(), model);
         }
         if !locales.contains_key(DEFAULT_LOCALE) {
-            return Err(ModelError::Invalid { path: custom, message: format!("no {DEFAULT_LOCALE} model") });
+            return Err(ModelError::Invalid {
+                path: custom,
+                message: format!("no {DEFAULT_LOCALE} model"),
+            });
         }
         Ok(InteractionModel { locales })
     }
@@ -136,8 +172,14 @@ impl InteractionModel {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
-    serde_json::from_str(&text).map_err(|source| ModelError::Json { path: path.to_owned(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ModelError::Json {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl LocaleModel {
@@ -160,13 +202,20 @@ impl LocaleModel {
         for (name, samples) in builtins {
             match lm.intents.iter_mut().find(|i| i.name == name) {
                 Some(intent) => intent.samples.extend(samples),
-                None => lm.intents.push(IntentDef { name, slots: Vec::new(), samples }),
+                None => lm.intents.push(IntentDef {
+                    name,
+                    slots: Vec::new(),
+                    samples,
+                }),
             }
         }
         for intent in &lm.intents {
             for slot in &intent.slots {
                 if !slot.type_name.starts_with("AMAZON.") && !values.contains_key(&slot.type_name) {
-                    return Err(format!("intent {} uses undefined slot type {}", intent.name, slot.type_name));
+                    return Err(format!(
+                        "intent {} uses undefined slot type {}",
+                        intent.name, slot.type_name
+                    ));
                 }
             }
         }
@@ -189,13 +238,20 @@ impl LocaleModel {
 
     /// The id of the slot value `heard` matches, through its name or a synonym.
     pub fn resolve(&self, slot_type: &str, heard: &str) -> Option<&str> {
-        self.values.get(slot_type)?.get(&normalize(heard)).map(String::as_str)
+        self.values
+            .get(slot_type)?
+            .get(&normalize(heard))
+            .map(String::as_str)
     }
 
     /// The slot type of `intent`'s slot `slot`.
     pub fn slot_type(&self, intent: &str, slot: &str) -> Option<&str> {
         let intent = self.intents.iter().find(|i| i.name == intent)?;
-        intent.slots.iter().find(|s| s.name == slot).map(|s| s.type_name.as_str())
+        intent
+            .slots
+            .iter()
+            .find(|s| s.name == slot)
+            .map(|s| s.type_name.as_str())
     }
 
     pub fn intent_names(&self) -> impl Iterator<Item = &str> {
@@ -208,18 +264,35 @@ impl LocaleModel {
         let tokens = tokenize(text);
         let tokens = strip_invocation(&tokens, &self.invocation_name);
         if tokens.is_empty() {
-            return Intent { name: super::command::LAUNCH.into(), slots: Default::default() };
+            return Intent {
+                name: super::command::LAUNCH.into(),
+                slots: Default::default(),
+            };
         }
-        match self.parser.parse(&tokens) {
+        match self.parser.parse(tokens) {
             Some(found) => {
                 let slots = found
                     .slots
                     .into_iter()
-                    .map(|(name, (heard, id))| (name, SlotFill { heard: Some(heard), id }))
+                    .map(|(name, (heard, id))| {
+                        (
+                            name,
+                            SlotFill {
+                                heard: Some(heard),
+                                id,
+                            },
+                        )
+                    })
                     .collect();
-                Intent { name: found.intent, slots }
+                Intent {
+                    name: found.intent,
+                    slots,
+                }
             }
-            None => Intent { name: "AMAZON.FallbackIntent".into(), slots: Default::default() },
+            None => Intent {
+                name: "AMAZON.FallbackIntent".into(),
+                slots: Default::default(),
+            },
         }
     }
 }
@@ -251,7 +324,11 @@ fn strip_invocation<'a>(tokens: &'a [String], invocation: &str) -> &'a [String] 
         rest = &rest[1..];
     }
     let name = tokenize(invocation);
-    if let Some(at) = rest.windows(name.len().max(1)).take(4).position(|w| w == name.as_slice()) {
+    if let Some(at) = rest
+        .windows(name.len().max(1))
+        .take(4)
+        .position(|w| w == name.as_slice())
+    {
         rest = &rest[at + name.len()..];
         const JOINERS: [&str; 6] = ["to", "and", "for", "zu", "dass", "und"];
         if rest.first().is_some_and(|t| JOINERS.contains(&t.as_str())) {

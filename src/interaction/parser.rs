@@ -63,19 +63,31 @@ struct Cell {
 }
 
 impl Parser {
-    pub fn new(intents: &[IntentDef], values: HashMap<String, HashMap<String, String>>) -> Result<Self, String> {
+    pub fn new(
+        intents: &[IntentDef],
+        values: HashMap<String, HashMap<String, String>>,
+    ) -> Result<Self, String> {
         let mut patterns = Vec::new();
         for intent in intents {
             for sample in &intent.samples {
                 let mut pieces = Vec::new();
                 for raw in sample.split_whitespace() {
                     if let Some(name) = raw.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-                        let slot = intent
-                            .slots
-                            .iter()
-                            .find(|s| s.name == name)
-                            .ok_or_else(|| format!("sample {sample:?} of {} names unknown slot {name}", intent.name))?;
-                        pieces.push(Piece::Slot { name: name.to_owned(), type_name: slot.type_name.clone() });
+                        let slot =
+                            intent
+                                .slots
+                                .iter()
+                                .find(|s| s.name == name)
+                                .ok_or_else(|| {
+                                    format!(
+                                        "sample {sample:?} of {} names unknown slot {name}",
+                                        intent.name
+                                    )
+                                })?;
+                        pieces.push(Piece::Slot {
+                            name: name.to_owned(),
+                            type_name: slot.type_name.clone(),
+                        });
                     } else {
                         pieces.extend(tokenize(raw).into_iter().map(Piece::Word));
                     }
@@ -90,7 +102,12 @@ impl Parser {
                 let words = vocabulary.len();
                 vocabulary.sort();
                 vocabulary.dedup();
-                patterns.push(Pattern { intent: intent.name.clone(), pieces, words, vocabulary });
+                patterns.push(Pattern {
+                    intent: intent.name.clone(),
+                    pieces,
+                    words,
+                    vocabulary,
+                });
             }
         }
         Ok(Parser { patterns, values })
@@ -99,12 +116,20 @@ impl Parser {
     pub fn parse(&self, tokens: &[String]) -> Option<Parsed> {
         // spans[j][k - 1] is tokens[j..j + k] joined, the form slot values are keyed by.
         let spans: Vec<Vec<String>> = (0..tokens.len())
-            .map(|j| (1..=MAX_SPAN.min(tokens.len() - j)).map(|k| tokens[j..j + k].join(" ")).collect())
+            .map(|j| {
+                (1..=MAX_SPAN.min(tokens.len() - j))
+                    .map(|k| tokens[j..j + k].join(" "))
+                    .collect()
+            })
             .collect();
         let mut best: Option<Parsed> = None;
         for pattern in &self.patterns {
             // A match may lack at most one sample word: rule out patterns lacking more.
-            let absent = pattern.vocabulary.iter().filter(|w| !tokens.contains(w)).count();
+            let absent = pattern
+                .vocabulary
+                .iter()
+                .filter(|w| !tokens.contains(w))
+                .count();
             if absent > 1 {
                 continue;
             }
@@ -124,7 +149,13 @@ impl Parser {
     fn align(&self, pattern: &Pattern, tokens: &[String], spans: &[Vec<String>]) -> Option<Parsed> {
         let (np, nt) = (pattern.pieces.len(), tokens.len());
         let mut grid: Vec<Vec<Option<Cell>>> = vec![vec![None; nt + 1]; np + 1];
-        grid[0][0] = Some(Cell { score: 0.0, covered: 0, missing: 0, from: (0, 0), slot: None });
+        grid[0][0] = Some(Cell {
+            score: 0.0,
+            covered: 0,
+            missing: 0,
+            from: (0, 0),
+            slot: None,
+        });
         let relax = |grid: &mut Vec<Vec<Option<Cell>>>, i: usize, j: usize, cand: Cell| {
             if grid[i][j].is_none_or(|c| cand.score > c.score) {
                 grid[i][j] = Some(cand);
@@ -143,7 +174,9 @@ impl Parser {
                 if j < nt {
                     relax(&mut grid, i, j + 1, step(-EXTRA, 0, 0, None));
                 }
-                let Some(piece) = pattern.pieces.get(i) else { continue };
+                let Some(piece) = pattern.pieces.get(i) else {
+                    continue;
+                };
                 match piece {
                     Piece::Word(w) => {
                         if j < nt && tokens[j] == *w {
@@ -169,7 +202,10 @@ impl Parser {
         }
         let end = grid[np][nt]?;
         let coverage = end.covered as f32 / nt as f32;
-        if coverage < MIN_COVERAGE || end.missing > 1 || (pattern.words > 0 && end.missing >= pattern.words) {
+        if coverage < MIN_COVERAGE
+            || end.missing > 1
+            || (pattern.words > 0 && end.missing >= pattern.words)
+        {
             return None;
         }
         // Walk back to collect the slot spans.
@@ -186,6 +222,10 @@ impl Parser {
             }
             (i, j) = cell.from;
         }
-        Some(Parsed { intent: pattern.intent.clone(), slots, score: end.score })
+        Some(Parsed {
+            intent: pattern.intent.clone(),
+            slots,
+            score: end.score,
+        })
     }
 }

@@ -21,7 +21,10 @@ pub struct Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -59,7 +62,9 @@ fn flexible_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Erro
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" | "" => Ok(false),
-        other => Err(serde::de::Error::custom(format!("not a boolean: {other:?}"))),
+        other => Err(serde::de::Error::custom(format!(
+            "not a boolean: {other:?}"
+        ))),
     }
 }
 
@@ -72,11 +77,14 @@ impl Catalog {
             path: manifest_path.clone(),
             source,
         })?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| CatalogError::Invalid {
-            path: manifest_path.clone(),
-            message: e.to_string(),
-        })?;
-        for template in std::iter::once(&manifest.stream_url_template).chain(&manifest.art_url_template) {
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|e| CatalogError::Invalid {
+                path: manifest_path.clone(),
+                message: e.to_string(),
+            })?;
+        for template in
+            std::iter::once(&manifest.stream_url_template).chain(&manifest.art_url_template)
+        {
             if !template.starts_with("https://") {
                 return Err(CatalogError::Invalid {
                     path: manifest_path,
@@ -112,8 +120,17 @@ impl Catalog {
             });
         }
         let by_id = tracks.iter().map(|t| (t.id.clone(), t.clone())).collect();
-        tracing::info!(tracks = tracks.len(), skipped, version = manifest.version, "catalog loaded");
-        Ok(Catalog { manifest, tracks, by_id })
+        tracing::info!(
+            tracks = tracks.len(),
+            skipped,
+            version = manifest.version,
+            "catalog loaded"
+        );
+        Ok(Catalog {
+            manifest,
+            tracks,
+            by_id,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -133,18 +150,28 @@ impl Catalog {
         let mut found: Vec<Arc<Track>> = match selection {
             Selection::Mood(mood) => {
                 let target = mood_target(*mood);
-                let mut scored: Vec<(f32, &Arc<Track>)> =
-                    self.tracks.iter().map(|t| (target.distance(&t.features), t)).collect();
+                let mut scored: Vec<(f32, &Arc<Track>)> = self
+                    .tracks
+                    .iter()
+                    .map(|t| (target.distance(&t.features), t))
+                    .collect();
                 let inside = scored.iter().filter(|(d, _)| *d == 0.0).count();
                 if inside >= MIN_MOOD_MATCHES {
                     scored.retain(|(d, _)| *d == 0.0);
-                    scored.sort_by(|a, b| b.1.popularity.cmp(&a.1.popularity));
+                    scored.sort_by_key(|s| std::cmp::Reverse(s.1.popularity));
                 } else {
                     // Too few fit exactly: the nearest tracks, popular ones first among equals.
-                    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.popularity.cmp(&a.1.popularity)));
+                    scored.sort_by(|a, b| {
+                        a.0.total_cmp(&b.0)
+                            .then(b.1.popularity.cmp(&a.1.popularity))
+                    });
                     scored.truncate(limit.max(MIN_MOOD_MATCHES));
                 }
-                return scored.into_iter().take(limit).map(|(_, t)| t.clone()).collect();
+                return scored
+                    .into_iter()
+                    .take(limit)
+                    .map(|(_, t)| t.clone())
+                    .collect();
             }
             Selection::Genre(genre) => self
                 .tracks
@@ -154,7 +181,12 @@ impl Catalog {
                 .collect(),
             Selection::Artist(name) => {
                 let wanted = normalize(name);
-                let exact: Vec<_> = self.tracks.iter().filter(|t| normalize(&t.artist) == wanted).cloned().collect();
+                let exact: Vec<_> = self
+                    .tracks
+                    .iter()
+                    .filter(|t| normalize(&t.artist) == wanted)
+                    .cloned()
+                    .collect();
                 if exact.is_empty() && wanted.len() >= 3 {
                     self.tracks
                         .iter()
@@ -166,7 +198,9 @@ impl Catalog {
                 }
             }
             Selection::LikeTrack(id) => {
-                let Some(seed) = self.track(id) else { return Vec::new() };
+                let Some(seed) = self.track(id) else {
+                    return Vec::new();
+                };
                 let mut scored: Vec<(f32, &Arc<Track>)> = self
                     .tracks
                     .iter()
@@ -174,10 +208,14 @@ impl Catalog {
                     .map(|t| (likeness(&seed, t), t))
                     .collect();
                 scored.sort_by(|a, b| a.0.total_cmp(&b.0));
-                return scored.into_iter().take(limit).map(|(_, t)| t.clone()).collect();
+                return scored
+                    .into_iter()
+                    .take(limit)
+                    .map(|(_, t)| t.clone())
+                    .collect();
             }
         };
-        found.sort_by(|a, b| b.popularity.cmp(&a.popularity));
+        found.sort_by_key(|t| std::cmp::Reverse(t.popularity));
         found.truncate(limit);
         found
     }
@@ -202,7 +240,11 @@ fn likeness(seed: &Track, other: &Track) -> f32 {
         + (a.acousticness - b.acousticness).powi(2)
         + (a.instrumentalness - b.instrumentalness).powi(2);
     let genre = if seed.genre == other.genre { 0.0 } else { 0.15 };
-    let artist = if seed.artist == other.artist { -0.02 } else { 0.0 };
+    let artist = if seed.artist == other.artist {
+        -0.02
+    } else {
+        0.0
+    };
     d + genre + artist
 }
 
@@ -224,7 +266,13 @@ fn track_from_row(row: Row, manifest: &Manifest) -> Track {
         id: TrackId(row.track_id.clone()),
         title: row.track_name,
         // Spotify exports join several artists with ';': the first one leads.
-        artist: row.artists.split(';').next().unwrap_or_default().trim().to_owned(),
+        artist: row
+            .artists
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
         album: row.album_name,
         genre: row.track_genre.to_ascii_lowercase(),
         duration_ms: row.duration_ms,

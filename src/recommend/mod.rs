@@ -80,7 +80,9 @@ impl CatalogRecommender {
         if found.is_empty() {
             return Err(RecommendError::NoMatch(selection.clone()));
         }
-        self.candidates.insert(selection.clone(), found.clone()).await;
+        self.candidates
+            .insert(selection.clone(), found.clone())
+            .await;
         Ok(found)
     }
 }
@@ -92,14 +94,19 @@ impl Recommender for CatalogRecommender {
         let excluded: HashSet<&TrackId> = req.exclude.iter().collect();
         let allowed = |t: &&Arc<Track>| {
             !excluded.contains(&t.id)
-                && req.profile.is_none_or(|p| {
-                    !p.dislikes(&t.id) && (p.explicit_allowed || !t.explicit)
-                })
+                && req
+                    .profile
+                    .is_none_or(|p| !p.dislikes(&t.id) && (p.explicit_allowed || !t.explicit))
         };
-        let recent: HashSet<&TrackId> = req.profile.map(|p| p.recent.iter().collect()).unwrap_or_default();
+        let recent: HashSet<&TrackId> = req
+            .profile
+            .map(|p| p.recent.iter().collect())
+            .unwrap_or_default();
         // Fresh tracks first; recently played ones only when nothing else is left.
-        let (fresh, stale): (Vec<&Arc<Track>>, Vec<&Arc<Track>>) =
-            candidates.iter().filter(allowed).partition(|t| !recent.contains(&t.id));
+        let (fresh, stale): (Vec<&Arc<Track>>, Vec<&Arc<Track>>) = candidates
+            .iter()
+            .filter(allowed)
+            .partition(|t| !recent.contains(&t.id));
         let tracks = spread_artists(fresh.into_iter().chain(stale), req.limit);
         if tracks.is_empty() {
             return Err(RecommendError::NoMatch(req.selection.clone()));
@@ -123,13 +130,19 @@ impl Recommender for CatalogRecommender {
 
 /// Takes up to `limit` tracks in order, never the same artist twice in a row while another
 /// artist is waiting.
-fn spread_artists<'a>(tracks: impl Iterator<Item = &'a Arc<Track>>, limit: usize) -> Vec<Arc<Track>> {
+fn spread_artists<'a>(
+    tracks: impl Iterator<Item = &'a Arc<Track>>,
+    limit: usize,
+) -> Vec<Arc<Track>> {
     let mut out: Vec<Arc<Track>> = Vec::with_capacity(limit);
     let mut waiting: Vec<&Arc<Track>> = Vec::new();
     let mut source = tracks.peekable();
     while out.len() < limit {
         let last_artist = out.last().map(|t| t.artist.as_str());
-        if let Some(i) = waiting.iter().position(|t| Some(t.artist.as_str()) != last_artist) {
+        if let Some(i) = waiting
+            .iter()
+            .position(|t| Some(t.artist.as_str()) != last_artist)
+        {
             out.push(waiting.remove(i).clone());
             continue;
         }
@@ -165,8 +178,17 @@ mod tests {
 
     #[test]
     fn artist_spread_avoids_back_to_back_artists() {
-        let ts = [track("1", "a"), track("2", "a"), track("3", "a"), track("4", "b"), track("5", "c")];
-        let picked: Vec<String> = spread_artists(ts.iter(), 5).iter().map(|t| t.artist.clone()).collect();
+        let ts = [
+            track("1", "a"),
+            track("2", "a"),
+            track("3", "a"),
+            track("4", "b"),
+            track("5", "c"),
+        ];
+        let picked: Vec<String> = spread_artists(ts.iter(), 5)
+            .iter()
+            .map(|t| t.artist.clone())
+            .collect();
         assert_eq!(picked.len(), 5);
         for pair in picked.windows(2).take(3) {
             assert_ne!(pair[0], pair[1], "{picked:?}");

@@ -78,7 +78,10 @@ pub enum Reply {
     Fallback,
     Goodbye,
     AskFor(SlotKind),
-    Playing { selection: Selection, track: Arc<Track> },
+    Playing {
+        selection: Selection,
+        track: Arc<Track>,
+    },
     NoMatch(Selection),
     NowPlaying(Arc<Track>),
     NothingPlaying,

@@ -5,7 +5,10 @@
 mod command;
 mod playback;
 
-pub use command::{Command, Outcome, Playback, PlaybackEvent, PlaybackEventKind, PlayBehavior, PlayerState, Reply, SessionEffect, SlotKind};
+pub use command::{
+    Command, Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind, PlayerState, Reply,
+    SessionEffect, SlotKind,
+};
 
 use crate::domain::{Listener, Profile, Queue, QueueKey, Selection, Token, Track};
 use crate::recommend::{RecommendError, RecommendRequest, Recommender};
@@ -35,12 +38,22 @@ impl Service {
         &self.store
     }
 
-    pub async fn handle(&self, listener: &Listener, player: &PlayerState, command: Command) -> Outcome {
+    pub async fn handle(
+        &self,
+        listener: &Listener,
+        player: &PlayerState,
+        command: Command,
+    ) -> Outcome {
         let key = QueueKey {
             user_id: listener.user_id.clone(),
             device_id: listener.device_id.clone(),
         };
-        let ctx = Ctx { service: self, listener, player, key };
+        let ctx = Ctx {
+            service: self,
+            listener,
+            player,
+            key,
+        };
         match command {
             Command::Launch => Outcome::ask(Reply::Welcome),
             Command::Help => Outcome::ask(Reply::Help),
@@ -90,7 +103,9 @@ impl Ctx<'_> {
     }
 
     fn track(&self, queue: &Queue, pos: usize) -> Option<Arc<Track>> {
-        self.service.recommender.track(queue.track(queue.index_at(pos)))
+        self.service
+            .recommender
+            .track(queue.track(queue.index_at(pos)))
     }
 
     /// The profile, or none when the store fails: the listener is then served as a new one
@@ -127,7 +142,9 @@ impl Ctx<'_> {
         };
         let rec = match self.service.recommender.recommend(request).await {
             Ok(rec) => rec,
-            Err(RecommendError::NoMatch(selection)) => return Outcome::ask(Reply::NoMatch(selection)),
+            Err(RecommendError::NoMatch(selection)) => {
+                return Outcome::ask(Reply::NoMatch(selection));
+            }
             Err(e) => {
                 tracing::error!(error = %e, "recommender failed");
                 return Outcome::end(Some(Reply::Trouble));
@@ -142,15 +159,26 @@ impl Ctx<'_> {
         );
         let token = queue.token_for(0);
         self.save_queue(&queue).await;
-        let mut outcome = Outcome::end(Some(Reply::Playing { selection, track: first.clone() }));
-        outcome.playback = Some(Playback::play(PlayBehavior::ReplaceAll, &token, first, 0, None));
+        let mut outcome = Outcome::end(Some(Reply::Playing {
+            selection,
+            track: first.clone(),
+        }));
+        outcome.playback = Some(Playback::play(
+            PlayBehavior::ReplaceAll,
+            &token,
+            first,
+            0,
+            None,
+        ));
         outcome.upcoming = rec.tracks.iter().skip(1).take(UPCOMING).cloned().collect();
         outcome
     }
 
     /// The track the device is playing (by its token) or, failing that, the queue's current one.
     async fn current(&self) -> Result<Option<(Queue, usize)>, StoreError> {
-        let Some(queue) = self.load_queue().await? else { return Ok(None) };
+        let Some(queue) = self.load_queue().await? else {
+            return Ok(None);
+        };
         let pos = self
             .player
             .token()
@@ -187,7 +215,9 @@ impl Ctx<'_> {
             Ok(None) => return Outcome::ask(Reply::NothingPlaying),
             Err(_) => return Outcome::end(Some(Reply::Trouble)),
         };
-        let Some(track) = self.track(&queue, pos) else { return Outcome::ask(Reply::NothingPlaying) };
+        let Some(track) = self.track(&queue, pos) else {
+            return Outcome::ask(Reply::NothingPlaying);
+        };
         let id = track.id.clone();
         let stored = update_profile(self.store(), &self.listener.user_id, |p| {
             if like { p.like(&id) } else { p.dislike(&id) }
@@ -227,12 +257,20 @@ impl Ctx<'_> {
             Err(_) => return Outcome::end(Some(Reply::Trouble)),
         };
         let pos = queue.cursor;
-        let Some(track) = self.track(&queue, pos) else { return Outcome::ask(Reply::NothingToResume) };
+        let Some(track) = self.track(&queue, pos) else {
+            return Outcome::ask(Reply::NothingToResume);
+        };
         let token = queue.token_for(pos);
         let offset = queue.offset_ms.min(track.duration_ms);
         self.save_queue(&queue).await;
         let mut outcome = Outcome::end(None);
-        outcome.playback = Some(Playback::play(PlayBehavior::ReplaceAll, &token, track, offset, None));
+        outcome.playback = Some(Playback::play(
+            PlayBehavior::ReplaceAll,
+            &token,
+            track,
+            offset,
+            None,
+        ));
         outcome
     }
 
@@ -274,7 +312,13 @@ impl Ctx<'_> {
         self.save_queue(queue).await;
         let mut outcome = Outcome::end(None);
         outcome.upcoming = upcoming(self, queue, pos);
-        outcome.playback = Some(Playback::play(PlayBehavior::ReplaceAll, &token, track, 0, None));
+        outcome.playback = Some(Playback::play(
+            PlayBehavior::ReplaceAll,
+            &token,
+            track,
+            0,
+            None,
+        ));
         outcome
     }
 
@@ -295,7 +339,9 @@ impl Ctx<'_> {
             Ok(rec) => {
                 queue.extend(rec.tracks.iter().map(|t| t.id.clone()));
             }
-            Err(e) => tracing::info!(user_id = %self.listener.user_id, error = %e, "queue not refilled"),
+            Err(e) => {
+                tracing::info!(user_id = %self.listener.user_id, error = %e, "queue not refilled")
+            }
         }
         queue.next_position(pos)
     }

@@ -1,13 +1,16 @@
 //! Device reports: a stream started, nearly finished, finished, stopped or failed.
 
-use super::{Ctx, Outcome, Playback, PlaybackEvent, PlaybackEventKind, PlayBehavior};
+use super::{Ctx, Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind};
 use crate::domain::Token;
 use crate::store::update_profile;
 
 impl Ctx<'_> {
     pub(super) async fn playback_event(&self, event: PlaybackEvent) -> Outcome {
         let Ok(token) = event.token.parse::<Token>() else {
-            tracing::info!(token = event.token, "report about a stream that is not ours");
+            tracing::info!(
+                token = event.token,
+                "report about a stream that is not ours"
+            );
             return Outcome::silent();
         };
         let mut queue = match self.load_queue().await {
@@ -23,7 +26,9 @@ impl Ctx<'_> {
                 queue.move_to(pos);
                 self.save_queue(&queue).await;
                 let id = token.track_id.clone();
-                if let Err(e) = update_profile(self.store(), &self.listener.user_id, |p| p.played(&id)).await {
+                if let Err(e) =
+                    update_profile(self.store(), &self.listener.user_id, |p| p.played(&id)).await
+                {
                     tracing::warn!(user_id = %self.listener.user_id, error = %e, "play not recorded in profile");
                 }
                 Outcome::silent()
@@ -39,7 +44,9 @@ impl Ctx<'_> {
                 let Some(next) = self.next_position(&mut queue, pos).await else {
                     return Outcome::silent();
                 };
-                let Some(track) = self.track(&queue, next) else { return Outcome::silent() };
+                let Some(track) = self.track(&queue, next) else {
+                    return Outcome::silent();
+                };
                 let next_token = queue.token_for(next);
                 self.save_queue(&queue).await;
                 let mut outcome = Outcome::silent();

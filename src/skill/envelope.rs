@@ -296,7 +296,11 @@ impl RequestEnvelope {
         self.context
             .as_ref()
             .map(|c| c.system.application.application_id.as_str())
-            .or_else(|| self.session.as_ref().map(|s| s.application.application_id.as_str()))
+            .or_else(|| {
+                self.session
+                    .as_ref()
+                    .map(|s| s.application.application_id.as_str())
+            })
     }
 
     pub fn user_id(&self) -> Option<&str> {
@@ -307,6 +311,11 @@ impl RequestEnvelope {
     }
 
     pub fn device_id(&self) -> Option<&str> {
-        self.context.as_ref()?.system.device.as_ref().map(|d| d.device_id.as_str())
+        self.context
+            .as_ref()?
+            .system
+            .device
+            .as_ref()
+            .map(|d| d.device_id.as_str())
     }
 }

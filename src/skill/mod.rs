@@ -9,9 +9,14 @@ pub mod verify;
 
 use crate::domain::{Listener, Track};
 use crate::interaction::{self, InteractionModel, SlotFill};
-use crate::service::{self, Command, Outcome, PlaybackEvent, PlaybackEventKind, PlayerState, Service, SessionEffect};
+use crate::service::{
+    self, Command, Outcome, PlaybackEvent, PlaybackEventKind, PlayerState, Service, SessionEffect,
+};
 use envelope::{RequestBody, RequestEnvelope};
-use response::{AudioItem, AudioItemMetadata, Card, CardImage, Directive, Image, ImageSource, Reprompt, Response, ResponseEnvelope, Stream};
+use response::{
+    AudioItem, AudioItemMetadata, Card, CardImage, Directive, Image, ImageSource, Reprompt,
+    Response, ResponseEnvelope, Stream,
+};
 use speech::Lang;
 use std::sync::Arc;
 use verify::{Rejection, Verifier};
@@ -31,8 +36,16 @@ pub struct Skill {
 }
 
 impl Skill {
-    pub fn new(service: Arc<Service>, model: Arc<InteractionModel>, verifier: Option<Verifier>) -> Self {
-        Skill { service, model, verifier }
+    pub fn new(
+        service: Arc<Service>,
+        model: Arc<InteractionModel>,
+        verifier: Option<Verifier>,
+    ) -> Self {
+        Skill {
+            service,
+            model,
+            verifier,
+        }
     }
 
     /// Verifies, understands and answers one request. A refused request is an `Err`: the
@@ -40,10 +53,12 @@ impl Skill {
     /// can hear (or, for device reports, directives only).
     pub async fn handle(&self, request: SignedRequest<'_>) -> Result<ResponseEnvelope, Rejection> {
         if let Some(verifier) = &self.verifier {
-            verifier.verify_signature(request.cert_url, request.signature, request.body).await?;
+            verifier
+                .verify_signature(request.cert_url, request.signature, request.body)
+                .await?;
         }
-        let envelope: RequestEnvelope =
-            serde_json::from_slice(request.body).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let envelope: RequestEnvelope = serde_json::from_slice(request.body)
+            .map_err(|e| Rejection::Malformed(e.to_string()))?;
         if let Some(verifier) = &self.verifier {
             verifier.check_request(&envelope.request.head.timestamp, envelope.application_id())?;
         }
@@ -51,9 +66,17 @@ impl Skill {
     }
 
     async fn answer(&self, envelope: RequestEnvelope) -> ResponseEnvelope {
-        let locale = envelope.request.head.locale.clone().unwrap_or_else(|| "en-US".to_owned());
+        let locale = envelope
+            .request
+            .head
+            .locale
+            .clone()
+            .unwrap_or_else(|| "en-US".to_owned());
         let Some(user_id) = envelope.user_id() else {
-            tracing::warn!(request_id = envelope.request.head.request_id, "request without a user, answered empty");
+            tracing::warn!(
+                request_id = envelope.request.head.request_id,
+                "request without a user, answered empty"
+            );
             return ResponseEnvelope::empty();
         };
         let listener = Listener {
@@ -74,25 +97,50 @@ impl Skill {
     fn command(&self, body: &RequestBody, locale: &str) -> Option<Command> {
         let report = |kind, token: &Option<String>, offset: Option<u64>| {
             token.as_ref().map(|t| {
-                Command::Playback(PlaybackEvent { kind, token: t.clone(), offset_ms: offset.unwrap_or(0) })
+                Command::Playback(PlaybackEvent {
+                    kind,
+                    token: t.clone(),
+                    offset_ms: offset.unwrap_or(0),
+                })
             })
         };
         match body {
             RequestBody::LaunchRequest {} => Some(Command::Launch),
-            RequestBody::IntentRequest(req) => Some(interaction::command_for(&self.intent(&req.intent, locale))),
+            RequestBody::IntentRequest(req) => {
+                Some(interaction::command_for(&self.intent(&req.intent, locale)))
+            }
             RequestBody::SessionEndedRequest(req) => {
                 if let Some(error) = &req.error {
                     tracing::warn!(reason = ?req.reason, error = ?error.message, kind = ?error.kind, "session ended with an error");
                 }
                 Some(Command::SessionEnded)
             }
-            RequestBody::PlaybackStarted(r) => report(PlaybackEventKind::Started, &r.token, r.offset_in_milliseconds),
-            RequestBody::PlaybackFinished(r) => report(PlaybackEventKind::Finished, &r.token, r.offset_in_milliseconds),
-            RequestBody::PlaybackStopped(r) => report(PlaybackEventKind::Stopped, &r.token, r.offset_in_milliseconds),
-            RequestBody::PlaybackNearlyFinished(r) => report(PlaybackEventKind::NearlyFinished, &r.token, r.offset_in_milliseconds),
+            RequestBody::PlaybackStarted(r) => report(
+                PlaybackEventKind::Started,
+                &r.token,
+                r.offset_in_milliseconds,
+            ),
+            RequestBody::PlaybackFinished(r) => report(
+                PlaybackEventKind::Finished,
+                &r.token,
+                r.offset_in_milliseconds,
+            ),
+            RequestBody::PlaybackStopped(r) => report(
+                PlaybackEventKind::Stopped,
+                &r.token,
+                r.offset_in_milliseconds,
+            ),
+            RequestBody::PlaybackNearlyFinished(r) => report(
+                PlaybackEventKind::NearlyFinished,
+                &r.token,
+                r.offset_in_milliseconds,
+            ),
             RequestBody::PlaybackFailed(r) => {
                 tracing::warn!(error = ?r.error.as_ref().and_then(|e| e.message.as_deref()), "device reports playback failure");
-                let offset = r.current_playback_state.as_ref().and_then(|s| s.offset_in_milliseconds);
+                let offset = r
+                    .current_playback_state
+                    .as_ref()
+                    .and_then(|s| s.offset_in_milliseconds);
                 report(PlaybackEventKind::Failed, &r.token, offset)
             }
             RequestBody::PlayCommandIssued {} => Some(Command::Resume),
@@ -126,12 +174,19 @@ impl Skill {
                 (name.clone(), SlotFill { heard, id })
             })
             .collect();
-        interaction::Intent { name: intent.name.clone(), slots }
+        interaction::Intent {
+            name: intent.name.clone(),
+            slots,
+        }
     }
 }
 
 fn player_state(envelope: &RequestEnvelope) -> PlayerState {
-    let Some(ap) = envelope.context.as_ref().and_then(|c| c.audio_player.as_ref()) else {
+    let Some(ap) = envelope
+        .context
+        .as_ref()
+        .and_then(|c| c.audio_player.as_ref())
+    else {
         return PlayerState::default();
     };
     PlayerState {
@@ -150,15 +205,22 @@ pub fn render(body: &RequestBody, outcome: Outcome, lang: Lang) -> ResponseEnvel
         | RequestBody::PlaybackStopped(_) => return ResponseEnvelope::empty(),
         _ => {}
     }
-    let mut response = Response { directives: outcome.playback.iter().map(directive).collect(), ..Response::default() };
+    let mut response = Response {
+        directives: outcome.playback.iter().map(directive).collect(),
+        ..Response::default()
+    };
     if body.is_device_report() {
         return ResponseEnvelope::new(response);
     }
     if let Some(reply) = &outcome.reply {
         let words = speech::words(reply, lang);
         response.output_speech = Some(response::ssml(&words.speech));
-        response.reprompt = words.reprompt.as_deref().map(|r| Reprompt { output_speech: response::ssml(r) });
-        if let (Some(title), Some(service::Playback::Play { track, .. })) = (words.card_title, &outcome.playback) {
+        response.reprompt = words.reprompt.as_deref().map(|r| Reprompt {
+            output_speech: response::ssml(r),
+        });
+        if let (Some(title), Some(service::Playback::Play { track, .. })) =
+            (words.card_title, &outcome.playback)
+        {
             response.card = Some(card(title, track, lang));
         }
     }
@@ -176,15 +238,27 @@ fn card(title: String, track: &Track, lang: Lang) -> Card {
         Some(url) => Card::Standard {
             title,
             text,
-            image: Some(CardImage { small_image_url: url.clone(), large_image_url: url.clone() }),
+            image: Some(CardImage {
+                small_image_url: url.clone(),
+                large_image_url: url.clone(),
+            }),
         },
-        None => Card::Simple { title, content: text },
+        None => Card::Simple {
+            title,
+            content: text,
+        },
     }
 }
 
 fn directive(playback: &service::Playback) -> Directive {
     match playback {
-        service::Playback::Play { behavior, token, track, offset_ms, expected_previous } => Directive::Play {
+        service::Playback::Play {
+            behavior,
+            token,
+            track,
+            offset_ms,
+            expected_previous,
+        } => Directive::Play {
             play_behavior: match behavior {
                 service::PlayBehavior::ReplaceAll => response::PlayBehavior::ReplaceAll,
                 service::PlayBehavior::Enqueue => response::PlayBehavior::Enqueue,
@@ -209,6 +283,8 @@ fn directive(playback: &service::Playback) -> Directive {
             },
         },
         service::Playback::Stop => Directive::Stop {},
-        service::Playback::ClearQueue => Directive::ClearQueue { clear_behavior: response::ClearBehavior::ClearAll },
+        service::Playback::ClearQueue => Directive::ClearQueue {
+            clear_behavior: response::ClearBehavior::ClearAll,
+        },
     }
 }

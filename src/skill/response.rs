@@ -37,9 +37,13 @@ pub struct Response {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum OutputSpeech {
-    PlainText { text: String },
+    PlainText {
+        text: String,
+    },
     #[serde(rename = "SSML")]
-    Ssml { ssml: String },
+    Ssml {
+        ssml: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,8 +55,16 @@ pub struct Reprompt {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 pub enum Card {
-    Simple { title: String, content: String },
-    Standard { title: String, text: String, #[serde(skip_serializing_if = "Option::is_none")] image: Option<CardImage> },
+    Simple {
+        title: String,
+        content: String,
+    },
+    Standard {
+        title: String,
+        text: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        image: Option<CardImage>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,9 +91,13 @@ pub enum ClearBehavior {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
+#[allow(clippy::large_enum_variant)] // built once per response, never stored in bulk
 pub enum Directive {
     #[serde(rename = "AudioPlayer.Play")]
-    Play { play_behavior: PlayBehavior, audio_item: AudioItem },
+    Play {
+        play_behavior: PlayBehavior,
+        audio_item: AudioItem,
+    },
     #[serde(rename = "AudioPlayer.Stop")]
     Stop {},
     #[serde(rename = "AudioPlayer.ClearQueue")]
@@ -133,7 +149,11 @@ pub struct ImageSource {
 
 impl ResponseEnvelope {
     pub fn new(response: Response) -> Self {
-        ResponseEnvelope { version: "1.0", session_attributes: None, response }
+        ResponseEnvelope {
+            version: "1.0",
+            session_attributes: None,
+            response,
+        }
     }
 
     /// An empty response: what SessionEndedRequest and reports with nothing to do get.
@@ -146,7 +166,10 @@ impl ResponseEnvelope {
     pub fn to_bytes(mut self) -> Vec<u8> {
         let mut bytes = serde_json::to_vec(&self).unwrap_or_default();
         if bytes.len() > MAX_RESPONSE_BYTES {
-            tracing::warn!(bytes = bytes.len(), "response over the platform limit, trimming");
+            tracing::warn!(
+                bytes = bytes.len(),
+                "response over the platform limit, trimming"
+            );
             self.response.card = None;
             self.response.reprompt = None;
             for d in &mut self.response.directives {
@@ -175,7 +198,11 @@ pub fn ssml(text: &str) -> OutputSpeech {
             '\'' => "&apos;",
             _ => "",
         };
-        let add = if piece.is_empty() { 1 } else { piece.chars().count() };
+        let add = if piece.is_empty() {
+            1
+        } else {
+            piece.chars().count()
+        };
         if chars + add > MAX_SPEECH_CHARS {
             if cut_at > 0 {
                 escaped.truncate(cut_at);
@@ -186,9 +213,15 @@ pub fn ssml(text: &str) -> OutputSpeech {
             cut_at = escaped.len();
         }
         chars += add;
-        if piece.is_empty() { escaped.push(c) } else { escaped.push_str(piece) }
+        if piece.is_empty() {
+            escaped.push(c)
+        } else {
+            escaped.push_str(piece)
+        }
     }
-    OutputSpeech::Ssml { ssml: format!("<speak>{}</speak>", escaped.trim_end()) }
+    OutputSpeech::Ssml {
+        ssml: format!("<speak>{}</speak>", escaped.trim_end()),
+    }
 }
 
 #[cfg(test)]
@@ -197,15 +230,26 @@ mod tests {
 
     #[test]
     fn speech_is_escaped() {
-        let OutputSpeech::Ssml { ssml } = ssml("Rock & Roll <live> \"Tom's\"") else { unreachable!() };
-        assert_eq!(ssml, "<speak>Rock &amp; Roll &lt;live&gt; &quot;Tom&apos;s&quot;</speak>");
+        let OutputSpeech::Ssml { ssml } = ssml("Rock & Roll <live> \"Tom's\"") else {
+            unreachable!()
+        };
+        assert_eq!(
+            ssml,
+            "<speak>Rock &amp; Roll &lt;live&gt; &quot;Tom&apos;s&quot;</speak>"
+        );
     }
 
     #[test]
     fn long_speech_is_cut_at_a_word_within_the_limit() {
         let text = "la & la ".repeat(2000);
-        let OutputSpeech::Ssml { ssml } = ssml(&text) else { unreachable!() };
+        let OutputSpeech::Ssml { ssml } = ssml(&text) else {
+            unreachable!()
+        };
         assert!(ssml.chars().count() <= MAX_SPEECH_CHARS, "{}", ssml.len());
-        assert!(ssml.ends_with("la</speak>") || ssml.ends_with("&amp;</speak>"), "{}", &ssml[ssml.len() - 30..]);
+        assert!(
+            ssml.ends_with("la</speak>") || ssml.ends_with("&amp;</speak>"),
+            "{}",
+            &ssml[ssml.len() - 30..]
+        );
     }
 }

@@ -12,7 +12,11 @@ pub enum Lang {
 
 impl Lang {
     pub fn of(locale: &str) -> Lang {
-        if locale.to_ascii_lowercase().starts_with("de") { Lang::De } else { Lang::En }
+        if locale.to_ascii_lowercase().starts_with("de") {
+            Lang::De
+        } else {
+            Lang::En
+        }
     }
 }
 
@@ -64,8 +68,16 @@ fn track_words(t: &Track, lang: Lang) -> String {
 }
 
 pub fn words(reply: &Reply, lang: Lang) -> Words {
-    let say = |s: String| Words { speech: s, reprompt: None, card_title: None };
-    let ask = |s: String, r: &str| Words { speech: s, reprompt: Some(r.to_owned()), card_title: None };
+    let say = |s: String| Words {
+        speech: s,
+        reprompt: None,
+        card_title: None,
+    };
+    let ask = |s: String, r: &str| Words {
+        speech: s,
+        reprompt: Some(r.to_owned()),
+        card_title: None,
+    };
     use Lang::{De, En};
     match (reply, lang) {
         (Reply::Welcome, En) => ask("Welcome to Encore. What would you like to hear? You can say a mood like relaxing or energetic, a genre like jazz, or an artist.".into(), "What would you like to hear? For example, say: play something relaxing."),

@@ -106,7 +106,12 @@ impl HttpCertFetcher {
 #[async_trait]
 impl CertFetcher for HttpCertFetcher {
     async fn fetch(&self, url: &Url) -> Result<Vec<u8>, String> {
-        let response = self.client.get(url.clone()).send().await.map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
@@ -146,7 +151,10 @@ impl Verifier {
             roots,
             fetcher,
             clock,
-            certs: Cache::builder().max_capacity(64).time_to_live(CERT_CACHE_TTL).build(),
+            certs: Cache::builder()
+                .max_capacity(64)
+                .time_to_live(CERT_CACHE_TTL)
+                .build(),
         }
     }
 
@@ -190,23 +198,35 @@ impl Verifier {
             self.certs.invalidate(url.as_str()).await;
             return Err(Rejection::CertExpired);
         }
-        let leaf = webpki::EndEntityCert::try_from(&cert.leaf).map_err(|e| Rejection::CertChain(e.to_string()))?;
-        leaf.verify_signature(webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA256, body, &signature)
-            .map_err(|_| Rejection::Signature)
+        let leaf = webpki::EndEntityCert::try_from(&cert.leaf)
+            .map_err(|e| Rejection::CertChain(e.to_string()))?;
+        leaf.verify_signature(
+            webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA256,
+            body,
+            &signature,
+        )
+        .map_err(|_| Rejection::Signature)
     }
 
     async fn fetch_and_check(&self, url: &Url) -> Result<Arc<SigningCert>, Rejection> {
-        let pem = self.fetcher.fetch(url).await.map_err(Rejection::CertFetch)?;
+        let pem = self
+            .fetcher
+            .fetch(url)
+            .await
+            .map_err(Rejection::CertFetch)?;
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<_, _>>()
             .map_err(|e| Rejection::CertChain(format!("bad PEM: {e}")))?;
-        let (leaf_der, intermediates) = chain.split_first().ok_or_else(|| Rejection::CertChain("empty chain".into()))?;
+        let (leaf_der, intermediates) = chain
+            .split_first()
+            .ok_or_else(|| Rejection::CertChain("empty chain".into()))?;
         let (valid_from, valid_until) = validity(&chain)?;
         let now = self.now_secs();
         if now < valid_from || now > valid_until {
             return Err(Rejection::CertExpired);
         }
-        let leaf = webpki::EndEntityCert::try_from(leaf_der).map_err(|e| Rejection::CertChain(e.to_string()))?;
+        let leaf = webpki::EndEntityCert::try_from(leaf_der)
+            .map_err(|e| Rejection::CertChain(e.to_string()))?;
         leaf.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
             &self.roots,
@@ -217,22 +237,37 @@ impl Verifier {
             None,
         )
         .map_err(|e| match e {
-            webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => Rejection::CertExpired,
+            webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
+                Rejection::CertExpired
+            }
             other => Rejection::CertChain(other.to_string()),
         })?;
-        let name = ServerName::DnsName(DnsName::try_from(SIGNING_CERT_SAN).expect("a valid DNS name"));
-        leaf.verify_is_valid_for_subject_name(&name).map_err(|_| Rejection::CertName)?;
+        let name =
+            ServerName::DnsName(DnsName::try_from(SIGNING_CERT_SAN).expect("a valid DNS name"));
+        leaf.verify_is_valid_for_subject_name(&name)
+            .map_err(|_| Rejection::CertName)?;
         tracing::info!(url = %url, "signing certificate chain verified");
-        Ok(Arc::new(SigningCert { leaf: leaf_der.clone(), valid_from, valid_until }))
+        Ok(Arc::new(SigningCert {
+            leaf: leaf_der.clone(),
+            valid_from,
+            valid_until,
+        }))
     }
 
     /// Checks what only the parsed request can tell: its age and the skill it is for.
-    pub fn check_request(&self, timestamp: &str, application_id: Option<&str>) -> Result<(), Rejection> {
-        let ts = time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| Rejection::Timestamp)?
-            .unix_timestamp();
+    pub fn check_request(
+        &self,
+        timestamp: &str,
+        application_id: Option<&str>,
+    ) -> Result<(), Rejection> {
+        let ts =
+            time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| Rejection::Timestamp)?
+                .unix_timestamp();
         let now = self.now_secs();
-        if now - ts > MAX_REQUEST_AGE.as_secs() as i64 || ts - now > MAX_FUTURE_SKEW.as_secs() as i64 {
+        if now - ts > MAX_REQUEST_AGE.as_secs() as i64
+            || ts - now > MAX_FUTURE_SKEW.as_secs() as i64
+        {
             return Err(Rejection::Timestamp);
         }
         match application_id {

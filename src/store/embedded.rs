@@ -17,6 +17,7 @@ use std::time::Duration;
 const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
 const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -34,7 +35,7 @@ impl EmbeddedStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
         let path = dir.join("encore.redb");
-        let db = Database::create(&path)
+        let db = create_waiting_for_lock(&path)
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(PROFILES).map_err(unavailable)?;
@@ -61,6 +62,22 @@ impl EmbeddedStore {
     }
 }
 
+/// Opens the file, waiting up to `LOCK_WAIT` for a previous owner that is still closing it
+/// (a restart in the same process, or a process that is flushing on its way out).
+fn create_waiting_for_lock(path: &Path) -> Result<Database, redb::DatabaseError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match Database::create(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn flush_periodically(inner: Weak<Inner>) {
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -77,10 +94,17 @@ async fn flush_periodically(inner: Weak<Inner>) {
 }
 
 impl Inner {
-    fn read(&self, table: TableDefinition<&str, &[u8]>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn read(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(table).map_err(unavailable)?;
-        Ok(table.get(key).map_err(unavailable)?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get(key)
+            .map_err(unavailable)?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Runs `op` in a write transaction committed without fsync.
@@ -143,10 +167,11 @@ impl ProfileStore for EmbeddedStore {
         self.blocking(move |s| {
             s.write(|txn| {
                 let mut table = txn.open_table(PROFILES).map_err(unavailable)?;
-                let stored_version = match table.get(profile.user_id.as_str()).map_err(unavailable)? {
-                    Some(bytes) => decode::<Profile>(bytes.value())?.version,
-                    None => 0,
-                };
+                let stored_version =
+                    match table.get(profile.user_id.as_str()).map_err(unavailable)? {
+                        Some(bytes) => decode::<Profile>(bytes.value())?.version,
+                        None => 0,
+                    };
                 if stored_version != profile.version {
                     return Err(StoreError::Conflict);
                 }
@@ -173,7 +198,9 @@ impl ProfileStore for EmbeddedStore {
         self.blocking(move |s| {
             s.write(|txn| {
                 let mut table = txn.open_table(QUEUES).map_err(unavailable)?;
-                table.insert(key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+                table
+                    .insert(key.as_str(), bytes.as_slice())
+                    .map_err(unavailable)?;
                 Ok(())
             })
         })

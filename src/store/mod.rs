@@ -66,6 +66,9 @@ pub async fn update_profile(
             }
             Err(StoreError::Conflict) if attempt < PROFILE_UPDATE_ATTEMPTS => {
                 tracing::debug!(user_id, attempt, "profile update conflict, retrying");
+                // Jittered backoff, so that writers that collided do not collide again.
+                let jitter = rand::random_range(1..=4u64) * attempt as u64;
+                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
             }
             Err(e) => return Err(e),
         }

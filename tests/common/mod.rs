@@ -9,7 +9,10 @@ use base64::Engine;
 use encore::app::{Application, Parts};
 use encore::settings::{ServeArgs, StorageArgs};
 use encore::skill::verify::{CertFetcher, SystemClock, Verifier};
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use reqwest::Url;
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use serde_json::Value;
@@ -27,7 +30,11 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn storage(data_dir: &Path) -> StorageArgs {
-    StorageArgs { data_dir: data_dir.to_owned(), models: repo().join("models"), intents: repo().join("intents") }
+    StorageArgs {
+        data_dir: data_dir.to_owned(),
+        models: repo().join("models"),
+        intents: repo().join("intents"),
+    }
 }
 
 /// Logs only when TEST_LOG is set.
@@ -35,7 +42,10 @@ pub fn init_tracing() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt().with_env_filter("debug").with_test_writer().try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_test_writer()
+                .try_init();
         }
     });
 }
@@ -49,7 +59,9 @@ pub struct Signer {
 impl Signer {
     pub fn sign(&self, body: &[u8]) -> String {
         let mut sig = vec![0; self.key.public_modulus_len()];
-        self.key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), body, &mut sig).expect("signing works");
+        self.key
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), body, &mut sig)
+            .expect("signing works");
         base64::engine::general_purpose::STANDARD.encode(sig)
     }
 }
@@ -67,17 +79,29 @@ fn ca_params(name: &str) -> CertificateParams {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name.push(DnType::CommonName, name);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     p
 }
 
-fn leaf(name: &str, valid: (OffsetDateTime, OffsetDateTime), issuer: &Issuer<'_, KeyPair>, intermediate_pem: &str) -> Signer {
+fn leaf(
+    name: &str,
+    valid: (OffsetDateTime, OffsetDateTime),
+    issuer: &Issuer<'_, KeyPair>,
+    intermediate_pem: &str,
+) -> Signer {
     let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
     let mut p = CertificateParams::new(vec![name.to_owned()]).unwrap();
     p.distinguished_name.push(DnType::CommonName, name);
     p.not_before = valid.0;
     p.not_after = valid.1;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = p.signed_by(&key, issuer).unwrap();
     Signer {
@@ -107,7 +131,12 @@ pub fn pki() -> &'static Pki {
         Pki {
             root: root.der().clone(),
             good: leaf("echo-api.amazon.com", valid, &inter_issuer, &inter_pem),
-            expired: leaf("echo-api.amazon.com", (now - TimeDuration::days(60), now - TimeDuration::days(1)), &inter_issuer, &inter_pem),
+            expired: leaf(
+                "echo-api.amazon.com",
+                (now - TimeDuration::days(60), now - TimeDuration::days(1)),
+                &inter_issuer,
+                &inter_pem,
+            ),
             wrong_name: leaf("echo-api.example.com", valid, &inter_issuer, &inter_pem),
             untrusted: leaf("echo-api.amazon.com", valid, &other_issuer, &other_pem),
         }
@@ -124,29 +153,49 @@ pub struct StaticFetcher {
 impl CertFetcher for StaticFetcher {
     async fn fetch(&self, url: &Url) -> Result<Vec<u8>, String> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
-        self.chains.get(url.as_str()).map(|p| p.as_bytes().to_vec()).ok_or_else(|| "HTTP 404".to_owned())
+        self.chains
+            .get(url.as_str())
+            .map(|p| p.as_bytes().to_vec())
+            .ok_or_else(|| "HTTP 404".to_owned())
     }
 }
 
 pub fn fetcher() -> Arc<StaticFetcher> {
     let pki = pki();
-    let chains = [("good", &pki.good), ("expired", &pki.expired), ("wrong-name", &pki.wrong_name), ("untrusted", &pki.untrusted)]
-        .into_iter()
-        .map(|(name, s)| (format!("{CERT_BASE}{name}.pem"), s.chain_pem.clone()))
-        .collect();
-    Arc::new(StaticFetcher { chains, fetches: AtomicUsize::new(0) })
+    let chains = [
+        ("good", &pki.good),
+        ("expired", &pki.expired),
+        ("wrong-name", &pki.wrong_name),
+        ("untrusted", &pki.untrusted),
+    ]
+    .into_iter()
+    .map(|(name, s)| (format!("{CERT_BASE}{name}.pem"), s.chain_pem.clone()))
+    .collect();
+    Arc::new(StaticFetcher {
+        chains,
+        fetches: AtomicUsize::new(0),
+    })
 }
 
 /// A verifier that trusts only the test root.
 pub fn verifier(fetcher: Arc<StaticFetcher>) -> Verifier {
-    let anchor: TrustAnchor<'static> = webpki::anchor_from_trusted_cert(&pki().root).unwrap().to_owned();
-    Verifier::new(vec![SKILL_ID.to_owned()], vec![anchor], fetcher, Arc::new(SystemClock))
+    let anchor: TrustAnchor<'static> = webpki::anchor_from_trusted_cert(&pki().root)
+        .unwrap()
+        .to_owned();
+    Verifier::new(
+        vec![SKILL_ID.to_owned()],
+        vec![anchor],
+        fetcher,
+        Arc::new(SystemClock),
+    )
 }
 
 /// A request fixture from tests/fixtures/requests, with `{{TOKEN}}` replaced and the
 /// timestamp set to now.
 pub fn fixture(name: &str, token: &str) -> Value {
-    let path = repo().join("tests/fixtures/requests").join(format!("{name}.json"));
+    let path = repo()
+        .join("tests/fixtures/requests")
+        .join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut v: Value = serde_json::from_str(&text.replace("{{TOKEN}}", token)).unwrap();
     v["request"]["timestamp"] = Value::String(now_timestamp(0));
@@ -156,7 +205,14 @@ pub fn fixture(name: &str, token: &str) -> Value {
 pub fn fixture_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(repo().join("tests/fixtures/requests"))
         .unwrap()
-        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     names.sort();
     names
@@ -164,7 +220,10 @@ pub fn fixture_names() -> Vec<String> {
 
 pub fn now_timestamp(offset_secs: i64) -> String {
     let t = OffsetDateTime::now_utc() + TimeDuration::seconds(offset_secs);
-    t.replace_nanosecond(0).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap()
+    t.replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
 pub fn serve_args(no_verify: bool, data_dir: &Path) -> ServeArgs {
@@ -189,13 +248,19 @@ impl TestServer {
         init_tracing();
         let args = serve_args(verifier.is_none(), data_dir);
         let parts = Parts::load(&args.storage).unwrap();
-        let app = Application::with_parts(&args, parts, verifier).await.unwrap();
+        let app = Application::with_parts(&args, parts, verifier)
+            .await
+            .unwrap();
         let addr = app.local_addr();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        TestServer { addr, stop: Some(tx), task: Some(task) }
+        TestServer {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -214,7 +279,13 @@ impl TestServer {
 }
 
 /// POSTs `body` to /alexa, signed with `signer` and served from `cert` (a name under CERT_BASE).
-pub async fn post_signed(client: &reqwest::Client, server: &TestServer, body: &Value, signer: &Signer, cert: &str) -> reqwest::Response {
+pub async fn post_signed(
+    client: &reqwest::Client,
+    server: &TestServer,
+    body: &Value,
+    signer: &Signer,
+    cert: &str,
+) -> reqwest::Response {
     let bytes = serde_json::to_vec(body).unwrap();
     client
         .post(server.url("/alexa"))

@@ -1,0 +1,202 @@
+//! The `encore` binary as an operator uses it: --help, `say`, and `serve` starting on a real
+//! port, answering, and stopping cleanly on SIGTERM.
+
+mod common;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn encore() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_encore"));
+    c.current_dir(common::repo())
+        .env_remove("ENCORE_LOG")
+        .env_remove("ENCORE_SKILL_ID")
+        .env_remove("ENCORE_NO_VERIFY");
+    c
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = encore().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_explains_each_command_and_setting() {
+    let (ok, out, _) = run(&["--help"]);
+    assert!(ok && out.contains("serve") && out.contains("say"), "{out}");
+    let (ok, out, _) = run(&["serve", "--help"]);
+    assert!(ok);
+    for flag in [
+        "--addr",
+        "--data-dir",
+        "--models",
+        "--skill-id",
+        "--no-verify",
+        "ENCORE_ADDR",
+        "ENCORE_DATA_DIR",
+        "ENCORE_MODELS",
+        "ENCORE_SKILL_ID",
+        "ENCORE_NO_VERIFY",
+    ] {
+        assert!(out.contains(flag), "serve --help lacks {flag}:\n{out}");
+    }
+    let (ok, out, _) = run(&["say", "--help"]);
+    assert!(ok);
+    for flag in ["--user", "--locale", "--json", "--data-dir", "--models"] {
+        assert!(out.contains(flag), "say --help lacks {flag}:\n{out}");
+    }
+}
+
+#[test]
+fn say_answers_plays_and_remembers_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (ok, out, err) = run(&[
+        "say",
+        "--data-dir",
+        data,
+        "--user",
+        "u1",
+        "play something relaxing",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("Playing relaxing music. Here's "), "{out}");
+    assert!(
+        out.lines().filter(|l| l.contains(" — ")).count() >= 5,
+        "lists the tracks it would play:\n{out}"
+    );
+
+    let (ok, out, err) = run(&[
+        "say",
+        "--data-dir",
+        data,
+        "--user",
+        "u1",
+        "--json",
+        "what's playing",
+    ]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["intent"]["name"], "WhatIsPlayingIntent");
+    let now = v["speech"].as_str().unwrap().to_owned();
+
+    let (ok, out, _) = run(&[
+        "say",
+        "--data-dir",
+        data,
+        "--user",
+        "u1",
+        "--json",
+        "skip this song",
+    ]);
+    assert!(ok);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["playback"]["behavior"], "REPLACE_ALL");
+    let next = v["playback"]["track"]["title"].as_str().unwrap();
+    assert!(
+        !now.contains(next),
+        "next plays another track ({now} / {next})"
+    );
+
+    let (ok, out, _) = run(&[
+        "say",
+        "--data-dir",
+        data,
+        "--locale",
+        "de-DE",
+        "spiel etwas fröhliches",
+    ]);
+    assert!(ok && out.starts_with("Ich spiele fröhliche Musik"), "{out}");
+    let (ok, out, _) = run(&["say", "--data-dir", data, "order me a pizza"]);
+    assert!(ok && out.contains("didn't catch that"), "{out}");
+}
+
+#[test]
+fn serve_refuses_to_start_verified_without_a_skill_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--skill-id") && err.contains("--no-verify"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_starts_on_a_free_port_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = encore()
+        .args([
+            "serve",
+            "--no-verify",
+            "--addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut warned = false;
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        warned |= v["level"] == "WARN" && line.contains("verification is OFF");
+        if v["fields"]["message"] == "listening" {
+            break v["fields"]["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    assert!(warned, "turning verification off is logged as a warning");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let health = reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let r = reqwest::Client::new()
+            .post(format!("http://{addr}/alexa"))
+            .json(&common::fixture("play_mood_er", ""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["response"]["directives"][0]["type"], "AudioPlayer.Play");
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "did not stop within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
