@@ -80,7 +80,7 @@ pub fn as_json(intent: &Intent, outcome: &Outcome, lang: Lang) -> serde_json::Va
             "token": token, "offset_ms": offset_ms, "track": track_json(track),
         }),
         Some(Playback::Stop) => json!({ "action": "stop" }),
-        Some(Playback::ClearQueue) => json!({ "action": "clear_queue" }),
+        Some(Playback::ClearEnqueued) => json!({ "action": "clear_enqueued" }),
         None => serde_json::Value::Null,
     };
     json!({
@@ -129,7 +129,7 @@ pub fn as_text(outcome: &Outcome, lang: Lang) -> String {
             }
         }
         Some(Playback::Stop) => out += "  ■ stopped\n",
-        Some(Playback::ClearQueue) => out += "  queue cleared\n",
+        Some(Playback::ClearEnqueued) => out += "  upcoming tracks cleared\n",
         None => {}
     }
     if out.is_empty() {

@@ -219,3 +219,26 @@ async fn shuffle_and_loop_answer_and_keep_playing_from_the_queue() {
     }
     echo.server.stop().await;
 }
+
+#[tokio::test]
+async fn toggling_shuffle_or_loop_while_playing_replaces_what_the_device_has_enqueued() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo {
+        client: reqwest::Client::new(),
+        server: TestServer::start(dir.path(), Some(verifier(fetcher()))).await,
+    };
+    let (_, t1, track1, _) = play(&echo.send("play_genre", "", None).await);
+    let r = echo.send("shuffle_on", &t1, Some(1_000)).await;
+    let (behavior, _, next, _) = play(&r);
+    assert_eq!(behavior, "REPLACE_ENQUEUED");
+    assert_ne!(next, track1);
+    assert!(
+        r["response"]["directives"][0]["audioItem"]["stream"]
+            .get("expectedPreviousToken")
+            .is_none()
+    );
+    // Loop off on a queue that is not at its end still has a next track to enqueue.
+    let r = echo.send("loop_off", &t1, Some(1_000)).await;
+    assert_eq!(play(&r).0, "REPLACE_ENQUEUED");
+    echo.server.stop().await;
+}

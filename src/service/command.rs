@@ -113,7 +113,8 @@ pub enum Playback {
         expected_previous: Option<String>,
     },
     Stop,
-    ClearQueue,
+    /// Drop what the device has enqueued after the current track.
+    ClearEnqueued,
 }
 
 impl Playback {

@@ -363,8 +363,25 @@ impl Ctx<'_> {
                 Reply::Loop(on)
             }
         };
+        let mut outcome = Outcome::end(Some(reply));
+        // The device may already hold the next track of the old order: replace it.
+        if self.player.is_playing() {
+            outcome.playback = Some(match queue.next_position(pos) {
+                Some(next) => match self.track(&queue, next) {
+                    Some(track) => Playback::play(
+                        PlayBehavior::ReplaceEnqueued,
+                        &queue.token_for(next),
+                        track,
+                        0,
+                        None,
+                    ),
+                    None => Playback::ClearEnqueued,
+                },
+                None => Playback::ClearEnqueued,
+            });
+        }
         self.save_queue(&queue).await;
-        Outcome::end(Some(reply))
+        outcome
     }
 }
 

@@ -283,8 +283,8 @@ fn directive(playback: &service::Playback) -> Directive {
             },
         },
         service::Playback::Stop => Directive::Stop {},
-        service::Playback::ClearQueue => Directive::ClearQueue {
-            clear_behavior: response::ClearBehavior::ClearAll,
+        service::Playback::ClearEnqueued => Directive::ClearQueue {
+            clear_behavior: response::ClearBehavior::ClearEnqueued,
         },
     }
 }

@@ -1,0 +1,194 @@
+//! Load benchmark of POST /alexa on loopback: wrk drives, in one run, a minimal axum handler
+//! that parses the same JSON body, Encore with verification off, and Encore with
+//! verification on (requests signed by a test PKI made here), and prints throughput,
+//! p50/p99 latency and each one's ratio to the minimal handler.
+//!
+//! Run with `cargo bench --bench alexa_load` (release build; needs `wrk` on the PATH, see
+//! `benches/run-load.sh`). Settings: BENCH_SECONDS (10), BENCH_CONNECTIONS (32),
+//! BENCH_LISTENERS (1000 distinct listeners, round-robin).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use axum::Json;
+use axum::routing::post;
+use encore::app::{Application, Parts};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::process::Command;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Figures {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// A wrk script that sends the given (body, signature) pairs round-robin.
+fn wrk_script(requests: &[(String, String)]) -> String {
+    let mut lua = String::from("local reqs = {}\n");
+    for (body, sig) in requests {
+        writeln!(lua, "reqs[#reqs+1] = {{ [==[{body}]==], [==[{sig}]==] }}").unwrap();
+    }
+    lua += r#"
+local i = 0
+request = function()
+  i = i % #reqs + 1
+  local r = reqs[i]
+  local headers = { ["Content-Type"] = "application/json", ["Signature-256"] = r[2],
+    ["SignatureCertChainUrl"] = "https://s3.amazonaws.com/echo.api/good.pem" }
+  return wrk.format("POST", "/alexa", headers, r[1])
+end
+"#;
+    lua
+}
+
+fn millis(s: &str) -> f64 {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_alphabetic()).unwrap_or(s.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn run_wrk(addr: SocketAddr, script: &std::path::Path, seconds: u64, connections: u64) -> Figures {
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(script)
+        .arg(format!("http://{addr}/alexa"))
+        .output()
+        .expect("wrk is installed (benches/run-load.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = Figures {
+        rps: 0.0,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+        errors: 0,
+    };
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", n] => f.rps = n.parse().unwrap_or(0.0),
+            ["50%", v] => f.p50_ms = millis(v),
+            ["99%", v] => f.p99_ms = millis(v),
+            ["Non-2xx", "or", "3xx", "responses:", n] => f.errors = n.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    f
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let seconds = env_or("BENCH_SECONDS", 10);
+    let connections = env_or("BENCH_CONNECTIONS", 32);
+    let listeners = env_or("BENCH_LISTENERS", 1000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let (minimal, plain, verified) = rt.block_on(async {
+        // The yardstick: parse the same JSON body, answer a small JSON.
+        let app = axum::Router::new().route("/alexa", post(|Json(body): Json<Value>| async move {
+            Json(serde_json::json!({ "version": "1.0", "response": { "ok": body.get("version").is_some() } }))
+        }));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let minimal = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+
+        let mut start = |no_verify: bool, sub: &str| {
+            let data = dir.path().join(sub);
+            let args = common::serve_args(no_verify, &data);
+            let verifier = (!no_verify).then(|| common::verifier(common::fetcher()));
+            async move {
+                let parts = Parts::load(&args.storage).unwrap();
+                let app = Application::with_parts(&args, parts, verifier).await.unwrap();
+                let addr = app.local_addr();
+                tokio::spawn(app.run_until(std::future::pending()));
+                addr
+            }
+        };
+        let plain = start(true, "plain").await;
+        let verified = start(false, "verified").await;
+        (minimal, plain, verified)
+    });
+
+    // PlayMoodIntent requests from distinct listeners, signed now (they stay fresh for 150 s).
+    let signer = &common::pki().good;
+    let requests: Vec<(String, String)> = (0..listeners)
+        .map(|i| {
+            let mut r = common::fixture("play_mood_er", "");
+            r["context"]["System"]["user"]["userId"] = format!("amzn1.ask.account.bench{i}").into();
+            r["session"]["user"]["userId"] = format!("amzn1.ask.account.bench{i}").into();
+            let body = serde_json::to_string(&r).unwrap();
+            let sig = signer.sign(body.as_bytes());
+            (body, sig)
+        })
+        .collect();
+    let script = dir.path().join("alexa.lua");
+    std::fs::write(&script, wrk_script(&requests)).unwrap();
+
+    // Warm up each target briefly (caches, connections), then measure.
+    for addr in [minimal, plain, verified] {
+        run_wrk(addr, &script, 1, connections);
+    }
+    let base = run_wrk(minimal, &script, seconds, connections);
+    let off = run_wrk(plain, &script, seconds, connections);
+    let on = run_wrk(verified, &script, seconds, connections);
+
+    println!(
+        "\nPOST /alexa, PlayMoodIntent, {connections} connections, {seconds} s each, wrk -t1, server on 2 worker threads, {listeners} listeners\n"
+    );
+    println!(
+        "{:<42} {:>10} {:>9} {:>9} {:>8} {:>7}",
+        "target", "req/s", "p50 ms", "p99 ms", "ratio", "non-2xx"
+    );
+    for (name, f) in [
+        ("minimal axum handler (parses the JSON)", &base),
+        ("encore, verification off", &off),
+        ("encore, verification on", &on),
+    ] {
+        println!(
+            "{:<42} {:>10.0} {:>9.3} {:>9.3} {:>8.2} {:>7}",
+            name,
+            f.rps,
+            f.p50_ms,
+            f.p99_ms,
+            f.rps / base.rps,
+            f.errors
+        );
+    }
+    println!(
+        "\npeak memory of this process (all three servers): {:.1} MiB",
+        peak_rss_mib()
+    );
+}
