@@ -5,7 +5,8 @@
 //!
 //! Run with `cargo bench --bench alexa_load` (release build; needs `wrk` on the PATH, see
 //! `benches/run-load.sh`). Settings: BENCH_SECONDS (10), BENCH_CONNECTIONS (32),
-//! BENCH_LISTENERS (1000 distinct listeners, round-robin).
+//! BENCH_LISTENERS (1000 distinct listeners, round-robin), BENCH_PROFILE_ONLY (load one
+//! target, `minimal`, `off` or `on`, for a profiler).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -160,6 +161,20 @@ fn main() {
     // Warm up each target briefly (caches, connections), then measure.
     for addr in [minimal, plain, verified] {
         run_wrk(addr, &script, 1, connections);
+    }
+    if let Ok(only) = std::env::var("BENCH_PROFILE_ONLY") {
+        // For a profiler: load one target only (`minimal`, `off` or `on`) and stop.
+        let addr = match only.as_str() {
+            "minimal" => minimal,
+            "off" => plain,
+            _ => verified,
+        };
+        let f = run_wrk(addr, &script, seconds, connections);
+        println!(
+            "{only}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
+            f.rps, f.p50_ms, f.p99_ms
+        );
+        return;
     }
     let base = run_wrk(minimal, &script, seconds, connections);
     let off = run_wrk(plain, &script, seconds, connections);

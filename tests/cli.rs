@@ -53,50 +53,31 @@ fn help_explains_each_command_and_setting() {
     }
 }
 
+/// `encore say --data-dir DATA --user u1 ARGS...`, which must succeed; its stdout.
+fn say(data: &str, args: &[&str]) -> String {
+    let mut all = vec!["say", "--data-dir", data, "--user", "u1"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = run(&all);
+    assert!(ok, "say {args:?} failed: {err}");
+    out
+}
+
 #[test]
 fn say_answers_plays_and_remembers_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let (ok, out, err) = run(&[
-        "say",
-        "--data-dir",
-        data,
-        "--user",
-        "u1",
-        "play something relaxing",
-    ]);
-    assert!(ok, "{err}");
+    let out = say(data, &["play something relaxing"]);
     assert!(out.starts_with("Playing relaxing music. Here's "), "{out}");
     assert!(
         out.lines().filter(|l| l.contains(" — ")).count() >= 5,
         "lists the tracks it would play:\n{out}"
     );
 
-    let (ok, out, err) = run(&[
-        "say",
-        "--data-dir",
-        data,
-        "--user",
-        "u1",
-        "--json",
-        "what's playing",
-    ]);
-    assert!(ok, "{err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let v: Value = serde_json::from_str(&say(data, &["--json", "what's playing"])).unwrap();
     assert_eq!(v["intent"]["name"], "WhatIsPlayingIntent");
     let now = v["speech"].as_str().unwrap().to_owned();
 
-    let (ok, out, _) = run(&[
-        "say",
-        "--data-dir",
-        data,
-        "--user",
-        "u1",
-        "--json",
-        "skip this song",
-    ]);
-    assert!(ok);
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let v: Value = serde_json::from_str(&say(data, &["--json", "skip this song"])).unwrap();
     assert_eq!(v["playback"]["behavior"], "REPLACE_ALL");
     let next = v["playback"]["track"]["title"].as_str().unwrap();
     assert!(
@@ -104,17 +85,10 @@ fn say_answers_plays_and_remembers_the_queue() {
         "next plays another track ({now} / {next})"
     );
 
-    let (ok, out, _) = run(&[
-        "say",
-        "--data-dir",
-        data,
-        "--locale",
-        "de-DE",
-        "spiel etwas fröhliches",
-    ]);
-    assert!(ok && out.starts_with("Ich spiele fröhliche Musik"), "{out}");
-    let (ok, out, _) = run(&["say", "--data-dir", data, "order me a pizza"]);
-    assert!(ok && out.contains("didn't catch that"), "{out}");
+    let out = say(data, &["--locale", "de-DE", "spiel etwas fröhliches"]);
+    assert!(out.starts_with("Ich spiele fröhliche Musik"), "{out}");
+    let out = say(data, &["order me a pizza"]);
+    assert!(out.contains("didn't catch that"), "{out}");
 }
 
 #[test]

@@ -13,6 +13,14 @@ struct Echo {
 }
 
 impl Echo {
+    async fn start(data_dir: &std::path::Path) -> Echo {
+        let server = TestServer::start(data_dir, Some(verifier(fetcher()))).await;
+        Echo {
+            client: reqwest::Client::new(),
+            server,
+        }
+    }
+
     async fn send(&self, name: &str, token: &str, offset: Option<u64>) -> Value {
         let mut request = fixture(name, token);
         if let Some(offset) = offset {
@@ -179,10 +187,7 @@ async fn a_listener_plays_pauses_resumes_skips_likes_and_stops() {
 #[tokio::test]
 async fn a_disliked_track_is_skipped_and_never_comes_back() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = Echo {
-        client: reqwest::Client::new(),
-        server: TestServer::start(dir.path(), Some(verifier(fetcher()))).await,
-    };
+    let echo = Echo::start(dir.path()).await;
     let (_, t1, track1, _) = play(&echo.send("play_mood_er", "", None).await);
     let r = echo.send("dislike", &t1, Some(3_000)).await;
     assert!(speech(&r).contains("play that one again"), "{r}");
@@ -198,10 +203,7 @@ async fn a_disliked_track_is_skipped_and_never_comes_back() {
 #[tokio::test]
 async fn shuffle_and_loop_answer_and_keep_playing_from_the_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = Echo {
-        client: reqwest::Client::new(),
-        server: TestServer::start(dir.path(), Some(verifier(fetcher()))).await,
-    };
+    let echo = Echo::start(dir.path()).await;
     let (_, t1, _, _) = play(&echo.send("play_genre", "", None).await);
     let r = echo.send("shuffle_on", &t1, Some(1_000)).await;
     assert!(speech(&r).contains("Shuffle is on"));
@@ -223,10 +225,7 @@ async fn shuffle_and_loop_answer_and_keep_playing_from_the_queue() {
 #[tokio::test]
 async fn toggling_shuffle_or_loop_while_playing_replaces_what_the_device_has_enqueued() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = Echo {
-        client: reqwest::Client::new(),
-        server: TestServer::start(dir.path(), Some(verifier(fetcher()))).await,
-    };
+    let echo = Echo::start(dir.path()).await;
     let (_, t1, track1, _) = play(&echo.send("play_genre", "", None).await);
     let r = echo.send("shuffle_on", &t1, Some(1_000)).await;
     let (behavior, _, next, _) = play(&r);

@@ -3,9 +3,11 @@
 
 mod common;
 
-use common::{TestServer, fetcher, fixture, pki, post_signed, verifier};
+use common::{TestServer, fetcher, fixture, pki, post_raw, post_signed, verifier};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
+
+const GOOD_URL: &str = "https://s3.amazonaws.com/echo.api/good.pem";
 
 async fn server() -> (
     TestServer,
@@ -67,17 +69,14 @@ async fn a_body_changed_after_signing_is_refused() {
     let mut tampered = body.clone();
     let at = tampered.windows(6).position(|w| w == b"Launch").unwrap();
     tampered[at] = b'l';
-    let r = reqwest::Client::new()
-        .post(s.url("/alexa"))
-        .header(
-            "SignatureCertChainUrl",
-            format!("{}good.pem", common::CERT_BASE),
-        )
-        .header("Signature-256", signature)
-        .body(tampered)
-        .send()
-        .await
-        .unwrap();
+    let r = post_raw(
+        &reqwest::Client::new(),
+        &s,
+        Some(GOOD_URL),
+        Some(&signature),
+        tampered,
+    )
+    .await;
     refused(r, "signature does not match").await;
 }
 
@@ -86,35 +85,11 @@ async fn missing_headers_and_garbage_signatures_are_refused() {
     let (s, _, _d) = server().await;
     let client = reqwest::Client::new();
     let body = serde_json::to_vec(&fixture("launch", "")).unwrap();
-    let r = client
-        .post(s.url("/alexa"))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = post_raw(&client, &s, None, None, body.clone()).await;
     refused(r, "missing header SignatureCertChainUrl").await;
-    let r = client
-        .post(s.url("/alexa"))
-        .header(
-            "SignatureCertChainUrl",
-            format!("{}good.pem", common::CERT_BASE),
-        )
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = post_raw(&client, &s, Some(GOOD_URL), None, body.clone()).await;
     refused(r, "missing header Signature-256").await;
-    let r = client
-        .post(s.url("/alexa"))
-        .header(
-            "SignatureCertChainUrl",
-            format!("{}good.pem", common::CERT_BASE),
-        )
-        .header("Signature-256", "!!not base64!!")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_raw(&client, &s, Some(GOOD_URL), Some("!!not base64!!"), body).await;
     refused(r, "signature does not match").await;
 }
 
@@ -153,16 +128,14 @@ async fn wrong_certificate_urls_are_refused_without_downloading_anything() {
             "https://s3.amazonaws.com:563/echo.api/good.pem",
             "port is not 443",
         ),
+        (
+            "https://evil@s3.amazonaws.com/echo.api/good.pem",
+            "credentials in URL",
+        ),
+        ("not a url", "not a URL"),
     ];
     for (url, reason) in urls {
-        let r = client
-            .post(s.url("/alexa"))
-            .header("SignatureCertChainUrl", url)
-            .header("Signature-256", &signature)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let r = post_raw(&client, &s, Some(url), Some(&signature), body.clone()).await;
         refused(r, reason).await;
     }
     assert_eq!(
@@ -183,14 +156,7 @@ async fn equivalent_certificate_urls_are_accepted() {
         "https://s3.amazonaws.com:443/echo.api/good.pem",
         "https://s3.amazonaws.com/echo.api/../echo.api/good.pem",
     ] {
-        let r = client
-            .post(s.url("/alexa"))
-            .header("SignatureCertChainUrl", url)
-            .header("Signature-256", &signature)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let r = post_raw(&client, &s, Some(url), Some(&signature), body.clone()).await;
         assert_eq!(r.status(), 200, "{url}");
     }
 }

@@ -57,6 +57,14 @@ struct Row {
     track_genre: String,
 }
 
+/// Track ids go into AudioPlayer tokens (at most 1,024 characters, `:`-separated).
+fn usable_track_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_TRACK_ID && !id.contains(':')
+}
+
+/// Longest track id accepted: leaves room in a token for the queue id, counters and index.
+const MAX_TRACK_ID: usize = 256;
+
 fn flexible_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let s = String::deserialize(d)?;
     match s.trim().to_ascii_lowercase().as_str() {
@@ -101,7 +109,7 @@ impl Catalog {
         let mut skipped = 0usize;
         for row in reader.deserialize::<Row>() {
             match row {
-                Ok(row) if row.track_id.contains(':') || row.track_id.is_empty() => {
+                Ok(row) if !usable_track_id(&row.track_id) => {
                     skipped += 1;
                     tracing::warn!(path = %csv_path.display(), track_id = row.track_id, "bad track id, row skipped");
                 }

@@ -1,36 +1,50 @@
 //! The embedded default: profiles and queues in one redb file.
 //!
-//! Commits are made without fsync and a background task makes them durable every
-//! `FLUSH_INTERVAL` (and at shutdown or drop), like a database's group commit: a request
-//! never waits for the disk, and a crash loses at most the last interval of queue positions
-//! and opinions. Feedback events, which must never be lost, do not live here.
+//! Reads run in the caller: a read transaction never waits for a writer (redb is MVCC) and is
+//! served from redb's page cache. Writes go to one writer thread, which applies whatever has
+//! queued up in a single transaction (group commit) and answers each caller once it is
+//! committed. Those commits skip fsync; the writer makes them durable at least every
+//! `DURABLE_EVERY`, on `flush()` and when the store is dropped, so no request waits for the
+//! disk and a crash loses at most the last interval of queue positions and opinions.
+//! Feedback events, which must never be lost, do not live here.
 
 use super::{ProfileStore, StoreError};
 use crate::domain::{Profile, Queue, QueueKey};
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
 const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
-const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+/// The longest a committed write stays without fsync.
+const DURABLE_EVERY: Duration = Duration::from_millis(200);
+/// The most writes one transaction takes.
+const MAX_BATCH: usize = 512;
+/// How long `open` waits for a previous owner still closing the file.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    inner: Arc<Inner>,
+    db: Arc<Database>,
+    writes: mpsc::Sender<Write>,
 }
 
-struct Inner {
-    db: Database,
-    dirty: AtomicBool,
+enum Write {
+    Profile(Profile, oneshot::Sender<Result<u64, StoreError>>),
+    Queue(
+        String,
+        Option<Vec<u8>>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
+    Durable(oneshot::Sender<Result<(), StoreError>>),
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) `dir/encore.redb`. Fails if another process holds it open.
+    /// Opens (or creates) `dir/encore.redb` and starts its writer thread.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
@@ -41,59 +55,22 @@ impl EmbeddedStore {
         txn.open_table(PROFILES).map_err(unavailable)?;
         txn.open_table(QUEUES).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
-        let inner = Arc::new(Inner {
-            db,
-            dirty: AtomicBool::new(false),
-        });
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(flush_periodically(Arc::downgrade(&inner)));
-        }
-        Ok(EmbeddedStore { inner })
+        let db = Arc::new(db);
+        let (writes, queue) = mpsc::channel();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("encore-store-writer".into())
+            .spawn(move || {
+                Writer {
+                    db: writer_db,
+                    dirty_since: None,
+                }
+                .run(queue)
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        Ok(EmbeddedStore { db, writes })
     }
 
-    async fn blocking<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || op(&inner))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
-    }
-}
-
-/// Opens the file, waiting up to `LOCK_WAIT` for a previous owner that is still closing it
-/// (a restart in the same process, or a process that is flushing on its way out).
-fn create_waiting_for_lock(path: &Path) -> Result<Database, redb::DatabaseError> {
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match Database::create(path) {
-            Err(redb::DatabaseError::DatabaseAlreadyOpen)
-                if std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-}
-
-async fn flush_periodically(inner: Weak<Inner>) {
-    let mut tick = tokio::time::interval(FLUSH_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        if inner.dirty.load(Ordering::Acquire) {
-            let result = tokio::task::spawn_blocking(move || inner.make_durable()).await;
-            if let Ok(Err(e)) = result {
-                tracing::warn!(error = %e, "embedded store flush failed");
-            }
-        }
-    }
-}
-
-impl Inner {
     fn read(
         &self,
         table: TableDefinition<&str, &[u8]>,
@@ -107,34 +84,176 @@ impl Inner {
             .map(|v| v.value().to_vec()))
     }
 
-    /// Runs `op` in a write transaction committed without fsync.
-    fn write<T>(
+    async fn submit<T>(
         &self,
-        op: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError>,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
     ) -> Result<T, StoreError> {
-        let mut txn = self.db.begin_write().map_err(unavailable)?;
-        txn.set_durability(Durability::None).map_err(unavailable)?;
-        let out = op(&txn)?;
-        txn.commit().map_err(unavailable)?;
-        self.dirty.store(true, Ordering::Release);
-        Ok(out)
-    }
-
-    fn make_durable(&self) -> Result<(), StoreError> {
-        self.dirty.store(false, Ordering::Release);
-        let txn = self.db.begin_write().map_err(unavailable)?;
-        txn.commit().map_err(unavailable)
+        let (tx, rx) = oneshot::channel();
+        self.writes
+            .send(make(tx))
+            .map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if self.dirty.load(Ordering::Acquire) {
-            if let Err(e) = self.make_durable() {
-                tracing::error!(error = %e, "embedded store: final flush failed");
+/// Opens the file, waiting up to `LOCK_WAIT` for a previous owner that is still closing it
+/// (a restart in the same process, or a process that is flushing on its way out).
+fn create_waiting_for_lock(path: &Path) -> Result<Database, redb::DatabaseError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match Database::create(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+struct Writer {
+    db: Arc<Database>,
+    /// When the oldest commit not yet made durable was made.
+    dirty_since: Option<Instant>,
+}
+
+impl Writer {
+    fn run(mut self, queue: mpsc::Receiver<Write>) {
+        loop {
+            let wait = match self.dirty_since {
+                Some(since) => DURABLE_EVERY.saturating_sub(since.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            match queue.recv_timeout(wait) {
+                Ok(first) => {
+                    let mut batch = vec![first];
+                    batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+                    self.apply(batch);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if self
+                .dirty_since
+                .is_some_and(|since| since.elapsed() >= DURABLE_EVERY)
+            {
+                if let Err(e) = self.make_durable() {
+                    tracing::warn!(error = %e, "embedded store: making commits durable failed");
+                }
+            }
+        }
+        if let Err(e) = self.make_durable() {
+            tracing::error!(error = %e, "embedded store: final flush failed");
+        }
+    }
+
+    fn make_durable(&mut self) -> Result<(), StoreError> {
+        if self.dirty_since.is_none() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(unavailable)?;
+        txn.commit().map_err(unavailable)?;
+        self.dirty_since = None;
+        Ok(())
+    }
+
+    /// Applies a batch in one transaction; each caller hears its own outcome once it is
+    /// committed (or the transaction's error).
+    fn apply(&mut self, batch: Vec<Write>) {
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut durable_waiters = Vec::new();
+        let committed = self.commit_batch(batch, &mut pending, &mut durable_waiters);
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, "embedded store: a write batch failed");
+        }
+        for p in pending {
+            p.answer(committed.as_ref().err());
+        }
+        if !durable_waiters.is_empty() {
+            let outcome = committed.and_then(|()| self.make_durable());
+            for ack in durable_waiters {
+                let _ = ack.send(outcome.clone());
             }
         }
     }
+
+    fn commit_batch(
+        &mut self,
+        batch: Vec<Write>,
+        pending: &mut Vec<Pending>,
+        durable_waiters: &mut Vec<oneshot::Sender<Result<(), StoreError>>>,
+    ) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(unavailable)?;
+        txn.set_durability(Durability::None).map_err(unavailable)?;
+        {
+            let mut profiles = txn.open_table(PROFILES).map_err(unavailable)?;
+            let mut queues = txn.open_table(QUEUES).map_err(unavailable)?;
+            for write in batch {
+                match write {
+                    Write::Profile(profile, ack) => {
+                        pending.push(Pending::Profile(put_profile(&mut profiles, profile), ack))
+                    }
+                    Write::Queue(key, bytes, ack) => {
+                        let outcome = match bytes {
+                            Some(bytes) => queues.insert(key.as_str(), bytes.as_slice()).map(drop),
+                            None => queues.remove(key.as_str()).map(drop),
+                        };
+                        pending.push(Pending::Queue(outcome.map_err(unavailable), ack));
+                    }
+                    Write::Durable(ack) => durable_waiters.push(ack),
+                }
+            }
+        }
+        txn.commit().map_err(unavailable)?;
+        self.dirty_since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+}
+
+/// A write applied in the current batch, waiting for the batch's commit.
+enum Pending {
+    Profile(
+        Result<u64, StoreError>,
+        oneshot::Sender<Result<u64, StoreError>>,
+    ),
+    Queue(
+        Result<(), StoreError>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
+}
+
+impl Pending {
+    /// Tells the caller its outcome, or the batch's failure if the commit failed.
+    fn answer(self, batch_failure: Option<&StoreError>) {
+        match self {
+            Pending::Profile(outcome, ack) => {
+                let _ = ack.send(batch_failure.map_or(outcome, |e| Err(e.clone())));
+            }
+            Pending::Queue(outcome, ack) => {
+                let _ = ack.send(batch_failure.map_or(outcome, |e| Err(e.clone())));
+            }
+        }
+    }
+}
+
+/// Optimistic locking: the write goes through only if the stored version is the one read.
+fn put_profile(
+    table: &mut redb::Table<&str, &[u8]>,
+    mut profile: Profile,
+) -> Result<u64, StoreError> {
+    let stored_version = match table.get(profile.user_id.as_str()).map_err(unavailable)? {
+        Some(bytes) => decode::<Profile>(bytes.value())?.version,
+        None => 0,
+    };
+    if stored_version != profile.version {
+        return Err(StoreError::Conflict);
+    }
+    profile.version += 1;
+    let bytes = encode(&profile)?;
+    table
+        .insert(profile.user_id.as_str(), bytes.as_slice())
+        .map_err(unavailable)?;
+    Ok(profile.version)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -157,69 +276,34 @@ fn queue_key(key: &QueueKey) -> String {
 #[async_trait]
 impl ProfileStore for EmbeddedStore {
     async fn profile(&self, user_id: &str) -> Result<Option<Profile>, StoreError> {
-        let user_id = user_id.to_owned();
-        self.blocking(move |s| s.read(PROFILES, &user_id)?.map(|b| decode(&b)).transpose())
-            .await
+        self.read(PROFILES, user_id)?
+            .map(|b| decode(&b))
+            .transpose()
     }
 
     async fn put_profile(&self, profile: &Profile) -> Result<u64, StoreError> {
-        let mut profile = profile.clone();
-        self.blocking(move |s| {
-            s.write(|txn| {
-                let mut table = txn.open_table(PROFILES).map_err(unavailable)?;
-                let stored_version =
-                    match table.get(profile.user_id.as_str()).map_err(unavailable)? {
-                        Some(bytes) => decode::<Profile>(bytes.value())?.version,
-                        None => 0,
-                    };
-                if stored_version != profile.version {
-                    return Err(StoreError::Conflict);
-                }
-                profile.version += 1;
-                let bytes = encode(&profile)?;
-                table
-                    .insert(profile.user_id.as_str(), bytes.as_slice())
-                    .map_err(unavailable)?;
-                Ok(profile.version)
-            })
-        })
-        .await
+        let profile = profile.clone();
+        self.submit(|ack| Write::Profile(profile, ack)).await
     }
 
     async fn queue(&self, key: &QueueKey) -> Result<Option<Queue>, StoreError> {
-        let key = queue_key(key);
-        self.blocking(move |s| s.read(QUEUES, &key)?.map(|b| decode(&b)).transpose())
-            .await
+        self.read(QUEUES, &queue_key(key))?
+            .map(|b| decode(&b))
+            .transpose()
     }
 
     async fn put_queue(&self, key: &QueueKey, queue: &Queue) -> Result<(), StoreError> {
-        let key = queue_key(key);
         let bytes = encode(queue)?;
-        self.blocking(move |s| {
-            s.write(|txn| {
-                let mut table = txn.open_table(QUEUES).map_err(unavailable)?;
-                table
-                    .insert(key.as_str(), bytes.as_slice())
-                    .map_err(unavailable)?;
-                Ok(())
-            })
-        })
-        .await
+        self.submit(|ack| Write::Queue(queue_key(key), Some(bytes), ack))
+            .await
     }
 
     async fn delete_queue(&self, key: &QueueKey) -> Result<(), StoreError> {
-        let key = queue_key(key);
-        self.blocking(move |s| {
-            s.write(|txn| {
-                let mut table = txn.open_table(QUEUES).map_err(unavailable)?;
-                table.remove(key.as_str()).map_err(unavailable)?;
-                Ok(())
-            })
-        })
-        .await
+        self.submit(|ack| Write::Queue(queue_key(key), None, ack))
+            .await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.blocking(|s| s.make_durable()).await
+        self.submit(Write::Durable).await
     }
 }

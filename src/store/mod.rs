@@ -8,7 +8,7 @@ pub use embedded::EmbeddedStore;
 use crate::domain::{Profile, Queue, QueueKey};
 use async_trait::async_trait;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Someone else wrote the profile since it was read (optimistic locking).
     #[error("the profile changed since it was read")]

@@ -278,6 +278,26 @@ impl TestServer {
     }
 }
 
+/// POSTs `body` to /alexa with the given signature headers (absent when `None`).
+pub async fn post_raw(
+    client: &reqwest::Client,
+    server: &TestServer,
+    cert_url: Option<&str>,
+    signature: Option<&str>,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut request = client
+        .post(server.url("/alexa"))
+        .header("Content-Type", "application/json");
+    if let Some(url) = cert_url {
+        request = request.header("SignatureCertChainUrl", url);
+    }
+    if let Some(signature) = signature {
+        request = request.header("Signature-256", signature);
+    }
+    request.body(body).send().await.unwrap()
+}
+
 /// POSTs `body` to /alexa, signed with `signer` and served from `cert` (a name under CERT_BASE).
 pub async fn post_signed(
     client: &reqwest::Client,
@@ -287,13 +307,7 @@ pub async fn post_signed(
     cert: &str,
 ) -> reqwest::Response {
     let bytes = serde_json::to_vec(body).unwrap();
-    client
-        .post(server.url("/alexa"))
-        .header("SignatureCertChainUrl", format!("{CERT_BASE}{cert}.pem"))
-        .header("Signature-256", signer.sign(&bytes))
-        .header("Content-Type", "application/json")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap()
+    let signature = signer.sign(&bytes);
+    let url = format!("{CERT_BASE}{cert}.pem");
+    post_raw(client, server, Some(&url), Some(&signature), bytes).await
 }
