@@ -19,6 +19,10 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::Command;
 
+// The allocator the `encore` binary uses, for the servers and the yardstick alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()

@@ -2,19 +2,22 @@
 //!
 //! Reads run in the caller: a read transaction never waits for a writer (redb is MVCC) and is
 //! served from redb's page cache. Writes go to one writer thread, which applies whatever has
-//! queued up in a single transaction (group commit) and answers each caller once it is
-//! committed. Those commits skip fsync; the writer makes them durable at least every
-//! `DURABLE_EVERY`, on `flush()` and when the store is dropped, so no request waits for the
-//! disk and a crash loses at most the last interval of queue positions and opinions.
-//! Feedback events, which must never be lost, do not live here.
+//! queued up in a single transaction (group commit). Profile writes wait for that commit,
+//! since they must learn whether their optimistic lock held. Queue writes do not: they are
+//! visible to readers at once through an in-memory overlay of writes not yet committed, and
+//! leave it when the writer has committed them, so the voice path never waits on the store's
+//! writer. Commits skip fsync; the writer makes them durable at least every `DURABLE_EVERY`,
+//! on `flush()` and when the store is dropped, so a crash loses at most the last interval of
+//! queue positions and opinions. Feedback events, which must never be lost, do not live here.
 
 use super::{ProfileStore, StoreError};
 use crate::domain::{Profile, Queue, QueueKey};
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -31,16 +34,49 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writes: mpsc::Sender<Write>,
+    unwritten: Arc<Overlay>,
 }
 
 enum Write {
     Profile(Profile, oneshot::Sender<Result<u64, StoreError>>),
-    Queue(
-        String,
-        Option<Vec<u8>>,
-        oneshot::Sender<Result<(), StoreError>>,
-    ),
+    /// A queue key, its new value (`None` deletes) and its overlay sequence number.
+    Queue(String, Option<Arc<[u8]>>, u64),
     Durable(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// Queue writes handed to the writer and not yet committed, newest per key.
+#[derive(Default)]
+struct Overlay {
+    next: AtomicU64,
+    entries: Mutex<HashMap<String, (u64, Option<Arc<[u8]>>)>>,
+}
+
+impl Overlay {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Option<Arc<[u8]>>)>> {
+        // A panic while holding this lock cannot leave the map half-updated.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn put(&self, key: &str, value: Option<Arc<[u8]>>) -> u64 {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        self.entries().insert(key.to_owned(), (seq, value));
+        seq
+    }
+
+    /// `Some(value)` when the key has a write in flight (`Some(None)`: a delete).
+    fn get(&self, key: &str) -> Option<Option<Arc<[u8]>>> {
+        self.entries().get(key).map(|(_, v)| v.clone())
+    }
+
+    /// Forgets the write `seq` of `key` unless a newer one replaced it.
+    fn committed(&self, key: &str, seq: u64) {
+        let mut entries = self.entries();
+        if entries.get(key).is_some_and(|(s, _)| *s == seq) {
+            entries.remove(key);
+        }
+    }
 }
 
 impl EmbeddedStore {
@@ -56,19 +92,22 @@ impl EmbeddedStore {
         txn.open_table(QUEUES).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
+        let unwritten = Arc::new(Overlay::default());
         let (writes, queue) = mpsc::channel();
-        let writer_db = db.clone();
+        let writer = Writer {
+            db: db.clone(),
+            unwritten: unwritten.clone(),
+            dirty_since: None,
+        };
         std::thread::Builder::new()
             .name("encore-store-writer".into())
-            .spawn(move || {
-                Writer {
-                    db: writer_db,
-                    dirty_since: None,
-                }
-                .run(queue)
-            })
+            .spawn(move || writer.run(queue))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-        Ok(EmbeddedStore { db, writes })
+        Ok(EmbeddedStore {
+            db,
+            writes,
+            unwritten,
+        })
     }
 
     fn read(
@@ -82,6 +121,14 @@ impl EmbeddedStore {
             .get(key)
             .map_err(unavailable)?
             .map(|v| v.value().to_vec()))
+    }
+
+    /// Makes a queue write visible to readers and hands it to the writer.
+    fn write_queue(&self, key: String, value: Option<Arc<[u8]>>) -> Result<(), StoreError> {
+        let seq = self.unwritten.put(&key, value.clone());
+        self.writes
+            .send(Write::Queue(key, value, seq))
+            .map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))
     }
 
     async fn submit<T>(
@@ -113,6 +160,7 @@ fn create_waiting_for_lock(path: &Path) -> Result<Database, redb::DatabaseError>
 
 struct Writer {
     db: Arc<Database>,
+    unwritten: Arc<Overlay>,
     /// When the oldest commit not yet made durable was made.
     dirty_since: Option<Instant>,
 }
@@ -164,10 +212,10 @@ impl Writer {
         let mut durable_waiters = Vec::new();
         let committed = self.commit_batch(batch, &mut pending, &mut durable_waiters);
         if let Err(e) = &committed {
-            tracing::error!(error = %e, "embedded store: a write batch failed");
+            tracing::error!(error = %e, writes = pending.len(), "embedded store: a write batch failed and is lost");
         }
         for p in pending {
-            p.answer(committed.as_ref().err());
+            p.answer(committed.as_ref().err(), &self.unwritten);
         }
         if !durable_waiters.is_empty() {
             let outcome = committed.and_then(|()| self.make_durable());
@@ -193,12 +241,15 @@ impl Writer {
                     Write::Profile(profile, ack) => {
                         pending.push(Pending::Profile(put_profile(&mut profiles, profile), ack))
                     }
-                    Write::Queue(key, bytes, ack) => {
-                        let outcome = match bytes {
-                            Some(bytes) => queues.insert(key.as_str(), bytes.as_slice()).map(drop),
+                    Write::Queue(key, value, seq) => {
+                        let outcome = match &value {
+                            Some(bytes) => queues.insert(key.as_str(), &bytes[..]).map(drop),
                             None => queues.remove(key.as_str()).map(drop),
                         };
-                        pending.push(Pending::Queue(outcome.map_err(unavailable), ack));
+                        if let Err(e) = outcome {
+                            tracing::error!(error = %e, "embedded store: a queue write failed and is lost");
+                        }
+                        pending.push(Pending::Queue(key, seq));
                     }
                     Write::Durable(ack) => durable_waiters.push(ack),
                 }
@@ -216,22 +267,19 @@ enum Pending {
         Result<u64, StoreError>,
         oneshot::Sender<Result<u64, StoreError>>,
     ),
-    Queue(
-        Result<(), StoreError>,
-        oneshot::Sender<Result<(), StoreError>>,
-    ),
+    Queue(String, u64),
 }
 
 impl Pending {
-    /// Tells the caller its outcome, or the batch's failure if the commit failed.
-    fn answer(self, batch_failure: Option<&StoreError>) {
+    /// Tells a waiting caller its outcome (or the batch's failure); takes a queue write out
+    /// of the overlay, whose readers now find it in the file (or, if the batch failed, the
+    /// value before it: the failure was logged).
+    fn answer(self, batch_failure: Option<&StoreError>, unwritten: &Overlay) {
         match self {
             Pending::Profile(outcome, ack) => {
                 let _ = ack.send(batch_failure.map_or(outcome, |e| Err(e.clone())));
             }
-            Pending::Queue(outcome, ack) => {
-                let _ = ack.send(batch_failure.map_or(outcome, |e| Err(e.clone())));
-            }
+            Pending::Queue(key, seq) => unwritten.committed(&key, seq),
         }
     }
 }
@@ -287,20 +335,19 @@ impl ProfileStore for EmbeddedStore {
     }
 
     async fn queue(&self, key: &QueueKey) -> Result<Option<Queue>, StoreError> {
-        self.read(QUEUES, &queue_key(key))?
-            .map(|b| decode(&b))
-            .transpose()
+        let key = queue_key(key);
+        match self.unwritten.get(&key) {
+            Some(in_flight) => in_flight.map(|b| decode(&b)).transpose(),
+            None => self.read(QUEUES, &key)?.map(|b| decode(&b)).transpose(),
+        }
     }
 
     async fn put_queue(&self, key: &QueueKey, queue: &Queue) -> Result<(), StoreError> {
-        let bytes = encode(queue)?;
-        self.submit(|ack| Write::Queue(queue_key(key), Some(bytes), ack))
-            .await
+        self.write_queue(queue_key(key), Some(encode(queue)?.into()))
     }
 
     async fn delete_queue(&self, key: &QueueKey) -> Result<(), StoreError> {
-        self.submit(|ack| Write::Queue(queue_key(key), None, ack))
-            .await
+        self.write_queue(queue_key(key), None)
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
