@@ -155,6 +155,16 @@ fn serve_starts_on_a_free_port_answers_and_stops_on_sigterm() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["response"]["directives"][0]["type"], "AudioPlayer.Play");
     });
+    // While the server holds the data file, `say` still answers, from a temporary store.
+    let (ok, out, err) = run(&[
+        "say",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "play jazz",
+    ]);
+    assert!(ok && out.starts_with("Playing jazz."), "{out}{err}");
+    assert!(err.contains("temporary store"), "{err}");
+
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

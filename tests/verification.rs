@@ -235,3 +235,28 @@ async fn a_verified_chain_is_downloaded_once_and_reused() {
     }
     assert_eq!(f.fetches.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_cached_certificate_is_refused_once_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fetcher();
+    let clock = std::sync::Arc::new(common::MovableClock::default());
+    let s = TestServer::start(
+        dir.path(),
+        Some(common::verifier_with_clock(f.clone(), clock.clone())),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let r = post_signed(&client, &s, &fixture("launch", ""), &pki().good, "good").await;
+    assert_eq!(r.status(), 200);
+    // 31 days later the test certificate (valid for 30) has expired, though it is cached.
+    let month = 31 * 24 * 3600;
+    clock.offset_secs.store(month, Ordering::SeqCst);
+    let mut request = fixture("launch", "");
+    request["request"]["timestamp"] = common::now_timestamp(month).into();
+    refused(
+        post_signed(&client, &s, &request, &pki().good, "good").await,
+        "outside its validity dates",
+    )
+    .await;
+}

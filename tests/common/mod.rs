@@ -8,7 +8,7 @@ use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use encore::app::{Application, Parts};
 use encore::settings::{ServeArgs, StorageArgs};
-use encore::skill::verify::{CertFetcher, SystemClock, Verifier};
+use encore::skill::verify::{CertFetcher, Clock, SystemClock, Verifier};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -179,15 +179,32 @@ pub fn fetcher() -> Arc<StaticFetcher> {
 
 /// A verifier that trusts only the test root.
 pub fn verifier(fetcher: Arc<StaticFetcher>) -> Verifier {
+    verifier_with_clock(fetcher, Arc::new(SystemClock))
+}
+
+pub fn verifier_with_clock(fetcher: Arc<StaticFetcher>, clock: Arc<dyn Clock>) -> Verifier {
     let anchor: TrustAnchor<'static> = webpki::anchor_from_trusted_cert(&pki().root)
         .unwrap()
         .to_owned();
-    Verifier::new(
-        vec![SKILL_ID.to_owned()],
-        vec![anchor],
-        fetcher,
-        Arc::new(SystemClock),
-    )
+    Verifier::new(vec![SKILL_ID.to_owned()], vec![anchor], fetcher, clock)
+}
+
+/// The system clock moved by a settable number of seconds.
+#[derive(Default)]
+pub struct MovableClock {
+    pub offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl Clock for MovableClock {
+    fn now(&self) -> std::time::SystemTime {
+        let offset = self.offset_secs.load(Ordering::SeqCst);
+        let now = std::time::SystemTime::now();
+        if offset >= 0 {
+            now + std::time::Duration::from_secs(offset as u64)
+        } else {
+            now - std::time::Duration::from_secs(offset.unsigned_abs())
+        }
+    }
 }
 
 /// A request fixture from tests/fixtures/requests, with `{{TOKEN}}` replaced and the
