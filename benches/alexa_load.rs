@@ -130,7 +130,7 @@ fn main() {
         let minimal = l.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(l, app).await });
 
-        let mut start = |no_verify: bool, sub: &str| {
+        let start = |no_verify: bool, sub: &str| {
             let data = dir.path().join(sub);
             let args = common::serve_args(no_verify, &data);
             let verifier = (!no_verify).then(|| common::verifier(common::fetcher()));

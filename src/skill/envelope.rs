@@ -81,15 +81,20 @@ pub struct AudioPlayerState {
 /// Fields every request type has, and the type-specific rest.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Request {
-    #[serde(flatten)]
-    pub head: RequestHead,
+    // The body comes first: a flattened struct takes the fields it names, and the head
+    // reads `type` too.
     #[serde(flatten)]
     pub body: RequestBody,
+    #[serde(flatten)]
+    pub head: RequestHead,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestHead {
+    /// The request type as sent (kept for logs: `RequestBody::Unknown` has no name).
+    #[serde(rename = "type")]
+    pub kind: String,
     pub request_id: String,
     /// ISO 8601, e.g. `2026-11-23T10:00:00Z`.
     pub timestamp: String,

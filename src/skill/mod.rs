@@ -86,7 +86,7 @@ impl Skill {
         };
         let player = player_state(&envelope);
         let body = &envelope.request.body;
-        let Some(command) = self.command(body, &listener.locale) else {
+        let Some(command) = self.command(&envelope.request, &listener.locale) else {
             return ResponseEnvelope::empty();
         };
         tracing::debug!(request = body.name(), ?command, "handling");
@@ -94,7 +94,8 @@ impl Skill {
         render(body, outcome, Lang::of(&listener.locale))
     }
 
-    fn command(&self, body: &RequestBody, locale: &str) -> Option<Command> {
+    fn command(&self, request: &envelope::Request, locale: &str) -> Option<Command> {
+        let body = &request.body;
         let report = |kind, token: &Option<String>, offset: Option<u64>| {
             token.as_ref().map(|t| {
                 Command::Playback(PlaybackEvent {
@@ -152,7 +153,10 @@ impl Skill {
                 None
             }
             RequestBody::Unknown => {
-                tracing::info!("unknown request type, answered empty");
+                tracing::info!(
+                    kind = request.head.kind,
+                    "unknown request type, answered empty"
+                );
                 None
             }
         }

@@ -44,15 +44,18 @@ enum Write {
     Durable(oneshot::Sender<Result<(), StoreError>>),
 }
 
+/// Queue key -> (sequence number, new value or `None` for a delete).
+type InFlight = HashMap<String, (u64, Option<Arc<[u8]>>)>;
+
 /// Queue writes handed to the writer and not yet committed, newest per key.
 #[derive(Default)]
 struct Overlay {
     next: AtomicU64,
-    entries: Mutex<HashMap<String, (u64, Option<Arc<[u8]>>)>>,
+    entries: Mutex<InFlight>,
 }
 
 impl Overlay {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Option<Arc<[u8]>>)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, InFlight> {
         // A panic while holding this lock cannot leave the map half-updated.
         self.entries
             .lock()
