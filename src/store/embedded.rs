@@ -27,6 +27,8 @@ const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
 const DURABLE_EVERY: Duration = Duration::from_millis(200);
 /// The most writes one transaction takes.
 const MAX_BATCH: usize = 512;
+/// How long a batch of queue writes waits for more before it is committed.
+const LINGER: Duration = Duration::from_millis(5);
 /// How long `open` waits for a previous owner still closing the file.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
@@ -161,6 +163,23 @@ fn create_waiting_for_lock(path: &Path) -> Result<Database, redb::DatabaseError>
     }
 }
 
+/// Collects a batch after `first`: whatever is queued, and, while nobody in the batch waits
+/// for its commit (queue writes do not), what arrives within `LINGER`, so that under load
+/// one commit serves many writes.
+fn gather(first: Write, queue: &mpsc::Receiver<Write>) -> Vec<Write> {
+    let deadline = Instant::now() + LINGER;
+    let mut batch = vec![first];
+    batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+    while batch.len() < MAX_BATCH && batch.iter().all(|w| matches!(w, Write::Queue(..))) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match queue.recv_timeout(left) {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 struct Writer {
     db: Arc<Database>,
     unwritten: Arc<Overlay>,
@@ -177,8 +196,7 @@ impl Writer {
             };
             match queue.recv_timeout(wait) {
                 Ok(first) => {
-                    let mut batch = vec![first];
-                    batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+                    let batch = gather(first, &queue);
                     self.apply(batch);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
