@@ -60,6 +60,18 @@ impl Queue {
         }
     }
 
+    /// Whether the invariants hold: tracks, `order` a permutation of their indices, the cursor
+    /// inside it. A stored queue that breaks them is not used.
+    pub fn is_consistent(&self) -> bool {
+        let mut seen = vec![false; self.tracks.len()];
+        let permutation = self.order.len() == self.tracks.len()
+            && self
+                .order
+                .iter()
+                .all(|&i| i < seen.len() && !std::mem::replace(&mut seen[i], true));
+        !self.tracks.is_empty() && permutation && self.cursor < self.order.len()
+    }
+
     pub fn len(&self) -> usize {
         self.tracks.len()
     }
@@ -266,6 +278,20 @@ mod tests {
         let token = a.token_for(0);
         assert_eq!(b.position_of(&token), None);
         assert!("garbage".parse::<Token>().is_err());
+    }
+
+    #[test]
+    fn broken_queues_are_recognised() {
+        let mut q = queue(3);
+        assert!(q.is_consistent());
+        q.cursor = 3;
+        assert!(!q.is_consistent());
+        let mut q = queue(3);
+        q.order = vec![0, 0, 1];
+        assert!(!q.is_consistent());
+        let mut q = queue(3);
+        q.order.pop();
+        assert!(!q.is_consistent());
     }
 
     #[test]

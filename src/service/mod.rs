@@ -121,9 +121,16 @@ impl Ctx<'_> {
     }
 
     async fn load_queue(&self) -> Result<Option<Queue>, StoreError> {
-        self.store().queue(&self.key).await.inspect_err(|e| {
+        let queue = self.store().queue(&self.key).await.inspect_err(|e| {
             tracing::error!(user_id = %self.listener.user_id, error = %e, "queue unavailable");
-        })
+        })?;
+        Ok(queue.filter(|q| {
+            let ok = q.is_consistent();
+            if !ok {
+                tracing::error!(user_id = %self.listener.user_id, queue = q.id, "stored queue is inconsistent, ignored");
+            }
+            ok
+        }))
     }
 
     async fn save_queue(&self, queue: &Queue) {
