@@ -1,3 +1,5 @@
+//! Moods a listener can ask for, with the ids the interaction model uses.
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;

@@ -1,3 +1,6 @@
+//! A listener's profile: opinions, recent plays, preferences, and the version used for
+//! optimistic locking.
+
 use super::TrackId;
 use serde::{Deserialize, Serialize};
 

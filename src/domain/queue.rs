@@ -1,3 +1,5 @@
+//! A listener's playback queue on one device, and the AudioPlayer tokens that point into it.
+
 use super::{Selection, TrackId};
 use rand::Rng;
 use rand::seq::SliceRandom;

@@ -1,3 +1,5 @@
+//! Catalog tracks and their audio features.
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
