@@ -135,7 +135,7 @@ fn main() {
             let args = common::serve_args(no_verify, &data);
             let verifier = (!no_verify).then(|| common::verifier(common::fetcher()));
             async move {
-                let parts = Parts::load(&args.storage).unwrap();
+                let parts = Parts::load(&args.storage).await.unwrap();
                 let app = Application::with_parts(&args, parts, verifier).await.unwrap();
                 let addr = app.local_addr();
                 tokio::spawn(app.run_until(std::future::pending()));

@@ -3,16 +3,17 @@
 use crate::http::{self, App, AppState};
 use crate::interaction::InteractionModel;
 use crate::recommend::{Catalog, CatalogRecommender, Recommender};
-use crate::service::Service;
-use crate::settings::{ServeArgs, StorageArgs};
+use crate::service::{Service, ServiceSettings};
+use crate::settings::{ServeArgs, StorageArgs, StoreKind};
 use crate::skill::Skill;
 use crate::skill::verify::Verifier;
-use crate::store::{EmbeddedStore, ProfileStore};
+use crate::store::{CachedStore, DynamoSettings, DynamoStore, EmbeddedStore, ProfileStore};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// The parts behind both the server and `encore say`.
@@ -22,14 +23,33 @@ pub struct Parts {
     pub store: Arc<dyn ProfileStore>,
 }
 
+/// Opens the configured store (without its profile cache).
+pub async fn open_store(storage: &StorageArgs) -> anyhow::Result<Arc<dyn ProfileStore>> {
+    Ok(match storage.store {
+        StoreKind::Embedded => Arc::new(
+            EmbeddedStore::open(&storage.data_dir)
+                .with_context(|| format!("opening the store in {}", storage.data_dir.display()))?,
+        ),
+        StoreKind::Dynamodb => Arc::new(DynamoStore::connect(&dynamo_settings(storage)).await),
+    })
+}
+
+pub fn dynamo_settings(storage: &StorageArgs) -> DynamoSettings {
+    DynamoSettings::new(
+        storage.aws_endpoint.clone(),
+        storage.table(),
+        Duration::from_millis(storage.store_timeout_ms),
+    )
+}
+
 impl Parts {
-    /// Loads the catalog and the interaction model and opens the store.
-    pub fn load(storage: &StorageArgs) -> anyhow::Result<Self> {
-        let store = EmbeddedStore::open(&storage.data_dir)
-            .with_context(|| format!("opening the store in {}", storage.data_dir.display()))?;
-        Self::with_store(storage, Arc::new(store))
+    /// Loads the catalog and the interaction model and opens the configured store.
+    pub async fn load(storage: &StorageArgs) -> anyhow::Result<Self> {
+        let store = open_store(storage).await?;
+        Self::with_store(storage, store)
     }
 
+    /// Builds the parts over `store`, behind a profile cache unless its TTL is 0.
     pub fn with_store(storage: &StorageArgs, store: Arc<dyn ProfileStore>) -> anyhow::Result<Self> {
         let catalog = Catalog::load(&storage.models).context("loading the catalog")?;
         let open_values = HashMap::from([("AMAZON.Musician".to_owned(), catalog.artists())]);
@@ -37,12 +57,49 @@ impl Parts {
             .context("loading the interaction model")?;
         let recommender: Arc<dyn Recommender> =
             Arc::new(CatalogRecommender::new(Arc::new(catalog)));
+        let store: Arc<dyn ProfileStore> = match storage.profile_cache_ttl_ms {
+            0 => store,
+            ttl => Arc::new(CachedStore::new(
+                store,
+                Duration::from_millis(ttl),
+                PROFILE_CACHE_CAPACITY,
+            )),
+        };
+        let settings = ServiceSettings {
+            store_budget: Duration::from_millis(storage.store_budget_ms),
+        };
         Ok(Parts {
-            service: Arc::new(Service::new(store.clone(), recommender)),
+            service: Arc::new(Service::new(store.clone(), recommender, settings)),
             model: Arc::new(model),
             store,
         })
     }
+}
+
+/// Profiles kept in the in-process cache at most.
+const PROFILE_CACHE_CAPACITY: u64 = 100_000;
+
+/// `encore init`: creates what the configured store needs, idempotently.
+pub async fn init(storage: &StorageArgs) -> anyhow::Result<String> {
+    Ok(match storage.store {
+        StoreKind::Embedded => {
+            EmbeddedStore::open(&storage.data_dir)?.flush().await?;
+            format!("embedded store ready in {}", storage.data_dir.display())
+        }
+        StoreKind::Dynamodb => {
+            let store = DynamoStore::connect(&dynamo_settings(storage)).await;
+            let created = store
+                .init()
+                .await
+                .with_context(|| format!("creating table {}", store.table()))?;
+            let verb = if created { "created" } else { "already there:" };
+            format!(
+                "{verb} table {} (TTL on {})",
+                store.table(),
+                crate::store::TTL_ATTRIBUTE
+            )
+        }
+    })
 }
 
 /// The router over `parts`, for a listener or for in-process tests.
@@ -76,7 +133,7 @@ impl Application {
                     .context("building the certificate fetcher")?,
             )
         };
-        let parts = Parts::load(&settings.storage)?;
+        let parts = Parts::load(&settings.storage).await?;
         Self::with_parts(settings, parts, verifier).await
     }
 

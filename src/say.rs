@@ -1,11 +1,11 @@
 //! `encore say`: the text path. An utterance is parsed with the interaction model, handled
 //! by the same service as the voice path, and the answer is printed.
 
-use crate::app::Parts;
+use crate::app::{Parts, open_store};
 use crate::domain::{Listener, Track};
 use crate::interaction::{self, Intent};
 use crate::service::{Outcome, PlayBehavior, Playback, PlayerState, SessionEffect};
-use crate::settings::SayArgs;
+use crate::settings::{SayArgs, StoreKind};
 use crate::skill::speech::{self, Lang};
 use crate::store::EmbeddedStore;
 use serde_json::json;
@@ -15,17 +15,15 @@ use std::sync::Arc;
 pub const TEXT_DEVICE: &str = "text";
 
 pub async fn run(args: &SayArgs) -> anyhow::Result<()> {
-    let parts = match EmbeddedStore::open(&args.storage.data_dir) {
-        Ok(store) => Parts::with_store(&args.storage, Arc::new(store))?,
-        Err(e) => {
+    let parts = match open_store(&args.storage).await {
+        Ok(store) => Parts::with_store(&args.storage, store)?,
+        Err(e) if args.storage.store == StoreKind::Embedded => {
             // Most likely a running server holds the data file.
             let scratch = std::env::temp_dir().join(format!("encore-say-{}", std::process::id()));
-            eprintln!(
-                "encore say: cannot open the store in {} ({e}); answering from an empty temporary store",
-                args.storage.data_dir.display()
-            );
+            eprintln!("encore say: {e:#}; answering from an empty temporary store",);
             Parts::with_store(&args.storage, Arc::new(EmbeddedStore::open(&scratch)?))?
         }
+        Err(e) => return Err(e),
     };
     let text = args.text.join(" ");
     let model = parts.model.locale(&args.locale);

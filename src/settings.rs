@@ -38,6 +38,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the HTTP server: the Alexa skill endpoint at POST /alexa and /healthz.
     Serve(ServeArgs),
+    /// Create what the configured store needs (the DynamoDB table with its TTL, or the
+    /// embedded file). Safe to run again: what exists is left as it is.
+    Init(InitArgs),
     /// Say something to the skill as text and print what it would answer and play.
     ///
     /// Runs the same pipeline as the voice path (interaction model, profile, recommender,
@@ -45,9 +48,44 @@ pub enum Command {
     Say(SayArgs),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// A redb file under --data-dir (one machine, no cloud account).
+    Embedded,
+    /// A DynamoDB table (`<table-prefix>encore`); region and credentials from the standard
+    /// AWS variables.
+    Dynamodb,
+}
+
 /// Where the data, the models and the interaction model are.
 #[derive(Debug, Clone, Args)]
 pub struct StorageArgs {
+    /// Where profiles, queues and playlists are kept.
+    #[arg(long, env = "ENCORE_STORE", value_enum, default_value_t = StoreKind::Embedded)]
+    pub store: StoreKind,
+
+    /// DynamoDB endpoint URL, for a local DynamoDB-compatible server (default: AWS's).
+    #[arg(long, env = "ENCORE_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
+
+    /// Prefix of the DynamoDB table name (the table is `<prefix>encore`), e.g. `prod-`.
+    #[arg(long, env = "ENCORE_TABLE_PREFIX", default_value = "")]
+    pub table_prefix: String,
+
+    /// Longest a DynamoDB call may take, retries included, in milliseconds (each attempt
+    /// gets a third of it).
+    #[arg(long, env = "ENCORE_STORE_TIMEOUT_MS", default_value_t = 1000)]
+    pub store_timeout_ms: u64,
+
+    /// How long a profile stays in the in-process cache, in milliseconds (0 turns it off).
+    #[arg(long, env = "ENCORE_PROFILE_CACHE_TTL_MS", default_value_t = 30_000)]
+    pub profile_cache_ttl_ms: u64,
+
+    /// How long the voice path waits for any one store call before it goes on without it, in
+    /// milliseconds: a profile read over budget serves the listener as a new one.
+    #[arg(long, env = "ENCORE_STORE_BUDGET_MS", default_value_t = 150)]
+    pub store_budget_ms: u64,
+
     /// Directory of the embedded store (profiles and playback queues).
     #[arg(long, env = "ENCORE_DATA_DIR", default_value = ".encore")]
     pub data_dir: PathBuf,
@@ -86,6 +124,12 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct SayArgs {
     /// The listener to speak as.
     #[arg(long, env = "ENCORE_SAY_USER", default_value = "local-user")]
@@ -115,6 +159,13 @@ pub enum SettingsError {
     NoSkillId,
     #[error("--max-body-bytes must be at least 1024")]
     BodyLimit,
+}
+
+impl StorageArgs {
+    /// The DynamoDB table name.
+    pub fn table(&self) -> String {
+        format!("{}encore", self.table_prefix)
+    }
 }
 
 impl ServeArgs {

@@ -17,10 +17,10 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-fn harness() -> Harness {
+async fn harness() -> Harness {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let parts = Parts::load(&common::storage(dir.path())).unwrap();
+    let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
     Harness {
         router: build_router(&parts, None, 64 * 1024),
         _dir: dir,
@@ -89,7 +89,7 @@ async fn start_playing(h: &Harness) -> String {
 
 #[tokio::test]
 async fn every_fixture_gets_a_valid_response_its_type_allows() {
-    let h = harness();
+    let h = harness().await;
     let token = start_playing(&h).await;
     let names = common::fixture_names();
     assert!(names.len() >= 35, "fixtures missing: {names:?}");
@@ -153,7 +153,7 @@ async fn every_fixture_gets_a_valid_response_its_type_allows() {
 
 #[tokio::test]
 async fn play_mood_speaks_and_starts_a_mood_consistent_track() {
-    let h = harness();
+    let h = harness().await;
     let r = ask(&h, &common::fixture("play_mood_er", "")).await;
     assert!(speech(&r).contains("relaxing"), "{r}");
     assert_eq!(r["response"]["shouldEndSession"], true);
@@ -168,7 +168,7 @@ async fn play_mood_speaks_and_starts_a_mood_consistent_track() {
 
 #[tokio::test]
 async fn slot_values_resolve_through_synonyms_without_entity_resolution() {
-    let h = harness();
+    let h = harness().await;
     let r = ask(&h, &common::fixture("play_mood_synonym", "")).await;
     assert!(
         speech(&r).contains("relaxing"),
@@ -179,7 +179,7 @@ async fn slot_values_resolve_through_synonyms_without_entity_resolution() {
 
 #[tokio::test]
 async fn a_missing_or_unknown_mood_is_asked_for_and_the_session_stays_open() {
-    let h = harness();
+    let h = harness().await;
     for name in ["play_mood_missing", "play_mood_unknown"] {
         let r = ask(&h, &common::fixture(name, "")).await;
         assert!(speech(&r).contains("Which mood"), "{name}: {r}");
@@ -191,7 +191,7 @@ async fn a_missing_or_unknown_mood_is_asked_for_and_the_session_stays_open() {
 
 #[tokio::test]
 async fn unknown_intents_get_helpful_fallback_speech() {
-    let h = harness();
+    let h = harness().await;
     let r = ask(&h, &common::fixture("unknown_intent", "")).await;
     assert!(speech(&r).contains("play something relaxing"), "{r}");
     assert_eq!(r["response"]["shouldEndSession"], false);
@@ -199,7 +199,7 @@ async fn unknown_intents_get_helpful_fallback_speech() {
 
 #[tokio::test]
 async fn german_requests_are_answered_in_german() {
-    let h = harness();
+    let h = harness().await;
     let mut request = common::fixture("play_mood_er", "");
     request["request"]["locale"] = "de-DE".into();
     let r = ask(&h, &request).await;
@@ -208,7 +208,7 @@ async fn german_requests_are_answered_in_german() {
 
 #[tokio::test]
 async fn malformed_json_is_refused_with_a_clear_json_error() {
-    let h = harness();
+    let h = harness().await;
     for body in [&b"{not json"[..], b"", b"{\"version\":\"1.0\"}", b"[1,2,3]"] {
         let (status, bytes) = post(&h, body.to_vec()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -226,7 +226,7 @@ async fn malformed_json_is_refused_with_a_clear_json_error() {
 
 #[tokio::test]
 async fn an_oversize_body_is_refused_with_413() {
-    let h = harness();
+    let h = harness().await;
     let mut request = common::fixture("launch", "");
     request["padding"] = "x".repeat(70 * 1024).into();
     let (status, bytes) = post(&h, serde_json::to_vec(&request).unwrap()).await;
@@ -237,7 +237,7 @@ async fn an_oversize_body_is_refused_with_413() {
 
 #[tokio::test]
 async fn reports_about_a_stale_token_change_nothing() {
-    let h = harness();
+    let h = harness().await;
     start_playing(&h).await;
     let r = ask(
         &h,

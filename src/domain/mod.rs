@@ -2,11 +2,13 @@
 //! nothing here knows about HTTP, Alexa's wire format or a storage engine.
 
 mod mood;
+mod playlist;
 mod profile;
 mod queue;
 mod track;
 
 pub use mood::Mood;
+pub use playlist::Playlist;
 pub use profile::{Profile, RECENT_LIMIT};
 pub use queue::{Queue, QueueKey, Token};
 pub use track::{AudioFeatures, Track, TrackId};

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// The most tracks a queue holds (some 60 hours of music), which keeps a stored queue far
+/// below a DynamoDB item's 400 KB.
+pub const MAX_TRACKS: usize = 1000;
+
 /// Where a queue is kept: one per listener and device.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct QueueKey {
@@ -147,10 +151,14 @@ impl Queue {
         self.order.iter().position(|&i| i == token.index)
     }
 
-    /// Adds tracks at the end of the playback order, skipping any already queued.
+    /// Adds tracks at the end of the playback order, skipping any already queued, up to
+    /// `MAX_TRACKS` in all.
     pub fn extend(&mut self, more: impl IntoIterator<Item = TrackId>) -> usize {
         let mut added = 0;
         for track in more {
+            if self.tracks.len() >= MAX_TRACKS {
+                break;
+            }
             if !self.tracks.contains(&track) {
                 self.order.push(self.tracks.len());
                 self.tracks.push(track);
@@ -294,6 +302,16 @@ mod tests {
         let mut q = queue(3);
         q.order.pop();
         assert!(!q.is_consistent());
+    }
+
+    #[test]
+    fn a_queue_never_grows_past_its_limit() {
+        let mut q = queue(MAX_TRACKS - 2);
+        let added = q.extend((0..10).map(|i| TrackId(format!("new{i}"))));
+        assert_eq!((added, q.len()), (2, MAX_TRACKS));
+        assert!(q.is_consistent());
+        let item = serde_json::to_vec(&q).unwrap();
+        assert!(item.len() < 100 * 1024, "{} bytes", item.len());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::domain::{Listener, Profile, Queue, QueueKey, Selection, Token, Track}
 use crate::recommend::{RecommendError, RecommendRequest, Recommender};
 use crate::store::{ProfileStore, StoreError, update_profile};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How many tracks a new queue starts with, and how many a refill adds.
 pub const QUEUE_LENGTH: usize = 25;
@@ -23,11 +24,41 @@ const UPCOMING: usize = 5;
 pub struct Service {
     store: Arc<dyn ProfileStore>,
     recommender: Arc<dyn Recommender>,
+    settings: ServiceSettings,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSettings {
+    /// How long the voice path waits for any one store call before it goes on without it
+    /// (a profile read that misses it serves the listener as a new one).
+    pub store_budget: Duration,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            store_budget: Duration::from_millis(150),
+        }
+    }
+}
+
+/// Counts a store failure by kind (`encore_store_errors_total`).
+pub(crate) fn count_store_error(operation: &'static str, e: &StoreError) {
+    metrics::counter!("encore_store_errors_total", "operation" => operation, "kind" => e.kind())
+        .increment(1);
 }
 
 impl Service {
-    pub fn new(store: Arc<dyn ProfileStore>, recommender: Arc<dyn Recommender>) -> Self {
-        Service { store, recommender }
+    pub fn new(
+        store: Arc<dyn ProfileStore>,
+        recommender: Arc<dyn Recommender>,
+        settings: ServiceSettings,
+    ) -> Self {
+        Service {
+            store,
+            recommender,
+            settings,
+        }
     }
 
     pub fn recommender(&self) -> &Arc<dyn Recommender> {
@@ -108,10 +139,29 @@ impl Ctx<'_> {
             .track(queue.track(queue.index_at(pos)))
     }
 
-    /// The profile, or none when the store fails: the listener is then served as a new one
-    /// (and nothing is written back over the stored profile).
+    /// Runs a store call within the voice path's budget; a failure (a call over budget is a
+    /// timeout) is counted under `operation` and returned.
+    async fn within<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let result = tokio::time::timeout(self.service.settings.store_budget, call)
+            .await
+            .unwrap_or(Err(StoreError::Timeout));
+        if let Err(e) = &result {
+            count_store_error(operation, e);
+        }
+        result
+    }
+
+    /// The profile, or none when the store fails or is slower than the budget: the listener
+    /// is then served as a new one (and nothing is written back over the stored profile).
     async fn profile(&self) -> Option<Profile> {
-        match self.store().profile(&self.listener.user_id).await {
+        match self
+            .within("profile_read", self.store().profile(&self.listener.user_id))
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(user_id = %self.listener.user_id, error = %e, "profile unavailable, serving as a new listener");
@@ -120,10 +170,22 @@ impl Ctx<'_> {
         }
     }
 
+    /// Reads, changes and writes the profile (see `store::update_profile`) within the budget.
+    async fn update_profile(
+        &self,
+        change: impl FnMut(&mut Profile) + Send,
+    ) -> Result<Profile, StoreError> {
+        let update = update_profile(self.store(), &self.listener.user_id, change);
+        self.within("profile_write", update).await
+    }
+
     async fn load_queue(&self) -> Result<Option<Queue>, StoreError> {
-        let queue = self.store().queue(&self.key).await.inspect_err(|e| {
-            tracing::error!(user_id = %self.listener.user_id, error = %e, "queue unavailable");
-        })?;
+        let queue = self
+            .within("queue_read", self.store().queue(&self.key))
+            .await
+            .inspect_err(|e| {
+                tracing::error!(user_id = %self.listener.user_id, error = %e, "queue unavailable");
+            })?;
         Ok(queue.filter(|q| {
             let ok = q.is_consistent();
             if !ok {
@@ -134,7 +196,10 @@ impl Ctx<'_> {
     }
 
     async fn save_queue(&self, queue: &Queue) {
-        if let Err(e) = self.store().put_queue(&self.key, queue).await {
+        if let Err(e) = self
+            .within("queue_write", self.store().put_queue(&self.key, queue))
+            .await
+        {
             tracing::error!(user_id = %self.listener.user_id, error = %e, "queue not saved");
         }
     }
@@ -226,10 +291,9 @@ impl Ctx<'_> {
             return Outcome::ask(Reply::NothingPlaying);
         };
         let id = track.id.clone();
-        let stored = update_profile(self.store(), &self.listener.user_id, |p| {
-            if like { p.like(&id) } else { p.dislike(&id) }
-        })
-        .await;
+        let stored = self
+            .update_profile(|p| if like { p.like(&id) } else { p.dislike(&id) })
+            .await;
         if let Err(e) = stored {
             tracing::error!(user_id = %self.listener.user_id, error = %e, "opinion not saved");
             return Outcome::end(Some(Reply::Trouble));

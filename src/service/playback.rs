@@ -2,7 +2,6 @@
 
 use super::{Ctx, Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind};
 use crate::domain::Token;
-use crate::store::update_profile;
 
 impl Ctx<'_> {
     pub(super) async fn playback_event(&self, event: PlaybackEvent) -> Outcome {
@@ -26,9 +25,7 @@ impl Ctx<'_> {
                 queue.move_to(pos);
                 self.save_queue(&queue).await;
                 let id = token.track_id.clone();
-                if let Err(e) =
-                    update_profile(self.store(), &self.listener.user_id, |p| p.played(&id)).await
-                {
+                if let Err(e) = self.update_profile(|p| p.played(&id)).await {
                     tracing::warn!(user_id = %self.listener.user_id, error = %e, "play not recorded in profile");
                 }
                 Outcome::silent()

@@ -11,7 +11,7 @@
 //! queue positions and opinions. Feedback events, which must never be lost, do not live here.
 
 use super::{ProfileStore, StoreError};
-use crate::domain::{Profile, Queue, QueueKey};
+use crate::domain::{Playlist, Profile, Queue, QueueKey};
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashMap;
@@ -23,6 +23,8 @@ use tokio::sync::oneshot;
 
 const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
 const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
+const PLAYLISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("playlists");
+const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
 /// The longest a committed write stays without fsync.
 const DURABLE_EVERY: Duration = Duration::from_millis(200);
 /// The most writes one transaction takes.
@@ -43,7 +45,21 @@ enum Write {
     Profile(Profile, oneshot::Sender<Result<u64, StoreError>>),
     /// A queue key, its new value (`None` deletes) and its overlay sequence number.
     Queue(String, Option<Arc<[u8]>>, u64),
+    /// A plain insert whose caller waits for the commit.
+    Put(
+        Other,
+        String,
+        Vec<u8>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
     Durable(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// The tables written with `Write::Put`.
+#[derive(Debug, Clone, Copy)]
+enum Other {
+    Playlists,
+    Checkpoints,
 }
 
 /// Queue key -> (sequence number, new value or `None` for a delete).
@@ -93,8 +109,9 @@ impl EmbeddedStore {
         let db = create_waiting_for_lock(&path)
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(unavailable)?;
-        txn.open_table(PROFILES).map_err(unavailable)?;
-        txn.open_table(QUEUES).map_err(unavailable)?;
+        for table in [PROFILES, QUEUES, PLAYLISTS, CHECKPOINTS] {
+            txn.open_table(table).map_err(unavailable)?;
+        }
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
         let unwritten = Arc::new(Overlay::default());
@@ -257,6 +274,8 @@ impl Writer {
         {
             let mut profiles = txn.open_table(PROFILES).map_err(unavailable)?;
             let mut queues = txn.open_table(QUEUES).map_err(unavailable)?;
+            let mut playlists = txn.open_table(PLAYLISTS).map_err(unavailable)?;
+            let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(unavailable)?;
             for write in batch {
                 match write {
                     Write::Profile(profile, ack) => {
@@ -271,6 +290,14 @@ impl Writer {
                             tracing::error!(error = %e, "embedded store: a queue write failed and is lost");
                         }
                         pending.push(Pending::Queue(key, seq));
+                    }
+                    Write::Put(table, key, value, ack) => {
+                        let table = match table {
+                            Other::Playlists => &mut playlists,
+                            Other::Checkpoints => &mut checkpoints,
+                        };
+                        let outcome = table.insert(key.as_str(), value.as_slice()).map(drop);
+                        pending.push(Pending::Put(outcome.map_err(unavailable), ack));
                     }
                     Write::Durable(ack) => durable_waiters.push(ack),
                 }
@@ -289,6 +316,10 @@ enum Pending {
         oneshot::Sender<Result<u64, StoreError>>,
     ),
     Queue(String, u64),
+    Put(
+        Result<(), StoreError>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
 }
 
 impl Pending {
@@ -301,6 +332,9 @@ impl Pending {
                 let _ = ack.send(batch_failure.map_or(outcome, |e| Err(e.clone())));
             }
             Pending::Queue(key, seq) => unwritten.committed(&key, seq),
+            Pending::Put(outcome, ack) => {
+                let _ = ack.send(batch_failure.map_or(outcome, |e| Err(e.clone())));
+            }
         }
     }
 }
@@ -337,9 +371,14 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Joins key parts with the unit separator, which cannot appear in Alexa or catalog ids, so
+/// keys cannot collide and one listener's items share a prefix.
+fn compound_key(first: &str, second: &str) -> String {
+    format!("{first}\u{1f}{second}")
+}
+
 fn queue_key(key: &QueueKey) -> String {
-    // The unit separator cannot appear in Alexa ids, so keys cannot collide.
-    format!("{}\u{1f}{}", key.user_id, key.device_id)
+    compound_key(&key.user_id, &key.device_id)
 }
 
 #[async_trait]
@@ -369,6 +408,57 @@ impl ProfileStore for EmbeddedStore {
 
     async fn delete_queue(&self, key: &QueueKey) -> Result<(), StoreError> {
         self.write_queue(queue_key(key), None)
+    }
+
+    async fn playlist(
+        &self,
+        user_id: &str,
+        playlist_id: &str,
+    ) -> Result<Option<Playlist>, StoreError> {
+        self.read(PLAYLISTS, &compound_key(user_id, playlist_id))?
+            .map(|b| decode(&b))
+            .transpose()
+    }
+
+    async fn playlists(&self, user_id: &str) -> Result<Vec<Playlist>, StoreError> {
+        let prefix = compound_key(user_id, "");
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(PLAYLISTS).map_err(unavailable)?;
+        let mut found = Vec::new();
+        for entry in table.range(prefix.as_str()..).map_err(unavailable)? {
+            let (key, value) = entry.map_err(unavailable)?;
+            if !key.value().starts_with(&prefix) {
+                break;
+            }
+            found.push(decode::<Playlist>(value.value())?);
+        }
+        found.sort_by_key(|p| p.created_at);
+        Ok(found)
+    }
+
+    async fn put_playlist(&self, playlist: &Playlist) -> Result<(), StoreError> {
+        let key = compound_key(&playlist.user_id, &playlist.id);
+        let value = encode(playlist)?;
+        self.submit(|ack| Write::Put(Other::Playlists, key, value, ack))
+            .await
+    }
+
+    async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, StoreError> {
+        self.read(CHECKPOINTS, &compound_key(stream, shard))?
+            .map(|b| String::from_utf8(b).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    async fn put_checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+        sequence: &str,
+    ) -> Result<(), StoreError> {
+        let key = compound_key(stream, shard);
+        let value = sequence.as_bytes().to_vec();
+        self.submit(|ack| Write::Put(Other::Checkpoints, key, value, ack))
+            .await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

@@ -1,11 +1,16 @@
-//! Where profiles and playback queues live. `ProfileStore` is the narrow interface the
-//! service uses; `embedded` keeps them in a transactional file on this machine.
+//! Where profiles, playback queues, playlists and stream checkpoints live. `ProfileStore` is
+//! the narrow interface the service uses; `embedded` keeps them in a transactional file on
+//! this machine, `dynamo` in DynamoDB; `cached` puts a profile cache in front of either.
 
+mod cached;
+mod dynamo;
 mod embedded;
 
+pub use cached::CachedStore;
+pub use dynamo::{DynamoSettings, DynamoStore, QUEUE_TTL, TTL_ATTRIBUTE};
 pub use embedded::EmbeddedStore;
 
-use crate::domain::{Profile, Queue, QueueKey};
+use crate::domain::{Playlist, Profile, Queue, QueueKey};
 use async_trait::async_trait;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -15,6 +20,8 @@ pub enum StoreError {
     Conflict,
     #[error("the store did not answer in time")]
     Timeout,
+    #[error("the store is throttling requests")]
+    Throttled,
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("a stored item could not be read: {0}")]
@@ -35,9 +42,43 @@ pub trait ProfileStore: Send + Sync {
 
     async fn delete_queue(&self, key: &QueueKey) -> Result<(), StoreError>;
 
+    async fn playlist(
+        &self,
+        user_id: &str,
+        playlist_id: &str,
+    ) -> Result<Option<Playlist>, StoreError>;
+
+    /// The listener's playlists, oldest first.
+    async fn playlists(&self, user_id: &str) -> Result<Vec<Playlist>, StoreError>;
+
+    async fn put_playlist(&self, playlist: &Playlist) -> Result<(), StoreError>;
+
+    /// The last sequence number a consumer finished on `shard` of `stream`.
+    async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, StoreError>;
+
+    async fn put_checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+        sequence: &str,
+    ) -> Result<(), StoreError>;
+
     /// Makes every acknowledged write durable (called at shutdown).
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+impl StoreError {
+    /// A short, stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Conflict => "conflict",
+            StoreError::Timeout => "timeout",
+            StoreError::Throttled => "throttled",
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Corrupt(_) => "corrupt",
+        }
     }
 }
 

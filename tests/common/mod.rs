@@ -2,12 +2,14 @@
 //! fixtures of real-shaped requests, and servers on port 0.
 #![allow(dead_code)]
 
+pub mod contract;
+
 use async_trait::async_trait;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use encore::app::{Application, Parts};
-use encore::settings::{ServeArgs, StorageArgs};
+use encore::settings::{ServeArgs, StorageArgs, StoreKind};
 use encore::skill::verify::{CertFetcher, Clock, SystemClock, Verifier};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -29,11 +31,36 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The embedded store in `data_dir`, the repository's models and intents.
 pub fn storage(data_dir: &Path) -> StorageArgs {
     StorageArgs {
+        store: StoreKind::Embedded,
+        aws_endpoint: None,
+        table_prefix: String::new(),
+        store_timeout_ms: 1000,
+        profile_cache_ttl_ms: 30_000,
+        store_budget_ms: 150,
         data_dir: data_dir.to_owned(),
         models: repo().join("models"),
         intents: repo().join("intents"),
+    }
+}
+
+/// The local DynamoDB-compatible server the test command started.
+pub fn aws_endpoint() -> String {
+    std::env::var("ENCORE_TEST_AWS_ENDPOINT").expect(
+        "ENCORE_TEST_AWS_ENDPOINT is not set: run the suite with infra/local/run-tests.sh, \
+         which starts the local DynamoDB-compatible server",
+    )
+}
+
+/// DynamoDB on the local server, in a table of its own (`prefix` keeps tests apart).
+pub fn dynamo_storage(data_dir: &Path, prefix: &str) -> StorageArgs {
+    StorageArgs {
+        store: StoreKind::Dynamodb,
+        aws_endpoint: Some(aws_endpoint()),
+        table_prefix: format!("{prefix}-{}-", std::process::id()),
+        ..storage(data_dir)
     }
 }
 
@@ -262,9 +289,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(data_dir: &Path, verifier: Option<Verifier>) -> TestServer {
+        Self::start_on(storage(data_dir), verifier).await
+    }
+
+    /// A server on the given storage (e.g. `dynamo_storage`).
+    pub async fn start_on(storage: StorageArgs, verifier: Option<Verifier>) -> TestServer {
         init_tracing();
-        let args = serve_args(verifier.is_none(), data_dir);
-        let parts = Parts::load(&args.storage).unwrap();
+        let mut args = serve_args(verifier.is_none(), &storage.data_dir);
+        args.storage = storage;
+        let parts = Parts::load(&args.storage).await.unwrap();
         let app = Application::with_parts(&args, parts, verifier)
             .await
             .unwrap();

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The local DynamoDB- and Kinesis-compatible server (moto's server, from PyPI) for development
+# and tests, on loopback only.
+#
+#   infra/local/aws-local.sh install        install the tools (moto server, cfn-lint) into infra/local/.tools
+#   infra/local/aws-local.sh start [PORT]   install if needed, start on 127.0.0.1:PORT (default 4566),
+#                                           wait until it answers, then create the table (`encore init`)
+#   infra/local/aws-local.sh stop           stop it
+#   infra/local/aws-local.sh status         say whether it runs, and where
+#
+# The server keeps everything in memory: a restart starts empty.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+tools="$here/.tools"
+venv="$tools/venv"
+pidfile="$tools/moto.pid"
+portfile="$tools/moto.port"
+logfile="$tools/moto.log"
+
+install() {
+  mkdir -p "$tools"
+  if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/cfn-lint" ]; then
+    echo "installing moto server and cfn-lint into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'cfn-lint>=1,<2'
+  fi
+}
+
+running() {
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+wait_for_port() {
+  local port="$1"
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "the local server did not open port $port; see $logfile" >&2
+  return 1
+}
+
+start() {
+  local port="${1:-4566}"
+  install
+  if running; then
+    echo "already running on 127.0.0.1:$(cat "$portfile") (pid $(cat "$pidfile"))"
+    return 0
+  fi
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+  echo $! >"$pidfile"
+  echo "$port" >"$portfile"
+  wait_for_port "$port"
+  echo "local DynamoDB/Kinesis server on http://127.0.0.1:$port (pid $(cat "$pidfile"))"
+  if [ "${ENCORE_SKIP_INIT:-}" != 1 ]; then
+    (cd "$root" && AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}" \
+      cargo run --quiet --release -- init --store dynamodb --aws-endpoint "http://127.0.0.1:$port")
+  fi
+}
+
+stop() {
+  if running; then
+    kill "$(cat "$pidfile")"
+    echo "stopped"
+  else
+    echo "not running"
+  fi
+  rm -f "$pidfile" "$portfile"
+}
+
+status() {
+  if running; then
+    echo "running on http://127.0.0.1:$(cat "$portfile") (pid $(cat "$pidfile"))"
+  else
+    echo "not running"
+    return 1
+  fi
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start "${2:-}" ;;
+  stop) stop ;;
+  status) status ;;
+  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+esac

@@ -1,0 +1,427 @@
+//! The DynamoDB store: one table, items keyed by `pk`/`sk`.
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | profile | `USER#<user>` | `PROFILE` | `version` (N, optimistic lock), `body` (S, JSON), `updated_at` (N) |
+//! | queue | `USER#<user>` | `QUEUE#<device>` | `body` (S, JSON), `updated_at` (N), `expires_at` (N, TTL: 30 days) |
+//! | playlist | `USER#<user>` | `PLAYLIST#<id>` | `body` (S, JSON), `created_at` (N) |
+//! | checkpoint | `CHECKPOINT#<stream>` | `SHARD#<shard>` | `sequence` (S), `updated_at` (N) |
+//!
+//! One listener's items share a partition, so a listener's playlists are one Query. Bodies
+//! are bounded (a profile keeps at most 100 recent plays and 500 likes and dislikes, a queue at
+//! most 1,000 tracks), so no item nears DynamoDB's 400 KB limit. SDK types and errors stay in
+//! this module: callers see `StoreError` (throttling and timeouts included).
+
+use super::{ProfileStore, StoreError};
+use crate::domain::{Playlist, Profile, Queue, QueueKey};
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long an untouched queue is kept before DynamoDB's TTL removes it.
+pub const QUEUE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The TTL attribute.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// How to reach the table, and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct DynamoSettings {
+    /// `None`: the regional AWS endpoint.
+    pub endpoint: Option<String>,
+    pub table: String,
+    pub connect_timeout: Duration,
+    /// One attempt of one call.
+    pub attempt_timeout: Duration,
+    /// One call, retries included.
+    pub operation_timeout: Duration,
+    /// Attempts per call (the first one included).
+    pub max_attempts: u32,
+}
+
+impl DynamoSettings {
+    pub fn new(endpoint: Option<String>, table: String, operation_timeout: Duration) -> Self {
+        DynamoSettings {
+            endpoint,
+            table,
+            connect_timeout: Duration::from_millis(500),
+            attempt_timeout: operation_timeout / 3,
+            operation_timeout,
+            max_attempts: 3,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+impl DynamoStore {
+    /// A client built once: region and credentials from the standard AWS sources (region
+    /// `us-east-1` if none is configured), explicit timeouts, standard retries with backoff.
+    pub async fn connect(settings: &DynamoSettings) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(settings.connect_timeout)
+            .operation_attempt_timeout(settings.attempt_timeout)
+            .operation_timeout(settings.operation_timeout)
+            .build();
+        let retry = RetryConfig::standard()
+            .with_max_attempts(settings.max_attempts)
+            .with_initial_backoff(Duration::from_millis(20));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(RegionProviderChain::default_provider().or_else("us-east-1"))
+            .timeout_config(timeouts)
+            .retry_config(retry);
+        if let Some(url) = &settings.endpoint {
+            loader = loader.endpoint_url(url);
+        }
+        let config = loader.load().await;
+        DynamoStore {
+            client: Client::new(&config),
+            table: settings.table.clone(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table if it is missing, waits until it is active and turns on the TTL.
+    /// Returns whether it created the table.
+    pub async fn init(&self) -> Result<bool, StoreError> {
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let created = match self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .key_schema(key("pk", KeyType::Hash).map_err(invalid)?)
+            .key_schema(key("sk", KeyType::Range).map_err(invalid)?)
+            .attribute_definitions(attr("pk").map_err(invalid)?)
+            .attribute_definitions(attr("sk").map_err(invalid)?)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
+                false
+            }
+            Err(e) => return Err(store_error(e)),
+        };
+        for _ in 0..100 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(store_error)?;
+            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let ttl = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(TTL_ATTRIBUTE)
+            .build()
+            .map_err(invalid)?;
+        match self
+            .client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            // Already on: DynamoDB refuses to set it twice.
+            Err(e) if e.code() == Some("ValidationException") => {}
+            Err(e) => return Err(store_error(e)),
+        }
+        Ok(created)
+    }
+
+    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item)
+    }
+
+    async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The raw TTL attribute of a queue item (for tests and operators).
+    pub async fn queue_expiry(&self, key: &QueueKey) -> Result<Option<i64>, StoreError> {
+        let item = self
+            .get(user_pk(&key.user_id), queue_sk(&key.device_id))
+            .await?;
+        Ok(item
+            .as_ref()
+            .and_then(|i| i.get(TTL_ATTRIBUTE))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok()))
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("invalid request: {e}"))
+}
+
+/// SDK errors -> `StoreError`: timeouts and throttling keep their kind.
+fn store_error<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    const THROTTLING: [&str; 4] = [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+    ];
+    match &e {
+        SdkError::TimeoutError(_) => StoreError::Timeout,
+        SdkError::DispatchFailure(f) if f.is_timeout() => StoreError::Timeout,
+        SdkError::ServiceError(s) if s.err().code().is_some_and(|c| THROTTLING.contains(&c)) => {
+            StoreError::Throttled
+        }
+        _ => StoreError::Unavailable(DisplayErrorContext(&e).to_string()),
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn user_pk(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+fn queue_sk(device_id: &str) -> String {
+    format!("QUEUE#{device_id}")
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn body<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let text = item
+        .get("body")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::Corrupt("item without a body".into()))?;
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(value)
+        .map(AttributeValue::S)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl ProfileStore for DynamoStore {
+    async fn profile(&self, user_id: &str) -> Result<Option<Profile>, StoreError> {
+        let item = self.get(user_pk(user_id), "PROFILE".into()).await?;
+        item.map(|i| {
+            let mut profile: Profile = body(&i)?;
+            // The version attribute is the truth the condition checks.
+            if let Some(v) = i
+                .get("version")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+            {
+                profile.version = v;
+            }
+            Ok(profile)
+        })
+        .transpose()
+    }
+
+    async fn put_profile(&self, profile: &Profile) -> Result<u64, StoreError> {
+        let next = profile.version + 1;
+        let stored = Profile {
+            version: next,
+            ..profile.clone()
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(user_pk(&profile.user_id)))
+            .item("sk", s("PROFILE"))
+            .item("version", n(next as i64))
+            .item("body", json(&stored)?)
+            .item("updated_at", n(now_secs()))
+            .condition_expression("attribute_not_exists(pk) OR #version = :read")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":read", n(profile.version as i64))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(next),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn queue(&self, key: &QueueKey) -> Result<Option<Queue>, StoreError> {
+        let item = self
+            .get(user_pk(&key.user_id), queue_sk(&key.device_id))
+            .await?;
+        item.map(|i| body(&i)).transpose()
+    }
+
+    async fn put_queue(&self, key: &QueueKey, queue: &Queue) -> Result<(), StoreError> {
+        let now = now_secs();
+        self.put(HashMap::from([
+            ("pk".to_owned(), s(user_pk(&key.user_id))),
+            ("sk".to_owned(), s(queue_sk(&key.device_id))),
+            ("body".to_owned(), json(queue)?),
+            ("updated_at".to_owned(), n(now)),
+            (
+                TTL_ATTRIBUTE.to_owned(),
+                n(now + QUEUE_TTL.as_secs() as i64),
+            ),
+        ]))
+        .await
+    }
+
+    async fn delete_queue(&self, key: &QueueKey) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(user_pk(&key.user_id)))
+            .key("sk", s(queue_sk(&key.device_id)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn playlist(
+        &self,
+        user_id: &str,
+        playlist_id: &str,
+    ) -> Result<Option<Playlist>, StoreError> {
+        let item = self
+            .get(user_pk(user_id), format!("PLAYLIST#{playlist_id}"))
+            .await?;
+        item.map(|i| body(&i)).transpose()
+    }
+
+    async fn playlists(&self, user_id: &str) -> Result<Vec<Playlist>, StoreError> {
+        let mut found: Vec<Playlist> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(user_pk(user_id)))
+                .expression_attribute_values(":prefix", s("PLAYLIST#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in page.items() {
+                found.push(body(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        found.sort_by_key(|p| p.created_at);
+        Ok(found)
+    }
+
+    async fn put_playlist(&self, playlist: &Playlist) -> Result<(), StoreError> {
+        self.put(HashMap::from([
+            ("pk".to_owned(), s(user_pk(&playlist.user_id))),
+            ("sk".to_owned(), s(format!("PLAYLIST#{}", playlist.id))),
+            ("body".to_owned(), json(playlist)?),
+            ("created_at".to_owned(), n(playlist.created_at)),
+        ]))
+        .await
+    }
+
+    async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, StoreError> {
+        let item = self
+            .get(format!("CHECKPOINT#{stream}"), format!("SHARD#{shard}"))
+            .await?;
+        Ok(item.and_then(|i| i.get("sequence").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    async fn put_checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+        sequence: &str,
+    ) -> Result<(), StoreError> {
+        self.put(HashMap::from([
+            ("pk".to_owned(), s(format!("CHECKPOINT#{stream}"))),
+            ("sk".to_owned(), s(format!("SHARD#{shard}"))),
+            ("sequence".to_owned(), s(sequence)),
+            ("updated_at".to_owned(), n(now_secs())),
+        ]))
+        .await
+    }
+}

@@ -1,0 +1,130 @@
+//! What every `ProfileStore` must do, run against each backend.
+
+use encore::domain::{Mood, Playlist, Profile, Queue, QueueKey, Selection, TrackId};
+use encore::store::{ProfileStore, StoreError, update_profile};
+use std::sync::Arc;
+
+fn queue() -> Queue {
+    Queue::new(
+        Selection::Mood(Mood::Focus),
+        "rec".into(),
+        "v1".into(),
+        vec![TrackId("a".into()), TrackId("b".into())],
+    )
+}
+
+/// Every item type goes in and comes back out unchanged.
+pub async fn round_trips(store: &dyn ProfileStore) {
+    assert_eq!(store.profile("u1").await.unwrap(), None);
+    let saved = update_profile(store, "u1", |p| p.like(&TrackId("a".into())))
+        .await
+        .unwrap();
+    assert_eq!(saved.version, 1);
+    let read = store.profile("u1").await.unwrap().unwrap();
+    assert_eq!(read, saved);
+
+    let key = QueueKey {
+        user_id: "u1".into(),
+        device_id: "d1".into(),
+    };
+    let q = queue();
+    store.put_queue(&key, &q).await.unwrap();
+    assert_eq!(store.queue(&key).await.unwrap(), Some(q));
+    let other_device = QueueKey {
+        user_id: "u1".into(),
+        device_id: "d2".into(),
+    };
+    assert_eq!(
+        store.queue(&other_device).await.unwrap(),
+        None,
+        "queues are per device"
+    );
+    store.delete_queue(&key).await.unwrap();
+    assert_eq!(store.queue(&key).await.unwrap(), None);
+
+    let playlist = |id: &str, user: &str, at: i64| Playlist {
+        id: id.into(),
+        user_id: user.into(),
+        name: format!("list {id}"),
+        selection: Some(Selection::Genre("jazz".into())),
+        tracks: vec![TrackId("a".into()), TrackId("b".into())],
+        created_at: at,
+    };
+    store.put_playlist(&playlist("p2", "u1", 20)).await.unwrap();
+    store.put_playlist(&playlist("p1", "u1", 10)).await.unwrap();
+    store.put_playlist(&playlist("p3", "u2", 5)).await.unwrap();
+    assert_eq!(
+        store.playlist("u1", "p1").await.unwrap(),
+        Some(playlist("p1", "u1", 10))
+    );
+    assert_eq!(
+        store.playlist("u2", "p1").await.unwrap(),
+        None,
+        "a playlist belongs to its owner"
+    );
+    let mine: Vec<String> = store
+        .playlists("u1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(mine, ["p1", "p2"], "only the owner's, oldest first");
+
+    assert_eq!(store.checkpoint("feedback", "shard-0").await.unwrap(), None);
+    store
+        .put_checkpoint("feedback", "shard-0", "4960001")
+        .await
+        .unwrap();
+    store
+        .put_checkpoint("feedback", "shard-0", "4960002")
+        .await
+        .unwrap();
+    store
+        .put_checkpoint("feedback", "shard-1", "17")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .checkpoint("feedback", "shard-0")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("4960002")
+    );
+    assert_eq!(store.checkpoint("other", "shard-0").await.unwrap(), None);
+}
+
+/// A write from a stale read is refused.
+pub async fn stale_writes_conflict(store: &dyn ProfileStore) {
+    let first = Profile::new("stale");
+    assert_eq!(store.put_profile(&first).await.unwrap(), 1);
+    assert!(matches!(
+        store.put_profile(&first).await,
+        Err(StoreError::Conflict)
+    ));
+}
+
+/// Two writers updating one profile at once lose no update.
+pub async fn two_writers_lose_nothing(store: Arc<dyn ProfileStore>, updates: usize) {
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..updates {
+                    update_profile(store.as_ref(), "shared", |p| {
+                        p.played(&TrackId(format!("w{w}-{i}")))
+                    })
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let p = store.profile("shared").await.unwrap().unwrap();
+    assert_eq!(p.plays, 2 * updates as u64);
+    assert_eq!(p.version, 2 * updates as u64);
+}
