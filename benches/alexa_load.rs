@@ -3,10 +3,14 @@
 //! verification on (requests signed by a test PKI made here), and prints throughput,
 //! p50/p99 latency and each one's ratio to the minimal handler.
 //!
-//! Run with `cargo bench --bench alexa_load` (release build; needs `wrk` on the PATH, see
-//! `benches/run-load.sh`). Settings: BENCH_SECONDS (10), BENCH_CONNECTIONS (32),
+//! With BENCH_AWS_ENDPOINT set (benches/run-load.sh starts the local DynamoDB-compatible
+//! server and sets it), it also drives Encore on DynamoDB with the profile cache on and off,
+//! next to the embedded default at the same (smaller) number of connections.
+//!
+//! Run with `benches/run-load.sh` (release build; installs `wrk` and the local server).
+//! Settings: BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_AWS_CONNECTIONS (8),
 //! BENCH_LISTENERS (1000 distinct listeners, round-robin), BENCH_PROFILE_ONLY (load one
-//! target, `minimal`, `off` or `on`, for a profiler).
+//! target by its key, e.g. `minimal`, `off`, `on`, `aws-cache`, for a profiler).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -14,6 +18,7 @@ mod common;
 use axum::Json;
 use axum::routing::post;
 use encore::app::{Application, Parts};
+use encore::settings::{StorageArgs, StoreKind};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -110,6 +115,40 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+struct Target {
+    name: String,
+    key: &'static str,
+    addr: SocketAddr,
+    connections: u64,
+}
+
+impl Target {
+    /// Starts Encore on `storage` on a loopback port, verifying requests with the test PKI or not.
+    async fn start(
+        name: &str,
+        key: &'static str,
+        storage: StorageArgs,
+        verify: bool,
+        connections: u64,
+    ) -> Target {
+        let mut args = common::serve_args(!verify, &storage.data_dir);
+        args.storage = storage;
+        let verifier = verify.then(|| common::verifier(common::fetcher()));
+        let parts = Parts::load(&args.storage).await.unwrap();
+        let app = Application::with_parts(&args, parts, verifier)
+            .await
+            .unwrap();
+        let addr = app.local_addr();
+        tokio::spawn(app.run_until(std::future::pending()));
+        Target {
+            name: name.into(),
+            key,
+            addr,
+            connections,
+        }
+    }
+}
+
 fn main() {
     let seconds = env_or("BENCH_SECONDS", 10);
     let connections = env_or("BENCH_CONNECTIONS", 32);
@@ -121,7 +160,9 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
 
-    let (minimal, plain, verified) = rt.block_on(async {
+    let aws = std::env::var("BENCH_AWS_ENDPOINT").ok();
+    let aws_connections = env_or("BENCH_AWS_CONNECTIONS", 8);
+    let targets: Vec<Target> = rt.block_on(async {
         // The yardstick: parse the same JSON body, answer a small JSON.
         let app = axum::Router::new().route("/alexa", post(|Json(body): Json<Value>| async move {
             Json(serde_json::json!({ "version": "1.0", "response": { "ok": body.get("version").is_some() } }))
@@ -130,21 +171,27 @@ fn main() {
         let minimal = l.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(l, app).await });
 
-        let start = |no_verify: bool, sub: &str| {
-            let data = dir.path().join(sub);
-            let args = common::serve_args(no_verify, &data);
-            let verifier = (!no_verify).then(|| common::verifier(common::fetcher()));
-            async move {
-                let parts = Parts::load(&args.storage).await.unwrap();
-                let app = Application::with_parts(&args, parts, verifier).await.unwrap();
-                let addr = app.local_addr();
-                tokio::spawn(app.run_until(std::future::pending()));
-                addr
-            }
-        };
-        let plain = start(true, "plain").await;
-        let verified = start(false, "verified").await;
-        (minimal, plain, verified)
+        let embedded = |sub: &str| common::storage(&dir.path().join(sub));
+        let mut targets = vec![
+            Target { name: "minimal axum handler (parses the JSON)".into(), key: "minimal", addr: minimal, connections },
+            Target::start("encore, embedded, verification off", "off", embedded("off"), false, connections).await,
+            Target::start("encore, embedded, verification on", "on", embedded("on"), true, connections).await,
+        ];
+        if let Some(endpoint) = &aws {
+            let dynamo = |cache_ms: u64| StorageArgs {
+                store: StoreKind::Dynamodb,
+                aws_endpoint: Some(endpoint.clone()),
+                table_prefix: format!("bench-{}-", std::process::id()),
+                profile_cache_ttl_ms: cache_ms,
+                ..embedded("aws")
+            };
+            encore::app::init(&dynamo(0)).await.expect("creating the bench table");
+            let n = aws_connections;
+            targets.push(Target::start("encore, embedded, verification on", "on-few", embedded("few"), true, n).await);
+            targets.push(Target::start("encore, dynamodb, cache on, verification on", "aws-cache", dynamo(30_000), true, n).await);
+            targets.push(Target::start("encore, dynamodb, cache off, verification on", "aws-nocache", dynamo(0), true, n).await);
+        }
+        targets
     });
 
     // PlayMoodIntent requests from distinct listeners, signed now (they stay fresh for 150 s).
@@ -162,52 +209,54 @@ fn main() {
     let script = dir.path().join("alexa.lua");
     std::fs::write(&script, wrk_script(&requests)).unwrap();
 
-    // Warm up each target briefly (caches, connections), then measure.
-    for addr in [minimal, plain, verified] {
-        run_wrk(addr, &script, 1, connections);
-    }
     if let Ok(only) = std::env::var("BENCH_PROFILE_ONLY") {
-        // For a profiler: load one target only (`minimal`, `off` or `on`) and stop.
-        let addr = match only.as_str() {
-            "minimal" => minimal,
-            "off" => plain,
-            _ => verified,
-        };
-        let f = run_wrk(addr, &script, seconds, connections);
+        // For a profiler: load one target only (by its key: `minimal`, `off`, `on`, ...) and stop.
+        let t = targets
+            .iter()
+            .find(|t| t.key == only)
+            .expect("a known target key");
+        let f = run_wrk(t.addr, &script, seconds, t.connections);
         println!(
             "{only}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
             f.rps, f.p50_ms, f.p99_ms
         );
         return;
     }
-    let base = run_wrk(minimal, &script, seconds, connections);
-    let off = run_wrk(plain, &script, seconds, connections);
-    let on = run_wrk(verified, &script, seconds, connections);
+    // Warm up each target briefly (caches, connections), then measure.
+    for t in &targets {
+        run_wrk(t.addr, &script, 1, t.connections);
+    }
+    let figures: Vec<Figures> = targets
+        .iter()
+        .map(|t| run_wrk(t.addr, &script, seconds, t.connections))
+        .collect();
 
     println!(
-        "\nPOST /alexa, PlayMoodIntent, {connections} connections, {seconds} s each, wrk -t1, server on 2 worker threads, {listeners} listeners\n"
+        "\nPOST /alexa, PlayMoodIntent, {seconds} s per target, wrk -t1, server on 2 worker threads, {listeners} listeners round-robin\n"
     );
     println!(
-        "{:<42} {:>10} {:>9} {:>9} {:>8} {:>7}",
-        "target", "req/s", "p50 ms", "p99 ms", "ratio", "non-2xx"
+        "{:<48} {:>5} {:>10} {:>9} {:>9} {:>7} {:>7}",
+        "target", "conns", "req/s", "p50 ms", "p99 ms", "ratio", "non-2xx"
     );
-    for (name, f) in [
-        ("minimal axum handler (parses the JSON)", &base),
-        ("encore, verification off", &off),
-        ("encore, verification on", &on),
-    ] {
+    let base = &figures[0];
+    for (t, f) in targets.iter().zip(&figures) {
+        let ratio = if t.connections == targets[0].connections {
+            format!("{:.2}", f.rps / base.rps)
+        } else {
+            "-".into()
+        };
         println!(
-            "{:<42} {:>10.0} {:>9.3} {:>9.3} {:>8.2} {:>7}",
-            name,
-            f.rps,
-            f.p50_ms,
-            f.p99_ms,
-            f.rps / base.rps,
-            f.errors
+            "{:<48} {:>5} {:>10.0} {:>9.3} {:>9.3} {:>7} {:>7}",
+            t.name, t.connections, f.rps, f.p50_ms, f.p99_ms, ratio, f.errors
+        );
+    }
+    if aws.is_none() {
+        println!(
+            "\n(DynamoDB rows: run benches/run-load.sh, which starts the local server, or set BENCH_AWS_ENDPOINT)"
         );
     }
     println!(
-        "\npeak memory of this process (all three servers): {:.1} MiB",
+        "\npeak memory of this process (all servers): {:.1} MiB",
         peak_rss_mib()
     );
 }

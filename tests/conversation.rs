@@ -1,10 +1,12 @@
 //! A whole conversation, as a person with an Echo would have it, against a server on a real
 //! listener with verification on: play a mood, let the device report playback, pause,
-//! resume, skip, ask what's playing, like, stop; then restart the server and resume.
+//! resume, skip, ask what's playing, like, stop; then restart the server and resume. The
+//! main conversation runs on the embedded default and on DynamoDB (the local server).
 
 mod common;
 
 use common::{TestServer, fetcher, fixture, pki, post_signed, verifier};
+use encore::settings::StorageArgs;
 use serde_json::Value;
 
 struct Echo {
@@ -14,7 +16,11 @@ struct Echo {
 
 impl Echo {
     async fn start(data_dir: &std::path::Path) -> Echo {
-        let server = TestServer::start(data_dir, Some(verifier(fetcher()))).await;
+        Self::start_on(common::storage(data_dir)).await
+    }
+
+    async fn start_on(storage: StorageArgs) -> Echo {
+        let server = TestServer::start_on(storage, Some(verifier(fetcher()))).await;
         Echo {
             client: reqwest::Client::new(),
             server,
@@ -66,11 +72,19 @@ fn is_empty(r: &Value) -> bool {
 #[tokio::test]
 async fn a_listener_plays_pauses_resumes_skips_likes_and_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let f = fetcher();
-    let echo = Echo {
-        client: reqwest::Client::new(),
-        server: TestServer::start(dir.path(), Some(verifier(f.clone()))).await,
-    };
+    converse(common::storage(dir.path())).await;
+}
+
+#[tokio::test]
+async fn the_same_conversation_on_dynamodb() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::dynamo_storage(dir.path(), "conversation");
+    encore::app::init(&storage).await.unwrap();
+    converse(storage).await;
+}
+
+async fn converse(storage: StorageArgs) {
+    let echo = Echo::start_on(storage.clone()).await;
 
     // "Alexa, open Encore"
     let r = echo.send("launch", "", None).await;
@@ -167,10 +181,7 @@ async fn a_listener_plays_pauses_resumes_skips_likes_and_stops() {
 
     // After a restart the listener's queue is still there: "resume" picks up where it stopped.
     echo.server.stop().await;
-    let echo = Echo {
-        client: reqwest::Client::new(),
-        server: TestServer::start(dir.path(), Some(verifier(f))).await,
-    };
+    let echo = Echo::start_on(storage).await;
     let r = echo.send("controller_play", &t5, Some(30_000)).await;
     let (behavior, _, track, offset) = play(&r);
     assert_eq!(
