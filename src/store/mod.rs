@@ -82,8 +82,12 @@ impl StoreError {
     }
 }
 
-/// How many times an optimistic profile update is retried after a conflict.
-pub const PROFILE_UPDATE_ATTEMPTS: usize = 5;
+/// How many times an optimistic profile update is tried before a conflict is given up on.
+pub const PROFILE_UPDATE_ATTEMPTS: u32 = 8;
+/// The first backoff ceiling after a conflict; it doubles with each attempt, up to
+/// `CONFLICT_BACKOFF_CAP`.
+const CONFLICT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(4);
+const CONFLICT_BACKOFF_CAP: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Reads the profile (or starts a new one), applies `change` and writes it back, re-reading
 /// and re-applying on a conflict a bounded number of times.
@@ -107,9 +111,10 @@ pub async fn update_profile(
             }
             Err(StoreError::Conflict) if attempt < PROFILE_UPDATE_ATTEMPTS => {
                 tracing::debug!(user_id, attempt, "profile update conflict, retrying");
-                // Jittered backoff, so that writers that collided do not collide again.
-                let jitter = rand::random_range(1..=4u64) * attempt as u64;
-                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                // Exponential backoff with full jitter, so that writers that collided spread
+                // apart instead of colliding again in step.
+                let ceiling = (CONFLICT_BACKOFF * 2u32.pow(attempt - 1)).min(CONFLICT_BACKOFF_CAP);
+                tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
             }
             Err(e) => return Err(e),
         }
