@@ -1,5 +1,6 @@
 //! Start-up: building the parts from settings, binding, serving, shutting down.
 
+use crate::feedback::{FeedbackSink, LocalLog};
 use crate::http::{self, App, AppState};
 use crate::interaction::InteractionModel;
 use crate::recommend::{Catalog, CatalogRecommender, Recommender};
@@ -21,6 +22,7 @@ pub struct Parts {
     pub service: Arc<Service>,
     pub model: Arc<InteractionModel>,
     pub store: Arc<dyn ProfileStore>,
+    pub feedback: Arc<dyn FeedbackSink>,
 }
 
 /// Opens the configured store (without its profile cache).
@@ -65,13 +67,24 @@ impl Parts {
                 PROFILE_CACHE_CAPACITY,
             )),
         };
+        let feedback_dir = storage.data_dir.join("feedback");
+        let feedback: Arc<dyn FeedbackSink> =
+            Arc::new(LocalLog::open(&feedback_dir).with_context(|| {
+                format!("opening the feedback log in {}", feedback_dir.display())
+            })?);
         let settings = ServiceSettings {
             store_budget: Duration::from_millis(storage.store_budget_ms),
         };
         Ok(Parts {
-            service: Arc::new(Service::new(store.clone(), recommender, settings)),
+            service: Arc::new(Service::new(
+                store.clone(),
+                recommender,
+                feedback.clone(),
+                settings,
+            )),
             model: Arc::new(model),
             store,
+            feedback,
         })
     }
 }
@@ -117,6 +130,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     store: Arc<dyn ProfileStore>,
+    feedback: Arc<dyn FeedbackSink>,
 }
 
 impl Application {
@@ -152,6 +166,7 @@ impl Application {
             listener,
             router,
             store: parts.store,
+            feedback: parts.feedback,
         })
     }
 
@@ -162,7 +177,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, lets in-flight requests finish, then makes the
-    /// store durable.
+    /// feedback log and the store durable.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -171,6 +186,10 @@ impl Application {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        self.feedback
+            .flush()
+            .await
+            .context("flushing the feedback log")?;
         self.store.flush().await.context("flushing the store")?;
         tracing::info!("stopped");
         Ok(())

@@ -6,7 +6,8 @@
 //! - [`interaction`]: the interaction model in `intents/`, slot resolution, the text parser.
 //! - [`service`]: the use cases: command in, outcome out.
 //! - [`domain`]: tracks, moods, profiles, queues.
-//! - [`store`]: `ProfileStore` and its embedded (redb) implementation.
+//! - [`store`]: `ProfileStore`, its embedded (redb) and DynamoDB implementations, the profile cache.
+//! - [`feedback`]: feedback events (a public contract), `FeedbackSink` and the local log.
 //! - [`recommend`]: `Recommender`, the catalog in `models/`, the candidate cache.
 //! - [`app`], [`settings`], [`say`]: start-up, configuration, the `say` command.
 //!
@@ -14,6 +15,7 @@
 
 pub mod app;
 pub mod domain;
+pub mod feedback;
 pub mod http;
 pub mod interaction;
 pub mod recommend;

@@ -1,27 +1,29 @@
 //! `encore say`: the text path. An utterance is parsed with the interaction model, handled
 //! by the same service as the voice path, and the answer is printed.
 
-use crate::app::{Parts, open_store};
-use crate::domain::{Listener, Track};
+use crate::app::Parts;
+use crate::domain::{Listener, Source, Track};
 use crate::interaction::{self, Intent};
 use crate::service::{Outcome, PlayBehavior, Playback, PlayerState, SessionEffect};
-use crate::settings::{SayArgs, StoreKind};
+use crate::settings::{SayArgs, StorageArgs, StoreKind};
 use crate::skill::speech::{self, Lang};
-use crate::store::EmbeddedStore;
 use serde_json::json;
-use std::sync::Arc;
 
 /// The device id the text path keeps its queue under.
 pub const TEXT_DEVICE: &str = "text";
 
 pub async fn run(args: &SayArgs) -> anyhow::Result<()> {
-    let parts = match open_store(&args.storage).await {
-        Ok(store) => Parts::with_store(&args.storage, store)?,
+    let parts = match Parts::load(&args.storage).await {
+        Ok(parts) => parts,
         Err(e) if args.storage.store == StoreKind::Embedded => {
-            // Most likely a running server holds the data file.
+            // Most likely a running server holds the data files.
             let scratch = std::env::temp_dir().join(format!("encore-say-{}", std::process::id()));
-            eprintln!("encore say: {e:#}; answering from an empty temporary store",);
-            Parts::with_store(&args.storage, Arc::new(EmbeddedStore::open(&scratch)?))?
+            eprintln!("encore say: {e:#}; answering from an empty temporary store");
+            Parts::load(&StorageArgs {
+                data_dir: scratch,
+                ..args.storage.clone()
+            })
+            .await?
         }
         Err(e) => return Err(e),
     };
@@ -33,11 +35,13 @@ pub async fn run(args: &SayArgs) -> anyhow::Result<()> {
         user_id: args.user.clone(),
         device_id: TEXT_DEVICE.to_owned(),
         locale: model.locale.clone(),
+        source: Source::Mobile,
     };
     let outcome = parts
         .service
         .handle(&listener, &PlayerState::default(), command)
         .await;
+    parts.feedback.flush().await?;
     parts.store.flush().await?;
     let lang = Lang::of(&listener.locale);
     if args.json {

@@ -8,7 +8,9 @@ mod common;
 use async_trait::async_trait;
 use common::contract;
 use encore::app::{Parts, dynamo_settings, init};
-use encore::domain::{Listener, Mood, Playlist, Profile, Queue, QueueKey, Selection, TrackId};
+use encore::domain::{
+    Listener, Mood, Playlist, Profile, Queue, QueueKey, Selection, Source, TrackId,
+};
 use encore::service::{Command, Playback, PlayerState, Reply};
 use encore::store::{DynamoStore, ProfileStore, QUEUE_TTL, StoreError};
 use std::sync::Arc;
@@ -115,6 +117,7 @@ fn listener() -> Listener {
         user_id: "u1".into(),
         device_id: "d1".into(),
         locale: "en-US".into(),
+        source: Source::Alexa,
     }
 }
 

@@ -29,10 +29,22 @@ pub enum Selection {
     LikeTrack(TrackId),
 }
 
-/// Who is asking, and on which device: queues are kept per listener and device.
+/// Who is asking, on which device, through which client: queues are kept per listener and
+/// device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub user_id: String,
     pub device_id: String,
     pub locale: String,
+    pub source: Source,
+}
+
+/// The client a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The voice platform.
+    Alexa,
+    /// The mobile app (and the text path).
+    Mobile,
 }

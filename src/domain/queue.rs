@@ -29,6 +29,9 @@ pub struct Queue {
     pub selection: Selection,
     pub recommendation_id: String,
     pub model_version: String,
+    /// The experiment variant that served the recommendation.
+    #[serde(default = "control")]
+    pub variant: String,
     pub tracks: Vec<TrackId>,
     pub order: Vec<usize>,
     pub cursor: usize,
@@ -56,6 +59,7 @@ impl Queue {
             selection,
             recommendation_id,
             model_version,
+            variant: control(),
             order: (0..tracks.len()).collect(),
             tracks,
             cursor: 0,
@@ -183,6 +187,10 @@ impl Queue {
         }
         self.shuffle = on;
     }
+}
+
+fn control() -> String {
+    "control".to_owned()
 }
 
 /// The AudioPlayer token: `queue:seq:index:track`. It names the queue it came from, so a

@@ -10,7 +10,8 @@ pub use command::{
     SessionEffect, SlotKind,
 };
 
-use crate::domain::{Listener, Profile, Queue, QueueKey, Selection, Token, Track};
+use crate::domain::{Listener, Profile, Queue, QueueKey, Selection, Token, Track, TrackId};
+use crate::feedback::{EventContext, EventKind, FeedbackEvent, FeedbackSink};
 use crate::recommend::{RecommendError, RecommendRequest, Recommender};
 use crate::store::{ProfileStore, StoreError, update_profile};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ const UPCOMING: usize = 5;
 pub struct Service {
     store: Arc<dyn ProfileStore>,
     recommender: Arc<dyn Recommender>,
+    feedback: Arc<dyn FeedbackSink>,
     settings: ServiceSettings,
 }
 
@@ -52,13 +54,19 @@ impl Service {
     pub fn new(
         store: Arc<dyn ProfileStore>,
         recommender: Arc<dyn Recommender>,
+        feedback: Arc<dyn FeedbackSink>,
         settings: ServiceSettings,
     ) -> Self {
         Service {
             store,
             recommender,
+            feedback,
             settings,
         }
+    }
+
+    pub fn feedback(&self) -> &Arc<dyn FeedbackSink> {
+        &self.feedback
     }
 
     pub fn recommender(&self) -> &Arc<dyn Recommender> {
@@ -137,6 +145,27 @@ impl Ctx<'_> {
         self.service
             .recommender
             .track(queue.track(queue.index_at(pos)))
+    }
+
+    /// Hands an event about `track` (from `queue`) to the feedback sink; never waits.
+    fn emit(&self, queue: &Queue, track: &TrackId, kind: EventKind, position_ms: u64) {
+        let context = EventContext::new(
+            &queue.selection,
+            &queue.recommendation_id,
+            &queue.model_version,
+            &queue.variant,
+        );
+        let event = FeedbackEvent::new(
+            &self.listener.user_id,
+            &self.listener.device_id,
+            track,
+            kind,
+            position_ms,
+            context,
+            self.listener.source,
+        );
+        metrics::counter!("encore_feedback_events_total", "kind" => kind_label(kind)).increment(1);
+        drop(self.service.feedback.send(event));
     }
 
     /// Runs a store call within the voice path's budget; a failure (a call over budget is a
@@ -298,6 +327,12 @@ impl Ctx<'_> {
             tracing::error!(user_id = %self.listener.user_id, error = %e, "opinion not saved");
             return Outcome::end(Some(Reply::Trouble));
         }
+        let kind = if like {
+            EventKind::Liked
+        } else {
+            EventKind::Disliked
+        };
+        self.emit(&queue, &id, kind, self.player.offset_ms);
         if like {
             return Outcome::end(Some(Reply::Liked(track)));
         }
@@ -453,6 +488,18 @@ impl Ctx<'_> {
         }
         self.save_queue(&queue).await;
         outcome
+    }
+}
+
+fn kind_label(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::PlayStarted => "play_started",
+        EventKind::PlayFinished => "play_finished",
+        EventKind::Skipped => "skipped",
+        EventKind::Stopped => "stopped",
+        EventKind::Liked => "liked",
+        EventKind::Disliked => "disliked",
+        EventKind::Failed => "failed",
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::{Ctx, Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind};
 use crate::domain::Token;
+use crate::feedback::EventKind;
 
 impl Ctx<'_> {
     pub(super) async fn playback_event(&self, event: PlaybackEvent) -> Outcome {
@@ -22,6 +23,12 @@ impl Ctx<'_> {
         };
         match event.kind {
             PlaybackEventKind::Started => {
+                self.emit(
+                    &queue,
+                    &token.track_id,
+                    EventKind::PlayStarted,
+                    event.offset_ms,
+                );
                 queue.move_to(pos);
                 self.save_queue(&queue).await;
                 let id = token.track_id.clone();
@@ -31,12 +38,26 @@ impl Ctx<'_> {
                 Outcome::silent()
             }
             PlaybackEventKind::Stopped => {
+                self.emit(
+                    &queue,
+                    &token.track_id,
+                    EventKind::of_ending(false, event.offset_ms),
+                    event.offset_ms,
+                );
                 queue.cursor = pos;
                 queue.offset_ms = event.offset_ms;
                 self.save_queue(&queue).await;
                 Outcome::silent()
             }
-            PlaybackEventKind::Finished => Outcome::silent(),
+            PlaybackEventKind::Finished => {
+                self.emit(
+                    &queue,
+                    &token.track_id,
+                    EventKind::of_ending(true, event.offset_ms),
+                    event.offset_ms,
+                );
+                Outcome::silent()
+            }
             PlaybackEventKind::NearlyFinished => {
                 let Some(next) = self.next_position(&mut queue, pos).await else {
                     return Outcome::silent();
@@ -57,6 +78,7 @@ impl Ctx<'_> {
                 outcome
             }
             PlaybackEventKind::Failed => {
+                self.emit(&queue, &token.track_id, EventKind::Failed, event.offset_ms);
                 tracing::warn!(user_id = %self.listener.user_id, track = %token.track_id, "playback failed, skipping");
                 self.advance(&mut queue, pos).await
             }

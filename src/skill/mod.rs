@@ -7,7 +7,7 @@ pub mod response;
 pub mod speech;
 pub mod verify;
 
-use crate::domain::{Listener, Track};
+use crate::domain::{Listener, Source, Track};
 use crate::interaction::{self, InteractionModel, SlotFill};
 use crate::service::{
     self, Command, Outcome, PlaybackEvent, PlaybackEventKind, PlayerState, Service, SessionEffect,
@@ -83,6 +83,7 @@ impl Skill {
             user_id: user_id.to_owned(),
             device_id: envelope.device_id().unwrap_or("unknown-device").to_owned(),
             locale,
+            source: Source::Alexa,
         };
         let player = player_state(&envelope);
         let body = &envelope.request.body;

@@ -1,0 +1,143 @@
+//! The feedback event: a public contract (`schemas/feedback-event.v1.json`). Teams outside
+//! this project read these records, so fields are only ever added, and a breaking change
+//! means a new `schema_version` (and a new schema file) alongside the old one.
+
+use crate::domain::{Selection, Source, TrackId};
+use serde::{Deserialize, Serialize};
+
+/// The version this code writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A play that ends (stopped, or reported finished) before this is a skip.
+pub const SKIP_THRESHOLD_MS: u64 = 30_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    PlayStarted,
+    PlayFinished,
+    Skipped,
+    Stopped,
+    Liked,
+    Disliked,
+    Failed,
+}
+
+impl EventKind {
+    /// The kind of a play that ended at `position_ms`, having `finished` or not: anything that
+    /// ends before `SKIP_THRESHOLD_MS` is a skip. The one place this rule lives.
+    pub fn of_ending(finished: bool, position_ms: u64) -> EventKind {
+        if position_ms < SKIP_THRESHOLD_MS {
+            EventKind::Skipped
+        } else if finished {
+            EventKind::PlayFinished
+        } else {
+            EventKind::Stopped
+        }
+    }
+}
+
+/// What produced the track: the request (at most one of mood, genre, artist, seed track)
+/// and the recommendation it came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mood: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genre: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artist: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_track_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl EventContext {
+    pub fn new(
+        selection: &Selection,
+        recommendation_id: &str,
+        model_version: &str,
+        variant: &str,
+    ) -> Self {
+        let mut context = EventContext {
+            recommendation_id: Some(recommendation_id.to_owned()),
+            model_version: Some(model_version.to_owned()),
+            variant: Some(variant.to_owned()),
+            ..EventContext::default()
+        };
+        match selection {
+            Selection::Mood(m) => context.mood = Some(m.id().to_owned()),
+            Selection::Genre(g) => context.genre = Some(g.clone()),
+            Selection::Artist(a) => context.artist = Some(a.clone()),
+            Selection::LikeTrack(t) => context.seed_track_id = Some(t.0.clone()),
+        }
+        context
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackEvent {
+    pub schema_version: u32,
+    /// Unique, made where the event happened: consumers deduplicate on it.
+    pub event_id: String,
+    pub user_id: String,
+    pub device_id: String,
+    pub track_id: TrackId,
+    pub kind: EventKind,
+    /// Where in the track it happened.
+    pub position_ms: u64,
+    pub context: EventContext,
+    pub source: Source,
+    /// RFC 3339, UTC, millisecond precision.
+    pub occurred_at: String,
+}
+
+impl FeedbackEvent {
+    /// A new event with a fresh id, happening now.
+    pub fn new(
+        user_id: &str,
+        device_id: &str,
+        track_id: &TrackId,
+        kind: EventKind,
+        position_ms: u64,
+        context: EventContext,
+        source: Source,
+    ) -> Self {
+        let now = time::OffsetDateTime::now_utc();
+        let now = now
+            .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+            .unwrap_or(now);
+        FeedbackEvent {
+            schema_version: SCHEMA_VERSION,
+            event_id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.to_owned(),
+            device_id: device_id.to_owned(),
+            track_id: track_id.clone(),
+            kind,
+            position_ms,
+            context,
+            source,
+            occurred_at: now
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_play_that_ends_before_thirty_seconds_is_a_skip() {
+        assert_eq!(EventKind::of_ending(false, 29_999), EventKind::Skipped);
+        assert_eq!(EventKind::of_ending(true, 10_000), EventKind::Skipped);
+        assert_eq!(EventKind::of_ending(false, 30_000), EventKind::Stopped);
+        assert_eq!(EventKind::of_ending(true, 200_000), EventKind::PlayFinished);
+    }
+}

@@ -1,0 +1,369 @@
+//! The embedded default's feedback log: append-only segment files in `<data-dir>/feedback/`.
+//!
+//! A record is `[payload length: u32 LE][CRC-32 of the payload: u32 LE][payload]`, the
+//! payload one event as JSON. Records are numbered from 0 across segments; a segment is named
+//! by the number of its first record and a new one starts past `SEGMENT_BYTES`. One writer
+//! thread appends what has queued up, fsyncs once per batch, and only then acknowledges the
+//! batch and makes it visible to readers, so a reader never sees a record a crash could take
+//! back. On open, a torn final record (a crash mid-append) is cut off; damage anywhere else is
+//! an error, never silently dropped.
+
+use super::{Delivery, FeedbackError, FeedbackEvent, FeedbackSink};
+use async_trait::async_trait;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// A segment is closed once it is this large.
+const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+const HEADER: usize = 8;
+/// The largest record accepted (an event is a few hundred bytes).
+const MAX_RECORD: u32 = 1024 * 1024;
+/// How long a batch waits for more appends before its fsync.
+const LINGER: Duration = Duration::from_millis(2);
+
+pub struct LocalLog {
+    dir: PathBuf,
+    appends: mpsc::Sender<Append>,
+    /// Records below this number are durable and readable.
+    durable: Arc<AtomicU64>,
+}
+
+enum Append {
+    Event(Vec<u8>, oneshot::Sender<Result<(), FeedbackError>>),
+    Flush(oneshot::Sender<Result<(), FeedbackError>>),
+}
+
+/// A record read back: its number and its event, or why it could not be decoded.
+#[derive(Debug)]
+pub struct Record {
+    pub offset: u64,
+    pub event: Result<FeedbackEvent, String>,
+}
+
+impl LocalLog {
+    /// Opens the log in `dir` (creating it), recovering from a torn final record.
+    pub fn open(dir: &Path) -> Result<Self, FeedbackError> {
+        Self::open_with_segment_size(dir, SEGMENT_BYTES)
+    }
+
+    /// `open`, with segments closed past `segment_bytes` (small ones exercise rolling).
+    pub fn open_with_segment_size(dir: &Path, segment_bytes: u64) -> Result<Self, FeedbackError> {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let lock = lock(dir)?;
+        let segments = segments(dir)?;
+        let (base, path) = match segments.last() {
+            Some(&base) => (base, segment_path(dir, base)),
+            None => (0, segment_path(dir, 0)),
+        };
+        let (records, end) = recover(&path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        file.seek(SeekFrom::Start(end)).map_err(|e| io(&path, e))?;
+        let durable = Arc::new(AtomicU64::new(base + records));
+        let (appends, queue) = mpsc::channel();
+        let writer = Writer {
+            dir: dir.to_owned(),
+            file,
+            size: end,
+            next: base + records,
+            durable: durable.clone(),
+            segment_bytes,
+            _lock: lock,
+        };
+        std::thread::Builder::new()
+            .name("encore-feedback-log".into())
+            .spawn(move || writer.run(queue))
+            .map_err(|e| io(dir, e))?;
+        Ok(LocalLog {
+            dir: dir.to_owned(),
+            appends,
+            durable,
+        })
+    }
+
+    /// How many records are durable (the next record's number).
+    pub fn end(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Up to `max` durable records from record `from` on.
+    pub fn read(&self, from: u64, max: usize) -> Result<Vec<Record>, FeedbackError> {
+        read_records(&self.dir, from, self.end(), max)
+    }
+}
+
+#[async_trait]
+impl FeedbackSink for LocalLog {
+    fn send(&self, event: FeedbackEvent) -> Delivery {
+        let (tx, rx) = oneshot::channel();
+        match serde_json::to_vec(&event) {
+            Ok(bytes) => {
+                if let Err(mpsc::SendError(Append::Event(_, tx))) =
+                    self.appends.send(Append::Event(bytes, tx))
+                {
+                    let _ = tx.send(Err(FeedbackError::Closed));
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(FeedbackError::Encode(e.to_string())));
+            }
+        }
+        Delivery(rx)
+    }
+
+    async fn flush(&self) -> Result<(), FeedbackError> {
+        let (tx, rx) = oneshot::channel();
+        self.appends
+            .send(Append::Flush(tx))
+            .map_err(|_| FeedbackError::Closed)?;
+        rx.await.map_err(|_| FeedbackError::Closed)?
+    }
+}
+
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    size: u64,
+    next: u64,
+    durable: Arc<AtomicU64>,
+    segment_bytes: u64,
+    /// Held while the writer runs: one writer per log, across processes too.
+    _lock: File,
+}
+
+/// How long `open` waits for a previous writer still closing the log.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes the log's lock file, waiting up to `LOCK_WAIT` for a writer that is closing.
+fn lock(dir: &Path) -> Result<File, FeedbackError> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io(&path, e))?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(FeedbackError::Io(format!(
+                    "{}: the log is in use by another writer",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&path, e)),
+        }
+    }
+}
+
+impl Writer {
+    fn run(mut self, queue: mpsc::Receiver<Append>) {
+        while let Ok(first) = queue.recv() {
+            let deadline = Instant::now() + LINGER;
+            let mut batch = vec![first];
+            loop {
+                batch.extend(queue.try_iter());
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || batch.iter().any(|a| matches!(a, Append::Flush(_))) {
+                    break;
+                }
+                match queue.recv_timeout(left) {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let outcome = self.append(&batch);
+            if let Err(e) = &outcome {
+                tracing::error!(error = %e, "feedback log: a batch could not be written");
+            }
+            for append in batch {
+                let ack = match append {
+                    Append::Event(_, ack) | Append::Flush(ack) => ack,
+                };
+                let _ = ack.send(outcome.clone());
+            }
+        }
+    }
+
+    /// Writes the batch's records and fsyncs; only then are they counted durable.
+    fn append(&mut self, batch: &[Append]) -> Result<(), FeedbackError> {
+        let path = segment_path(&self.dir, self.next);
+        let mut written = 0;
+        let mut buf = Vec::new();
+        for append in batch {
+            if let Append::Event(payload, _) = append {
+                buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+                buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+                buf.extend_from_slice(payload);
+                written += 1;
+            }
+        }
+        if written == 0 {
+            return Ok(());
+        }
+        if self.size > 0 && self.size + buf.len() as u64 > self.segment_bytes {
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| io(&path, e))?;
+            self.size = 0;
+            // The new segment's name must survive a crash too.
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io(&self.dir, e))?;
+        }
+        self.file.write_all(&buf).map_err(|e| io(&path, e))?;
+        self.file.sync_data().map_err(|e| io(&path, e))?;
+        self.size += buf.len() as u64;
+        self.next += written;
+        self.durable.store(self.next, Ordering::Release);
+        Ok(())
+    }
+}
+
+fn io(path: &Path, e: std::io::Error) -> FeedbackError {
+    FeedbackError::Io(format!("{}: {e}", path.display()))
+}
+
+fn segment_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.log"))
+}
+
+/// The segments' first record numbers, ascending.
+fn segments(dir: &Path) -> Result<Vec<u64>, FeedbackError> {
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+        .map_err(|e| io(dir, e))?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// Reads one record at the reader's position: `Ok(None)` at a clean end, `Err(pos)` at a
+/// torn or damaged record starting at `pos`.
+fn next_record(reader: &mut impl Read, pos: u64) -> Result<Option<Vec<u8>>, u64> {
+    let mut header = [0u8; HEADER];
+    match reader.read(&mut header[..1]) {
+        Ok(0) => return Ok(None),
+        Ok(_) => {}
+        Err(_) => return Err(pos),
+    }
+    reader.read_exact(&mut header[1..]).map_err(|_| pos)?;
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    if len > MAX_RECORD {
+        return Err(pos);
+    }
+    let mut payload = vec![0u8; len as usize];
+    reader.read_exact(&mut payload).map_err(|_| pos)?;
+    if crc32fast::hash(&payload) != crc {
+        return Err(pos);
+    }
+    Ok(Some(payload))
+}
+
+/// Counts the good records of the last segment and returns (records, end of the last good
+/// one), cutting off a torn final record.
+fn recover(path: &Path) -> Result<(u64, u64), FeedbackError> {
+    let Ok(file) = File::open(path) else {
+        return Ok((0, 0));
+    };
+    let len = file.metadata().map_err(|e| io(path, e))?.len();
+    let mut reader = BufReader::new(file);
+    let (mut records, mut pos) = (0u64, 0u64);
+    loop {
+        match next_record(&mut reader, pos) {
+            Ok(Some(payload)) => {
+                records += 1;
+                pos += (HEADER + payload.len()) as u64;
+            }
+            Ok(None) => return Ok((records, pos)),
+            Err(bad) => {
+                // A torn append leaves one partial record at the very end. Anything after a
+                // damaged record means damage, which is not ours to discard.
+                if !torn_tail(path, bad, len)? {
+                    return Err(FeedbackError::Corrupt(format!(
+                        "{}: damaged record at byte {bad}",
+                        path.display()
+                    )));
+                }
+                tracing::warn!(path = %path.display(), at = bad, dropped_bytes = len - bad, "feedback log: cut off a torn final record");
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| io(path, e))?;
+                file.set_len(bad).map_err(|e| io(path, e))?;
+                file.sync_all().map_err(|e| io(path, e))?;
+                return Ok((records, bad));
+            }
+        }
+    }
+}
+
+/// Whether the bad record at `at` is the file's last: its declared length reaches the end of
+/// the file or beyond (or its header is cut short).
+fn torn_tail(path: &Path, at: u64, len: u64) -> Result<bool, FeedbackError> {
+    if len - at < HEADER as u64 {
+        return Ok(true);
+    }
+    let mut file = File::open(path).map_err(|e| io(path, e))?;
+    file.seek(SeekFrom::Start(at)).map_err(|e| io(path, e))?;
+    let mut header = [0u8; 4];
+    file.read_exact(&mut header).map_err(|e| io(path, e))?;
+    let declared = u32::from_le_bytes(header) as u64;
+    Ok(at + HEADER as u64 + declared >= len)
+}
+
+fn read_records(dir: &Path, from: u64, end: u64, max: usize) -> Result<Vec<Record>, FeedbackError> {
+    let mut out = Vec::new();
+    let bases = segments(dir)?;
+    let start = bases.iter().rposition(|&b| b <= from).unwrap_or(0);
+    let mut offset = bases.get(start).copied().unwrap_or(0);
+    for &base in &bases[start.min(bases.len())..] {
+        offset = offset.max(base);
+        let path = segment_path(dir, base);
+        let file = File::open(&path).map_err(|e| io(&path, e))?;
+        let mut reader = BufReader::new(file);
+        let mut pos = 0u64;
+        while offset < end && out.len() < max {
+            match next_record(&mut reader, pos) {
+                Ok(Some(payload)) => {
+                    pos += (HEADER + payload.len()) as u64;
+                    if offset >= from {
+                        let event = serde_json::from_slice(&payload).map_err(|e| e.to_string());
+                        out.push(Record { offset, event });
+                    }
+                    offset += 1;
+                }
+                Ok(None) => break,
+                Err(at) => {
+                    return Err(FeedbackError::Corrupt(format!(
+                        "{}: damaged record at byte {at}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        if offset >= end || out.len() >= max {
+            break;
+        }
+    }
+    Ok(out)
+}

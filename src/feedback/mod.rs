@@ -1,0 +1,45 @@
+//! Feedback events: every play, skip, finish, stop, like, dislike and playback failure.
+//! `FeedbackSink` is what the service hands events to; it never blocks or fails the
+//! listener's request. `LocalLog` is the embedded default's sink.
+
+mod event;
+mod log;
+
+pub use event::{EventContext, EventKind, FeedbackEvent, SCHEMA_VERSION, SKIP_THRESHOLD_MS};
+pub use log::{LocalLog, Record};
+
+pub use crate::domain::Source;
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FeedbackError {
+    #[error("feedback sink is closed")]
+    Closed,
+    #[error("event could not be encoded: {0}")]
+    Encode(String),
+    #[error("feedback storage failed: {0}")]
+    Io(String),
+    #[error("feedback log is damaged: {0}")]
+    Corrupt(String),
+}
+
+/// Resolves once the event is durable (the sink acknowledged it). The request path drops it;
+/// tests and shutdown wait on it.
+pub struct Delivery(oneshot::Receiver<Result<(), FeedbackError>>);
+
+impl Delivery {
+    pub async fn durable(self) -> Result<(), FeedbackError> {
+        self.0.await.map_err(|_| FeedbackError::Closed)?
+    }
+}
+
+#[async_trait]
+pub trait FeedbackSink: Send + Sync {
+    /// Hands the event over at once; never blocks and never fails the caller.
+    fn send(&self, event: FeedbackEvent) -> Delivery;
+
+    /// Waits until everything handed over so far is durable.
+    async fn flush(&self) -> Result<(), FeedbackError>;
+}
