@@ -1,6 +1,6 @@
 //! Start-up: building the parts from settings, binding, serving, shutting down.
 
-use crate::feedback::{FeedbackSink, LocalLog};
+use crate::feedback::{FeedbackSink, LocalConsumer, LocalLog};
 use crate::http::{self, App, AppState};
 use crate::interaction::InteractionModel;
 use crate::recommend::{Catalog, CatalogRecommender, Recommender};
@@ -23,6 +23,8 @@ pub struct Parts {
     pub model: Arc<InteractionModel>,
     pub store: Arc<dyn ProfileStore>,
     pub feedback: Arc<dyn FeedbackSink>,
+    /// The feedback sink as the local log, for the in-process consumer.
+    pub feedback_log: Arc<LocalLog>,
 }
 
 /// Opens the configured store (without its profile cache).
@@ -68,10 +70,11 @@ impl Parts {
             )),
         };
         let feedback_dir = storage.data_dir.join("feedback");
-        let feedback: Arc<dyn FeedbackSink> =
+        let feedback_log =
             Arc::new(LocalLog::open(&feedback_dir).with_context(|| {
                 format!("opening the feedback log in {}", feedback_dir.display())
             })?);
+        let feedback: Arc<dyn FeedbackSink> = feedback_log.clone();
         let settings = ServiceSettings {
             store_budget: Duration::from_millis(storage.store_budget_ms),
         };
@@ -85,12 +88,54 @@ impl Parts {
             model: Arc::new(model),
             store,
             feedback,
+            feedback_log,
         })
+    }
+}
+
+impl Parts {
+    /// A consumer of this instance's feedback log into its store.
+    pub fn consumer(&self) -> LocalConsumer {
+        LocalConsumer::new(
+            self.feedback_log.clone(),
+            self.store.clone(),
+            self.service.recommender().clone(),
+        )
     }
 }
 
 /// Profiles kept in the in-process cache at most.
 const PROFILE_CACHE_CAPACITY: u64 = 100_000;
+
+/// `encore consume`: folds the local log into the store, until it is consumed (`once`) or
+/// until Ctrl-C/SIGTERM.
+pub async fn consume(storage: &StorageArgs, once: bool) -> anyhow::Result<String> {
+    let parts = Parts::load(storage).await?;
+    let consumer = parts.consumer();
+    if !once {
+        consumer.run(shutdown_signal()).await;
+        parts.store.flush().await?;
+        return Ok("consumer stopped".into());
+    }
+    let mut total = crate::feedback::Progress::default();
+    loop {
+        let p = consumer
+            .pass()
+            .await
+            .context("folding feedback into profiles")?;
+        total.applied += p.applied;
+        total.duplicates += p.duplicates;
+        total.malformed += p.malformed;
+        if p == crate::feedback::Progress::default() {
+            break;
+        }
+    }
+    parts.store.flush().await?;
+    Ok(format!(
+        "applied {} events, {} duplicates skipped, {} malformed records skipped",
+        total.applied, total.duplicates, total.malformed
+    ))
+}
 
 /// `encore init`: creates what the configured store needs, idempotently.
 pub async fn init(storage: &StorageArgs) -> anyhow::Result<String> {
@@ -131,6 +176,7 @@ pub struct Application {
     router: axum::Router,
     store: Arc<dyn ProfileStore>,
     feedback: Arc<dyn FeedbackSink>,
+    consumer: LocalConsumer,
 }
 
 impl Application {
@@ -165,6 +211,7 @@ impl Application {
         Ok(Application {
             listener,
             router,
+            consumer: parts.consumer(),
             store: parts.store,
             feedback: parts.feedback,
         })
@@ -177,12 +224,19 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, lets in-flight requests finish, then makes the
-    /// feedback log and the store durable.
+    /// feedback log durable, lets the consumer fold the rest into profiles, and makes the
+    /// store durable.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "listening");
+        // The consumer folds feedback into profiles in process, until the server has stopped
+        // and the log is flushed; then it makes a last pass.
+        let (stop_consumer, consumer_stop) = tokio::sync::oneshot::channel::<()>();
+        let consumer = tokio::spawn(self.consumer.run(async {
+            let _ = consumer_stop.await;
+        }));
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;
@@ -190,6 +244,8 @@ impl Application {
             .flush()
             .await
             .context("flushing the feedback log")?;
+        let _ = stop_consumer.send(());
+        consumer.await.context("the feedback consumer")?;
         self.store.flush().await.context("flushing the store")?;
         tracing::info!("stopped");
         Ok(())

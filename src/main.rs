@@ -14,7 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Serve(_) | Command::Init(_) => "info",
+        Command::Serve(_) | Command::Init(_) | Command::Consume(_) => "info",
         Command::Say(_) => "warn",
     };
     let filter = match &cli.log {
@@ -38,6 +38,9 @@ async fn main() -> std::process::ExitCode {
             Err(e) => Err(e),
         },
         Command::Init(args) => encore::app::init(&args.storage)
+            .await
+            .map(|done| println!("{done}")),
+        Command::Consume(args) => encore::app::consume(&args.storage, args.once)
             .await
             .map(|done| println!("{done}")),
         Command::Say(args) => encore::say::run(args).await,

@@ -41,6 +41,10 @@ pub enum Command {
     /// Create what the configured store needs (the DynamoDB table with its TTL, or the
     /// embedded file). Safe to run again: what exists is left as it is.
     Init(InitArgs),
+    /// Fold feedback events from the local log into profiles, exactly once each, until
+    /// Ctrl-C (or, with --once, until the log is consumed). `serve` already runs this in
+    /// process; use it to catch up a data directory no server is running on.
+    Consume(ConsumeArgs),
     /// Say something to the skill as text and print what it would answer and play.
     ///
     /// Runs the same pipeline as the voice path (interaction model, profile, recommender,
@@ -127,6 +131,16 @@ pub struct ServeArgs {
 pub struct InitArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    /// Stop once everything in the log has been folded in, and print the totals.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Clone, Args)]

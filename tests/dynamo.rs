@@ -12,7 +12,7 @@ use encore::domain::{
     Listener, Mood, Playlist, Profile, Queue, QueueKey, Selection, Source, TrackId,
 };
 use encore::service::{Command, Playback, PlayerState, Reply};
-use encore::store::{DynamoStore, ProfileStore, QUEUE_TTL, StoreError};
+use encore::store::{Applied, DynamoStore, ProfileChange, ProfileStore, QUEUE_TTL, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -232,6 +232,14 @@ impl ProfileStore for Probe {
     }
     async fn put_checkpoint(&self, stream: &str, shard: &str, seq: &str) -> Result<(), StoreError> {
         self.inner.put_checkpoint(stream, shard, seq).await
+    }
+    async fn apply_event(
+        &self,
+        event_id: &str,
+        user_id: &str,
+        change: ProfileChange,
+    ) -> Result<Applied, StoreError> {
+        self.inner.apply_event(event_id, user_id, change).await
     }
 }
 

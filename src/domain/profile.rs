@@ -3,10 +3,22 @@
 
 use super::TrackId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How many recently played tracks a profile remembers (bounded so a stored item stays small).
 pub const RECENT_LIMIT: usize = 100;
 const OPINION_LIMIT: usize = 500;
+/// How many genres and artists a profile keeps an affinity for (the strongest ones).
+pub const AFFINITY_LIMIT: usize = 100;
+/// How many tracks a profile keeps bandit counters for (the most played ones).
+pub const BANDIT_LIMIT: usize = 500;
+
+/// Finished and skipped plays of one track: a Beta posterior's evidence for the bandit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayOutcomes {
+    pub finished: u32,
+    pub skipped: u32,
+}
 
 /// What Encore knows about a listener. `version` is the optimistic-locking counter: a store
 /// refuses a write whose version does not follow the stored one.
@@ -20,6 +32,23 @@ pub struct Profile {
     /// Most recent first.
     pub recent: Vec<TrackId>,
     pub plays: u64,
+    #[serde(default)]
+    pub finishes: u64,
+    #[serde(default)]
+    pub skips: u64,
+    #[serde(default)]
+    pub likes: u64,
+    #[serde(default)]
+    pub dislikes: u64,
+    /// Genre -> affinity (positive: liked and finished, negative: skipped and disliked).
+    #[serde(default)]
+    pub genres: BTreeMap<String, f32>,
+    /// Artist -> affinity, as for genres.
+    #[serde(default)]
+    pub artists: BTreeMap<String, f32>,
+    /// Track -> finished and skipped plays, for the exploration bandit.
+    #[serde(default)]
+    pub bandit: BTreeMap<TrackId, PlayOutcomes>,
 }
 
 impl Profile {
@@ -32,6 +61,52 @@ impl Profile {
             disliked: Vec::new(),
             recent: Vec::new(),
             plays: 0,
+            finishes: 0,
+            skips: 0,
+            likes: 0,
+            dislikes: 0,
+            genres: BTreeMap::new(),
+            artists: BTreeMap::new(),
+            bandit: BTreeMap::new(),
+        }
+    }
+
+    /// Moves the affinities for `genre` and `artist` by `delta`, keeping the strongest
+    /// `AFFINITY_LIMIT` of each.
+    pub fn adjust_affinity(&mut self, genre: &str, artist: &str, delta: f32) {
+        for (map, key) in [(&mut self.genres, genre), (&mut self.artists, artist)] {
+            *map.entry(key.to_owned()).or_default() += delta;
+            if map.len() > AFFINITY_LIMIT {
+                let weakest = map
+                    .iter()
+                    .min_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = weakest {
+                    map.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Records a finished (`true`) or skipped play of `track` for the bandit, keeping the
+    /// `BANDIT_LIMIT` tracks with the most evidence.
+    pub fn record_outcome(&mut self, track: &TrackId, finished: bool) {
+        let entry = self.bandit.entry(track.clone()).or_default();
+        if finished {
+            entry.finished += 1;
+        } else {
+            entry.skipped += 1;
+        }
+        if self.bandit.len() > BANDIT_LIMIT {
+            let least = self
+                .bandit
+                .iter()
+                .filter(|(t, _)| *t != track)
+                .min_by_key(|(_, o)| o.finished + o.skipped)
+                .map(|(t, _)| t.clone());
+            if let Some(t) = least {
+                self.bandit.remove(&t);
+            }
         }
     }
 
@@ -75,6 +150,22 @@ mod tests {
         assert_eq!(p.recent.len(), RECENT_LIMIT);
         assert_eq!(p.recent[0], TrackId(format!("t{}", RECENT_LIMIT + 9)));
         assert_eq!(p.plays, (RECENT_LIMIT + 10) as u64);
+    }
+
+    #[test]
+    fn affinities_and_bandit_counters_stay_bounded() {
+        let mut p = Profile::new("u");
+        for i in 0..(AFFINITY_LIMIT + 20) {
+            p.adjust_affinity(&format!("g{i}"), &format!("a{i}"), 1.0 + i as f32);
+        }
+        assert_eq!(p.genres.len(), AFFINITY_LIMIT);
+        assert!(!p.genres.contains_key("g0"), "the weakest goes");
+        for i in 0..(BANDIT_LIMIT + 20) {
+            p.record_outcome(&TrackId(format!("t{i}")), i % 2 == 0);
+        }
+        assert_eq!(p.bandit.len(), BANDIT_LIMIT);
+        let item = serde_json::to_vec(&p).unwrap();
+        assert!(item.len() < 100 * 1024, "{} bytes", item.len());
     }
 
     #[test]

@@ -2,10 +2,14 @@
 //! `FeedbackSink` is what the service hands events to; it never blocks or fails the
 //! listener's request. `LocalLog` is the embedded default's sink.
 
+mod consumer;
 mod event;
+mod fold;
 mod log;
 
+pub use consumer::{LOCAL_SHARD, LOCAL_STREAM, LocalConsumer, Progress};
 pub use event::{EventContext, EventKind, FeedbackEvent, SCHEMA_VERSION, SKIP_THRESHOLD_MS};
+pub use fold::fold;
 pub use log::{LocalLog, Record};
 
 pub use crate::domain::Source;

@@ -23,6 +23,7 @@ impl Ctx<'_> {
         };
         match event.kind {
             PlaybackEventKind::Started => {
+                // The play reaches the profile through the feedback consumer.
                 self.emit(
                     &queue,
                     &token.track_id,
@@ -31,10 +32,6 @@ impl Ctx<'_> {
                 );
                 queue.move_to(pos);
                 self.save_queue(&queue).await;
-                let id = token.track_id.clone();
-                if let Err(e) = self.update_profile(|p| p.played(&id)).await {
-                    tracing::warn!(user_id = %self.listener.user_id, error = %e, "play not recorded in profile");
-                }
                 Outcome::silent()
             }
             PlaybackEventKind::Stopped => {

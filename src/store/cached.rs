@@ -2,7 +2,7 @@
 //! track. The instance's own writes update the cache; a write that finds the profile changed
 //! elsewhere (a conflict) drops the entry, so the retry reads the store.
 
-use super::{ProfileStore, StoreError};
+use super::{Applied, ProfileChange, ProfileStore, StoreError};
 use crate::domain::{Playlist, Profile, Queue, QueueKey};
 use async_trait::async_trait;
 use moka::future::Cache;
@@ -98,6 +98,17 @@ impl ProfileStore for CachedStore {
         sequence: &str,
     ) -> Result<(), StoreError> {
         self.inner.put_checkpoint(stream, shard, sequence).await
+    }
+
+    async fn apply_event(
+        &self,
+        event_id: &str,
+        user_id: &str,
+        change: ProfileChange,
+    ) -> Result<Applied, StoreError> {
+        let applied = self.inner.apply_event(event_id, user_id, change).await;
+        self.profiles.invalidate(user_id).await;
+        applied
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

@@ -6,13 +6,14 @@
 //! | queue | `USER#<user>` | `QUEUE#<device>` | `body` (S, JSON), `updated_at` (N), `expires_at` (N, TTL: 30 days) |
 //! | playlist | `USER#<user>` | `PLAYLIST#<id>` | `body` (S, JSON), `created_at` (N) |
 //! | checkpoint | `CHECKPOINT#<stream>` | `SHARD#<shard>` | `sequence` (S), `updated_at` (N) |
+//! | applied event | `EVENT#<event id>` | `EVENT` | `expires_at` (N, TTL: 8 days, past the stream's 7-day retention) |
 //!
 //! One listener's items share a partition, so a listener's playlists are one Query. Bodies
 //! are bounded (a profile keeps at most 100 recent plays and 500 likes and dislikes, a queue at
 //! most 1,000 tracks), so no item nears DynamoDB's 400 KB limit. SDK types and errors stay in
 //! this module: callers see `StoreError` (throttling and timeouts included).
 
-use super::{ProfileStore, StoreError};
+use super::{Applied, ProfileChange, ProfileStore, StoreError};
 use crate::domain::{Playlist, Profile, Queue, QueueKey};
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
@@ -21,15 +22,21 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long an untouched queue is kept before DynamoDB's TTL removes it.
 pub const QUEUE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long an applied event's marker is kept: longer than the stream keeps records, so no
+/// redelivery can outlive it.
+pub const APPLIED_EVENT_TTL: Duration = Duration::from_secs(8 * 24 * 3600);
+
 /// The TTL attribute.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
@@ -270,8 +277,96 @@ fn json<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
         .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+impl DynamoStore {
+    /// One try at applying an event: the profile write (conditioned on the version read) and
+    /// the event marker (conditioned on not existing) in one TransactWriteItems.
+    async fn try_apply(
+        &self,
+        event_id: &str,
+        user_id: &str,
+        change: &ProfileChange,
+    ) -> Result<Applied, StoreError> {
+        let mut profile = self
+            .profile(user_id)
+            .await?
+            .unwrap_or_else(|| Profile::new(user_id));
+        let read = profile.version;
+        change(&mut profile);
+        profile.version = read + 1;
+        let now = now_secs();
+        let profile_put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(user_pk(user_id)))
+            .item("sk", s("PROFILE"))
+            .item("version", n(profile.version as i64))
+            .item("body", json(&profile)?)
+            .item("updated_at", n(now))
+            .condition_expression("attribute_not_exists(pk) OR #version = :read")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":read", n(read as i64))
+            .build()
+            .map_err(invalid)?;
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(format!("EVENT#{event_id}")))
+            .item("sk", s("EVENT"))
+            .item(TTL_ATTRIBUTE, n(now + APPLIED_EVENT_TTL.as_secs() as i64))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(invalid)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(profile_put).build())
+            .transact_items(TransactWriteItem::builder().put(marker).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Applied::Now),
+            Err(e) => {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    e.as_service_error()
+                {
+                    let failed = |i: usize| {
+                        cancelled
+                            .cancellation_reasons()
+                            .get(i)
+                            .and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed")
+                    };
+                    if failed(1) {
+                        return Ok(Applied::Already);
+                    }
+                    if failed(0) {
+                        return Err(StoreError::Conflict);
+                    }
+                }
+                Err(store_error(e))
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ProfileStore for DynamoStore {
+    async fn apply_event(
+        &self,
+        event_id: &str,
+        user_id: &str,
+        change: ProfileChange,
+    ) -> Result<Applied, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_apply(event_id, user_id, &change).await {
+                Err(StoreError::Conflict) if attempt < super::PROFILE_UPDATE_ATTEMPTS => {
+                    super::conflict_backoff(attempt).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn profile(&self, user_id: &str) -> Result<Option<Profile>, StoreError> {
         let item = self.get(user_pk(user_id), "PROFILE".into()).await?;
         item.map(|i| {

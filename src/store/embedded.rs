@@ -10,7 +10,7 @@
 //! on `flush()` and when the store is dropped, so a crash loses at most the last interval of
 //! queue positions and opinions. Feedback events, which must never be lost, do not live here.
 
-use super::{ProfileStore, StoreError};
+use super::{Applied, ProfileChange, ProfileStore, StoreError};
 use crate::domain::{Playlist, Profile, Queue, QueueKey};
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -25,6 +25,8 @@ const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
 const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
 const PLAYLISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("playlists");
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+/// Feedback event ids already applied (value: when, seconds since the epoch).
+const EVENTS: TableDefinition<&str, u64> = TableDefinition::new("applied_events");
 /// The longest a committed write stays without fsync.
 const DURABLE_EVERY: Duration = Duration::from_millis(200);
 /// The most writes one transaction takes.
@@ -45,6 +47,13 @@ enum Write {
     Profile(Profile, oneshot::Sender<Result<u64, StoreError>>),
     /// A queue key, its new value (`None` deletes) and its overlay sequence number.
     Queue(String, Option<Arc<[u8]>>, u64),
+    /// A feedback event's effect on a profile, applied once per event id.
+    Apply(
+        String,
+        String,
+        ProfileChange,
+        oneshot::Sender<Result<Applied, StoreError>>,
+    ),
     /// A plain insert whose caller waits for the commit.
     Put(
         Other,
@@ -112,6 +121,7 @@ impl EmbeddedStore {
         for table in [PROFILES, QUEUES, PLAYLISTS, CHECKPOINTS] {
             txn.open_table(table).map_err(unavailable)?;
         }
+        txn.open_table(EVENTS).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
         let unwritten = Arc::new(Overlay::default());
@@ -276,6 +286,7 @@ impl Writer {
             let mut queues = txn.open_table(QUEUES).map_err(unavailable)?;
             let mut playlists = txn.open_table(PLAYLISTS).map_err(unavailable)?;
             let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(unavailable)?;
+            let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
             for write in batch {
                 match write {
                     Write::Profile(profile, ack) => {
@@ -290,6 +301,16 @@ impl Writer {
                             tracing::error!(error = %e, "embedded store: a queue write failed and is lost");
                         }
                         pending.push(Pending::Queue(key, seq));
+                    }
+                    Write::Apply(event_id, user_id, change, ack) => {
+                        let outcome = apply_event(
+                            &mut profiles,
+                            &mut events,
+                            &event_id,
+                            &user_id,
+                            change.as_ref(),
+                        );
+                        pending.push(Pending::Apply(outcome, ack));
                     }
                     Write::Put(table, key, value, ack) => {
                         let table = match table {
@@ -320,6 +341,10 @@ enum Pending {
         Result<(), StoreError>,
         oneshot::Sender<Result<(), StoreError>>,
     ),
+    Apply(
+        Result<Applied, StoreError>,
+        oneshot::Sender<Result<Applied, StoreError>>,
+    ),
 }
 
 impl Pending {
@@ -335,8 +360,41 @@ impl Pending {
             Pending::Put(outcome, ack) => {
                 let _ = ack.send(batch_failure.map_or(outcome, |e| Err(e.clone())));
             }
+            Pending::Apply(outcome, ack) => {
+                let _ = ack.send(batch_failure.map_or(outcome, |e| Err(e.clone())));
+            }
         }
     }
+}
+
+/// Applies an event's change unless its id is already recorded, and records it (the caller's
+/// transaction makes the two one).
+fn apply_event(
+    profiles: &mut redb::Table<&str, &[u8]>,
+    events: &mut redb::Table<&str, u64>,
+    event_id: &str,
+    user_id: &str,
+    change: &(dyn Fn(&mut Profile) + Send + Sync),
+) -> Result<Applied, StoreError> {
+    if events.get(event_id).map_err(unavailable)?.is_some() {
+        return Ok(Applied::Already);
+    }
+    let mut profile = match profiles.get(user_id).map_err(unavailable)? {
+        Some(bytes) => decode::<Profile>(bytes.value())?,
+        None => Profile::new(user_id),
+    };
+    change(&mut profile);
+    profile.version += 1;
+    let bytes = encode(&profile)?;
+    profiles
+        .insert(user_id, bytes.as_slice())
+        .map_err(unavailable)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    events.insert(event_id, now).map_err(unavailable)?;
+    Ok(Applied::Now)
 }
 
 /// Optimistic locking: the write goes through only if the stored version is the one read.
@@ -458,6 +516,17 @@ impl ProfileStore for EmbeddedStore {
         let key = compound_key(stream, shard);
         let value = sequence.as_bytes().to_vec();
         self.submit(|ack| Write::Put(Other::Checkpoints, key, value, ack))
+            .await
+    }
+
+    async fn apply_event(
+        &self,
+        event_id: &str,
+        user_id: &str,
+        change: ProfileChange,
+    ) -> Result<Applied, StoreError> {
+        let (event_id, user_id) = (event_id.to_owned(), user_id.to_owned());
+        self.submit(|ack| Write::Apply(event_id, user_id, change, ack))
             .await
     }
 

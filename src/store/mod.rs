@@ -63,6 +63,16 @@ pub trait ProfileStore: Send + Sync {
         sequence: &str,
     ) -> Result<(), StoreError>;
 
+    /// Applies `change` to the listener's profile and marks `event_id` applied, in one
+    /// transaction; if the event was applied before, changes nothing. This is what makes a
+    /// redelivered or duplicated feedback event count once.
+    async fn apply_event(
+        &self,
+        event_id: &str,
+        user_id: &str,
+        change: ProfileChange,
+    ) -> Result<Applied, StoreError>;
+
     /// Makes every acknowledged write durable (called at shutdown).
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
@@ -82,12 +92,31 @@ impl StoreError {
     }
 }
 
+/// A change to a profile; it may run more than once (after a conflict), on a fresh read.
+pub type ProfileChange = std::sync::Arc<dyn Fn(&mut Profile) + Send + Sync>;
+
+/// What `apply_event` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The event's effect was applied now.
+    Now,
+    /// The event had been applied before: nothing changed.
+    Already,
+}
+
 /// How many times an optimistic profile update is tried before a conflict is given up on.
 pub const PROFILE_UPDATE_ATTEMPTS: u32 = 8;
 /// The first backoff ceiling after a conflict; it doubles with each attempt, up to
 /// `CONFLICT_BACKOFF_CAP`.
 const CONFLICT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(4);
 const CONFLICT_BACKOFF_CAP: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Waits before attempt `attempt + 1` after a conflict: exponential backoff with full jitter,
+/// so that writers that collided spread apart instead of colliding again in step.
+pub(crate) async fn conflict_backoff(attempt: u32) {
+    let ceiling = (CONFLICT_BACKOFF * 2u32.pow(attempt - 1)).min(CONFLICT_BACKOFF_CAP);
+    tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
+}
 
 /// Reads the profile (or starts a new one), applies `change` and writes it back, re-reading
 /// and re-applying on a conflict a bounded number of times.
@@ -111,10 +140,7 @@ pub async fn update_profile(
             }
             Err(StoreError::Conflict) if attempt < PROFILE_UPDATE_ATTEMPTS => {
                 tracing::debug!(user_id, attempt, "profile update conflict, retrying");
-                // Exponential backoff with full jitter, so that writers that collided spread
-                // apart instead of colliding again in step.
-                let ceiling = (CONFLICT_BACKOFF * 2u32.pow(attempt - 1)).min(CONFLICT_BACKOFF_CAP);
-                tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
+                conflict_backoff(attempt).await;
             }
             Err(e) => return Err(e),
         }

@@ -1,0 +1,45 @@
+//! How one event changes a listener's profile. Pure: the consumer applies it exactly once per
+//! event id, in the same transaction as the dedupe marker.
+
+use super::{EventKind, FeedbackEvent};
+use crate::domain::{Profile, Track};
+
+/// Affinity moves per event kind.
+const FINISHED: f32 = 1.0;
+const SKIPPED: f32 = -0.5;
+const LIKED: f32 = 2.0;
+const DISLIKED: f32 = -2.0;
+
+/// Folds `event` into `profile`. `track` is the catalog's track (for its genre and artist),
+/// if the catalog still has it.
+pub fn fold(profile: &mut Profile, event: &FeedbackEvent, track: Option<&Track>) {
+    let affinity = |profile: &mut Profile, delta: f32| {
+        if let Some(t) = track {
+            profile.adjust_affinity(&t.genre, &t.artist, delta);
+        }
+    };
+    match event.kind {
+        EventKind::PlayStarted => profile.played(&event.track_id),
+        EventKind::PlayFinished => {
+            profile.finishes += 1;
+            profile.record_outcome(&event.track_id, true);
+            affinity(profile, FINISHED);
+        }
+        EventKind::Skipped => {
+            profile.skips += 1;
+            profile.record_outcome(&event.track_id, false);
+            affinity(profile, SKIPPED);
+        }
+        EventKind::Liked => {
+            profile.likes += 1;
+            profile.like(&event.track_id);
+            affinity(profile, LIKED);
+        }
+        EventKind::Disliked => {
+            profile.dislikes += 1;
+            profile.dislike(&event.track_id);
+            affinity(profile, DISLIKED);
+        }
+        EventKind::Stopped | EventKind::Failed => {}
+    }
+}

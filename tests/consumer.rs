@@ -1,0 +1,249 @@
+//! The feedback consumer folds the local log into profiles exactly once per event, on the
+//! embedded store and on DynamoDB (the local server): a restart mid-stream, records replayed
+//! after a crash before the checkpoint, duplicated records and a malformed record leave every
+//! counter equal to the number of distinct events. And the whole loop on the embedded default:
+//! play -> event -> profile -> next pick.
+
+mod common;
+
+use common::{TestServer, fetcher, fixture, pki, post_signed, verifier};
+use encore::domain::{Source, TrackId};
+use encore::feedback::{
+    EventContext, EventKind, FeedbackEvent, FeedbackSink, LOCAL_SHARD, LOCAL_STREAM, LocalConsumer,
+    LocalLog,
+};
+use encore::recommend::{Catalog, CatalogRecommender, Recommender};
+use encore::store::{EmbeddedStore, ProfileStore};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+fn catalog() -> Arc<dyn Recommender> {
+    Arc::new(CatalogRecommender::new(Arc::new(
+        Catalog::load(&common::repo().join("models")).unwrap(),
+    )))
+}
+
+/// Per listener: 10 plays started, 4 finished, 3 skipped, 2 likes, 1 dislike.
+const SCRIPT: [(EventKind, usize); 5] = [
+    (EventKind::PlayStarted, 10),
+    (EventKind::PlayFinished, 4),
+    (EventKind::Skipped, 3),
+    (EventKind::Liked, 2),
+    (EventKind::Disliked, 1),
+];
+const USERS: usize = 3;
+
+fn events(tracks: &[TrackId]) -> Vec<FeedbackEvent> {
+    let mut out = Vec::new();
+    for u in 0..USERS {
+        for (kind, count) in SCRIPT {
+            for i in 0..count {
+                let track = &tracks[(u * 31 + i) % tracks.len()];
+                out.push(FeedbackEvent::new(
+                    &format!("user{u}"),
+                    "d",
+                    track,
+                    kind,
+                    40_000,
+                    EventContext::default(),
+                    Source::Alexa,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A record with a good checksum whose payload is not an event.
+fn append_malformed(dir: &Path) {
+    let segment = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max()
+        .unwrap();
+    let payload = b"{\"schema_version\": 1, \"this is\": not json";
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(segment)
+        .unwrap();
+    file.write_all(&(payload.len() as u32).to_le_bytes())
+        .unwrap();
+    file.write_all(&crc32fast::hash(payload).to_le_bytes())
+        .unwrap();
+    file.write_all(payload).unwrap();
+}
+
+async fn exactly_once(store: Arc<dyn ProfileStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let recommender = catalog();
+    let tracks: Vec<TrackId> = (0..40)
+        .map(|i| {
+            let sel =
+                encore::domain::Selection::Genre(["jazz", "rock", "pop", "folk"][i % 4].into());
+            futures_first(&recommender, &sel, i / 4)
+        })
+        .collect();
+    let all = events(&tracks);
+    let distinct = all.len();
+    {
+        let log = LocalLog::open(dir.path()).unwrap();
+        for e in &all[..distinct / 2] {
+            log.send(e.clone()).durable().await.unwrap();
+        }
+    }
+    append_malformed(dir.path());
+    let log = Arc::new(LocalLog::open(dir.path()).unwrap());
+    for e in &all[distinct / 2..] {
+        log.send(e.clone()).durable().await.unwrap();
+    }
+    // The stream delivers some records twice.
+    for e in all.iter().step_by(4) {
+        log.send(e.clone()).durable().await.unwrap();
+    }
+
+    let first = LocalConsumer::new(log.clone(), store.clone(), recommender.clone()).with_batch(7);
+    let mut seen = encore::feedback::Progress::default();
+    for _ in 0..4 {
+        let p = first.pass().await.unwrap();
+        seen.applied += p.applied;
+        seen.duplicates += p.duplicates;
+        seen.malformed += p.malformed;
+    }
+    // A crash after applying, before checkpointing: the next consumer starts 10 records back.
+    let at = first.position().await.unwrap();
+    store
+        .put_checkpoint(LOCAL_STREAM, LOCAL_SHARD, &(at - 10).to_string())
+        .await
+        .unwrap();
+    drop(first);
+
+    let restarted = LocalConsumer::new(log.clone(), store.clone(), recommender).with_batch(50);
+    loop {
+        let p = restarted.pass().await.unwrap();
+        seen.applied += p.applied;
+        seen.duplicates += p.duplicates;
+        seen.malformed += p.malformed;
+        if p == encore::feedback::Progress::default() {
+            break;
+        }
+    }
+    assert_eq!(
+        seen.applied as usize, distinct,
+        "each distinct event applied once"
+    );
+    assert_eq!(
+        seen.duplicates as usize,
+        all.iter().step_by(4).count() + 10,
+        "the duplicates and the replayed records"
+    );
+    assert!(
+        seen.malformed >= 1,
+        "the malformed record was skipped, not fatal"
+    );
+    assert_eq!(restarted.position().await.unwrap(), log.end());
+    for u in 0..USERS {
+        let p = store.profile(&format!("user{u}")).await.unwrap().unwrap();
+        assert_eq!(
+            (p.plays, p.finishes, p.skips, p.likes, p.dislikes),
+            (10, 4, 3, 2, 1),
+            "user{u}"
+        );
+        assert_eq!(p.recent.len(), 10);
+        assert!(
+            !p.genres.is_empty() && !p.artists.is_empty(),
+            "affinities follow the events"
+        );
+        let outcomes: u32 = p.bandit.values().map(|o| o.finished + o.skipped).sum();
+        assert_eq!(outcomes, 7, "bandit counters: 4 finished + 3 skipped");
+    }
+}
+
+/// The first track of `selection` at `index` in popularity order (a real catalog track).
+fn futures_first(
+    recommender: &Arc<dyn Recommender>,
+    selection: &encore::domain::Selection,
+    index: usize,
+) -> TrackId {
+    let rt = tokio::runtime::Handle::current();
+    let r = recommender.clone();
+    let sel = selection.clone();
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            let rec = r
+                .recommend(encore::recommend::RecommendRequest {
+                    selection: &sel,
+                    profile: None,
+                    exclude: &[],
+                    limit: 25,
+                })
+                .await
+                .unwrap();
+            rec.tracks[index % rec.tracks.len()].id.clone()
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_counts_once_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    exactly_once(Arc::new(EmbeddedStore::open(dir.path()).unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_counts_once_on_dynamodb() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::dynamo_storage(dir.path(), "consumer");
+    encore::app::init(&storage).await.unwrap();
+    exactly_once(encore::app::open_store(&storage).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn the_whole_loop_play_event_profile_next_pick() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), Some(verifier(fetcher()))).await;
+    let client = reqwest::Client::new();
+    let post = |name: &'static str, token: String| {
+        let (client, server) = (&client, &server);
+        async move {
+            let r = post_signed(client, server, &fixture(name, &token), &pki().good, "good").await;
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let first = post("play_mood_er", String::new()).await;
+    let stream = &first["response"]["directives"][0]["audioItem"]["stream"];
+    let (token, first_url) = (
+        stream["token"].as_str().unwrap().to_owned(),
+        stream["url"].as_str().unwrap().to_owned(),
+    );
+    post("playback_started", token).await;
+    // The in-process consumer folds the play into the profile within moments...
+    let store_dir = dir.path().to_owned();
+    let mut recorded = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let again = post("play_mood_er", String::new()).await;
+        let url = again["response"]["directives"][0]["audioItem"]["stream"]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // ...and the next pick leaves the track just played out.
+        if url != first_url {
+            recorded = true;
+            break;
+        }
+    }
+    assert!(recorded, "the play never reached the next pick");
+    server.stop().await;
+    let store = EmbeddedStore::open(&store_dir).unwrap();
+    let user = fixture("launch", "")["context"]["System"]["user"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let profile = store.profile(&user).await.unwrap().unwrap();
+    assert_eq!(profile.plays, 1);
+}
