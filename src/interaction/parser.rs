@@ -133,10 +133,10 @@ impl Parser {
             if absent > 1 {
                 continue;
             }
-            if let Some(found) = self.align(pattern, tokens, &spans) {
-                if best.as_ref().is_none_or(|b| found.score > b.score) {
-                    best = Some(found);
-                }
+            if let Some(found) = self.align(pattern, tokens, &spans)
+                && best.as_ref().is_none_or(|b| found.score > b.score)
+            {
+                best = Some(found);
             }
         }
         best
@@ -213,12 +213,12 @@ impl Parser {
         let (mut i, mut j) = (np, nt);
         while (i, j) != (0, 0) {
             let cell = grid[i][j].expect("a reached cell has a reached predecessor");
-            if let Some((a, b)) = cell.slot {
-                if let Piece::Slot { name, type_name } = &pattern.pieces[cell.from.0] {
-                    let span = &spans[a][b - a - 1];
-                    let id = self.value_id(type_name, span).cloned();
-                    slots.insert(name.clone(), (span.clone(), id));
-                }
+            if let Some((a, b)) = cell.slot
+                && let Piece::Slot { name, type_name } = &pattern.pieces[cell.from.0]
+            {
+                let span = &spans[a][b - a - 1];
+                let id = self.value_id(type_name, span).cloned();
+                slots.insert(name.clone(), (span.clone(), id));
             }
             (i, j) = cell.from;
         }

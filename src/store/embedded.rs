@@ -232,10 +232,9 @@ impl Writer {
             if self
                 .dirty_since
                 .is_some_and(|since| since.elapsed() >= DURABLE_EVERY)
+                && let Err(e) = self.make_durable()
             {
-                if let Err(e) = self.make_durable() {
-                    tracing::warn!(error = %e, "embedded store: making commits durable failed");
-                }
+                tracing::warn!(error = %e, "embedded store: making commits durable failed");
             }
         }
         if let Err(e) = self.make_durable() {
