@@ -1,11 +1,15 @@
 //! Start-up: building the parts from settings, binding, serving, shutting down.
 
-use crate::feedback::{FeedbackSink, LocalConsumer, LocalLog};
+use crate::aws::AwsSettings;
+use crate::feedback::{
+    Consumer, FeedbackSink, KinesisConsumer, KinesisSink, LocalConsumer, LocalLog, create_stream,
+    kinesis_client,
+};
 use crate::http::{self, App, AppState};
 use crate::interaction::InteractionModel;
 use crate::recommend::{Catalog, CatalogRecommender, Recommender};
 use crate::service::{Service, ServiceSettings};
-use crate::settings::{ServeArgs, StorageArgs, StoreKind};
+use crate::settings::{FeedbackKind, ServeArgs, StorageArgs, StoreKind};
 use crate::skill::Skill;
 use crate::skill::verify::Verifier;
 use crate::store::{CachedStore, DynamoSettings, DynamoStore, EmbeddedStore, ProfileStore};
@@ -23,8 +27,11 @@ pub struct Parts {
     pub model: Arc<InteractionModel>,
     pub store: Arc<dyn ProfileStore>,
     pub feedback: Arc<dyn FeedbackSink>,
-    /// The feedback sink as the local log, for the in-process consumer.
-    pub feedback_log: Arc<LocalLog>,
+    /// The feedback sink as the local log (with `--feedback local`), for the in-process
+    /// consumer.
+    pub feedback_log: Option<Arc<LocalLog>>,
+    /// The Kinesis client (with `--feedback kinesis`) and the stream.
+    pub kinesis: Option<(aws_sdk_kinesis::Client, String)>,
 }
 
 /// Opens the configured store (without its profile cache).
@@ -50,11 +57,23 @@ impl Parts {
     /// Loads the catalog and the interaction model and opens the configured store.
     pub async fn load(storage: &StorageArgs) -> anyhow::Result<Self> {
         let store = open_store(storage).await?;
-        Self::with_store(storage, store)
+        let kinesis = match storage.feedback {
+            FeedbackKind::Kinesis => Some(kinesis_client(&aws_settings(storage)).await),
+            FeedbackKind::Local => None,
+        };
+        Self::assemble(storage, store, kinesis)
     }
 
     /// Builds the parts over `store`, behind a profile cache unless its TTL is 0.
     pub fn with_store(storage: &StorageArgs, store: Arc<dyn ProfileStore>) -> anyhow::Result<Self> {
+        Self::assemble(storage, store, None)
+    }
+
+    fn assemble(
+        storage: &StorageArgs,
+        store: Arc<dyn ProfileStore>,
+        aws: Option<aws_sdk_kinesis::Client>,
+    ) -> anyhow::Result<Self> {
         let catalog = Catalog::load(&storage.models).context("loading the catalog")?;
         let open_values = HashMap::from([("AMAZON.Musician".to_owned(), catalog.artists())]);
         let model = InteractionModel::load(&storage.intents, &open_values)
@@ -69,12 +88,7 @@ impl Parts {
                 PROFILE_CACHE_CAPACITY,
             )),
         };
-        let feedback_dir = storage.data_dir.join("feedback");
-        let feedback_log =
-            Arc::new(LocalLog::open(&feedback_dir).with_context(|| {
-                format!("opening the feedback log in {}", feedback_dir.display())
-            })?);
-        let feedback: Arc<dyn FeedbackSink> = feedback_log.clone();
+        let (feedback, feedback_log) = open_feedback(storage, aws.clone())?;
         let settings = ServiceSettings {
             store_budget: Duration::from_millis(storage.store_budget_ms),
         };
@@ -89,19 +103,65 @@ impl Parts {
             store,
             feedback,
             feedback_log,
+            kinesis: aws.map(|client| (client, storage.stream.clone())),
         })
     }
 }
 
 impl Parts {
-    /// A consumer of this instance's feedback log into its store.
-    pub fn consumer(&self) -> LocalConsumer {
-        LocalConsumer::new(
-            self.feedback_log.clone(),
+    /// A consumer of the local log into the store (with `--feedback local`).
+    pub fn local_consumer(&self) -> Option<Consumer> {
+        let log = self.feedback_log.clone()?;
+        Some(Consumer::Local(LocalConsumer::new(
+            log,
             self.store.clone(),
             self.service.recommender().clone(),
-        )
+        )))
     }
+
+    /// A consumer of the configured feedback backend into the store.
+    pub fn consumer(&self) -> Consumer {
+        match (&self.kinesis, self.local_consumer()) {
+            (_, Some(local)) => local,
+            (Some((client, stream)), None) => Consumer::Kinesis(KinesisConsumer::new(
+                client.clone(),
+                stream.clone(),
+                self.store.clone(),
+                self.service.recommender().clone(),
+            )),
+            (None, None) => unreachable!("a feedback sink is either the local log or Kinesis"),
+        }
+    }
+}
+
+/// The feedback sink: the local log, or Kinesis through a spool (needs `kinesis`).
+fn open_feedback(
+    storage: &StorageArgs,
+    kinesis: Option<aws_sdk_kinesis::Client>,
+) -> anyhow::Result<(Arc<dyn FeedbackSink>, Option<Arc<LocalLog>>)> {
+    match (storage.feedback, kinesis) {
+        (FeedbackKind::Kinesis, Some(client)) => {
+            let spool = storage.data_dir.join("feedback-spool");
+            let sink = KinesisSink::start(client, storage.stream.clone(), &spool)
+                .with_context(|| format!("opening the feedback spool in {}", spool.display()))?;
+            Ok((Arc::new(sink), None))
+        }
+        _ => {
+            let dir = storage.data_dir.join("feedback");
+            let log = Arc::new(
+                LocalLog::open(&dir)
+                    .with_context(|| format!("opening the feedback log in {}", dir.display()))?,
+            );
+            Ok((log.clone(), Some(log)))
+        }
+    }
+}
+
+pub fn aws_settings(storage: &StorageArgs) -> AwsSettings {
+    AwsSettings::new(
+        storage.aws_endpoint.clone(),
+        Duration::from_millis(storage.store_timeout_ms),
+    )
 }
 
 /// Profiles kept in the in-process cache at most.
@@ -139,7 +199,7 @@ pub async fn consume(storage: &StorageArgs, once: bool) -> anyhow::Result<String
 
 /// `encore init`: creates what the configured store needs, idempotently.
 pub async fn init(storage: &StorageArgs) -> anyhow::Result<String> {
-    Ok(match storage.store {
+    let mut done = match storage.store {
         StoreKind::Embedded => {
             EmbeddedStore::open(&storage.data_dir)?.flush().await?;
             format!("embedded store ready in {}", storage.data_dir.display())
@@ -157,7 +217,16 @@ pub async fn init(storage: &StorageArgs) -> anyhow::Result<String> {
                 crate::store::TTL_ATTRIBUTE
             )
         }
-    })
+    };
+    if storage.feedback == FeedbackKind::Kinesis {
+        let client = kinesis_client(&aws_settings(storage)).await;
+        let created = create_stream(&client, &storage.stream)
+            .await
+            .with_context(|| format!("creating stream {}", storage.stream))?;
+        let verb = if created { "created" } else { "already there:" };
+        done += &format!("\n{verb} stream {}", storage.stream);
+    }
+    Ok(done)
 }
 
 /// The router over `parts`, for a listener or for in-process tests.
@@ -176,7 +245,8 @@ pub struct Application {
     router: axum::Router,
     store: Arc<dyn ProfileStore>,
     feedback: Arc<dyn FeedbackSink>,
-    consumer: LocalConsumer,
+    /// The in-process consumer, with `--feedback local`.
+    consumer: Option<Consumer>,
 }
 
 impl Application {
@@ -211,7 +281,7 @@ impl Application {
         Ok(Application {
             listener,
             router,
-            consumer: parts.consumer(),
+            consumer: parts.local_consumer(),
             store: parts.store,
             feedback: parts.feedback,
         })
@@ -234,9 +304,11 @@ impl Application {
         // The consumer folds feedback into profiles in process, until the server has stopped
         // and the log is flushed; then it makes a last pass.
         let (stop_consumer, consumer_stop) = tokio::sync::oneshot::channel::<()>();
-        let consumer = tokio::spawn(self.consumer.run(async {
-            let _ = consumer_stop.await;
-        }));
+        let consumer = self.consumer.map(|c| {
+            tokio::spawn(c.run(async {
+                let _ = consumer_stop.await;
+            }))
+        });
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;
@@ -245,7 +317,9 @@ impl Application {
             .await
             .context("flushing the feedback log")?;
         let _ = stop_consumer.send(());
-        consumer.await.context("the feedback consumer")?;
+        if let Some(consumer) = consumer {
+            consumer.await.context("the feedback consumer")?;
+        }
         self.store.flush().await.context("flushing the store")?;
         tracing::info!("stopped");
         Ok(())

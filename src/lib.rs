@@ -14,6 +14,7 @@
 //! See `ARCHITECTURE.md` for one request's walk through these parts.
 
 pub mod app;
+pub mod aws;
 pub mod domain;
 pub mod feedback;
 pub mod http;

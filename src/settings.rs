@@ -61,6 +61,15 @@ pub enum StoreKind {
     Dynamodb,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FeedbackKind {
+    /// An append-only log under --data-dir, folded into profiles by `serve` itself.
+    Local,
+    /// A Kinesis data stream (--stream), fed through a durable spool under --data-dir;
+    /// `encore consume` folds it into profiles.
+    Kinesis,
+}
+
 /// Where the data, the models and the interaction model are.
 #[derive(Debug, Clone, Args)]
 pub struct StorageArgs {
@@ -68,9 +77,17 @@ pub struct StorageArgs {
     #[arg(long, env = "ENCORE_STORE", value_enum, default_value_t = StoreKind::Embedded)]
     pub store: StoreKind,
 
-    /// DynamoDB endpoint URL, for a local DynamoDB-compatible server (default: AWS's).
+    /// DynamoDB and Kinesis endpoint URL, for a local compatible server (default: AWS's).
     #[arg(long, env = "ENCORE_AWS_ENDPOINT")]
     pub aws_endpoint: Option<String>,
+
+    /// Where feedback events go.
+    #[arg(long, env = "ENCORE_FEEDBACK", value_enum, default_value_t = FeedbackKind::Local)]
+    pub feedback: FeedbackKind,
+
+    /// The Kinesis stream, with --feedback kinesis.
+    #[arg(long, env = "ENCORE_STREAM", default_value = "encore-feedback")]
+    pub stream: String,
 
     /// Prefix of the DynamoDB table name (the table is `<prefix>encore`), e.g. `prod-`.
     #[arg(long, env = "ENCORE_TABLE_PREFIX", default_value = "")]

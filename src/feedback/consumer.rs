@@ -2,7 +2,7 @@
 //! profile exactly once (the store applies an event and records its id in one transaction),
 //! checkpointing its position in the store.
 
-use super::{LocalLog, fold};
+use super::{FeedbackError, LocalLog, fold};
 use crate::recommend::Recommender;
 use crate::store::{Applied, ProfileStore, StoreError};
 use std::sync::Arc;
@@ -122,6 +122,25 @@ impl LocalConsumer {
             .put_checkpoint(LOCAL_STREAM, LOCAL_SHARD, &next.to_string())
             .await
     }
+}
+
+/// The consumer of the configured feedback backend.
+pub enum Consumer {
+    Local(LocalConsumer),
+    Kinesis(super::KinesisConsumer),
+}
+
+impl Consumer {
+    /// Folds what is available now (one batch of the local log; every shard of the stream).
+    pub async fn pass(&self) -> Result<Progress, FeedbackError> {
+        match self {
+            Consumer::Local(c) => c
+                .pass()
+                .await
+                .map_err(|e| FeedbackError::Io(format!("profile store: {e}"))),
+            Consumer::Kinesis(c) => c.pass().await,
+        }
+    }
 
     /// Passes until `stop` resolves (then one last pass), logging progress every 10 s.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
@@ -137,22 +156,17 @@ impl LocalConsumer {
                         t.duplicates += p.duplicates;
                         t.malformed += p.malformed;
                     }
-                    if p != Progress::default()
-                        && p.applied + p.duplicates + p.malformed >= self.batch as u64
+                    if let Consumer::Local(c) = &self
+                        && p.applied + p.duplicates + p.malformed >= c.batch as u64
                     {
                         continue; // more is waiting
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "feedback consumer: store unavailable, retrying")
-                }
+                Err(e) => tracing::warn!(error = %e, "feedback consumer: retrying after a failure"),
             }
             if last_report.elapsed() >= REPORT_EVERY {
                 let secs = last_report.elapsed().as_secs_f64();
-                let lag = match self.position().await {
-                    Ok(at) => self.log.end().saturating_sub(at),
-                    Err(_) => 0,
-                };
+                let lag = self.lag().await;
                 tracing::info!(
                     events_per_sec = format!("{:.1}", since_report.applied as f64 / secs),
                     applied = total.applied,
@@ -171,6 +185,17 @@ impl LocalConsumer {
         }
         if let Err(e) = self.pass().await {
             tracing::warn!(error = %e, "feedback consumer: last pass failed; the checkpoint keeps its place");
+        }
+    }
+
+    /// Records not yet folded in (the local log only; the stream's lag is in its metrics).
+    async fn lag(&self) -> u64 {
+        match self {
+            Consumer::Local(c) => match c.position().await {
+                Ok(at) => c.log.end().saturating_sub(at),
+                Err(_) => 0,
+            },
+            Consumer::Kinesis(_) => 0,
         }
     }
 }

@@ -94,6 +94,18 @@ impl LocalLog {
         self.durable.load(Ordering::Acquire)
     }
 
+    /// Deletes the segments whose records all come before `offset` (shipped elsewhere).
+    pub fn discard_before(&self, offset: u64) -> Result<(), FeedbackError> {
+        let bases = segments(&self.dir)?;
+        for pair in bases.windows(2) {
+            if pair[1] <= offset {
+                let path = segment_path(&self.dir, pair[0]);
+                std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Up to `max` durable records from record `from` on.
     pub fn read(&self, from: u64, max: usize) -> Result<Vec<Record>, FeedbackError> {
         read_records(&self.dir, from, self.end(), max)

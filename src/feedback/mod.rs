@@ -5,11 +5,16 @@
 mod consumer;
 mod event;
 mod fold;
+mod kinesis;
 mod log;
 
-pub use consumer::{LOCAL_SHARD, LOCAL_STREAM, LocalConsumer, Progress};
+pub use consumer::{Consumer, LOCAL_SHARD, LOCAL_STREAM, LocalConsumer, Progress};
 pub use event::{EventContext, EventKind, FeedbackEvent, SCHEMA_VERSION, SKIP_THRESHOLD_MS};
 pub use fold::fold;
+pub use kinesis::{
+    KinesisConsumer, KinesisSink, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, client as kinesis_client,
+    create_stream,
+};
 pub use log::{LocalLog, Record};
 
 pub use crate::domain::Source;

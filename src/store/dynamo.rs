@@ -14,12 +14,9 @@
 //! this module: callers see `StoreError` (throttling and timeouts included).
 
 use super::{Applied, ProfileChange, ProfileStore, StoreError};
+use crate::aws::AwsSettings;
 use crate::domain::{Playlist, Profile, Queue, QueueKey};
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -43,27 +40,15 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// How to reach the table, and how long to wait for it.
 #[derive(Debug, Clone)]
 pub struct DynamoSettings {
-    /// `None`: the regional AWS endpoint.
-    pub endpoint: Option<String>,
+    pub aws: AwsSettings,
     pub table: String,
-    pub connect_timeout: Duration,
-    /// One attempt of one call.
-    pub attempt_timeout: Duration,
-    /// One call, retries included.
-    pub operation_timeout: Duration,
-    /// Attempts per call (the first one included).
-    pub max_attempts: u32,
 }
 
 impl DynamoSettings {
     pub fn new(endpoint: Option<String>, table: String, operation_timeout: Duration) -> Self {
         DynamoSettings {
-            endpoint,
+            aws: AwsSettings::new(endpoint, operation_timeout),
             table,
-            connect_timeout: Duration::from_millis(500),
-            attempt_timeout: operation_timeout / 3,
-            operation_timeout,
-            max_attempts: 3,
         }
     }
 }
@@ -77,25 +62,9 @@ pub struct DynamoStore {
 type Item = HashMap<String, AttributeValue>;
 
 impl DynamoStore {
-    /// A client built once: region and credentials from the standard AWS sources (region
-    /// `us-east-1` if none is configured), explicit timeouts, standard retries with backoff.
+    /// A client built once (see `aws::sdk_config`).
     pub async fn connect(settings: &DynamoSettings) -> Self {
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(settings.connect_timeout)
-            .operation_attempt_timeout(settings.attempt_timeout)
-            .operation_timeout(settings.operation_timeout)
-            .build();
-        let retry = RetryConfig::standard()
-            .with_max_attempts(settings.max_attempts)
-            .with_initial_backoff(Duration::from_millis(20));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(RegionProviderChain::default_provider().or_else("us-east-1"))
-            .timeout_config(timeouts)
-            .retry_config(retry);
-        if let Some(url) = &settings.endpoint {
-            loader = loader.endpoint_url(url);
-        }
-        let config = loader.load().await;
+        let config = crate::aws::sdk_config(&settings.aws).await;
         DynamoStore {
             client: Client::new(&config),
             table: settings.table.clone(),

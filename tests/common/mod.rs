@@ -3,13 +3,14 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod net;
 
 use async_trait::async_trait;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use encore::app::{Application, Parts};
-use encore::settings::{ServeArgs, StorageArgs, StoreKind};
+use encore::settings::{FeedbackKind, ServeArgs, StorageArgs, StoreKind};
 use encore::skill::verify::{CertFetcher, Clock, SystemClock, Verifier};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -35,6 +36,8 @@ pub fn repo() -> PathBuf {
 pub fn storage(data_dir: &Path) -> StorageArgs {
     StorageArgs {
         store: StoreKind::Embedded,
+        feedback: FeedbackKind::Local,
+        stream: "encore-feedback".into(),
         aws_endpoint: None,
         table_prefix: String::new(),
         store_timeout_ms: 1000,
@@ -52,6 +55,15 @@ pub fn aws_endpoint() -> String {
         "ENCORE_TEST_AWS_ENDPOINT is not set: run the suite with infra/local/run-tests.sh, \
          which starts the local DynamoDB-compatible server",
     )
+}
+
+/// DynamoDB and a Kinesis stream of its own on the local server.
+pub fn kinesis_storage(data_dir: &Path, name: &str) -> StorageArgs {
+    StorageArgs {
+        feedback: FeedbackKind::Kinesis,
+        stream: format!("{name}-{}", std::process::id()),
+        ..dynamo_storage(data_dir, name)
+    }
 }
 
 /// DynamoDB on the local server, in a table of its own (`prefix` keeps tests apart).

@@ -1,0 +1,493 @@
+//! Feedback on Kinesis Data Streams.
+//!
+//! Producing: `KinesisSink` writes each event to a durable local spool (a `LocalLog` under
+//! `<data-dir>/feedback-spool/`) and acknowledges it once it is there; a shipper task sends
+//! the spool to the stream in batches of at most 500 records and 5 MB after a short linger,
+//! partition key = user id, retries only the records Kinesis refused (jittered backoff), and
+//! records how far it has shipped only after Kinesis accepted everything before that point.
+//! A stream outage, a throttle or a restart therefore loses nothing: the spool keeps what is
+//! not shipped, on disk, and ships it when it can (at start-up, and before a graceful stop).
+//!
+//! Consuming: `KinesisConsumer` reads every shard, parents before children after a reshard,
+//! from its checkpoint (or TRIM_HORIZON), and folds each event in exactly once.
+
+use super::{Delivery, FeedbackError, FeedbackEvent, FeedbackSink, LocalLog, Progress, fold};
+use crate::recommend::Recommender;
+use crate::store::{Applied, ProfileStore, StoreError};
+use async_trait::async_trait;
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{
+    PutRecordsRequestEntry, Shard, ShardIteratorType, StreamMode, StreamModeDetails,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Kinesis's limits for one PutRecords call.
+pub const MAX_BATCH_RECORDS: usize = 500;
+pub const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
+/// How long the shipper waits for a batch to fill before sending what it has.
+const LINGER: Duration = Duration::from_millis(20);
+/// Backoff between retries of refused records: jittered, doubling from 50 ms to 5 s.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_CAP: Duration = Duration::from_secs(5);
+/// How long a graceful stop waits for the spool to drain.
+const DRAIN_WAIT: Duration = Duration::from_secs(10);
+/// The checkpoint value of a shard read to its end (closed after a reshard).
+const SHARD_END: &str = "SHARD_END";
+
+/// A Kinesis client for `stream`, with the shared AWS settings.
+pub async fn client(aws: &crate::aws::AwsSettings) -> Client {
+    Client::new(&crate::aws::sdk_config(aws).await)
+}
+
+/// Creates the stream (on-demand capacity) if it is missing and waits until it is active.
+/// Returns whether it created it.
+pub async fn create_stream(client: &Client, stream: &str) -> Result<bool, FeedbackError> {
+    let mode = StreamModeDetails::builder()
+        .stream_mode(StreamMode::OnDemand)
+        .build()
+        .map_err(kinesis_error)?;
+    let created = match client
+        .create_stream()
+        .stream_name(stream)
+        .stream_mode_details(mode)
+        .send()
+        .await
+    {
+        Ok(_) => true,
+        Err(e) if e.code() == Some("ResourceInUseException") => false,
+        Err(e) => return Err(kinesis_error(DisplayErrorContext(e))),
+    };
+    for _ in 0..100 {
+        let summary = client
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+        let active = summary
+            .stream_description_summary()
+            .map(|d| d.stream_status().as_str() == "ACTIVE")
+            .unwrap_or(false);
+        if active {
+            return Ok(created);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(FeedbackError::Io(format!(
+        "stream {stream} did not become active"
+    )))
+}
+
+fn kinesis_error(e: impl std::fmt::Display) -> FeedbackError {
+    FeedbackError::Io(format!("kinesis: {e}"))
+}
+
+pub struct KinesisSink {
+    spool: Arc<LocalLog>,
+    shipped: Arc<AtomicU64>,
+    wake: Arc<Notify>,
+    shipper: tokio::task::JoinHandle<()>,
+}
+
+impl KinesisSink {
+    /// Opens the spool in `spool_dir` and starts shipping it (what an earlier run left
+    /// included) to `stream`.
+    pub fn start(client: Client, stream: String, spool_dir: &Path) -> Result<Self, FeedbackError> {
+        let spool = Arc::new(LocalLog::open(spool_dir)?);
+        let mark = ShippedMark(spool_dir.join("SHIPPED"));
+        let shipped = Arc::new(AtomicU64::new(mark.read()));
+        let wake = Arc::new(Notify::new());
+        let shipper = Shipper {
+            client,
+            stream,
+            spool: spool.clone(),
+            shipped: shipped.clone(),
+            wake: wake.clone(),
+            mark,
+        };
+        let shipper = tokio::spawn(shipper.run());
+        Ok(KinesisSink {
+            spool,
+            shipped,
+            wake,
+            shipper,
+        })
+    }
+
+    /// Events acknowledged but not yet accepted by Kinesis.
+    pub fn unshipped(&self) -> u64 {
+        self.spool
+            .end()
+            .saturating_sub(self.shipped.load(Ordering::Acquire))
+    }
+}
+
+impl Drop for KinesisSink {
+    fn drop(&mut self) {
+        // Whatever is not shipped stays in the spool for the next start.
+        self.shipper.abort();
+    }
+}
+
+#[async_trait]
+impl FeedbackSink for KinesisSink {
+    fn send(&self, event: FeedbackEvent) -> Delivery {
+        let delivery = self.spool.send(event);
+        self.wake.notify_one();
+        delivery
+    }
+
+    /// Waits until the spool is durable and, for up to 10 s, until it has drained to the
+    /// stream; what is left then ships on the next start (and is reported).
+    async fn flush(&self) -> Result<(), FeedbackError> {
+        self.spool.flush().await?;
+        let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+        while self.unshipped() > 0 && tokio::time::Instant::now() < deadline {
+            self.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match self.unshipped() {
+            0 => Ok(()),
+            left => {
+                tracing::warn!(
+                    left,
+                    "feedback: the stream did not take everything; the rest ships on the next start"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The number of the first spooled record not yet accepted by Kinesis, kept in a file.
+struct ShippedMark(PathBuf);
+
+impl ShippedMark {
+    fn read(&self) -> u64 {
+        std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn write(&self, next: u64) -> std::io::Result<()> {
+        let tmp = self.0.with_extension("tmp");
+        std::fs::write(&tmp, next.to_string())?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &self.0)
+    }
+}
+
+struct Shipper {
+    client: Client,
+    stream: String,
+    spool: Arc<LocalLog>,
+    shipped: Arc<AtomicU64>,
+    wake: Arc<Notify>,
+    mark: ShippedMark,
+}
+
+impl Shipper {
+    async fn run(self) {
+        loop {
+            let from = self.shipped.load(Ordering::Acquire);
+            if self.spool.end() <= from {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                continue;
+            }
+            if ((self.spool.end() - from) as usize) < MAX_BATCH_RECORDS {
+                tokio::time::sleep(LINGER).await;
+            }
+            let next = match self.ship_batch(from).await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "feedback: cannot read the spool");
+                    tokio::time::sleep(RETRY_CAP).await;
+                    continue;
+                }
+            };
+            if let Err(e) = self.mark.write(next) {
+                tracing::error!(error = %e, "feedback: cannot record the shipped position");
+            }
+            self.shipped.store(next, Ordering::Release);
+            if let Err(e) = self.spool.discard_before(next) {
+                tracing::warn!(error = %e, "feedback: cannot remove shipped spool segments");
+            }
+        }
+    }
+
+    /// Sends one batch from `from` until Kinesis has accepted all of it; returns the next
+    /// record to ship.
+    async fn ship_batch(&self, from: u64) -> Result<u64, FeedbackError> {
+        let records = self.spool.read(from, MAX_BATCH_RECORDS)?;
+        let mut next = from;
+        let mut bytes = 0;
+        let mut pending: Vec<PutRecordsRequestEntry> = Vec::with_capacity(records.len());
+        for record in records {
+            let Ok(event) = record.event else {
+                tracing::warn!(
+                    offset = record.offset,
+                    "feedback: unreadable spool record skipped"
+                );
+                next = record.offset + 1;
+                continue;
+            };
+            let data =
+                serde_json::to_vec(&event).map_err(|e| FeedbackError::Encode(e.to_string()))?;
+            let size = data.len() + event.user_id.len();
+            if !pending.is_empty() && bytes + size > MAX_BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+            let entry = PutRecordsRequestEntry::builder()
+                .data(Blob::new(data))
+                .partition_key(event.user_id)
+                .build()
+                .map_err(kinesis_error)?;
+            pending.push(entry);
+            next = record.offset + 1;
+        }
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let sent = pending.len();
+            match self
+                .client
+                .put_records()
+                .stream_name(&self.stream)
+                .set_records(Some(pending.clone()))
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    // Results come in request order: keep only the refused records.
+                    let refused: Vec<PutRecordsRequestEntry> = out
+                        .records()
+                        .iter()
+                        .zip(pending.drain(..))
+                        .filter(|(result, _)| result.error_code().is_some())
+                        .map(|(_, entry)| entry)
+                        .collect();
+                    metrics::counter!("encore_feedback_delivered_total")
+                        .increment((sent - refused.len()) as u64);
+                    if !refused.is_empty() {
+                        metrics::counter!("encore_feedback_refused_total")
+                            .increment(refused.len() as u64);
+                        tracing::info!(
+                            refused = refused.len(),
+                            of = sent,
+                            "feedback: Kinesis refused some records, retrying them"
+                        );
+                    }
+                    pending = refused;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %DisplayErrorContext(&e), records = sent, "feedback: stream unreachable, records stay in the spool");
+                }
+            }
+            if !pending.is_empty() {
+                attempt += 1;
+                let ceiling =
+                    (RETRY_FIRST * 2u32.saturating_pow(attempt.min(10) - 1)).min(RETRY_CAP);
+                tokio::time::sleep(ceiling.mul_f64(0.5 + rand::random::<f64>() / 2.0)).await;
+            }
+        }
+        Ok(next)
+    }
+}
+
+/// Reads every shard of a stream and folds its events into profiles exactly once.
+pub struct KinesisConsumer {
+    client: Client,
+    stream: String,
+    store: Arc<dyn ProfileStore>,
+    catalog: Arc<dyn Recommender>,
+}
+
+impl KinesisConsumer {
+    pub fn new(
+        client: Client,
+        stream: String,
+        store: Arc<dyn ProfileStore>,
+        catalog: Arc<dyn Recommender>,
+    ) -> Self {
+        KinesisConsumer {
+            client,
+            stream,
+            store,
+            catalog,
+        }
+    }
+
+    async fn shards(&self) -> Result<Vec<Shard>, FeedbackError> {
+        let mut shards = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut call = self.client.list_shards();
+            call = match &token {
+                Some(t) => call.next_token(t),
+                None => call.stream_name(&self.stream),
+            };
+            let out = call
+                .send()
+                .await
+                .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+            shards.extend(out.shards().iter().cloned());
+            match out.next_token() {
+                Some(t) => token = Some(t.to_owned()),
+                None => return Ok(shards),
+            }
+        }
+    }
+
+    /// Reads every shard whose parents are done to its current end, folding each event in and
+    /// checkpointing per batch. Returns what it did.
+    pub async fn pass(&self) -> Result<Progress, FeedbackError> {
+        let shards = self.shards().await?;
+        let known: HashMap<&str, &Shard> = shards.iter().map(|s| (s.shard_id(), s)).collect();
+        let mut checkpoints: HashMap<String, Option<String>> = HashMap::new();
+        for shard in &shards {
+            let cp = self
+                .store
+                .checkpoint(&self.stream, shard.shard_id())
+                .await
+                .map_err(store_error)?;
+            checkpoints.insert(shard.shard_id().to_owned(), cp);
+        }
+        let mut progress = Progress::default();
+        // Parents first: a child shard is read once its parents are read to their end (or
+        // have expired from the stream).
+        let mut done: Vec<String> = Vec::new();
+        for _round in 0..=shards.len() {
+            let mut advanced = false;
+            for shard in &shards {
+                let id = shard.shard_id().to_owned();
+                if done.contains(&id) {
+                    continue;
+                }
+                let parents_done = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
+                    .into_iter()
+                    .flatten()
+                    .all(|p| {
+                        !known.contains_key(p)
+                            || checkpoints
+                                .get(p)
+                                .is_some_and(|c| c.as_deref() == Some(SHARD_END))
+                    });
+                if !parents_done {
+                    continue;
+                }
+                let ended = self
+                    .read_shard(&id, checkpoints.get(&id).cloned().flatten(), &mut progress)
+                    .await?;
+                if ended {
+                    checkpoints.insert(id.clone(), Some(SHARD_END.to_owned()));
+                }
+                done.push(id);
+                advanced = true;
+            }
+            if !advanced {
+                break;
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Reads one shard from its checkpoint to its current end; returns whether the shard is
+    /// closed and read to its end.
+    async fn read_shard(
+        &self,
+        shard: &str,
+        checkpoint: Option<String>,
+        progress: &mut Progress,
+    ) -> Result<bool, FeedbackError> {
+        if checkpoint.as_deref() == Some(SHARD_END) {
+            return Ok(true);
+        }
+        let mut call = self
+            .client
+            .get_shard_iterator()
+            .stream_name(&self.stream)
+            .shard_id(shard);
+        call = match &checkpoint {
+            Some(seq) => call
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+            None => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let mut iterator = call
+            .send()
+            .await
+            .map_err(|e| kinesis_error(DisplayErrorContext(e)))?
+            .shard_iterator()
+            .map(str::to_owned);
+        while let Some(it) = iterator {
+            let out = self
+                .client
+                .get_records()
+                .shard_iterator(&it)
+                .limit(1000)
+                .send()
+                .await
+                .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+            let records = out.records();
+            let mut last = None;
+            for record in records {
+                match serde_json::from_slice::<FeedbackEvent>(record.data().as_ref()) {
+                    Err(e) => {
+                        tracing::warn!(shard, sequence = record.sequence_number(), error = %e, "feedback: malformed record skipped");
+                        progress.malformed += 1;
+                    }
+                    Ok(event) => {
+                        let track = self.catalog.track(&event.track_id);
+                        let (id, user) = (event.event_id.clone(), event.user_id.clone());
+                        let change = Arc::new(move |p: &mut crate::domain::Profile| {
+                            fold(p, &event, track.as_deref())
+                        });
+                        match self
+                            .store
+                            .apply_event(&id, &user, change)
+                            .await
+                            .map_err(store_error)?
+                        {
+                            Applied::Now => progress.applied += 1,
+                            Applied::Already => progress.duplicates += 1,
+                        }
+                    }
+                }
+                last = Some(record.sequence_number().to_owned());
+            }
+            if let Some(seq) = &last {
+                self.store
+                    .put_checkpoint(&self.stream, shard, seq)
+                    .await
+                    .map_err(store_error)?;
+            }
+            iterator = out.next_shard_iterator().map(str::to_owned);
+            if iterator.is_none() {
+                self.store
+                    .put_checkpoint(&self.stream, shard, SHARD_END)
+                    .await
+                    .map_err(store_error)?;
+                return Ok(true);
+            }
+            if records.is_empty() && out.millis_behind_latest().unwrap_or(0) == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(false)
+    }
+}
+
+fn store_error(e: StoreError) -> FeedbackError {
+    FeedbackError::Io(format!("profile store: {e}"))
+}

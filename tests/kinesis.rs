@@ -1,0 +1,371 @@
+//! Feedback through Kinesis, against the local server the test command starts (moto's, which
+//! serves Kinesis and DynamoDB): nothing acknowledged is lost through an outage or a producer
+//! killed mid-flight; only refused records are retried (a fake endpoint makes Kinesis refuse
+//! some, which the local server never does); the consumer counts each distinct event once
+//! through duplicates, a malformed record, a restart and a replay.
+
+mod common;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use base64::Engine;
+use common::net::{Proxy, fake_http};
+use encore::aws::AwsSettings;
+use encore::domain::{Source, TrackId};
+use encore::feedback::{
+    Consumer, EventContext, EventKind, FeedbackEvent, FeedbackSink, KinesisConsumer, KinesisSink,
+    create_stream, kinesis_client,
+};
+use encore::recommend::{Catalog, CatalogRecommender, Recommender};
+use encore::store::{EmbeddedStore, ProfileStore};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn event(i: usize) -> FeedbackEvent {
+    FeedbackEvent::new(
+        &format!("user{}", i % 5),
+        "d",
+        &TrackId(format!("t{i}")),
+        EventKind::PlayStarted,
+        0,
+        EventContext::default(),
+        Source::Alexa,
+    )
+}
+
+async fn client_at(endpoint: &str) -> Client {
+    kinesis_client(&AwsSettings::new(
+        Some(endpoint.to_owned()),
+        Duration::from_millis(900),
+    ))
+    .await
+}
+
+async fn new_stream(name: &str) -> (Client, String) {
+    let client = client_at(&common::aws_endpoint()).await;
+    let stream = format!("{name}-{}", std::process::id());
+    create_stream(&client, &stream).await.unwrap();
+    (client, stream)
+}
+
+/// Every event on the stream, read straight from every shard.
+async fn read_stream(client: &Client, stream: &str) -> Vec<FeedbackEvent> {
+    let shards = client
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for shard in shards.shards() {
+        let it = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap();
+        let mut iterator = it.shard_iterator().map(str::to_owned);
+        while let Some(i) = iterator {
+            let page = client
+                .get_records()
+                .shard_iterator(&i)
+                .send()
+                .await
+                .unwrap();
+            if page.records().is_empty() {
+                break;
+            }
+            for r in page.records() {
+                if let Ok(e) = serde_json::from_slice(r.data().as_ref()) {
+                    out.push(e);
+                }
+            }
+            iterator = page.next_shard_iterator().map(str::to_owned);
+        }
+    }
+    out
+}
+
+async fn wait_drained(sink: &KinesisSink) {
+    for _ in 0..300 {
+        if sink.unshipped() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} events never left the spool", sink.unshipped());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_produced_during_an_outage_are_all_delivered_after_it() {
+    let (direct, stream) = new_stream("outage").await;
+    let proxy = Proxy::start(&common::aws_endpoint(), false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = KinesisSink::start(client_at(&proxy.url).await, stream.clone(), dir.path()).unwrap();
+    let n = 300;
+    let deliveries: Vec<_> = (0..n).map(|i| sink.send(event(i))).collect();
+    for d in deliveries {
+        d.durable()
+            .await
+            .expect("acknowledged once spooled, stream or no stream");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.unshipped(),
+        n as u64,
+        "nothing got through while the stream was unreachable"
+    );
+    assert!(read_stream(&direct, &stream).await.is_empty());
+
+    proxy.set_up(true);
+    wait_drained(&sink).await;
+    let ids: HashSet<String> = read_stream(&direct, &stream)
+        .await
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(
+        ids.len(),
+        n,
+        "every event delivered once the stream is back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_killed_mid_flight_loses_nothing_it_acknowledged() {
+    let (direct, stream) = new_stream("killed").await;
+    let proxy = Proxy::start(&common::aws_endpoint(), true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sent = HashSet::new();
+    {
+        let sink =
+            KinesisSink::start(client_at(&proxy.url).await, stream.clone(), dir.path()).unwrap();
+        for i in 0..100 {
+            let e = event(i);
+            sent.insert(e.event_id.clone());
+            sink.send(e).durable().await.unwrap();
+        }
+        wait_drained(&sink).await;
+        proxy.set_up(false);
+        for i in 100..250 {
+            let e = event(i);
+            sent.insert(e.event_id.clone());
+            sink.send(e).durable().await.unwrap();
+        }
+        // Killed: dropped without a flush, with 150 acknowledged events not shipped.
+        assert!(sink.unshipped() > 0);
+    }
+    proxy.set_up(true);
+    let restarted =
+        KinesisSink::start(client_at(&proxy.url).await, stream.clone(), dir.path()).unwrap();
+    wait_drained(&restarted).await;
+    let delivered: HashSet<String> = read_stream(&direct, &stream)
+        .await
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(
+        delivered, sent,
+        "every acknowledged event reached the stream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_records_kinesis_refused_are_sent_again() {
+    // A fake Kinesis that refuses every third record the first time it sees it.
+    let attempts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let batches: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let (seen, sizes) = (attempts.clone(), batches.clone());
+    let url = fake_http(move |req| {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let records = body["Records"].as_array().cloned().unwrap_or_default();
+        sizes.lock().unwrap().push(records.len());
+        let mut failed = 0;
+        let results: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                let data = base64::engine::general_purpose::STANDARD.decode(r["Data"].as_str().unwrap()).unwrap();
+                let event: FeedbackEvent = serde_json::from_slice(&data).unwrap();
+                let n: usize = event.track_id.0.trim_start_matches('t').parse().unwrap();
+                let mut seen = seen.lock().unwrap();
+                let count = seen.entry(event.event_id).or_default();
+                *count += 1;
+                if n % 3 == 0 && *count == 1 {
+                    failed += 1;
+                    serde_json::json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"})
+                } else {
+                    serde_json::json!({"SequenceNumber": "1", "ShardId": "shardId-000000000000"})
+                }
+            })
+            .collect();
+        let reply = serde_json::json!({"FailedRecordCount": failed, "Records": results});
+        ("200 OK".into(), "application/x-amz-json-1.1".into(), reply.to_string().into_bytes())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = KinesisSink::start(client_at(&url).await, "fake".into(), dir.path()).unwrap();
+    let n = 1200;
+    for i in 0..n {
+        drop(sink.send(event(i)));
+    }
+    sink.flush().await.unwrap();
+    wait_drained(&sink).await;
+    let attempts = attempts.lock().unwrap();
+    assert_eq!(attempts.len(), n, "every event sent");
+    for (id, count) in attempts.iter() {
+        assert!(*count <= 2, "{id} sent {count} times");
+    }
+    let resent = attempts.values().filter(|c| **c == 2).count();
+    assert_eq!(
+        resent,
+        n.div_ceil(3),
+        "exactly the refused third was sent again"
+    );
+    assert!(
+        batches.lock().unwrap().iter().all(|b| *b <= 500),
+        "batches hold at most 500 records"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_counts_each_distinct_event_once() {
+    let (direct, stream) = new_stream("consume").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink =
+        KinesisSink::start(direct.clone(), stream.clone(), &dir.path().join("spool")).unwrap();
+    let first: Vec<FeedbackEvent> = (0..40).map(event).collect();
+    for e in &first {
+        sink.send(e.clone()).durable().await.unwrap();
+    }
+    // Duplicated records on the stream, and one that is not an event at all.
+    for e in first.iter().step_by(3) {
+        sink.send(e.clone()).durable().await.unwrap();
+    }
+    wait_drained(&sink).await;
+    direct
+        .put_record()
+        .stream_name(&stream)
+        .partition_key("user0")
+        .data(Blob::new(&b"{not an event"[..]))
+        .send()
+        .await
+        .unwrap();
+
+    let store: Arc<dyn ProfileStore> =
+        Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
+    let catalog: Arc<dyn Recommender> = Arc::new(CatalogRecommender::new(Arc::new(
+        Catalog::load(&common::repo().join("models")).unwrap(),
+    )));
+    let consumer = || {
+        Consumer::Kinesis(KinesisConsumer::new(
+            direct.clone(),
+            stream.clone(),
+            store.clone(),
+            catalog.clone(),
+        ))
+    };
+    let p = consumer().pass().await.unwrap();
+    assert_eq!((p.applied, p.duplicates, p.malformed), (40, 14, 1));
+
+    // More events, then a restarted consumer: it resumes at its checkpoints.
+    for i in 40..60 {
+        sink.send(event(i)).durable().await.unwrap();
+    }
+    wait_drained(&sink).await;
+    let p = consumer().pass().await.unwrap();
+    assert_eq!(
+        (p.applied, p.duplicates),
+        (20, 0),
+        "a restart resumes where it stopped"
+    );
+
+    // A replay (checkpoints moved back to each shard's first record) changes no counter.
+    let shards = direct
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap();
+    for shard in shards.shards() {
+        let it = direct
+            .get_shard_iterator()
+            .stream_name(&stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap();
+        let page = direct
+            .get_records()
+            .shard_iterator(it.shard_iterator().unwrap())
+            .limit(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(first) = page.records().first() {
+            store
+                .put_checkpoint(&stream, shard.shard_id(), first.sequence_number())
+                .await
+                .unwrap();
+        }
+    }
+    let p = consumer().pass().await.unwrap();
+    assert_eq!(p.applied, 0, "a replay applies nothing again");
+    assert!(p.duplicates > 0, "the replay did read the stream again");
+    for u in 0..5 {
+        let profile = store.profile(&format!("user{u}")).await.unwrap().unwrap();
+        assert_eq!(
+            profile.plays, 12,
+            "user{u}: 60 distinct plays over 5 listeners"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_kinesis_then_consume_into_dynamodb() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::kinesis_storage(dir.path(), "loop");
+    encore::app::init(&storage).await.unwrap();
+    let server =
+        common::TestServer::start_on(storage.clone(), Some(common::verifier(common::fetcher())))
+            .await;
+    let client = reqwest::Client::new();
+    let post = |name: &'static str, token: String| {
+        let (client, server) = (&client, &server);
+        async move {
+            let r = common::post_signed(
+                client,
+                server,
+                &common::fixture(name, &token),
+                &common::pki().good,
+                "good",
+            )
+            .await;
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let r = post("play_mood_er", String::new()).await;
+    let token = r["response"]["directives"][0]["audioItem"]["stream"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    post("playback_started", token.clone()).await;
+    post("playback_finished", token).await;
+    // A graceful stop drains the spool to the stream.
+    server.stop().await;
+
+    let parts = encore::app::Parts::load(&storage).await.unwrap();
+    let progress = parts.consumer().pass().await.unwrap();
+    assert_eq!(progress.applied, 2, "play_started and play_finished");
+    let user = common::fixture("launch", "")["context"]["System"]["user"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let profile = parts.store.profile(&user).await.unwrap().unwrap();
+    assert_eq!((profile.plays, profile.finishes), (1, 1));
+}
