@@ -369,3 +369,85 @@ async fn serve_on_kinesis_then_consume_into_dynamodb() {
     let profile = parts.store.profile(&user).await.unwrap().unwrap();
     assert_eq!((profile.plays, profile.finishes), (1, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_reshard_the_consumer_reads_parents_then_children() {
+    let (direct, stream) = new_stream("reshard").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink =
+        KinesisSink::start(direct.clone(), stream.clone(), &dir.path().join("spool")).unwrap();
+    for i in 0..30 {
+        sink.send(event(i)).durable().await.unwrap();
+    }
+    wait_drained(&sink).await;
+    let shards = direct
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap();
+    let parent = shards.shards()[0].clone();
+    let hash_range = parent.hash_key_range().unwrap();
+    let start: u128 = hash_range.starting_hash_key().parse().unwrap();
+    let end: u128 = hash_range.ending_hash_key().parse().unwrap();
+    direct
+        .split_shard()
+        .stream_name(&stream)
+        .shard_to_split(parent.shard_id())
+        .new_starting_hash_key((start + (end - start) / 2).to_string())
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        let summary = direct
+            .describe_stream_summary()
+            .stream_name(&stream)
+            .send()
+            .await
+            .unwrap();
+        if summary
+            .stream_description_summary()
+            .unwrap()
+            .stream_status()
+            .as_str()
+            == "ACTIVE"
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 30..60 {
+        sink.send(event(i)).durable().await.unwrap();
+    }
+    wait_drained(&sink).await;
+    let after = direct
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap();
+    assert!(after.shards().len() >= 3, "the parent and its two children");
+
+    let store: Arc<dyn ProfileStore> =
+        Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
+    let catalog: Arc<dyn Recommender> = Arc::new(CatalogRecommender::new(Arc::new(
+        Catalog::load(&common::repo().join("models")).unwrap(),
+    )));
+    let consumer = Consumer::Kinesis(KinesisConsumer::new(
+        direct.clone(),
+        stream.clone(),
+        store.clone(),
+        catalog,
+    ));
+    let p = consumer.pass().await.unwrap();
+    assert_eq!(
+        p.applied, 60,
+        "every event, from the parent and the children"
+    );
+    let parent_checkpoint = store.checkpoint(&stream, parent.shard_id()).await.unwrap();
+    assert_eq!(
+        parent_checkpoint.as_deref(),
+        Some("SHARD_END"),
+        "the closed parent is read to its end"
+    );
+}

@@ -386,8 +386,13 @@ impl KinesisConsumer {
                 if !parents_done {
                     continue;
                 }
+                let closed = shard
+                    .sequence_number_range()
+                    .and_then(|r| r.ending_sequence_number())
+                    .is_some();
+                let checkpoint = checkpoints.get(&id).cloned().flatten();
                 let ended = self
-                    .read_shard(&id, checkpoints.get(&id).cloned().flatten(), &mut progress)
+                    .read_shard(&id, closed, checkpoint, &mut progress)
                     .await?;
                 if ended {
                     checkpoints.insert(id.clone(), Some(SHARD_END.to_owned()));
@@ -403,10 +408,12 @@ impl KinesisConsumer {
     }
 
     /// Reads one shard from its checkpoint to its current end; returns whether the shard is
-    /// closed and read to its end.
+    /// closed (after a reshard) and read to its end: no next iterator, or no more records in
+    /// a shard that has an ending sequence number.
     async fn read_shard(
         &self,
         shard: &str,
+        closed: bool,
         checkpoint: Option<String>,
         progress: &mut Progress,
     ) -> Result<bool, FeedbackError> {
@@ -473,13 +480,15 @@ impl KinesisConsumer {
                     .map_err(store_error)?;
             }
             iterator = out.next_shard_iterator().map(str::to_owned);
-            if iterator.is_none() {
+            if iterator.is_none() || (closed && records.is_empty()) {
                 self.store
                     .put_checkpoint(&self.stream, shard, SHARD_END)
                     .await
                     .map_err(store_error)?;
                 return Ok(true);
             }
+            metrics::gauge!("encore_consumer_millis_behind_latest", "shard" => shard.to_owned())
+                .set(out.millis_behind_latest().unwrap_or(0) as f64);
             if records.is_empty() && out.millis_behind_latest().unwrap_or(0) == 0 {
                 return Ok(false);
             }
