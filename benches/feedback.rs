@@ -1,10 +1,12 @@
 //! Feedback throughput: events per second into the local log (durable), the time `send` adds
-//! to a request, and consumer events per second into the embedded store and, with
-//! BENCH_AWS_ENDPOINT set (benches/run-load.sh sets it), into DynamoDB on the local server.
+//! to a request, and consumer events per second into the embedded store; with
+//! BENCH_AWS_ENDPOINT set (benches/run-load.sh sets it), consumer events per second into
+//! DynamoDB and producer events per second into Kinesis, both on the local server.
 //!
 //! Run with `cargo bench --bench feedback` (or through benches/run-load.sh). Settings:
 //! BENCH_EVENTS (100000 into the log), BENCH_CONSUMED (20000 into the embedded store),
-//! BENCH_AWS_CONSUMED (500 into DynamoDB; the local server is slow at transactions).
+//! BENCH_AWS_CONSUMED (500 into DynamoDB; the local server is slow at transactions),
+//! BENCH_KINESIS_EVENTS (20000 into Kinesis).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -125,6 +127,27 @@ fn main() {
         } else {
             println!("(consumer into DynamoDB: run benches/run-load.sh, or set BENCH_AWS_ENDPOINT)");
         }
-        println!("(Kinesis producer and consumer: not built yet)");
+        if let Ok(endpoint) = std::env::var("BENCH_AWS_ENDPOINT") {
+            let k = env_or("BENCH_KINESIS_EVENTS", 20_000);
+            let client = encore::feedback::kinesis_client(&encore::aws::AwsSettings::new(Some(endpoint), Duration::from_secs(10))).await;
+            let stream = format!("bench-{}", std::process::id());
+            encore::feedback::create_stream(&client, &stream).await.unwrap();
+            let sink = encore::feedback::KinesisSink::start(client, stream, &dir.path().join("spool")).unwrap();
+            let started = Instant::now();
+            for i in 0..k {
+                drop(sink.send(event(i)));
+            }
+            sink.flush().await.unwrap();
+            while sink.unshipped() > 0 && started.elapsed() < Duration::from_secs(300) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let took = started.elapsed();
+            println!(
+                "producer into Kinesis (local server): {k} events accepted in {:.2} s = {:.0} events/s ({} left)",
+                took.as_secs_f64(),
+                k as f64 / took.as_secs_f64(),
+                sink.unshipped()
+            );
+        }
     });
 }

@@ -134,11 +134,14 @@ impl Parts {
     }
 }
 
+/// The feedback sink, and the same sink as the local log when it is one.
+type FeedbackParts = (Arc<dyn FeedbackSink>, Option<Arc<LocalLog>>);
+
 /// The feedback sink: the local log, or Kinesis through a spool (needs `kinesis`).
 fn open_feedback(
     storage: &StorageArgs,
     kinesis: Option<aws_sdk_kinesis::Client>,
-) -> anyhow::Result<(Arc<dyn FeedbackSink>, Option<Arc<LocalLog>>)> {
+) -> anyhow::Result<FeedbackParts> {
     match (storage.feedback, kinesis) {
         (FeedbackKind::Kinesis, Some(client)) => {
             let spool = storage.data_dir.join("feedback-spool");

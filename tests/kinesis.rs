@@ -194,7 +194,7 @@ async fn only_the_records_kinesis_refused_are_sent_again() {
                 let mut seen = seen.lock().unwrap();
                 let count = seen.entry(event.event_id).or_default();
                 *count += 1;
-                if n % 3 == 0 && *count == 1 {
+                if n.is_multiple_of(3) && *count == 1 {
                     failed += 1;
                     serde_json::json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"})
                 } else {

@@ -4,7 +4,8 @@
 #
 #   infra/local/aws-local.sh install        install the tools (moto server, cfn-lint) into infra/local/.tools
 #   infra/local/aws-local.sh start [PORT]   install if needed, start on 127.0.0.1:PORT (default 4566),
-#                                           wait until it answers, then create the table (`encore init`)
+#                                           wait until it answers, then create the table and the
+#                                           feedback stream (`encore init`)
 #   infra/local/aws-local.sh stop           stop it
 #   infra/local/aws-local.sh status         say whether it runs, and where
 #
@@ -57,7 +58,7 @@ start() {
   echo "local DynamoDB/Kinesis server on http://127.0.0.1:$port (pid $(cat "$pidfile"))"
   if [ "${ENCORE_SKIP_INIT:-}" != 1 ]; then
     (cd "$root" && AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}" \
-      cargo run --quiet --release -- init --store dynamodb --aws-endpoint "http://127.0.0.1:$port")
+      cargo run --quiet --release -- init --store dynamodb --feedback kinesis --aws-endpoint "http://127.0.0.1:$port")
   fi
 }
 
