@@ -11,7 +11,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 bash infra/local/aws-local.sh install
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-infra/local/.tools/venv/bin/moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+infra/local/.tools/venv/bin/python infra/local/moto_serial.py 127.0.0.1 "$port" >/dev/null 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

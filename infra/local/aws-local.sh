@@ -51,7 +51,7 @@ start() {
     echo "already running on 127.0.0.1:$(cat "$portfile") (pid $(cat "$pidfile"))"
     return 0
   fi
-  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+  "$venv/bin/python" "$here/moto_serial.py" 127.0.0.1 "$port" >"$logfile" 2>&1 &
   echo $! >"$pidfile"
   echo "$port" >"$portfile"
   wait_for_port "$port"

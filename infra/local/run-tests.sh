@@ -24,7 +24,7 @@ echo "== cfn-lint infra/cloudformation/encore.yaml"
 
 echo "== local DynamoDB/Kinesis server"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$here/.tools/moto-test.log" 2>&1 &
+"$venv/bin/python" "$here/moto_serial.py" 127.0.0.1 "$port" >"$here/.tools/moto-test.log" 2>&1 &
 server=$!
 log="$(mktemp)"
 trap 'kill "$server" 2>/dev/null || true; rm -f "$log"' EXIT
