@@ -183,7 +183,7 @@ fn main() {
                 aws_endpoint: Some(endpoint.clone()),
                 table_prefix: format!("bench-{}-", std::process::id()),
                 profile_cache_ttl_ms: cache_ms,
-                ..embedded("aws")
+                ..embedded(&format!("aws-{cache_ms}"))
             };
             encore::app::init(&dynamo(0)).await.expect("creating the bench table");
             let n = aws_connections;

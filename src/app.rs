@@ -64,7 +64,7 @@ impl Parts {
         Self::assemble(storage, store, kinesis)
     }
 
-    /// Builds the parts over `store`, behind a profile cache unless its TTL is 0.
+    /// Builds the parts over `store`, behind a profile cache on DynamoDB (unless its TTL is 0).
     pub fn with_store(storage: &StorageArgs, store: Arc<dyn ProfileStore>) -> anyhow::Result<Self> {
         Self::assemble(storage, store, None)
     }
@@ -80,9 +80,11 @@ impl Parts {
             .context("loading the interaction model")?;
         let recommender: Arc<dyn Recommender> =
             Arc::new(CatalogRecommender::new(Arc::new(catalog)));
-        let store: Arc<dyn ProfileStore> = match storage.profile_cache_ttl_ms {
-            0 => store,
-            ttl => Arc::new(CachedStore::new(
+        // The cache saves network round trips; the embedded store reads its own memory-mapped
+        // file in microseconds, so a cache there would only add work.
+        let store: Arc<dyn ProfileStore> = match (storage.store, storage.profile_cache_ttl_ms) {
+            (StoreKind::Embedded, _) | (_, 0) => store,
+            (StoreKind::Dynamodb, ttl) => Arc::new(CachedStore::new(
                 store,
                 Duration::from_millis(ttl),
                 PROFILE_CACHE_CAPACITY,

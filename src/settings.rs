@@ -98,7 +98,8 @@ pub struct StorageArgs {
     #[arg(long, env = "ENCORE_STORE_TIMEOUT_MS", default_value_t = 1000)]
     pub store_timeout_ms: u64,
 
-    /// How long a profile stays in the in-process cache, in milliseconds (0 turns it off).
+    /// How long a profile stays in the in-process cache in front of DynamoDB, in milliseconds
+    /// (0 turns it off; the embedded store needs none).
     #[arg(long, env = "ENCORE_PROFILE_CACHE_TTL_MS", default_value_t = 30_000)]
     pub profile_cache_ttl_ms: u64,
 
