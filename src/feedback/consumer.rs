@@ -82,29 +82,12 @@ impl LocalConsumer {
                     progress.malformed += 1;
                 }
                 Ok(event) => {
-                    let track = self.catalog.track(&event.track_id);
-                    let (event_id, user_id) = (event.event_id.clone(), event.user_id.clone());
-                    let change = Arc::new(move |p: &mut crate::domain::Profile| {
-                        fold(p, &event, track.as_deref())
-                    });
-                    let outcome = match self.store.apply_event(&event_id, &user_id, change).await {
-                        Ok(Applied::Now) => {
-                            progress.applied += 1;
-                            "applied"
+                    if let Err(e) = apply(&self.store, &self.catalog, event, &mut progress).await {
+                        if next != from {
+                            self.checkpoint(next).await?;
                         }
-                        Ok(Applied::Already) => {
-                            progress.duplicates += 1;
-                            "duplicate"
-                        }
-                        Err(e) => {
-                            if next != from {
-                                self.checkpoint(next).await?;
-                            }
-                            return Err(e);
-                        }
-                    };
-                    metrics::counter!("encore_consumer_events_total", "outcome" => outcome)
-                        .increment(1);
+                        return Err(e);
+                    }
                 }
             }
             next = record.offset + 1;
@@ -122,6 +105,30 @@ impl LocalConsumer {
             .put_checkpoint(LOCAL_STREAM, LOCAL_SHARD, &next.to_string())
             .await
     }
+}
+
+/// Folds one event into its listener's profile exactly once, counting the outcome.
+pub(super) async fn apply(
+    store: &Arc<dyn ProfileStore>,
+    catalog: &Arc<dyn Recommender>,
+    event: super::FeedbackEvent,
+    progress: &mut Progress,
+) -> Result<(), StoreError> {
+    let track = catalog.track(&event.track_id);
+    let (event_id, user_id) = (event.event_id.clone(), event.user_id.clone());
+    let change = Arc::new(move |p: &mut crate::domain::Profile| fold(p, &event, track.as_deref()));
+    let outcome = match store.apply_event(&event_id, &user_id, change).await? {
+        Applied::Now => {
+            progress.applied += 1;
+            "applied"
+        }
+        Applied::Already => {
+            progress.duplicates += 1;
+            "duplicate"
+        }
+    };
+    metrics::counter!("encore_consumer_events_total", "outcome" => outcome).increment(1);
+    Ok(())
 }
 
 /// The consumer of the configured feedback backend.

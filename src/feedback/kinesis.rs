@@ -11,9 +11,9 @@
 //! Consuming: `KinesisConsumer` reads every shard, parents before children after a reshard,
 //! from its checkpoint (or TRIM_HORIZON), and folds each event in exactly once.
 
-use super::{Delivery, FeedbackError, FeedbackEvent, FeedbackSink, LocalLog, Progress, fold};
+use super::{Delivery, FeedbackError, FeedbackEvent, FeedbackSink, LocalLog, Progress};
 use crate::recommend::Recommender;
-use crate::store::{Applied, ProfileStore, StoreError};
+use crate::store::{ProfileStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -452,23 +452,14 @@ impl KinesisConsumer {
                 match serde_json::from_slice::<FeedbackEvent>(record.data().as_ref()) {
                     Err(e) => {
                         tracing::warn!(shard, sequence = record.sequence_number(), error = %e, "feedback: malformed record skipped");
+                        metrics::counter!("encore_consumer_events_total", "outcome" => "malformed")
+                            .increment(1);
                         progress.malformed += 1;
                     }
                     Ok(event) => {
-                        let track = self.catalog.track(&event.track_id);
-                        let (id, user) = (event.event_id.clone(), event.user_id.clone());
-                        let change = Arc::new(move |p: &mut crate::domain::Profile| {
-                            fold(p, &event, track.as_deref())
-                        });
-                        match self
-                            .store
-                            .apply_event(&id, &user, change)
+                        super::consumer::apply(&self.store, &self.catalog, event, progress)
                             .await
-                            .map_err(store_error)?
-                        {
-                            Applied::Now => progress.applied += 1,
-                            Applied::Already => progress.duplicates += 1,
-                        }
+                            .map_err(store_error)?;
                     }
                 }
                 last = Some(record.sequence_number().to_owned());
