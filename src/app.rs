@@ -46,11 +46,10 @@ pub async fn open_store(storage: &StorageArgs) -> anyhow::Result<Arc<dyn Profile
 }
 
 pub fn dynamo_settings(storage: &StorageArgs) -> DynamoSettings {
-    DynamoSettings::new(
-        storage.aws_endpoint.clone(),
-        storage.table(),
-        Duration::from_millis(storage.store_timeout_ms),
-    )
+    DynamoSettings {
+        aws: aws_settings(storage),
+        table: storage.table(),
+    }
 }
 
 impl Parts {

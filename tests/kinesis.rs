@@ -8,7 +8,7 @@ mod common;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::types::{Shard, ShardIteratorType};
 use base64::Engine;
 use common::net::{Proxy, fake_http};
 use encore::aws::AwsSettings;
@@ -50,25 +50,35 @@ async fn new_stream(name: &str) -> (Client, String) {
     (client, stream)
 }
 
-/// Every event on the stream, read straight from every shard.
-async fn read_stream(client: &Client, stream: &str) -> Vec<FeedbackEvent> {
-    let shards = client
+/// The stream's shards (open and closed).
+async fn shards(client: &Client, stream: &str) -> Vec<Shard> {
+    let out = client
         .list_shards()
         .stream_name(stream)
         .send()
         .await
         .unwrap();
+    out.shards().to_vec()
+}
+
+/// An iterator at the start of `shard`.
+async fn from_the_start(client: &Client, stream: &str, shard: &str) -> String {
+    let it = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap();
+    it.shard_iterator().unwrap().to_owned()
+}
+
+/// Every event on the stream, read straight from every shard.
+async fn read_stream(client: &Client, stream: &str) -> Vec<FeedbackEvent> {
     let mut out = Vec::new();
-    for shard in shards.shards() {
-        let it = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap();
-        let mut iterator = it.shard_iterator().map(str::to_owned);
+    for shard in shards(client, stream).await {
+        let mut iterator = Some(from_the_start(client, stream, shard.shard_id()).await);
         while let Some(i) = iterator {
             let page = client
                 .get_records()
@@ -284,24 +294,11 @@ async fn the_consumer_counts_each_distinct_event_once() {
     );
 
     // A replay (checkpoints moved back to each shard's first record) changes no counter.
-    let shards = direct
-        .list_shards()
-        .stream_name(&stream)
-        .send()
-        .await
-        .unwrap();
-    for shard in shards.shards() {
-        let it = direct
-            .get_shard_iterator()
-            .stream_name(&stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap();
+    for shard in shards(&direct, &stream).await {
+        let it = from_the_start(&direct, &stream, shard.shard_id()).await;
         let page = direct
             .get_records()
-            .shard_iterator(it.shard_iterator().unwrap())
+            .shard_iterator(it)
             .limit(1)
             .send()
             .await
@@ -380,13 +377,7 @@ async fn after_a_reshard_the_consumer_reads_parents_then_children() {
         sink.send(event(i)).durable().await.unwrap();
     }
     wait_drained(&sink).await;
-    let shards = direct
-        .list_shards()
-        .stream_name(&stream)
-        .send()
-        .await
-        .unwrap();
-    let parent = shards.shards()[0].clone();
+    let parent = shards(&direct, &stream).await[0].clone();
     let hash_range = parent.hash_key_range().unwrap();
     let start: u128 = hash_range.starting_hash_key().parse().unwrap();
     let end: u128 = hash_range.ending_hash_key().parse().unwrap();
@@ -420,13 +411,10 @@ async fn after_a_reshard_the_consumer_reads_parents_then_children() {
         sink.send(event(i)).durable().await.unwrap();
     }
     wait_drained(&sink).await;
-    let after = direct
-        .list_shards()
-        .stream_name(&stream)
-        .send()
-        .await
-        .unwrap();
-    assert!(after.shards().len() >= 3, "the parent and its two children");
+    assert!(
+        shards(&direct, &stream).await.len() >= 3,
+        "the parent and its two children"
+    );
 
     let store: Arc<dyn ProfileStore> =
         Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());

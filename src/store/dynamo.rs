@@ -44,15 +44,6 @@ pub struct DynamoSettings {
     pub table: String,
 }
 
-impl DynamoSettings {
-    pub fn new(endpoint: Option<String>, table: String, operation_timeout: Duration) -> Self {
-        DynamoSettings {
-            aws: AwsSettings::new(endpoint, operation_timeout),
-            table,
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
