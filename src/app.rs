@@ -7,7 +7,10 @@ use crate::feedback::{
 };
 use crate::http::{self, App, AppState};
 use crate::interaction::InteractionModel;
-use crate::recommend::{Catalog, CatalogRecommender, Recommender};
+use crate::recommend::{
+    CachedRecommender, Catalog, CatalogRecommender, Experiment, ModelSet, RankSettings,
+    Recommender, RemoteRecommender, RemoteSettings,
+};
 use crate::service::{Service, ServiceSettings};
 use crate::settings::{FeedbackKind, ServeArgs, StorageArgs, StoreKind};
 use crate::skill::Skill;
@@ -32,6 +35,8 @@ pub struct Parts {
     pub feedback_log: Option<Arc<LocalLog>>,
     /// The Kinesis client (with `--feedback kinesis`) and the stream.
     pub kinesis: Option<(aws_sdk_kinesis::Client, String)>,
+    /// The served model versions, for hot reloading.
+    pub models: Arc<ModelSet>,
 }
 
 /// Opens the configured store (without its profile cache).
@@ -77,8 +82,7 @@ impl Parts {
         let open_values = HashMap::from([("AMAZON.Musician".to_owned(), catalog.artists())]);
         let model = InteractionModel::load(&storage.intents, &open_values)
             .context("loading the interaction model")?;
-        let recommender: Arc<dyn Recommender> =
-            Arc::new(CatalogRecommender::new(Arc::new(catalog)));
+        let (recommender, models) = build_recommender(storage, Arc::new(catalog))?;
         // The cache saves network round trips; the embedded store reads its own memory-mapped
         // file in microseconds, so a cache there would only add work.
         let store: Arc<dyn ProfileStore> = match (storage.store, storage.profile_cache_ttl_ms) {
@@ -105,8 +109,58 @@ impl Parts {
             feedback,
             feedback_log,
             kinesis: aws.map(|client| (client, storage.stream.clone())),
+            models,
         })
     }
+}
+
+/// The recommender the settings ask for: the catalog with the served models, or a remote
+/// endpoint falling back to it, behind the recommendation cache unless its TTL is 0.
+pub fn build_recommender(
+    storage: &StorageArgs,
+    catalog: Arc<Catalog>,
+) -> anyhow::Result<(Arc<dyn Recommender>, Arc<ModelSet>)> {
+    let args = &storage.recommender;
+    let experiment = Experiment {
+        name: args.experiment.clone(),
+        variants: args.variants.clone(),
+    };
+    let models = Arc::new(
+        ModelSet::load(&storage.models, catalog.clone(), experiment)
+            .context("loading the model versions")?,
+    );
+    let settings = RankSettings {
+        exploration: args.exploration,
+        max_artist_run: args.max_artist_run,
+        precomputed_ttl: Duration::from_secs(args.precomputed_ttl_hours * 3600),
+    };
+    let local = Arc::new(CatalogRecommender::with_models(
+        catalog,
+        models.clone(),
+        settings,
+    ));
+    let base: Arc<dyn Recommender> = match &args.model_endpoint {
+        Some(url) => Arc::new(RemoteRecommender::new(
+            RemoteSettings {
+                url: url.clone(),
+                timeout: Duration::from_millis(args.model_endpoint_timeout_ms),
+                retries: args.model_endpoint_retries,
+                failure_threshold: 5,
+                open_for: Duration::from_secs(10),
+            },
+            local,
+        )),
+        None => local,
+    };
+    let recommender: Arc<dyn Recommender> = match args.recommend_cache_ttl_ms {
+        0 => base,
+        ttl => Arc::new(CachedRecommender::new(
+            base,
+            Duration::from_millis(ttl),
+            args.recommend_cache_capacity,
+        )),
+    };
+    Ok((recommender, models))
 }
 
 impl Parts {
@@ -251,6 +305,8 @@ pub struct Application {
     feedback: Arc<dyn FeedbackSink>,
     /// The in-process consumer, with `--feedback local`.
     consumer: Option<Consumer>,
+    models: Arc<ModelSet>,
+    model_poll: Duration,
 }
 
 impl Application {
@@ -288,6 +344,8 @@ impl Application {
             consumer: parts.local_consumer(),
             store: parts.store,
             feedback: parts.feedback,
+            models: parts.models,
+            model_poll: Duration::from_secs(settings.storage.recommender.model_poll_secs),
         })
     }
 
@@ -313,9 +371,14 @@ impl Application {
                 let _ = consumer_stop.await;
             }))
         });
+        let watcher =
+            (!self.model_poll.is_zero()).then(|| self.models.clone().watch(self.model_poll));
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        if let Some(w) = watcher {
+            w.abort();
+        }
         self.feedback
             .flush()
             .await

@@ -8,7 +8,9 @@
 //! - [`domain`]: tracks, moods, profiles, queues.
 //! - [`store`]: `ProfileStore`, its embedded (redb) and DynamoDB implementations, the profile cache.
 //! - [`feedback`]: feedback events (a public contract), `FeedbackSink` and the local log.
-//! - [`recommend`]: `Recommender`, the catalog in `models/`, the candidate cache.
+//! - [`recommend`]: `Recommender`, the catalog and model versions in `models/`, ranking,
+//!   the bandit, the recommendation cache, the remote endpoint; training and evaluation.
+//! - [`offline`]: the offline commands (catalog import, train, evaluate, batch-recommend).
 //! - [`app`], [`settings`], [`say`]: start-up, configuration, the `say` command.
 //!
 //! See `ARCHITECTURE.md` for one request's walk through these parts.
@@ -19,6 +21,7 @@ pub mod domain;
 pub mod feedback;
 pub mod http;
 pub mod interaction;
+pub mod offline;
 pub mod recommend;
 pub mod say;
 pub mod service;

@@ -1,7 +1,8 @@
 //! The `encore` command.
 
 use clap::Parser;
-use encore::settings::{Cli, Command, LogFormat};
+use encore::offline;
+use encore::settings::{CatalogCommand, Cli, Command, LogFormat, ModelCommand};
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
@@ -14,8 +15,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Serve(_) | Command::Init(_) | Command::Consume(_) => "info",
         Command::Say(_) => "warn",
+        _ => "info",
     };
     let filter = match &cli.log {
         Some(spec) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
@@ -44,6 +45,20 @@ async fn main() -> std::process::ExitCode {
             .await
             .map(|done| println!("{done}")),
         Command::Say(args) => encore::say::run(args).await,
+        Command::Catalog(CatalogCommand::Import(args)) => {
+            offline::catalog_import(args).map(|done| println!("{done}"))
+        }
+        Command::Catalog(CatalogCommand::Synth(args)) => {
+            offline::catalog_synth(args).map(|done| println!("{done}"))
+        }
+        Command::Train(args) => offline::train(args).map(|done| println!("{done}")),
+        Command::Evaluate(args) => offline::run_evaluate(args).map(|done| println!("{done}")),
+        Command::Model(ModelCommand::Import(args)) => {
+            offline::model_import(args).map(|done| println!("{done}"))
+        }
+        Command::BatchRecommend(args) => offline::batch_recommend(args)
+            .await
+            .map(|done| println!("{done}")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -50,6 +50,20 @@ pub enum Command {
     /// Runs the same pipeline as the voice path (interaction model, profile, recommender,
     /// queue) on the same storage as `serve`.
     Say(SayArgs),
+    /// Import or synthesize the track catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Train item embeddings (implicit ALS) from interactions and write a model version.
+    Train(TrainArgs),
+    /// Compare the trained model with a popularity baseline on a per-user time split:
+    /// precision@k, recall@k, NDCG@k and coverage.
+    Evaluate(EvaluateArgs),
+    /// Manage model versions.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Write the top k items for every user in an interaction file (excluding what they
+    /// already have), to a CSV or into their profiles.
+    BatchRecommend(BatchRecommendArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,6 +133,233 @@ pub struct StorageArgs {
     /// Directory of the interaction model (the ask-cli skill package).
     #[arg(long, env = "ENCORE_INTENTS", default_value = "intents")]
     pub intents: PathBuf,
+
+    #[command(flatten)]
+    pub recommender: RecommenderArgs,
+}
+
+/// How tracks are picked: exploration, the experiment over model versions, caching, and the
+/// optional remote model endpoint.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Recommender")]
+pub struct RecommenderArgs {
+    /// Share of each list (0 to 1) the exploration bandit fills with Thompson samples.
+    #[arg(long, env = "ENCORE_EXPLORATION", default_value_t = 0.15)]
+    pub exploration: f32,
+
+    /// At most this many tracks by one artist in a row.
+    #[arg(long, env = "ENCORE_MAX_ARTIST_RUN", default_value_t = 1)]
+    pub max_artist_run: usize,
+
+    /// Name of the A/B experiment; a listener's variant is a hash of it and their user id.
+    #[arg(long, env = "ENCORE_EXPERIMENT", default_value = "default")]
+    pub experiment: String,
+
+    /// A variant of the experiment, NAME=WEIGHT, or NAME=WEIGHT@VERSION to pin a model version
+    /// (unpinned variants serve the newest). Repeat the flag, or comma-separate in the
+    /// environment variable.
+    #[arg(
+        long = "variant",
+        env = "ENCORE_VARIANTS",
+        value_delimiter = ',',
+        default_value = "control=100"
+    )]
+    pub variants: Vec<crate::recommend::VariantSpec>,
+
+    /// How often the server looks for new model versions under --models, in seconds (0: only
+    /// at start).
+    #[arg(long, env = "ENCORE_MODEL_POLL_SECS", default_value_t = 30)]
+    pub model_poll_secs: u64,
+
+    /// How long a ranked list stays cached per listener and request, in milliseconds (0 turns
+    /// the cache off).
+    #[arg(long, env = "ENCORE_RECOMMEND_CACHE_TTL_MS", default_value_t = 60_000)]
+    pub recommend_cache_ttl_ms: u64,
+
+    /// The most ranked lists cached.
+    #[arg(
+        long,
+        env = "ENCORE_RECOMMEND_CACHE_CAPACITY",
+        default_value_t = 100_000
+    )]
+    pub recommend_cache_capacity: u64,
+
+    /// How long a precomputed list (`encore batch-recommend --to-profiles`) is used, in hours.
+    #[arg(long, env = "ENCORE_PRECOMPUTED_TTL_HOURS", default_value_t = 24)]
+    pub precomputed_ttl_hours: u64,
+
+    /// URL of a remote model endpoint to ask instead of the local model (the local catalog
+    /// answers when it fails).
+    #[arg(long, env = "ENCORE_MODEL_ENDPOINT")]
+    pub model_endpoint: Option<String>,
+
+    /// Timeout of one call to the model endpoint, in milliseconds.
+    #[arg(long, env = "ENCORE_MODEL_ENDPOINT_TIMEOUT_MS", default_value_t = 150)]
+    pub model_endpoint_timeout_ms: u64,
+
+    /// Retries of a failed call to the model endpoint.
+    #[arg(long, env = "ENCORE_MODEL_ENDPOINT_RETRIES", default_value_t = 1)]
+    pub model_endpoint_retries: u32,
+}
+
+/// Implicit-ALS parameters for training.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Model training")]
+pub struct AlsArgs {
+    /// Embedding dimensions.
+    #[arg(long, default_value_t = 64)]
+    pub factors: usize,
+    /// Alternating least-squares sweeps.
+    #[arg(long, default_value_t = 15)]
+    pub iterations: usize,
+    /// L2 regularization.
+    #[arg(long, default_value_t = 0.05)]
+    pub regularization: f32,
+    /// Confidence scale: an interaction of strength r counts 1 + alpha * ln(1 + r).
+    #[arg(long, default_value_t = 20.0)]
+    pub alpha: f32,
+    /// Seed of the initial factors.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Import a CSV of tracks (Spotify audio-features export columns) as the catalog.
+    ///
+    /// Required columns: track_id, artists, track_name. Optional (defaulted when missing or
+    /// empty): album_name, popularity (0), duration_ms (200000), explicit (false),
+    /// danceability, energy, valence, acousticness (0.5), instrumentalness (0), tempo (120),
+    /// track_genre (unknown). Other columns are ignored. Bad rows are reported with their
+    /// line number and skipped; a repeated track_id keeps its first row.
+    Import(CatalogImportArgs),
+    /// Write a synthetic catalog of any size (and, optionally, listening histories with
+    /// planted structure) for benchmarks and evaluation.
+    Synth(CatalogSynthArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CatalogImportArgs {
+    /// The CSV to import.
+    pub file: PathBuf,
+    /// The models directory to write catalog.csv and manifest.json into.
+    #[arg(long, default_value = "models")]
+    pub out: PathBuf,
+    /// Stream URL template ({track_id} is replaced); default: the existing manifest's.
+    #[arg(long)]
+    pub stream_url_template: Option<String>,
+    /// Cover art URL template; default: the existing manifest's.
+    #[arg(long)]
+    pub art_url_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CatalogSynthArgs {
+    /// How many tracks.
+    #[arg(long, default_value_t = 10_000)]
+    pub tracks: usize,
+    /// The directory to write catalog.csv and manifest.json into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write interactions.csv with this many listeners.
+    #[arg(long, default_value_t = 0)]
+    pub users: usize,
+    /// Average plays per listener in interactions.csv.
+    #[arg(long, default_value_t = 20)]
+    pub plays_per_user: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// A CSV of user_id,item_id,timestamp[,rating], or a feedback log directory.
+    #[arg(long)]
+    pub interactions: PathBuf,
+    /// The models directory: the model is written to <out>/versions/<version>/.
+    #[arg(long, default_value = "models")]
+    pub out: PathBuf,
+    /// k of the metrics recorded in the manifest (measured on a per-user time split first).
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Skip the evaluation; the manifest then has no metrics.
+    #[arg(long)]
+    pub no_metrics: bool,
+    #[command(flatten)]
+    pub als: AlsArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    /// A CSV of user_id,item_id,timestamp[,rating], or a feedback log directory.
+    #[arg(long)]
+    pub interactions: PathBuf,
+    /// Length of the ranked lists scored.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Score this held-out file instead of splitting each user's history by time.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Share of each user's latest interactions held out.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Score at most this many held-out users (evenly spread).
+    #[arg(long, default_value_t = 20_000)]
+    pub max_users: usize,
+    /// Print one JSON object with each method's metrics.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub als: AlsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Import item factors trained elsewhere as a model version.
+    ///
+    /// FILE holds an item-id column plus a vector: JSON lines ({"id": .., "features": [..]},
+    /// as Spark MLlib's ALSModel.itemFactors.write.json writes them; also item_id/factors)
+    /// or a CSV with a header whose first column is the item id and the rest either one
+    /// "[x, y, ..]" column or one column per dimension.
+    Import(ModelImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelImportArgs {
+    pub file: PathBuf,
+    /// The models directory: the model is written to <out>/versions/<version>/.
+    #[arg(long, default_value = "models")]
+    pub out: PathBuf,
+    /// The version name (default: imported-<time>).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// The regularization the factors were trained with (used to fold listeners in).
+    #[arg(long, default_value_t = 0.1)]
+    pub regularization: f32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BatchRecommendArgs {
+    /// A CSV of user_id,item_id,timestamp[,rating], or a feedback log directory.
+    #[arg(long)]
+    pub interactions: PathBuf,
+    /// How many items per user.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Write user_id,rank,item_id,score here.
+    #[arg(long, required_unless_present = "to_profiles")]
+    pub out: Option<PathBuf>,
+    /// Use this model version directory instead of training on the interactions.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Store each user's list in their profile (the configured store), where the serving
+    /// path uses it while fresh.
+    #[arg(long)]
+    pub to_profiles: bool,
+    #[command(flatten)]
+    pub als: AlsArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -191,6 +432,10 @@ pub enum SettingsError {
     NoSkillId,
     #[error("--max-body-bytes must be at least 1024")]
     BodyLimit,
+    #[error("--exploration must be between 0 and 1")]
+    Exploration,
+    #[error("the experiment needs at least one variant with a weight above 0")]
+    NoVariant,
 }
 
 impl StorageArgs {
@@ -207,6 +452,28 @@ impl ServeArgs {
         }
         if self.max_body_bytes < 1024 {
             return Err(SettingsError::BodyLimit);
+        }
+        self.storage.recommender.validate()
+    }
+}
+
+impl RecommenderArgs {
+    /// The settings as the flags' defaults give them (their environment variables apply).
+    pub fn from_defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: RecommenderArgs,
+        }
+        Only::parse_from(["encore"]).args
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !(0.0..=1.0).contains(&self.exploration) {
+            return Err(SettingsError::Exploration);
+        }
+        if self.variants.iter().all(|v| v.weight == 0) {
+            return Err(SettingsError::NoVariant);
         }
         Ok(())
     }

@@ -173,6 +173,7 @@ fn futures_first(
         rt.block_on(async move {
             let rec = r
                 .recommend(encore::recommend::RecommendRequest {
+                    user_id: "anyone",
                     selection: &sel,
                     profile: None,
                     exclude: &[],

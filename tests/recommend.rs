@@ -1,11 +1,13 @@
-//! The first recommender over the demo catalog: results fit the mood, the genre or the
-//! artist asked for, popular first, and respect the listener's filters.
+//! The recommender over the demo catalog: results fit the mood, the genre or the artist asked
+//! for, popular first for a new listener, personal for a known one, exploring when asked to,
+//! and they respect the listener's filters.
 
 mod common;
 
-use encore::domain::{Mood, Profile, Selection, Track};
+use encore::domain::{Mood, Precomputed, Profile, Selection, Track};
 use encore::recommend::{
-    Catalog, CatalogRecommender, RecommendError, RecommendRequest, Recommender, mood_target,
+    Catalog, CatalogRecommender, Experiment, ModelSet, RankSettings, RecommendError,
+    RecommendRequest, Recommender, mood_target,
 };
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ async fn pick(
     profile: Option<&Profile>,
 ) -> Vec<Arc<Track>> {
     r.recommend(RecommendRequest {
+        user_id: "u",
         selection: &selection,
         profile,
         exclude: &[],
@@ -78,6 +81,7 @@ async fn genre_and_artist_requests_return_only_that_genre_or_artist() {
     assert!(!by_artist.is_empty() && by_artist.iter().all(|t| t.artist == artist));
     let err = r
         .recommend(RecommendRequest {
+            user_id: "u",
             selection: &Selection::Genre("polka".into()),
             profile: None,
             exclude: &[],
@@ -117,5 +121,218 @@ async fn more_like_this_stays_close_to_the_seed() {
     assert!(
         same_genre >= 15,
         "{same_genre} of 25 share the seed's genre"
+    );
+}
+
+fn with_exploration(share: f32) -> CatalogRecommender {
+    let catalog = Arc::new(Catalog::load(&common::repo().join("models")).unwrap());
+    let models = Arc::new(ModelSet::empty(catalog.clone(), Experiment::default()));
+    let settings = RankSettings {
+        exploration: share,
+        ..RankSettings::default()
+    };
+    CatalogRecommender::with_models(catalog, models, settings)
+}
+
+/// A listener who finished many jazz tracks by one artist and liked a few.
+fn jazz_fan(r: &CatalogRecommender) -> Profile {
+    let mut p = Profile::new("fan");
+    let jazz: Vec<Arc<Track>> = r
+        .catalog()
+        .tracks()
+        .iter()
+        .filter(|t| t.genre == "jazz")
+        .take(30)
+        .cloned()
+        .collect();
+    for t in &jazz {
+        p.finishes += 1;
+        p.adjust_affinity(&t.genre, &t.artist, 1.0);
+        p.add_taste(&t.features, 1.0);
+    }
+    p
+}
+
+#[tokio::test]
+async fn a_known_listener_hears_more_of_what_they_finish_than_a_new_one() {
+    let r = recommender();
+    let fan = jazz_fan(&r);
+    for mood in [Mood::Relaxing, Mood::Focus, Mood::Sad] {
+        let cold = pick(&r, Selection::Mood(mood), None).await;
+        let warm = pick(&r, Selection::Mood(mood), Some(&fan)).await;
+        let jazz = |ts: &[Arc<Track>]| ts.iter().filter(|t| t.genre == "jazz").count();
+        assert!(
+            jazz(&warm) > jazz(&cold),
+            "{mood}: {} jazz tracks for the fan, {} for a new listener",
+            jazz(&warm),
+            jazz(&cold)
+        );
+        let target = mood_target(mood);
+        assert!(
+            warm.iter().all(|t| target.distance(&t.features) == 0.0),
+            "still the mood"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tracks_skipped_in_a_context_sink_and_finished_ones_rise() {
+    let r = recommender();
+    let mut p = jazz_fan(&r);
+    let selection = Selection::Genre("jazz".into());
+    let before = pick(&r, selection.clone(), Some(&p)).await;
+    let context = selection.context_key();
+    let (skipped, finished) = (before[0].id.clone(), before[20].id.clone());
+    for _ in 0..6 {
+        p.record_outcome(&skipped, &context, false);
+        p.record_outcome(&finished, &context, true);
+    }
+    let after = pick(&r, selection, Some(&p)).await;
+    let pos = |id| after.iter().position(|t| &t.id == id);
+    assert!(
+        pos(&skipped).is_none_or(|i| i > 10),
+        "skipped track at {:?}",
+        pos(&skipped)
+    );
+    assert!(
+        pos(&finished).is_some_and(|i| i < 20),
+        "finished track at {:?}",
+        pos(&finished)
+    );
+}
+
+#[tokio::test]
+async fn exploration_gives_cold_tracks_a_chance_but_never_the_first_slot() {
+    let exploit = with_exploration(0.0);
+    let explore = with_exploration(0.2);
+    let selection = Selection::Mood(Mood::Party);
+    let top: Vec<_> = pick(&exploit, selection.clone(), None)
+        .await
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
+    let mut outside = std::collections::HashSet::new();
+    for _ in 0..30 {
+        let tracks = pick(&explore, selection.clone(), None).await;
+        assert_eq!(tracks[0].id, top[0], "the first track is the best one");
+        assert_eq!(tracks.len(), 25);
+        outside.extend(
+            tracks
+                .iter()
+                .filter(|t| !top.contains(&t.id))
+                .map(|t| t.id.clone()),
+        );
+    }
+    assert!(
+        outside.len() >= 20,
+        "{} tracks outside the exploit list got a turn",
+        outside.len()
+    );
+    for _ in 0..5 {
+        let again: Vec<_> = pick(&exploit, selection.clone(), None)
+            .await
+            .iter()
+            .map(|t| t.id.clone())
+            .collect();
+        assert_eq!(again, top, "without exploration the list is stable");
+    }
+}
+
+#[tokio::test]
+async fn thompson_sampling_prefers_tracks_that_are_finished_in_the_context() {
+    let explore = with_exploration(1.0);
+    let selection = Selection::Mood(Mood::Happy);
+    let context = selection.context_key();
+    let cold = pick(&explore, selection.clone(), None).await;
+    let (good, bad) = (cold[5].id.clone(), cold[6].id.clone());
+    let mut p = Profile::new("u");
+    for _ in 0..20 {
+        // As the consumer folds a finished and a skipped play.
+        p.finishes += 1;
+        p.record_outcome(&good, &context, true);
+        p.skips += 1;
+        p.record_outcome(&bad, &context, false);
+    }
+    let (mut good_in, mut bad_in) = (0, 0);
+    for _ in 0..20 {
+        let ts = pick(&explore, selection.clone(), Some(&p)).await;
+        good_in += ts.iter().any(|t| t.id == good) as u32;
+        bad_in += ts.iter().any(|t| t.id == bad) as u32;
+    }
+    assert!(
+        good_in >= 15 && bad_in <= 5,
+        "finished in {good_in} of 20 lists, skipped in {bad_in}"
+    );
+}
+
+#[tokio::test]
+async fn misheard_artist_names_still_find_the_artist() {
+    let r = recommender();
+    let artist = r.catalog().tracks()[0].artist.clone();
+    // Two letters swapped, and in capitals with punctuation.
+    let mut chars: Vec<char> = artist.chars().collect();
+    let n = chars.len();
+    chars.swap(n - 2, n - 3);
+    let misspelled: String = chars.into_iter().collect();
+    let shouted = format!("{}!", artist.to_uppercase());
+    for said in [misspelled, shouted] {
+        let tracks = pick(&r, Selection::Artist(said.clone()), None).await;
+        assert!(!tracks.is_empty(), "{said:?}");
+        assert!(
+            tracks.iter().all(|t| t.artist == artist),
+            "{said:?} -> {:?}",
+            tracks[0].artist
+        );
+    }
+    let err = r
+        .recommend(RecommendRequest {
+            user_id: "u",
+            selection: &Selection::Artist("zzqx".into()),
+            profile: None,
+            exclude: &[],
+            limit: 5,
+        })
+        .await;
+    assert!(
+        matches!(err, Err(RecommendError::NoMatch(_))),
+        "nothing close: no match"
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_precomputed_list_joins_the_candidates_and_a_stale_one_does_not() {
+    let r = recommender();
+    let selection = Selection::Mood(Mood::Relaxing);
+    let target = mood_target(Mood::Relaxing);
+    let usual = pick(&r, selection.clone(), None).await;
+    // Relaxing tracks the popular list does not reach.
+    let mut niche: Vec<Arc<Track>> = r
+        .catalog()
+        .tracks()
+        .iter()
+        .filter(|t| target.distance(&t.features) == 0.0 && !usual.iter().any(|u| u.id == t.id))
+        .cloned()
+        .collect();
+    niche.sort_by_key(|t| t.popularity);
+    niche.truncate(5);
+    assert_eq!(niche.len(), 5);
+    let mut p = Profile::new("u");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    p.precomputed = Some(Precomputed {
+        model_version: "m".into(),
+        created_at: now,
+        tracks: niche.iter().map(|t| t.id.clone()).collect(),
+    });
+    let fresh = pick(&r, selection.clone(), Some(&p)).await;
+    let found = fresh
+        .iter()
+        .filter(|t| niche.iter().any(|n| n.id == t.id))
+        .count();
+    assert_eq!(found, 5, "the precomputed tracks are on the list");
+    p.precomputed.as_mut().unwrap().created_at = now - 3 * 24 * 3600;
+    let stale = pick(&r, selection, Some(&p)).await;
+    assert!(
+        stale.iter().all(|t| !niche.iter().any(|n| n.id == t.id)),
+        "a stale list is ignored"
     );
 }

@@ -9,7 +9,10 @@ mod track;
 
 pub use mood::Mood;
 pub use playlist::Playlist;
-pub use profile::{Profile, RECENT_LIMIT};
+pub use profile::{
+    KNOWN_AFTER, PRECOMPUTED_LIMIT, PlayOutcomes, Precomputed, Profile, RECENT_LIMIT, Taste,
+    bandit_key,
+};
 pub use queue::{Queue, QueueKey, Token};
 pub use track::{AudioFeatures, Track, TrackId};
 
@@ -27,6 +30,19 @@ pub enum Selection {
     Artist(String),
     /// Tracks that sound like this one.
     LikeTrack(TrackId),
+}
+
+impl Selection {
+    /// The context a play happened in, for the bandit's counters: `mood=relaxing`,
+    /// `genre=jazz`, `artist=<name, lower case>` or `like` (every "more like this").
+    pub fn context_key(&self) -> String {
+        match self {
+            Selection::Mood(m) => format!("mood={m}"),
+            Selection::Genre(g) => format!("genre={}", g.to_lowercase()),
+            Selection::Artist(a) => format!("artist={}", a.to_lowercase()),
+            Selection::LikeTrack(_) => "like".to_owned(),
+        }
+    }
 }
 
 /// Who is asking, on which device, through which client: queues are kept per listener and

@@ -1,17 +1,23 @@
 //! A listener's profile: opinions, recent plays, preferences, and the version used for
 //! optimistic locking.
 
-use super::TrackId;
+use super::{AudioFeatures, TrackId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// How many recently played tracks a profile remembers (bounded so a stored item stays small).
 pub const RECENT_LIMIT: usize = 100;
 const OPINION_LIMIT: usize = 500;
+/// Finished, skipped, liked and disliked plays after which a listener is no longer new.
+pub const KNOWN_AFTER: u64 = 3;
 /// How many genres and artists a profile keeps an affinity for (the strongest ones).
 pub const AFFINITY_LIMIT: usize = 100;
-/// How many tracks a profile keeps bandit counters for (the most played ones).
+/// How many (track, context) pairs a profile keeps bandit counters for (the most played ones).
 pub const BANDIT_LIMIT: usize = 500;
+/// How many tracks a precomputed recommendation list holds at most.
+pub const PRECOMPUTED_LIMIT: usize = 100;
+/// The weight at which the taste centroid stops slowing down: newer plays keep moving it.
+const TASTE_MEMORY: f32 = 50.0;
 
 /// Finished and skipped plays of one track: a Beta posterior's evidence for the bandit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,9 +52,38 @@ pub struct Profile {
     /// Artist -> affinity, as for genres.
     #[serde(default)]
     pub artists: BTreeMap<String, f32>,
-    /// Track -> finished and skipped plays, for the exploration bandit.
+    /// `track:context` -> finished and skipped plays, for the exploration bandit (see
+    /// `bandit_key`; keys without a context come from before contexts were kept).
     #[serde(default)]
-    pub bandit: BTreeMap<TrackId, PlayOutcomes>,
+    pub bandit: BTreeMap<String, PlayOutcomes>,
+    /// The audio-feature centroid of the tracks the listener finished and liked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taste: Option<Taste>,
+    /// A list made offline by `encore batch-recommend`, used while fresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precomputed: Option<Precomputed>,
+}
+
+/// A running mean of audio features, weighted by how strongly each track was liked.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Taste {
+    pub weight: f32,
+    pub features: AudioFeatures,
+}
+
+/// Recommendations computed offline for one listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Precomputed {
+    pub model_version: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub tracks: Vec<TrackId>,
+}
+
+/// The bandit counter key of `track` played in `context` (see `Selection::context_key`).
+/// Track ids never contain `:`.
+pub fn bandit_key(track: &TrackId, context: &str) -> String {
+    format!("{}:{context}", track.0)
 }
 
 impl Profile {
@@ -68,7 +103,43 @@ impl Profile {
             genres: BTreeMap::new(),
             artists: BTreeMap::new(),
             bandit: BTreeMap::new(),
+            taste: None,
+            precomputed: None,
         }
+    }
+
+    /// Whether the profile holds enough history to personalize on.
+    pub fn is_known(&self) -> bool {
+        self.finishes + self.likes + self.skips + self.dislikes >= KNOWN_AFTER
+    }
+
+    /// Moves the taste centroid towards `features` with `weight`.
+    pub fn add_taste(&mut self, features: &AudioFeatures, weight: f32) {
+        let taste = self.taste.get_or_insert(Taste {
+            weight: 0.0,
+            features: *features,
+        });
+        let w = weight / (taste.weight + weight);
+        let f = &mut taste.features;
+        for (mine, theirs) in [
+            (&mut f.valence, features.valence),
+            (&mut f.energy, features.energy),
+            (&mut f.tempo, features.tempo),
+            (&mut f.danceability, features.danceability),
+            (&mut f.acousticness, features.acousticness),
+            (&mut f.instrumentalness, features.instrumentalness),
+        ] {
+            *mine += w * (theirs - *mine);
+        }
+        taste.weight = (taste.weight + weight).min(TASTE_MEMORY);
+    }
+
+    /// Finished and skipped plays of `track` in `context`.
+    pub fn outcomes(&self, track: &TrackId, context: &str) -> PlayOutcomes {
+        self.bandit
+            .get(&bandit_key(track, context))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Moves the affinities for `genre` and `artist` by `delta`, keeping the strongest
@@ -88,10 +159,11 @@ impl Profile {
         }
     }
 
-    /// Records a finished (`true`) or skipped play of `track` for the bandit, keeping the
-    /// `BANDIT_LIMIT` tracks with the most evidence.
-    pub fn record_outcome(&mut self, track: &TrackId, finished: bool) {
-        let entry = self.bandit.entry(track.clone()).or_default();
+    /// Records a finished (`true`) or skipped play of `track` in `context` for the bandit,
+    /// keeping the `BANDIT_LIMIT` pairs with the most evidence.
+    pub fn record_outcome(&mut self, track: &TrackId, context: &str, finished: bool) {
+        let key = bandit_key(track, context);
+        let entry = self.bandit.entry(key.clone()).or_default();
         if finished {
             entry.finished += 1;
         } else {
@@ -101,7 +173,7 @@ impl Profile {
             let least = self
                 .bandit
                 .iter()
-                .filter(|(t, _)| *t != track)
+                .filter(|(k, _)| **k != key)
                 .min_by_key(|(_, o)| o.finished + o.skipped)
                 .map(|(t, _)| t.clone());
             if let Some(t) = least {
@@ -161,7 +233,7 @@ mod tests {
         assert_eq!(p.genres.len(), AFFINITY_LIMIT);
         assert!(!p.genres.contains_key("g0"), "the weakest goes");
         for i in 0..(BANDIT_LIMIT + 20) {
-            p.record_outcome(&TrackId(format!("t{i}")), i % 2 == 0);
+            p.record_outcome(&TrackId(format!("t{i}")), "mood=happy", i % 2 == 0);
         }
         assert_eq!(p.bandit.len(), BANDIT_LIMIT);
         let item = serde_json::to_vec(&p).unwrap();

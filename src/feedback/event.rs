@@ -58,6 +58,22 @@ pub struct EventContext {
 }
 
 impl EventContext {
+    /// The request that produced the track, when the event names one.
+    pub fn selection(&self) -> Option<Selection> {
+        if let Some(m) = &self.mood {
+            return m.parse().ok().map(Selection::Mood);
+        }
+        if let Some(g) = &self.genre {
+            return Some(Selection::Genre(g.clone()));
+        }
+        if let Some(a) = &self.artist {
+            return Some(Selection::Artist(a.clone()));
+        }
+        self.seed_track_id
+            .as_ref()
+            .map(|t| Selection::LikeTrack(TrackId(t.clone())))
+    }
+
     pub fn new(
         selection: &Selection,
         recommendation_id: &str,

@@ -18,22 +18,34 @@ pub fn fold(profile: &mut Profile, event: &FeedbackEvent, track: Option<&Track>)
             profile.adjust_affinity(&t.genre, &t.artist, delta);
         }
     };
+    let context = event
+        .context
+        .selection()
+        .map(|s| s.context_key())
+        .unwrap_or_default();
+    let taste = |profile: &mut Profile, weight: f32| {
+        if let Some(t) = track {
+            profile.add_taste(&t.features, weight);
+        }
+    };
     match event.kind {
         EventKind::PlayStarted => profile.played(&event.track_id),
         EventKind::PlayFinished => {
             profile.finishes += 1;
-            profile.record_outcome(&event.track_id, true);
+            profile.record_outcome(&event.track_id, &context, true);
             affinity(profile, FINISHED);
+            taste(profile, FINISHED);
         }
         EventKind::Skipped => {
             profile.skips += 1;
-            profile.record_outcome(&event.track_id, false);
+            profile.record_outcome(&event.track_id, &context, false);
             affinity(profile, SKIPPED);
         }
         EventKind::Liked => {
             profile.likes += 1;
             profile.like(&event.track_id);
             affinity(profile, LIKED);
+            taste(profile, LIKED);
         }
         EventKind::Disliked => {
             profile.dislikes += 1;

@@ -1,14 +1,19 @@
 //! The track catalog: `models/manifest.json` names a CSV of tracks with the columns of common
-//! Spotify audio-features exports and the URL templates for streams and cover art.
+//! Spotify audio-features exports and the URL templates for streams and cover art. Loading
+//! builds the indexes candidates come from: per mood, per genre, per artist, and a popular
+//! hot set for "more like this".
 
-use super::{MIN_MOOD_MATCHES, mood_target};
-use crate::domain::{AudioFeatures, Selection, Track, TrackId};
-use serde::Deserialize;
+use super::mood_target;
+use crate::domain::{AudioFeatures, Mood, Selection, Track, TrackId};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Deserialize)]
+/// A track's position in the catalog: what indexes and models refer to.
+pub type TrackIx = u32;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: String,
     pub created_at: String,
@@ -16,6 +21,9 @@ pub struct Manifest {
     /// `{track_id}` is replaced by the track id. Must be HTTPS: devices play nothing else.
     pub stream_url_template: String,
     pub art_url_template: Option<String>,
+    /// Anything else the file holds (kind, notes, counts) is kept when it is rewritten.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,33 +37,61 @@ pub enum CatalogError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// The fewest tracks a mood should offer before its ranges are relaxed to the nearest tracks.
+pub const MIN_MOOD_MATCHES: usize = 40;
+/// How many tracks each mood keeps as candidates (the most popular inside its ranges).
+const MOOD_POOL: usize = 2_000;
+/// How many of the most popular tracks "more like this" searches besides the seed's genre.
+const HOT_SET: usize = 20_000;
+
 pub struct Catalog {
     pub manifest: Manifest,
     tracks: Vec<Arc<Track>>,
-    by_id: HashMap<TrackId, Arc<Track>>,
+    by_id: HashMap<TrackId, TrackIx>,
+    /// Genre -> tracks, most popular first.
+    by_genre: HashMap<String, Vec<TrackIx>>,
+    /// Normalized artist name -> tracks, most popular first.
+    by_artist: HashMap<String, Vec<TrackIx>>,
+    /// Mood -> candidates, most popular first (`Mood::ALL` order).
+    by_mood: Vec<Vec<TrackIx>>,
+    /// The most popular tracks overall, most popular first.
+    popular: Vec<TrackIx>,
 }
 
+/// One row of a catalog CSV. Only the identity columns are required; the others default.
 #[derive(Deserialize)]
 struct Row {
     track_id: String,
     artists: String,
     #[serde(default)]
-    album_name: String,
+    album_name: Option<String>,
     track_name: String,
     #[serde(default)]
-    popularity: f32,
-    duration_ms: u64,
+    popularity: Option<f32>,
+    #[serde(default)]
+    duration_ms: Option<f64>,
     #[serde(default, deserialize_with = "flexible_bool")]
     explicit: bool,
-    danceability: f32,
-    energy: f32,
-    acousticness: f32,
-    instrumentalness: f32,
-    valence: f32,
-    tempo: f32,
     #[serde(default)]
-    track_genre: String,
+    danceability: Option<f32>,
+    #[serde(default)]
+    energy: Option<f32>,
+    #[serde(default)]
+    acousticness: Option<f32>,
+    #[serde(default)]
+    instrumentalness: Option<f32>,
+    #[serde(default)]
+    valence: Option<f32>,
+    #[serde(default)]
+    tempo: Option<f32>,
+    #[serde(default)]
+    track_genre: Option<String>,
 }
+
+/// Defaults for missing optional columns: the middle of each scale, no vocals unknown.
+const DEFAULT_DURATION_MS: u64 = 200_000;
+const DEFAULT_TEMPO: f32 = 120.0;
+const DEFAULT_GENRE: &str = "unknown";
 
 /// Track ids go into AudioPlayer tokens (at most 1,024 characters, `:`-separated).
 fn usable_track_id(id: &str) -> bool {
@@ -76,18 +112,193 @@ fn flexible_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Erro
     }
 }
 
-impl Catalog {
-    /// Loads `dir/manifest.json` and the catalog it names. Bad rows are reported by line
-    /// number and skipped.
-    pub fn load(dir: &Path) -> Result<Self, CatalogError> {
-        let manifest_path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&manifest_path).map_err(|source| CatalogError::Io {
-            path: manifest_path.clone(),
+/// A row that could not be used, with its line in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What reading a catalog CSV found.
+pub struct CsvTracks {
+    pub tracks: Vec<Track>,
+    pub bad: Vec<BadRow>,
+    /// Rows whose track id had been seen before (the first one is kept).
+    pub duplicates: usize,
+}
+
+/// Reads a catalog CSV (Spotify audio-features columns; extra columns ignored). Bad rows are
+/// reported with their line number and skipped; only an unreadable file is an error.
+pub fn read_tracks_csv(
+    path: &Path,
+    stream_url_template: &str,
+    art_url_template: Option<&str>,
+) -> Result<CsvTracks, CatalogError> {
+    let invalid = |message: String| CatalogError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| invalid(e.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| invalid(e.to_string()))?
+        .clone();
+    for required in ["track_id", "artists", "track_name"] {
+        if !headers.iter().any(|h| h == required) {
+            return Err(invalid(format!("no {required:?} column")));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = CsvTracks {
+        tracks: Vec::new(),
+        bad: Vec::new(),
+        duplicates: 0,
+    };
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                out.bad.push(BadRow {
+                    line,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(line);
+        let row: Row = match record.deserialize(Some(&headers)) {
+            Ok(row) => row,
+            Err(e) => {
+                out.bad.push(BadRow {
+                    line,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if let Err(reason) = check_row(&row) {
+            out.bad.push(BadRow { line, reason });
+            continue;
+        }
+        if !seen.insert(row.track_id.clone()) {
+            out.duplicates += 1;
+            continue;
+        }
+        out.tracks
+            .push(track_from_row(row, stream_url_template, art_url_template));
+    }
+    Ok(out)
+}
+
+fn check_row(row: &Row) -> Result<(), String> {
+    if !usable_track_id(&row.track_id) {
+        return Err(format!(
+            "track_id {:?} is empty, longer than {MAX_TRACK_ID} or contains ':'",
+            row.track_id
+        ));
+    }
+    if row.track_name.trim().is_empty() || row.artists.trim().is_empty() {
+        return Err("track_name and artists must not be empty".into());
+    }
+    let unit = [
+        ("danceability", row.danceability),
+        ("energy", row.energy),
+        ("acousticness", row.acousticness),
+        ("instrumentalness", row.instrumentalness),
+        ("valence", row.valence),
+    ];
+    for (name, value) in unit {
+        if let Some(v) = value
+            && !(0.0..=1.0).contains(&v)
+        {
+            return Err(format!("{name} {v} is outside 0..1"));
+        }
+    }
+    if let Some(d) = row.duration_ms
+        && !(d.is_finite() && d >= 0.0)
+    {
+        return Err(format!("duration_ms {d} is not a duration"));
+    }
+    if let Some(t) = row.tempo
+        && !(t.is_finite() && t >= 0.0)
+    {
+        return Err(format!("tempo {t} is not a tempo"));
+    }
+    Ok(())
+}
+
+/// The catalog columns Encore writes, in order (a subset of the Spotify export's).
+pub const CSV_COLUMNS: [&str; 14] = [
+    "track_id",
+    "artists",
+    "album_name",
+    "track_name",
+    "popularity",
+    "duration_ms",
+    "explicit",
+    "danceability",
+    "energy",
+    "acousticness",
+    "instrumentalness",
+    "valence",
+    "tempo",
+    "track_genre",
+];
+
+/// Writes `tracks` as a catalog CSV that `read_tracks_csv` reads back unchanged.
+pub fn write_tracks_csv<'a>(
+    path: &Path,
+    tracks: impl IntoIterator<Item = &'a Track>,
+) -> Result<usize, CatalogError> {
+    let io = |e: std::io::Error| CatalogError::Io {
+        path: path.to_owned(),
+        source: e,
+    };
+    let mut writer = csv::Writer::from_path(path).map_err(|e| io(e.into()))?;
+    writer.write_record(CSV_COLUMNS).map_err(|e| io(e.into()))?;
+    let mut n = 0;
+    for t in tracks {
+        let f = &t.features;
+        writer
+            .write_record([
+                t.id.0.as_str(),
+                &t.artist,
+                &t.album,
+                &t.title,
+                &t.popularity.to_string(),
+                &t.duration_ms.to_string(),
+                if t.explicit { "True" } else { "False" },
+                &f.danceability.to_string(),
+                &f.energy.to_string(),
+                &f.acousticness.to_string(),
+                &f.instrumentalness.to_string(),
+                &f.valence.to_string(),
+                &f.tempo.to_string(),
+                &t.genre,
+            ])
+            .map_err(|e| io(e.into()))?;
+        n += 1;
+    }
+    writer.flush().map_err(io)?;
+    Ok(n)
+}
+
+impl Manifest {
+    pub fn read(dir: &Path) -> Result<Self, CatalogError> {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| CatalogError::Io {
+            path: path.clone(),
             source,
         })?;
         let manifest: Manifest =
             serde_json::from_str(&text).map_err(|e| CatalogError::Invalid {
-                path: manifest_path.clone(),
+                path: path.clone(),
                 message: e.to_string(),
             })?;
         for template in
@@ -95,50 +306,79 @@ impl Catalog {
         {
             if !template.starts_with("https://") {
                 return Err(CatalogError::Invalid {
-                    path: manifest_path,
+                    path,
                     message: format!("URL template {template:?} is not HTTPS"),
                 });
             }
         }
+        Ok(manifest)
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<(), CatalogError> {
+        let path = dir.join("manifest.json");
+        let text = serde_json::to_string_pretty(self).expect("a manifest serializes");
+        std::fs::write(&path, text + "\n").map_err(|source| CatalogError::Io { path, source })
+    }
+}
+
+impl Catalog {
+    /// Loads `dir/manifest.json` and the catalog it names. Bad rows are reported by line
+    /// number and skipped.
+    pub fn load(dir: &Path) -> Result<Self, CatalogError> {
+        let manifest = Manifest::read(dir)?;
         let csv_path = dir.join(&manifest.catalog);
-        let mut reader = csv::Reader::from_path(&csv_path).map_err(|e| CatalogError::Invalid {
-            path: csv_path.clone(),
-            message: e.to_string(),
-        })?;
-        let mut tracks = Vec::new();
-        let mut skipped = 0usize;
-        for row in reader.deserialize::<Row>() {
-            match row {
-                Ok(row) if !usable_track_id(&row.track_id) => {
-                    skipped += 1;
-                    tracing::warn!(path = %csv_path.display(), track_id = row.track_id, "bad track id, row skipped");
-                }
-                Ok(row) => tracks.push(Arc::new(track_from_row(row, &manifest))),
-                Err(e) => {
-                    skipped += 1;
-                    let line = e.position().map(|p| p.line()).unwrap_or_default();
-                    tracing::warn!(path = %csv_path.display(), line, error = %e, "bad catalog row skipped");
-                }
-            }
+        let read = read_tracks_csv(
+            &csv_path,
+            &manifest.stream_url_template,
+            manifest.art_url_template.as_deref(),
+        )?;
+        for bad in read.bad.iter().take(20) {
+            tracing::warn!(path = %csv_path.display(), line = bad.line, reason = bad.reason, "bad catalog row skipped");
         }
-        if tracks.is_empty() {
+        if read.tracks.is_empty() {
             return Err(CatalogError::Invalid {
                 path: csv_path,
                 message: "no usable tracks".into(),
             });
         }
-        let by_id = tracks.iter().map(|t| (t.id.clone(), t.clone())).collect();
         tracing::info!(
-            tracks = tracks.len(),
-            skipped,
+            tracks = read.tracks.len(),
+            skipped = read.bad.len(),
+            duplicates = read.duplicates,
             version = manifest.version,
             "catalog loaded"
         );
-        Ok(Catalog {
+        Ok(Catalog::from_tracks(manifest, read.tracks))
+    }
+
+    /// A catalog over `tracks` (ids must be unique), with its indexes built.
+    pub fn from_tracks(manifest: Manifest, tracks: Vec<Track>) -> Self {
+        let tracks: Vec<Arc<Track>> = tracks.into_iter().map(Arc::new).collect();
+        let mut by_popularity: Vec<TrackIx> = (0..tracks.len() as TrackIx).collect();
+        by_popularity.sort_by_key(|&i| std::cmp::Reverse(tracks[i as usize].popularity));
+        let mut by_id = HashMap::with_capacity(tracks.len());
+        let mut by_genre: HashMap<String, Vec<TrackIx>> = HashMap::new();
+        let mut by_artist: HashMap<String, Vec<TrackIx>> = HashMap::new();
+        for &i in &by_popularity {
+            let t = &tracks[i as usize];
+            by_id.insert(t.id.clone(), i);
+            by_genre.entry(t.genre.clone()).or_default().push(i);
+            by_artist.entry(normalize(&t.artist)).or_default().push(i);
+        }
+        let by_mood = Mood::ALL
+            .iter()
+            .map(|&m| mood_pool(&tracks, &by_popularity, m))
+            .collect();
+        by_popularity.truncate(HOT_SET);
+        Catalog {
             manifest,
             tracks,
             by_id,
-        })
+            by_genre,
+            by_artist,
+            by_mood,
+            popular: by_popularity,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -150,95 +390,136 @@ impl Catalog {
     }
 
     pub fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
-        self.by_id.get(id).cloned()
+        self.index_of(id).map(|i| self.tracks[i as usize].clone())
     }
 
-    /// Up to `limit` tracks for `selection`, best first.
-    pub fn candidates(&self, selection: &Selection, limit: usize) -> Vec<Arc<Track>> {
-        let mut found: Vec<Arc<Track>> = match selection {
+    pub fn index_of(&self, id: &TrackId) -> Option<TrackIx> {
+        self.by_id.get(id).copied()
+    }
+
+    pub fn at(&self, i: TrackIx) -> &Arc<Track> {
+        &self.tracks[i as usize]
+    }
+
+    pub fn tracks(&self) -> &[Arc<Track>] {
+        &self.tracks
+    }
+
+    /// Up to `limit` candidates for `selection`, best first (popular first, or nearest to the
+    /// seed for "more like this" on audio features). Empty when nothing matches.
+    pub fn candidates(&self, selection: &Selection, limit: usize) -> Vec<TrackIx> {
+        match selection {
             Selection::Mood(mood) => {
-                let target = mood_target(*mood);
-                let mut scored: Vec<(f32, &Arc<Track>)> = self
-                    .tracks
-                    .iter()
-                    .map(|t| (target.distance(&t.features), t))
-                    .collect();
-                let inside = scored.iter().filter(|(d, _)| *d == 0.0).count();
-                if inside >= MIN_MOOD_MATCHES {
-                    scored.retain(|(d, _)| *d == 0.0);
-                    scored.sort_by_key(|s| std::cmp::Reverse(s.1.popularity));
-                } else {
-                    // Too few fit exactly: the nearest tracks, popular ones first among equals.
-                    scored.sort_by(|a, b| {
-                        a.0.total_cmp(&b.0)
-                            .then(b.1.popularity.cmp(&a.1.popularity))
-                    });
-                    scored.truncate(limit.max(MIN_MOOD_MATCHES));
-                }
-                return scored
-                    .into_iter()
-                    .take(limit)
-                    .map(|(_, t)| t.clone())
-                    .collect();
+                let pool = &self.by_mood[Mood::ALL.iter().position(|m| m == mood).unwrap_or(0)];
+                pool.iter().take(limit).copied().collect()
             }
             Selection::Genre(genre) => self
-                .tracks
-                .iter()
-                .filter(|t| t.genre.eq_ignore_ascii_case(genre))
-                .cloned()
-                .collect(),
-            Selection::Artist(name) => {
-                let wanted = normalize(name);
-                let exact: Vec<_> = self
-                    .tracks
-                    .iter()
-                    .filter(|t| normalize(&t.artist) == wanted)
-                    .cloned()
-                    .collect();
-                if exact.is_empty() && wanted.len() >= 3 {
-                    self.tracks
-                        .iter()
-                        .filter(|t| normalize(&t.artist).contains(&wanted))
-                        .cloned()
-                        .collect()
-                } else {
-                    exact
-                }
-            }
+                .by_genre
+                .get(&genre.to_ascii_lowercase())
+                .map(|ts| ts.iter().take(limit).copied().collect())
+                .unwrap_or_default(),
+            Selection::Artist(name) => self
+                .artist_tracks(name)
+                .map(|ts| ts.iter().take(limit).copied().collect())
+                .unwrap_or_default(),
             Selection::LikeTrack(id) => {
-                let Some(seed) = self.track(id) else {
+                let Some(seed) = self.index_of(id) else {
                     return Vec::new();
                 };
-                let mut scored: Vec<(f32, &Arc<Track>)> = self
-                    .tracks
-                    .iter()
-                    .filter(|t| t.id != seed.id)
-                    .map(|t| (likeness(&seed, t), t))
+                let s = &self.tracks[seed as usize];
+                let mut scored: Vec<(f32, TrackIx)> = self
+                    .neighbourhood(seed)
+                    .map(|i| (likeness(s, &self.tracks[i as usize]), i))
                     .collect();
                 scored.sort_by(|a, b| a.0.total_cmp(&b.0));
-                return scored
-                    .into_iter()
-                    .take(limit)
-                    .map(|(_, t)| t.clone())
-                    .collect();
+                scored.into_iter().take(limit).map(|(_, i)| i).collect()
             }
-        };
-        found.sort_by_key(|t| std::cmp::Reverse(t.popularity));
-        found.truncate(limit);
-        found
+        }
+    }
+
+    /// Where "more like this" looks for neighbours of `seed`: the seed's genre and the popular
+    /// hot set, without the seed. Bounded, so a million-track catalog answers in
+    /// milliseconds (ARCHITECTURE.md has the arithmetic and the path to an ANN index).
+    pub fn neighbourhood(&self, seed: TrackIx) -> impl Iterator<Item = TrackIx> + '_ {
+        let genre = &self.tracks[seed as usize].genre;
+        let same_genre = self.by_genre.get(genre).map(Vec::as_slice).unwrap_or(&[]);
+        let mut seen = std::collections::HashSet::with_capacity(same_genre.len());
+        same_genre
+            .iter()
+            .take(HOT_SET)
+            .chain(self.popular.iter())
+            .copied()
+            .filter(move |&i| i != seed && seen.insert(i))
+    }
+
+    /// The tracks of the artist named `name`: an exact match after normalizing case and
+    /// punctuation, else a name containing it, else the closest name by Jaro-Winkler
+    /// similarity (for misheard or misspelled names).
+    pub fn artist_tracks(&self, name: &str) -> Option<&[TrackIx]> {
+        let wanted = normalize(name);
+        if wanted.is_empty() {
+            return None;
+        }
+        if let Some(ts) = self.by_artist.get(&wanted) {
+            return Some(ts);
+        }
+        let mut best: Option<(f64, &String)> = None;
+        for candidate in self.by_artist.keys() {
+            let score = if wanted.len() >= 3 && candidate.contains(&wanted) {
+                // A name that contains what was said ("beatles" in "the beatles").
+                0.95 + 0.05 * wanted.len() as f64 / candidate.len() as f64
+            } else {
+                strsim::jaro_winkler(&wanted, candidate)
+            };
+            if best.is_none_or(|(s, n)| score > s || (score == s && candidate < n)) {
+                best = Some((score, candidate));
+            }
+        }
+        best.filter(|(score, _)| *score >= FUZZY_ARTIST_MIN)
+            .map(|(_, n)| self.by_artist[n].as_slice())
     }
 
     /// Every artist name in the catalog, for the text parser's artist slot.
     pub fn artists(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.tracks.iter().map(|t| t.artist.clone()).collect();
+        let mut names: Vec<String> = self
+            .by_artist
+            .values()
+            .map(|ts| self.tracks[ts[0] as usize].artist.clone())
+            .collect();
         names.sort();
         names.dedup();
         names
     }
 }
 
+/// The lowest Jaro-Winkler similarity at which a spoken artist name is taken to mean a
+/// catalog artist.
+const FUZZY_ARTIST_MIN: f64 = 0.88;
+
+/// A mood's candidates: the most popular tracks inside its ranges or, when fewer than
+/// `MIN_MOOD_MATCHES` fit, the nearest tracks.
+fn mood_pool(tracks: &[Arc<Track>], by_popularity: &[TrackIx], mood: Mood) -> Vec<TrackIx> {
+    let target = mood_target(mood);
+    let inside: Vec<TrackIx> = by_popularity
+        .iter()
+        .copied()
+        .filter(|&i| target.distance(&tracks[i as usize].features) == 0.0)
+        .take(MOOD_POOL)
+        .collect();
+    if inside.len() >= MIN_MOOD_MATCHES {
+        return inside;
+    }
+    let mut scored: Vec<(f32, TrackIx)> = by_popularity
+        .iter()
+        .map(|&i| (target.distance(&tracks[i as usize].features), i))
+        .collect();
+    // Stable: popular first among equals.
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    scored.into_iter().take(MOOD_POOL).map(|(_, i)| i).collect()
+}
+
 /// Smaller is more alike: distance in audio features, less for the same genre and artist.
-fn likeness(seed: &Track, other: &Track) -> f32 {
+pub fn likeness(seed: &Track, other: &Track) -> f32 {
     let a = &seed.features;
     let b = &other.features;
     let d = (a.valence - b.valence).powi(2)
@@ -256,7 +537,8 @@ fn likeness(seed: &Track, other: &Track) -> f32 {
     d + genre + artist
 }
 
-fn normalize(s: &str) -> String {
+/// Lower case, punctuation dropped, single spaces: how artist names are compared.
+pub fn normalize(s: &str) -> String {
     s.chars()
         .filter(|c| c.is_alphanumeric() || c.is_whitespace())
         .flat_map(char::to_lowercase)
@@ -266,11 +548,11 @@ fn normalize(s: &str) -> String {
         .join(" ")
 }
 
-fn track_from_row(row: Row, manifest: &Manifest) -> Track {
+fn track_from_row(row: Row, stream_url_template: &str, art_url_template: Option<&str>) -> Track {
     let url = |template: &str| template.replace("{track_id}", &row.track_id);
     Track {
-        stream_url: url(&manifest.stream_url_template),
-        art_url: manifest.art_url_template.as_deref().map(url),
+        stream_url: url(stream_url_template),
+        art_url: art_url_template.map(url),
         id: TrackId(row.track_id.clone()),
         title: row.track_name,
         // Spotify exports join several artists with ';': the first one leads.
@@ -281,18 +563,22 @@ fn track_from_row(row: Row, manifest: &Manifest) -> Track {
             .unwrap_or_default()
             .trim()
             .to_owned(),
-        album: row.album_name,
-        genre: row.track_genre.to_ascii_lowercase(),
-        duration_ms: row.duration_ms,
-        popularity: row.popularity.clamp(0.0, 100.0) as u8,
+        album: row.album_name.unwrap_or_default(),
+        genre: row
+            .track_genre
+            .filter(|g| !g.trim().is_empty())
+            .map(|g| g.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| DEFAULT_GENRE.to_owned()),
+        duration_ms: row.duration_ms.map_or(DEFAULT_DURATION_MS, |d| d as u64),
+        popularity: row.popularity.unwrap_or(0.0).clamp(0.0, 100.0) as u8,
         explicit: row.explicit,
         features: AudioFeatures {
-            valence: row.valence,
-            energy: row.energy,
-            tempo: row.tempo,
-            danceability: row.danceability,
-            acousticness: row.acousticness,
-            instrumentalness: row.instrumentalness,
+            valence: row.valence.unwrap_or(0.5),
+            energy: row.energy.unwrap_or(0.5),
+            tempo: row.tempo.unwrap_or(DEFAULT_TEMPO),
+            danceability: row.danceability.unwrap_or(0.5),
+            acousticness: row.acousticness.unwrap_or(0.5),
+            instrumentalness: row.instrumentalness.unwrap_or(0.0),
         },
     }
 }

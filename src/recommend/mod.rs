@@ -1,22 +1,39 @@
-//! Picking tracks. `Recommender` is what the service asks; `CatalogRecommender` answers from
-//! the catalog in `models/` by mood, genre, artist or likeness, popularity first, with the
-//! listener's filters applied. Candidate lists are cached in process (moka).
+//! Picking tracks. `Recommender` is what the service asks. `CatalogRecommender` answers from
+//! the catalog in `models/`: candidates by mood, genre, artist or likeness, scored for the
+//! listener (popularity when new; affinities, taste, the served model's embeddings and skips
+//! when known), reranked by a Thompson-sampling bandit, spread across artists.
+//! `CachedRecommender` keeps answers per (listener, request) in moka; `RemoteRecommender`
+//! asks an HTTP model endpoint and falls back to the catalog. Offline: `train`, `evaluate`,
+//! `synth`, and the open model format in `model`.
 
+mod cache;
 mod catalog;
+pub mod evaluate;
+pub mod model;
 mod moods;
+mod rank;
+mod remote;
+mod serving;
+pub mod synth;
+pub mod train;
 
-pub use catalog::{Catalog, CatalogError, Manifest};
+pub use cache::CachedRecommender;
+pub use catalog::{
+    BadRow, Catalog, CatalogError, CsvTracks, Manifest, TrackIx, normalize, read_tracks_csv,
+    write_tracks_csv,
+};
 pub use moods::{FeatureRange, MoodTarget, mood_target};
+pub use rank::{CatalogRecommender, RankSettings, spread_artists};
+pub use remote::{Breaker, RemoteRecommender, RemoteSettings};
+pub use serving::{Experiment, ModelSet, ServedModel, VariantSpec, assign_variant};
 
 use crate::domain::{Profile, Selection, Track, TrackId};
 use async_trait::async_trait;
-use moka::future::Cache;
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RecommendRequest<'a> {
+    pub user_id: &'a str,
     pub selection: &'a Selection,
     pub profile: Option<&'a Profile>,
     /// Tracks not to return (already queued).
@@ -26,6 +43,7 @@ pub struct RecommendRequest<'a> {
 
 #[derive(Debug, Clone)]
 pub struct Recommendation {
+    /// Unique per decision: feedback on these tracks carries it.
     pub id: String,
     pub model_version: String,
     pub variant: String,
@@ -44,154 +62,13 @@ pub enum RecommendError {
 pub trait Recommender: Send + Sync {
     async fn recommend(&self, req: RecommendRequest<'_>) -> Result<Recommendation, RecommendError>;
     fn track(&self, id: &TrackId) -> Option<Arc<Track>>;
-    fn model_version(&self) -> &str;
+    /// The model version new listeners are served now.
+    fn model_version(&self) -> String;
+    /// Forgets what was cached for `user_id` (their opinions changed).
+    async fn forget(&self, _user_id: &str) {}
 }
 
-/// How many candidates one selection yields before the listener's filters.
-const CANDIDATES: usize = 300;
-/// The fewest tracks a mood should offer before its ranges are relaxed.
-const MIN_MOOD_MATCHES: usize = 40;
-
-pub struct CatalogRecommender {
-    catalog: Arc<Catalog>,
-    candidates: Cache<Selection, Arc<[Arc<Track>]>>,
-}
-
-impl CatalogRecommender {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        CatalogRecommender {
-            catalog,
-            candidates: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(600))
-                .build(),
-        }
-    }
-
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
-    }
-
-    async fn candidates(&self, selection: &Selection) -> Result<Arc<[Arc<Track>]>, RecommendError> {
-        if let Some(hit) = self.candidates.get(selection).await {
-            return Ok(hit);
-        }
-        let found: Arc<[Arc<Track>]> = self.catalog.candidates(selection, CANDIDATES).into();
-        if found.is_empty() {
-            return Err(RecommendError::NoMatch(selection.clone()));
-        }
-        self.candidates
-            .insert(selection.clone(), found.clone())
-            .await;
-        Ok(found)
-    }
-}
-
-#[async_trait]
-impl Recommender for CatalogRecommender {
-    async fn recommend(&self, req: RecommendRequest<'_>) -> Result<Recommendation, RecommendError> {
-        let candidates = self.candidates(req.selection).await?;
-        let excluded: HashSet<&TrackId> = req.exclude.iter().collect();
-        let allowed = |t: &&Arc<Track>| {
-            !excluded.contains(&t.id)
-                && req
-                    .profile
-                    .is_none_or(|p| !p.dislikes(&t.id) && (p.explicit_allowed || !t.explicit))
-        };
-        let recent: HashSet<&TrackId> = req
-            .profile
-            .map(|p| p.recent.iter().collect())
-            .unwrap_or_default();
-        // Fresh tracks first; recently played ones only when nothing else is left.
-        let (fresh, stale): (Vec<&Arc<Track>>, Vec<&Arc<Track>>) = candidates
-            .iter()
-            .filter(allowed)
-            .partition(|t| !recent.contains(&t.id));
-        let tracks = spread_artists(fresh.into_iter().chain(stale), req.limit);
-        if tracks.is_empty() {
-            return Err(RecommendError::NoMatch(req.selection.clone()));
-        }
-        Ok(Recommendation {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            model_version: self.catalog.manifest.version.clone(),
-            variant: "control".to_owned(),
-            tracks,
-        })
-    }
-
-    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
-        self.catalog.track(id)
-    }
-
-    fn model_version(&self) -> &str {
-        &self.catalog.manifest.version
-    }
-}
-
-/// Takes up to `limit` tracks in order, never the same artist twice in a row while another
-/// artist is waiting.
-fn spread_artists<'a>(
-    tracks: impl Iterator<Item = &'a Arc<Track>>,
-    limit: usize,
-) -> Vec<Arc<Track>> {
-    let mut out: Vec<Arc<Track>> = Vec::with_capacity(limit);
-    let mut waiting: Vec<&Arc<Track>> = Vec::new();
-    let mut source = tracks.peekable();
-    while out.len() < limit {
-        let last_artist = out.last().map(|t| t.artist.as_str());
-        if let Some(i) = waiting
-            .iter()
-            .position(|t| Some(t.artist.as_str()) != last_artist)
-        {
-            out.push(waiting.remove(i).clone());
-            continue;
-        }
-        match source.next() {
-            Some(t) if Some(t.artist.as_str()) == last_artist => waiting.push(t),
-            Some(t) => out.push(t.clone()),
-            None if !waiting.is_empty() => out.push(waiting.remove(0).clone()),
-            None => break,
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn track(id: &str, artist: &str) -> Arc<Track> {
-        Arc::new(Track {
-            id: TrackId(id.into()),
-            title: id.into(),
-            artist: artist.into(),
-            album: String::new(),
-            genre: "pop".into(),
-            duration_ms: 1000,
-            popularity: 50,
-            explicit: false,
-            features: Default::default(),
-            stream_url: "https://x/y".into(),
-            art_url: None,
-        })
-    }
-
-    #[test]
-    fn artist_spread_avoids_back_to_back_artists() {
-        let ts = [
-            track("1", "a"),
-            track("2", "a"),
-            track("3", "a"),
-            track("4", "b"),
-            track("5", "c"),
-        ];
-        let picked: Vec<String> = spread_artists(ts.iter(), 5)
-            .iter()
-            .map(|t| t.artist.clone())
-            .collect();
-        assert_eq!(picked.len(), 5);
-        for pair in picked.windows(2).take(3) {
-            assert_ne!(pair[0], pair[1], "{picked:?}");
-        }
-    }
+/// A fresh recommendation id.
+pub(crate) fn recommendation_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }

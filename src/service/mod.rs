@@ -236,6 +236,7 @@ impl Ctx<'_> {
     async fn play(&self, selection: Selection) -> Outcome {
         let profile = self.profile().await;
         let request = RecommendRequest {
+            user_id: &self.listener.user_id,
             selection: &selection,
             profile: profile.as_ref(),
             exclude: &[],
@@ -258,6 +259,7 @@ impl Ctx<'_> {
             rec.model_version,
             rec.tracks.iter().map(|t| t.id.clone()).collect(),
         );
+        queue.variant = rec.variant;
         let token = queue.token_for(0);
         self.save_queue(&queue).await;
         let mut outcome = Outcome::end(Some(Reply::Playing {
@@ -333,6 +335,11 @@ impl Ctx<'_> {
             EventKind::Disliked
         };
         self.emit(&queue, &id, kind, self.player.offset_ms);
+        // Lists ranked before the opinion are stale now.
+        self.service
+            .recommender
+            .forget(&self.listener.user_id)
+            .await;
         if like {
             return Outcome::end(Some(Reply::Liked(track)));
         }
@@ -436,6 +443,7 @@ impl Ctx<'_> {
         }
         let profile = self.profile().await;
         let request = RecommendRequest {
+            user_id: &self.listener.user_id,
             selection: &queue.selection,
             profile: profile.as_ref(),
             exclude: &queue.tracks,

@@ -10,7 +10,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use encore::app::{Application, Parts};
-use encore::settings::{FeedbackKind, ServeArgs, StorageArgs, StoreKind};
+use encore::settings::{FeedbackKind, RecommenderArgs, ServeArgs, StorageArgs, StoreKind};
 use encore::skill::verify::{CertFetcher, Clock, SystemClock, Verifier};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -46,6 +46,12 @@ pub fn storage(data_dir: &Path) -> StorageArgs {
         data_dir: data_dir.to_owned(),
         models: repo().join("models"),
         intents: repo().join("intents"),
+        recommender: RecommenderArgs {
+            // Tests that need the bandit's randomness turn it on themselves.
+            exploration: 0.0,
+            model_poll_secs: 0,
+            ..RecommenderArgs::from_defaults()
+        },
     }
 }
 

@@ -1,0 +1,230 @@
+//! Recommender latency and model load cost by catalog size.
+//!
+//! For each size in BENCH_TRACKS (default 10000,100000,1000000) it writes a synthetic catalog
+//! and a 64-dimensional model version to a temporary models directory, then prints:
+//! - catalog load and model load time, and the resident memory each added;
+//! - recommend latency p50/p99 on a cache miss (a known listener with history, a different
+//!   listener each call, moods, genres, artists and "more like this" mixed, exploration on)
+//!   and on a cache hit (the recommendation cache in front), from BENCH_CALLS calls each;
+//! - criterion's estimate of the same two means.
+//!
+//! Run with `cargo bench --bench recommend`. Loopback-free: nothing leaves the process.
+
+use criterion::Criterion;
+use encore::domain::{Mood, Profile, Selection};
+use encore::recommend::model::{ItemFactors, new_manifest};
+use encore::recommend::{
+    CachedRecommender, Catalog, CatalogRecommender, Experiment, Manifest, ModelSet, RankSettings,
+    RecommendRequest, Recommender, synth, write_tracks_csv,
+};
+use rand::{Rng, SeedableRng};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const DIM: usize = 64;
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn write_models(dir: &Path, n: usize) {
+    let tracks = synth::tracks(n, 7, "https://audio.example/{track_id}.mp3", None);
+    write_tracks_csv(&dir.join("catalog.csv"), &tracks).unwrap();
+    let manifest: Manifest = serde_json::from_value(serde_json::json!({
+        "version": format!("synth-{n}"),
+        "created_at": "2026-11-23T00:00:00Z",
+        "catalog": "catalog.csv",
+        "stream_url_template": "https://audio.example/{track_id}.mp3",
+    }))
+    .unwrap();
+    manifest.write(dir).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let ids: Vec<String> = tracks.iter().map(|t| t.id.0.clone()).collect();
+    let factors: Vec<f32> = (0..n * DIM).map(|_| rng.random::<f32>() - 0.5).collect();
+    ItemFactors::new(new_manifest("als", DIM, n), ids, factors)
+        .save(&dir.join("versions/v1"))
+        .unwrap();
+}
+
+/// A listener with history: finishes, likes and affinities over a random slice of tracks.
+fn known_listener(catalog: &Catalog, user: usize, rng: &mut impl Rng) -> Profile {
+    let mut p = Profile::new(format!("user{user}"));
+    for _ in 0..40 {
+        let t = &catalog.tracks()[rng.random_range(0..catalog.len())];
+        p.played(&t.id);
+        p.finishes += 1;
+        p.record_outcome(&t.id, "mood=happy", true);
+        p.adjust_affinity(&t.genre, &t.artist, 1.0);
+        p.add_taste(&t.features, 1.0);
+    }
+    for _ in 0..10 {
+        let t = &catalog.tracks()[rng.random_range(0..catalog.len())];
+        p.like(&t.id);
+        p.likes += 1;
+    }
+    p
+}
+
+fn selection(catalog: &Catalog, i: usize, rng: &mut impl Rng) -> Selection {
+    match i % 11 {
+        0..8 => Selection::Mood(Mood::ALL[i % 8]),
+        8 => Selection::Genre(
+            catalog.tracks()[rng.random_range(0..catalog.len())]
+                .genre
+                .clone(),
+        ),
+        9 => Selection::Artist(
+            catalog.tracks()[rng.random_range(0..catalog.len())]
+                .artist
+                .clone(),
+        ),
+        _ => Selection::LikeTrack(
+            catalog.tracks()[rng.random_range(0..catalog.len())]
+                .id
+                .clone(),
+        ),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("BENCH_TRACKS")
+        .unwrap_or_else(|_| "10000,100000,1000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let calls: usize = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut criterion = Criterion::default()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .configure_from_args();
+    println!(
+        "| tracks | catalog load s | catalog MiB | model load s | model MiB | miss p50 ms | miss p99 ms | hit p50 ms | hit p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        write_models(dir.path(), n);
+        let before = rss_mib();
+        let started = Instant::now();
+        let catalog = Arc::new(Catalog::load(dir.path()).unwrap());
+        let catalog_s = started.elapsed().as_secs_f64();
+        let catalog_mib = rss_mib() - before;
+        let before = rss_mib();
+        let started = Instant::now();
+        let models =
+            Arc::new(ModelSet::load(dir.path(), catalog.clone(), Experiment::default()).unwrap());
+        let model_s = started.elapsed().as_secs_f64();
+        let model_mib = rss_mib() - before;
+        let settings = RankSettings {
+            exploration: 0.15,
+            ..RankSettings::default()
+        };
+        let direct = Arc::new(CatalogRecommender::with_models(
+            catalog.clone(),
+            models,
+            settings,
+        ));
+        let cached = CachedRecommender::new(direct.clone(), Duration::from_secs(600), 100_000);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let listeners: Vec<Profile> = (0..200)
+            .map(|u| known_listener(&catalog, u, &mut rng))
+            .collect();
+        let requests: Vec<Selection> = (0..calls)
+            .map(|i| selection(&catalog, i, &mut rng))
+            .collect();
+        // Misses: a different listener and request each call.
+        let mut miss: Vec<Duration> = rt.block_on(async {
+            let mut out = Vec::with_capacity(calls);
+            for (i, sel) in requests.iter().enumerate() {
+                let p = &listeners[i % listeners.len()];
+                let req = RecommendRequest {
+                    user_id: &p.user_id,
+                    selection: sel,
+                    profile: Some(p),
+                    exclude: &[],
+                    limit: 25,
+                };
+                let t = Instant::now();
+                let rec = direct.recommend(req).await;
+                out.push(t.elapsed());
+                std::hint::black_box(rec.ok());
+            }
+            out
+        });
+        // Hits: the same listener and request again, behind the cache.
+        let p = &listeners[0];
+        let sel = Selection::Mood(Mood::Happy);
+        let req = RecommendRequest {
+            user_id: &p.user_id,
+            selection: &sel,
+            profile: Some(p),
+            exclude: &[],
+            limit: 25,
+        };
+        let mut hit: Vec<Duration> = rt.block_on(async {
+            cached.recommend(req).await.unwrap();
+            let mut out = Vec::with_capacity(calls);
+            for _ in 0..calls {
+                let t = Instant::now();
+                let rec = cached.recommend(req).await;
+                out.push(t.elapsed());
+                std::hint::black_box(rec.ok());
+            }
+            out
+        });
+        miss.sort();
+        hit.sort();
+        println!(
+            "| {n} | {catalog_s:.2} | {catalog_mib:.0} | {model_s:.2} | {model_mib:.0} | {:.3} | {:.3} | {:.4} | {:.4} |",
+            percentile(&miss, 0.5),
+            percentile(&miss, 0.99),
+            percentile(&hit, 0.5),
+            percentile(&hit, 0.99)
+        );
+        let mut group = criterion.benchmark_group(format!("recommend/{n}"));
+        let mut i = 0usize;
+        group.bench_function("miss", |b| {
+            b.iter(|| {
+                i += 1;
+                let p = &listeners[i % listeners.len()];
+                let sel = &requests[i % requests.len()];
+                let req = RecommendRequest {
+                    user_id: &p.user_id,
+                    selection: sel,
+                    profile: Some(p),
+                    exclude: &[],
+                    limit: 25,
+                };
+                rt.block_on(direct.recommend(req)).ok()
+            })
+        });
+        group.bench_function("hit", |b| {
+            b.iter(|| rt.block_on(cached.recommend(req)).ok())
+        });
+        group.finish();
+    }
+    criterion.final_summary();
+}

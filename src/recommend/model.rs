@@ -1,0 +1,506 @@
+//! The model artifact: item embeddings (factors) with a JSON manifest, one directory per
+//! version under `models/versions/`. The format is open so models trained elsewhere can be
+//! served unchanged:
+//!
+//! ```text
+//! models/versions/<version>/
+//!   model.json                 manifest: format, version, created_at, kind, dim, items,
+//!                              data size, parameters, metrics
+//!   item_factors.safetensors   one F32 tensor "item_factors", shape [items, dim]
+//!   items.txt                  the item (track) id of each row, one per line
+//! ```
+//!
+//! Python reads it with `safetensors.numpy.load_file(...)["item_factors"]` and
+//! `open("items.txt").read().split()`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub const FORMAT: &str = "encore-item-factors";
+pub const FORMAT_VERSION: u32 = 1;
+const MANIFEST_FILE: &str = "model.json";
+const FACTORS_FILE: &str = "item_factors.safetensors";
+const ITEMS_FILE: &str = "items.txt";
+const FACTORS_TENSOR: &str = "item_factors";
+/// Where versions live under the models directory.
+pub const VERSIONS_DIR: &str = "versions";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelManifest {
+    pub format: String,
+    pub format_version: u32,
+    pub version: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// `als`, or `imported` for factors trained elsewhere.
+    pub kind: String,
+    pub dim: usize,
+    pub items: usize,
+    /// What it was trained on (interactions, users, items, source).
+    #[serde(default)]
+    pub data: serde_json::Map<String, serde_json::Value>,
+    /// Training parameters; `regularization` is also used to fold listeners in at serving.
+    #[serde(default)]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Offline metrics (precision@k, recall@k, ndcg@k, coverage).
+    #[serde(default)]
+    pub metrics: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> ModelError {
+    ModelError::Invalid {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Item embeddings: row `r` is the vector of item `ids[r]`.
+#[derive(Debug, Clone)]
+pub struct ItemFactors {
+    pub manifest: ModelManifest,
+    pub ids: Vec<String>,
+    /// Row-major, `ids.len() * dim`.
+    pub factors: Vec<f32>,
+    row_of: HashMap<String, u32>,
+    /// `YᵀY` (dim × dim), for folding a listener in.
+    gram: Vec<f32>,
+}
+
+/// The regularization used to fold listeners in when a manifest does not say.
+const DEFAULT_REGULARIZATION: f64 = 0.1;
+
+impl ItemFactors {
+    /// Factors for `ids`; `factors.len()` must be `ids.len() * manifest.dim`.
+    pub fn new(manifest: ModelManifest, ids: Vec<String>, factors: Vec<f32>) -> Self {
+        assert_eq!(factors.len(), ids.len() * manifest.dim, "factor shape");
+        let row_of = ids
+            .iter()
+            .enumerate()
+            .map(|(r, id)| (id.clone(), r as u32))
+            .collect();
+        let gram = gram(&factors, manifest.dim);
+        ItemFactors {
+            manifest,
+            ids,
+            factors,
+            row_of,
+            gram,
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.manifest.dim
+    }
+
+    pub fn version(&self) -> &str {
+        &self.manifest.version
+    }
+
+    pub fn row_of(&self, id: &str) -> Option<u32> {
+        self.row_of.get(id).copied()
+    }
+
+    pub fn vector(&self, row: u32) -> &[f32] {
+        let d = self.dim();
+        &self.factors[row as usize * d..(row as usize + 1) * d]
+    }
+
+    pub fn regularization(&self) -> f32 {
+        self.manifest
+            .parameters
+            .get("regularization")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(DEFAULT_REGULARIZATION) as f32
+    }
+
+    /// A listener's vector from the items they engaged with (`(row, confidence)`), as one
+    /// implicit-ALS user step against fixed item factors: (YᵀY + Σ(c-1)yyᵀ + λI) x = Σ c y.
+    /// `None` when none of the items is in the model.
+    pub fn fold_in(&self, items: &[(u32, f32)]) -> Option<Vec<f32>> {
+        if items.is_empty() {
+            return None;
+        }
+        let d = self.dim();
+        let mut a = self.gram.clone();
+        let mut b = vec![0.0f32; d];
+        for &(row, c) in items {
+            let y = self.vector(row);
+            add_outer(&mut a, y, c - 1.0);
+            for (bj, yj) in b.iter_mut().zip(y) {
+                *bj += c * yj;
+            }
+        }
+        let lambda = self.regularization();
+        for j in 0..d {
+            a[j * d + j] += lambda;
+        }
+        solve_spd(&mut a, &mut b, d).then_some(b)
+    }
+
+    /// Writes the artifact into `dir` (created if missing).
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let bytes: Vec<u8> = self.factors.iter().flat_map(|f| f.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(
+            safetensors::Dtype::F32,
+            vec![self.ids.len(), self.dim()],
+            &bytes,
+        )
+        .map_err(|e| invalid(dir, e.to_string()))?;
+        let meta = HashMap::from([("version".to_owned(), self.manifest.version.clone())]);
+        let path = dir.join(FACTORS_FILE);
+        let data = safetensors::serialize([(FACTORS_TENSOR, view)], Some(meta))
+            .map_err(|e| invalid(&path, e.to_string()))?;
+        std::fs::write(&path, data).map_err(io(&path))?;
+        let path = dir.join(ITEMS_FILE);
+        let mut items = self.ids.join("\n");
+        items.push('\n');
+        std::fs::write(&path, items).map_err(io(&path))?;
+        // The manifest last: a directory without one is not a version yet.
+        let path = dir.join(MANIFEST_FILE);
+        let text = serde_json::to_string_pretty(&self.manifest).expect("a manifest serializes");
+        std::fs::write(&path, text + "\n").map_err(io(&path))
+    }
+
+    /// Reads the artifact in `dir`.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let manifest: ModelManifest =
+            serde_json::from_str(&text).map_err(|e| invalid(&path, e.to_string()))?;
+        if manifest.format != FORMAT || manifest.format_version != FORMAT_VERSION {
+            return Err(invalid(
+                &path,
+                format!(
+                    "format {} v{} is not {FORMAT} v{FORMAT_VERSION}",
+                    manifest.format, manifest.format_version
+                ),
+            ));
+        }
+        let path = dir.join(ITEMS_FILE);
+        let ids: Vec<String> = std::fs::read_to_string(&path)
+            .map_err(io(&path))?
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let path = dir.join(FACTORS_FILE);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let tensors = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| invalid(&path, e.to_string()))?;
+        let tensor = tensors
+            .tensor(FACTORS_TENSOR)
+            .map_err(|e| invalid(&path, e.to_string()))?;
+        if tensor.dtype() != safetensors::Dtype::F32 || tensor.shape() != [ids.len(), manifest.dim]
+        {
+            return Err(invalid(
+                &path,
+                format!(
+                    "{FACTORS_TENSOR} is {:?} {:?}, expected F32 [{}, {}] (items.txt has {} ids)",
+                    tensor.dtype(),
+                    tensor.shape(),
+                    ids.len(),
+                    manifest.dim,
+                    ids.len()
+                ),
+            ));
+        }
+        let factors: Vec<f32> = tensor
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if factors.iter().any(|f| !f.is_finite()) {
+            return Err(invalid(&path, "factors hold NaN or infinity"));
+        }
+        Ok(ItemFactors::new(manifest, ids, factors))
+    }
+}
+
+/// The versions in `models_dir/versions`, oldest first (by `created_at`, then name).
+pub fn list_versions(models_dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(models_dir.join(VERSIONS_DIR)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let path = e.path();
+            let text = std::fs::read_to_string(path.join(MANIFEST_FILE)).ok()?;
+            let m: ModelManifest = serde_json::from_str(&text).ok()?;
+            Some((m.created_at, m.version, path))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, v, p)| (v, p)).collect()
+}
+
+/// A fresh manifest for a model made now.
+pub fn new_manifest(kind: &str, dim: usize, items: usize) -> ModelManifest {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let created_at = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    ModelManifest {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        version: format!("{kind}-{stamp}-{:04x}", rand::random::<u16>()),
+        created_at,
+        kind: kind.into(),
+        dim,
+        items,
+        data: Default::default(),
+        parameters: Default::default(),
+        metrics: Default::default(),
+    }
+}
+
+/// Reads item factors trained elsewhere: an item-id column plus a vector, as
+/// - JSON lines, one object per item with the id under `id` or `item_id` and the vector under
+///   `features` (Spark MLlib's `ALSModel.itemFactors.write.json`), `factors` or `vector`;
+/// - CSV with a header: the id in the first column, then either one column holding the vector
+///   as a JSON-style list (`"[0.1, 0.2]"`) or one numeric column per dimension (an
+///   `implicit` model's `item_factors` next to its item ids).
+///
+/// Returns the ids and row-major factors; every vector must have the same length.
+pub fn read_external_factors(path: &Path) -> Result<(Vec<String>, Vec<f32>, usize), ModelError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let first = text.trim_start().chars().next();
+    let rows: Vec<(String, Vec<f32>)> = if first == Some('{') {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(n, l)| {
+                json_factor_row(l).map_err(|m| invalid(path, format!("line {}: {m}", n + 1)))
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        csv_factor_rows(&text).map_err(|m| invalid(path, m))?
+    };
+    let Some(dim) = rows.first().map(|r| r.1.len()) else {
+        return Err(invalid(path, "no item vectors"));
+    };
+    if dim == 0 {
+        return Err(invalid(path, "vectors are empty"));
+    }
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut factors = Vec::with_capacity(rows.len() * dim);
+    let mut seen = std::collections::HashSet::new();
+    for (n, (id, v)) in rows.into_iter().enumerate() {
+        if v.len() != dim {
+            return Err(invalid(
+                path,
+                format!(
+                    "item {n} ({id}) has {} values, the first had {dim}",
+                    v.len()
+                ),
+            ));
+        }
+        if v.iter().any(|f| !f.is_finite()) {
+            return Err(invalid(
+                path,
+                format!("item {id} has a NaN or infinite value"),
+            ));
+        }
+        if id.is_empty() || id.contains('\n') || !seen.insert(id.clone()) {
+            return Err(invalid(
+                path,
+                format!("item id {id:?} is empty, multi-line or repeated"),
+            ));
+        }
+        ids.push(id);
+        factors.extend(v);
+    }
+    Ok((ids, factors, dim))
+}
+
+fn json_factor_row(line: &str) -> Result<(String, Vec<f32>), String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let id = ["id", "item_id", "itemId"]
+        .iter()
+        .find_map(|k| v.get(k))
+        .ok_or("no id, item_id or itemId field")?;
+    let id = match id {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let vector = ["features", "factors", "vector"]
+        .iter()
+        .find_map(|k| v.get(k))
+        .and_then(|f| f.as_array())
+        .ok_or("no features, factors or vector array")?;
+    let vector = vector
+        .iter()
+        .map(|x| {
+            x.as_f64()
+                .map(|f| f as f32)
+                .ok_or("a vector value is not a number")
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((id, vector))
+}
+
+fn csv_factor_rows(text: &str) -> Result<Vec<(String, Vec<f32>)>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let line = n + 2;
+        let record = record.map_err(|e| format!("line {line}: {e}"))?;
+        let id = record.get(0).unwrap_or_default().trim().to_owned();
+        let rest: Vec<&str> = record.iter().skip(1).collect();
+        let vector: Vec<f32> = match rest.as_slice() {
+            [one] if one.trim_start().starts_with('[') => {
+                serde_json::from_str::<Vec<f32>>(one.trim())
+                    .map_err(|e| format!("line {line}: {e}"))?
+            }
+            many => many
+                .iter()
+                .map(|s| s.trim().parse::<f32>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("line {line}: {e}"))?,
+        };
+        rows.push((id, vector));
+    }
+    Ok(rows)
+}
+
+/// `YᵀY` of row-major `factors` with `dim` columns.
+fn gram(factors: &[f32], dim: usize) -> Vec<f32> {
+    let mut g = vec![0.0f32; dim * dim];
+    for y in factors.chunks_exact(dim) {
+        add_outer(&mut g, y, 1.0);
+    }
+    g
+}
+
+/// `a += w · y yᵀ` for a square `a` of side `y.len()`.
+pub(crate) fn add_outer(a: &mut [f32], y: &[f32], w: f32) {
+    let d = y.len();
+    for (i, &yi) in y.iter().enumerate() {
+        let wyi = w * yi;
+        for (aij, &yj) in a[i * d..(i + 1) * d].iter_mut().zip(y) {
+            *aij += wyi * yj;
+        }
+    }
+}
+
+/// Solves `a x = b` for a symmetric positive-definite `a` (side `d`) by Cholesky, in place:
+/// `b` becomes `x`. False when `a` is not positive definite.
+pub(crate) fn solve_spd(a: &mut [f32], b: &mut [f32], d: usize) -> bool {
+    // a = L Lᵀ, L stored in the lower triangle.
+    for j in 0..d {
+        let mut diag = a[j * d + j] as f64;
+        for k in 0..j {
+            diag -= (a[j * d + k] as f64).powi(2);
+        }
+        if diag <= 0.0 || !diag.is_finite() {
+            return false;
+        }
+        let l_jj = diag.sqrt();
+        a[j * d + j] = l_jj as f32;
+        for i in j + 1..d {
+            let mut s = a[i * d + j] as f64;
+            for k in 0..j {
+                s -= a[i * d + k] as f64 * a[j * d + k] as f64;
+            }
+            a[i * d + j] = (s / l_jj) as f32;
+        }
+    }
+    // L z = b, then Lᵀ x = z.
+    for i in 0..d {
+        let mut s = b[i] as f64;
+        for k in 0..i {
+            s -= a[i * d + k] as f64 * b[k] as f64;
+        }
+        b[i] = (s / a[i * d + i] as f64) as f32;
+    }
+    for i in (0..d).rev() {
+        let mut s = b[i] as f64;
+        for k in i + 1..d {
+            s -= a[k * d + i] as f64 * b[k] as f64;
+        }
+        b[i] = (s / a[i * d + i] as f64) as f32;
+    }
+    true
+}
+
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_solves_a_small_system() {
+        // [[4, 2], [2, 3]] x = [2, 1] -> x = [0.5, 0]
+        let mut a = vec![4.0, 2.0, 2.0, 3.0];
+        let mut b = vec![2.0, 1.0];
+        assert!(solve_spd(&mut a, &mut b, 2));
+        assert!((b[0] - 0.5).abs() < 1e-6 && b[1].abs() < 1e-6, "{b:?}");
+        let mut not_pd = vec![0.0, 1.0, 1.0, 0.0];
+        assert!(!solve_spd(&mut not_pd, &mut [1.0, 1.0], 2));
+    }
+
+    #[test]
+    fn an_artifact_round_trips_and_a_truncated_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = new_manifest("als", 2, 3);
+        let f = ItemFactors::new(
+            m,
+            vec!["a".into(), "b".into(), "c".into()],
+            vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5],
+        );
+        f.save(dir.path()).unwrap();
+        let back = ItemFactors::load(dir.path()).unwrap();
+        assert_eq!(back.ids, f.ids);
+        assert_eq!(back.factors, f.factors);
+        assert_eq!(back.manifest, f.manifest);
+        std::fs::write(dir.path().join(ITEMS_FILE), "a\nb\n").unwrap();
+        let err = ItemFactors::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("items.txt has 2 ids"), "{err}");
+    }
+
+    #[test]
+    fn folding_in_points_a_listener_towards_their_items() {
+        let f = ItemFactors::new(
+            new_manifest("als", 2, 2),
+            vec!["x".into(), "y".into()],
+            vec![1.0, 0.0, 0.0, 1.0],
+        );
+        let u = f.fold_in(&[(0, 10.0)]).unwrap();
+        assert!(dot(&u, f.vector(0)) > dot(&u, f.vector(1)) + 0.5, "{u:?}");
+        assert!(f.fold_in(&[]).is_none());
+    }
+}

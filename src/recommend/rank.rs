@@ -1,0 +1,511 @@
+//! Ranking for one listener: candidates for the request, filters, a personal score, a
+//! Thompson-sampling rerank for exploration and an artist spread.
+//!
+//! Scores (known listeners; a new one gets popularity alone):
+//! - popularity, a little (0.25 × popularity/100);
+//! - genre and artist affinities from the profile (0.5 × tanh(affinity/4) each);
+//! - closeness to the listener's taste centroid in audio features (up to 0.5);
+//! - the served model: the dot product of the listener's vector, folded in from their
+//!   liked, finished and recent tracks, and the track's embedding (weight 1);
+//! - the bandit's posterior mean for the track in this context, centred (finished raise it,
+//!   skips lower it);
+//! - a bonus (1.0) for tracks on the listener's fresh precomputed list: the offline model
+//!   ranked them for this listener, so they lead.
+//!
+//! Disliked, queued and (when the profile forbids them) explicit tracks are never returned;
+//! recently played ones only when nothing else is left.
+
+use super::catalog::{Catalog, TrackIx, likeness, normalize};
+use super::model::dot;
+use super::serving::{Experiment, ModelSet, ServedModel};
+use super::{
+    RecommendError, RecommendRequest, Recommendation, Recommender, mood_target, recommendation_id,
+};
+use crate::domain::{Profile, Selection, Track, TrackId};
+use async_trait::async_trait;
+use moka::future::Cache;
+use rand::Rng;
+use rand_distr::{Beta, Distribution};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How many candidates one selection yields before the listener's filters.
+const CANDIDATES: usize = 300;
+/// How many of the listener's strongest artists add their fitting tracks to the candidates.
+const AFFINITY_ARTISTS: usize = 3;
+/// The most profile items folded into a listener's vector.
+const FOLD_IN_ITEMS: usize = 200;
+/// What being on the listener's precomputed list adds to a track's score.
+const PRECOMPUTED_BONUS: f32 = 1.0;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankSettings {
+    /// Share of each list (0..1) filled by the bandit's Thompson samples instead of the best
+    /// scores; never the first track.
+    pub exploration: f32,
+    /// At most this many tracks by one artist in a row (while other artists are left).
+    pub max_artist_run: usize,
+    /// How long a precomputed list from `encore batch-recommend` is used.
+    pub precomputed_ttl: Duration,
+}
+
+impl Default for RankSettings {
+    fn default() -> Self {
+        RankSettings {
+            exploration: 0.0,
+            max_artist_run: 1,
+            precomputed_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+pub struct CatalogRecommender {
+    catalog: Arc<Catalog>,
+    models: Arc<ModelSet>,
+    settings: RankSettings,
+    /// Candidates per (selection, model version).
+    candidates: Cache<(Selection, String), Arc<[TrackIx]>>,
+}
+
+impl CatalogRecommender {
+    /// The catalog alone: no model, no exploration.
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        let models = Arc::new(ModelSet::empty(catalog.clone(), Experiment::default()));
+        Self::with_models(catalog, models, RankSettings::default())
+    }
+
+    pub fn with_models(
+        catalog: Arc<Catalog>,
+        models: Arc<ModelSet>,
+        settings: RankSettings,
+    ) -> Self {
+        CatalogRecommender {
+            catalog,
+            models,
+            settings,
+            candidates: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+        }
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn models(&self) -> &Arc<ModelSet> {
+        &self.models
+    }
+
+    async fn candidates(
+        &self,
+        selection: &Selection,
+        model: Option<&ServedModel>,
+    ) -> Arc<[TrackIx]> {
+        let version = model.map(|m| m.version().to_owned()).unwrap_or_default();
+        let key = (selection.clone(), version);
+        self.candidates
+            .get_with(key, async { self.find_candidates(selection, model).into() })
+            .await
+    }
+
+    fn find_candidates(&self, selection: &Selection, model: Option<&ServedModel>) -> Vec<TrackIx> {
+        // "More like this" by the model's embeddings when it knows the seed.
+        if let (Selection::LikeTrack(id), Some(model)) = (selection, model)
+            && let Some(seed) = self.catalog.index_of(id)
+            && let Some(v) = model.vector(seed)
+        {
+            let norm = dot(v, v).sqrt().max(1e-6);
+            let s = self.catalog.at(seed);
+            let mut scored: Vec<(f32, TrackIx)> = self
+                .catalog
+                .neighbourhood(seed)
+                .map(|i| {
+                    let sim = match model.vector(i) {
+                        Some(w) => dot(v, w) / (norm * dot(w, w).sqrt().max(1e-6)),
+                        // Unknown to the model: audio features, scaled to a similarity.
+                        None => 0.5 - likeness(s, self.catalog.at(i)),
+                    };
+                    (sim, i)
+                })
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            return scored
+                .into_iter()
+                .take(CANDIDATES)
+                .map(|(_, i)| i)
+                .collect();
+        }
+        self.catalog.candidates(selection, CANDIDATES)
+    }
+
+    /// Whether track `ix` fits `selection` (for candidates from outside its pool).
+    fn fits(&self, selection: &Selection, ix: TrackIx) -> bool {
+        let t = self.catalog.at(ix);
+        match selection {
+            Selection::Mood(m) => mood_target(*m).distance(&t.features) == 0.0,
+            Selection::Genre(g) => t.genre.eq_ignore_ascii_case(g),
+            Selection::Artist(a) => normalize(&t.artist) == normalize(a),
+            Selection::LikeTrack(_) => false,
+        }
+    }
+
+    /// The listener's own candidates: their fresh precomputed list and the tracks of their
+    /// strongest artists, where they fit the request.
+    fn personal_candidates(
+        &self,
+        selection: &Selection,
+        profile: &Profile,
+    ) -> (Vec<TrackIx>, HashSet<TrackIx>) {
+        let mut extra = Vec::new();
+        let mut precomputed = HashSet::new();
+        if let Some(p) = &profile.precomputed {
+            let age = time::OffsetDateTime::now_utc().unix_timestamp() - p.created_at;
+            if age >= 0 && (age as u64) < self.settings.precomputed_ttl.as_secs() {
+                for id in &p.tracks {
+                    if let Some(ix) = self.catalog.index_of(id) {
+                        precomputed.insert(ix);
+                        if self.fits(selection, ix) {
+                            extra.push(ix);
+                        }
+                    }
+                }
+            }
+        }
+        if let Selection::Mood(_) = selection {
+            let mut artists: Vec<(&String, &f32)> =
+                profile.artists.iter().filter(|(_, a)| **a > 0.0).collect();
+            artists.sort_by(|a, b| b.1.total_cmp(a.1));
+            for (name, _) in artists.into_iter().take(AFFINITY_ARTISTS) {
+                if let Some(tracks) = self.catalog.artist_tracks(name) {
+                    extra.extend(
+                        tracks
+                            .iter()
+                            .take(50)
+                            .copied()
+                            .filter(|&ix| self.fits(selection, ix)),
+                    );
+                }
+            }
+        }
+        (extra, precomputed)
+    }
+
+    /// The listener's vector in the model's space, folded in from their history.
+    fn listener_vector(&self, profile: &Profile, model: &ServedModel) -> Option<Vec<f32>> {
+        let alpha = model
+            .factors
+            .manifest
+            .parameters
+            .get("alpha")
+            .and_then(|a| a.as_f64())
+            .unwrap_or(20.0) as f32;
+        let conf = |strength: f32| 1.0 + alpha * (1.0 + strength).ln();
+        let finished = profile
+            .bandit
+            .iter()
+            .filter(|(_, o)| o.finished > 0)
+            .map(|(key, o)| {
+                let track = key.split(':').next().unwrap_or(key);
+                (TrackId(track.to_owned()), o.finished as f32)
+            });
+        let liked = profile.liked.iter().map(|t| (t.clone(), 3.0));
+        let recent = profile.recent.iter().map(|t| (t.clone(), 1.0));
+        let mut seen = HashSet::new();
+        let items: Vec<(u32, f32)> = liked
+            .chain(finished)
+            .chain(recent)
+            .filter_map(|(t, strength)| {
+                let row = model.row(self.catalog.index_of(&t)?)?;
+                seen.insert(row).then_some((row, conf(strength)))
+            })
+            .take(FOLD_IN_ITEMS)
+            .collect();
+        model.factors.fold_in(&items)
+    }
+
+    fn score(
+        &self,
+        ix: TrackIx,
+        profile: Option<&Profile>,
+        context: &str,
+        user: Option<&[f32]>,
+        model: Option<&ServedModel>,
+        precomputed: &HashSet<TrackIx>,
+    ) -> f32 {
+        let t = self.catalog.at(ix);
+        let popularity = t.popularity as f32 / 100.0;
+        let bonus = if precomputed.contains(&ix) {
+            PRECOMPUTED_BONUS
+        } else {
+            0.0
+        };
+        let Some(p) = profile.filter(|p| p.is_known()) else {
+            return popularity + bonus;
+        };
+        let affinity = |a: Option<&f32>| 0.5 * (a.copied().unwrap_or(0.0) / 4.0).tanh();
+        let taste = p.taste.map_or(0.0, |taste| {
+            let (a, b) = (&taste.features, &t.features);
+            let d = ((a.valence - b.valence).powi(2)
+                + (a.energy - b.energy).powi(2)
+                + ((a.tempo - b.tempo) / 150.0).powi(2)
+                + (a.danceability - b.danceability).powi(2)
+                + (a.acousticness - b.acousticness).powi(2)
+                + (a.instrumentalness - b.instrumentalness).powi(2))
+            .sqrt();
+            0.5 * (1.0 - (d / 0.6).min(1.0))
+        });
+        let embedding = match (user, model.and_then(|m| m.vector(ix))) {
+            (Some(u), Some(y)) => dot(u, y),
+            _ => 0.0,
+        };
+        let o = p.outcomes(&t.id, context);
+        let bandit = (o.finished as f32 + 1.0) / ((o.finished + o.skipped) as f32 + 2.0) - 0.5;
+        0.25 * popularity
+            + affinity(p.genres.get(&t.genre))
+            + affinity(p.artists.get(&t.artist))
+            + taste
+            + embedding
+            + bandit
+            + bonus
+    }
+}
+
+/// A Thompson sample of track `t`'s chance to be finished in `context`: Beta(1 + finished,
+/// 1 + skipped). A track never played in the context draws from Beta(1, 1), so cold tracks
+/// get their chance.
+fn thompson(profile: Option<&Profile>, t: &Track, context: &str, rng: &mut impl Rng) -> f32 {
+    let o = profile
+        .map(|p| p.outcomes(&t.id, context))
+        .unwrap_or_default();
+    Beta::new(1.0 + o.finished as f32, 1.0 + o.skipped as f32)
+        .map(|b| b.sample(rng))
+        .unwrap_or(0.5)
+}
+
+#[async_trait]
+impl Recommender for CatalogRecommender {
+    async fn recommend(&self, req: RecommendRequest<'_>) -> Result<Recommendation, RecommendError> {
+        let (variant, model) = self.models.assign(req.user_id);
+        let model = model.as_deref();
+        let pool = self.candidates(req.selection, model).await;
+        let (extra, precomputed) = match req.profile {
+            Some(p) => self.personal_candidates(req.selection, p),
+            None => Default::default(),
+        };
+        let excluded: HashSet<&TrackId> = req.exclude.iter().collect();
+        let allowed = |t: &Track| {
+            !excluded.contains(&t.id)
+                && req
+                    .profile
+                    .is_none_or(|p| !p.dislikes(&t.id) && (p.explicit_allowed || !t.explicit))
+        };
+        let mut seen = HashSet::with_capacity(pool.len() + extra.len());
+        let candidates: Vec<TrackIx> = pool
+            .iter()
+            .chain(&extra)
+            .copied()
+            .filter(|&ix| seen.insert(ix) && allowed(self.catalog.at(ix)))
+            .collect();
+        if candidates.is_empty() {
+            return Err(RecommendError::NoMatch(req.selection.clone()));
+        }
+        let context = req.selection.context_key();
+        let known = req.profile.filter(|p| p.is_known());
+        let user = match (known, model) {
+            (Some(p), Some(m)) => self.listener_vector(p, m),
+            _ => None,
+        };
+        // "More like this" candidates come nearest first: closeness outweighs the rest.
+        let closeness: std::collections::HashMap<TrackIx, f32> = match req.selection {
+            Selection::LikeTrack(_) => pool
+                .iter()
+                .enumerate()
+                .map(|(pos, &ix)| (ix, 2.0 * (1.0 - pos as f32 / pool.len() as f32)))
+                .collect(),
+            _ => Default::default(),
+        };
+        let mut scored: Vec<(f32, TrackIx)> = candidates
+            .iter()
+            .map(|&ix| {
+                let personal = self.score(
+                    ix,
+                    req.profile,
+                    &context,
+                    user.as_deref(),
+                    model,
+                    &precomputed,
+                );
+                (personal + closeness.get(&ix).copied().unwrap_or(0.0), ix)
+            })
+            .collect();
+        // Stable: among equal scores the candidate order (popularity) holds.
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let recent: HashSet<&TrackId> = req
+            .profile
+            .map(|p| p.recent.iter().collect())
+            .unwrap_or_default();
+        // Fresh tracks first; recently played ones only when nothing else is left.
+        let (fresh, stale): (Vec<TrackIx>, Vec<TrackIx>) = scored
+            .into_iter()
+            .map(|(_, ix)| ix)
+            .partition(|&ix| !recent.contains(&self.catalog.at(ix).id));
+        let ranked = self.explore(fresh, stale, req.profile, &context, req.limit);
+        let tracks = spread_artists(
+            ranked.iter().map(|&ix| self.catalog.at(ix)),
+            req.limit,
+            self.settings.max_artist_run,
+        );
+        Ok(Recommendation {
+            id: recommendation_id(),
+            model_version: model
+                .map(|m| m.version().to_owned())
+                .unwrap_or_else(|| self.catalog.manifest.version.clone()),
+            variant: variant.to_owned(),
+            tracks,
+        })
+    }
+
+    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
+        self.catalog.track(id)
+    }
+
+    fn model_version(&self) -> String {
+        self.models
+            .current_version()
+            .unwrap_or_else(|| self.catalog.manifest.version.clone())
+    }
+}
+
+impl CatalogRecommender {
+    /// The ranked list with the exploration share of its slots (never the first) given to the
+    /// fresh candidate with the highest Thompson sample.
+    fn explore(
+        &self,
+        fresh: Vec<TrackIx>,
+        stale: Vec<TrackIx>,
+        profile: Option<&Profile>,
+        context: &str,
+        limit: usize,
+    ) -> Vec<TrackIx> {
+        // Room for the artist spread to reorder.
+        let want = (limit * 2).min(fresh.len() + stale.len());
+        let share = self.settings.exploration.clamp(0.0, 1.0);
+        let explore_slots = (limit as f32 * share).round() as usize;
+        if explore_slots == 0 || fresh.len() <= 1 {
+            return fresh.into_iter().chain(stale).take(want).collect();
+        }
+        let stride = (limit / explore_slots).max(2);
+        let mut rng = rand::rng();
+        let mut taken = vec![false; fresh.len()];
+        let mut next_best = 0;
+        let mut out = Vec::with_capacity(want);
+        while out.len() < want {
+            let slot = out.len();
+            let pick = if slot % stride == stride - 1 && slot < limit {
+                // Thompson sampling over every fresh candidate not yet taken.
+                (0..fresh.len())
+                    .filter(|&i| !taken[i])
+                    .map(|i| {
+                        (
+                            thompson(profile, self.catalog.at(fresh[i]), context, &mut rng),
+                            i,
+                        )
+                    })
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, i)| i)
+            } else {
+                while next_best < fresh.len() && taken[next_best] {
+                    next_best += 1;
+                }
+                (next_best < fresh.len()).then_some(next_best)
+            };
+            match pick {
+                Some(i) => {
+                    taken[i] = true;
+                    out.push(fresh[i]);
+                }
+                None => break,
+            }
+        }
+        out.extend(stale.into_iter().take(want.saturating_sub(out.len())));
+        out
+    }
+}
+
+/// Takes up to `limit` tracks in order, never more than `max_run` by one artist in a row
+/// while another artist is waiting.
+pub fn spread_artists<'a>(
+    tracks: impl Iterator<Item = &'a Arc<Track>>,
+    limit: usize,
+    max_run: usize,
+) -> Vec<Arc<Track>> {
+    let max_run = max_run.max(1);
+    let mut out: Vec<Arc<Track>> = Vec::with_capacity(limit);
+    let mut waiting: Vec<&Arc<Track>> = Vec::new();
+    let mut source = tracks.peekable();
+    let run_of = |out: &[Arc<Track>], artist: &str| {
+        out.iter().rev().take_while(|t| t.artist == artist).count()
+    };
+    while out.len() < limit {
+        let blocked = |t: &Arc<Track>, out: &[Arc<Track>]| run_of(out, &t.artist) >= max_run;
+        if let Some(i) = waiting.iter().position(|t| !blocked(t, &out)) {
+            out.push(waiting.remove(i).clone());
+            continue;
+        }
+        match source.next() {
+            Some(t) if blocked(t, &out) => waiting.push(t),
+            Some(t) => out.push(t.clone()),
+            None if !waiting.is_empty() => out.push(waiting.remove(0).clone()),
+            None => break,
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(id: &str, artist: &str) -> Arc<Track> {
+        Arc::new(Track {
+            id: TrackId(id.into()),
+            title: id.into(),
+            artist: artist.into(),
+            album: String::new(),
+            genre: "pop".into(),
+            duration_ms: 1000,
+            popularity: 50,
+            explicit: false,
+            features: Default::default(),
+            stream_url: "https://x/y".into(),
+            art_url: None,
+        })
+    }
+
+    fn artists(ts: &[Arc<Track>], max_run: usize) -> Vec<String> {
+        spread_artists(ts.iter(), ts.len(), max_run)
+            .iter()
+            .map(|t| t.artist.clone())
+            .collect()
+    }
+
+    #[test]
+    fn artist_spread_caps_runs_of_one_artist() {
+        let ts = [
+            track("1", "a"),
+            track("2", "a"),
+            track("3", "a"),
+            track("4", "b"),
+            track("5", "c"),
+        ];
+        let one = artists(&ts, 1);
+        assert_eq!(one.len(), 5);
+        for pair in one.windows(2).take(3) {
+            assert_ne!(pair[0], pair[1], "{one:?}");
+        }
+        assert_eq!(artists(&ts, 2), ["a", "a", "b", "a", "c"]);
+    }
+}

@@ -1,0 +1,354 @@
+//! Serving models: the versions under `models/versions/`, the experiment that splits
+//! listeners between them, and hot reloading. A listener's variant is a pure function of the
+//! user id and the experiment's name, so every instance agrees without shared state.
+
+use super::catalog::{Catalog, TrackIx};
+use super::model::{ItemFactors, ModelError, list_versions};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Item factors matched to the catalog.
+pub struct ServedModel {
+    pub factors: ItemFactors,
+    /// Catalog index -> model row (`NO_ROW` when the model does not know the track).
+    rows: Vec<u32>,
+    /// How many catalog tracks the model knows.
+    pub known: usize,
+}
+
+const NO_ROW: u32 = u32::MAX;
+
+impl ServedModel {
+    pub fn new(factors: ItemFactors, catalog: &Catalog) -> Self {
+        let rows: Vec<u32> = catalog
+            .tracks()
+            .iter()
+            .map(|t| factors.row_of(&t.id.0).unwrap_or(NO_ROW))
+            .collect();
+        let known = rows.iter().filter(|&&r| r != NO_ROW).count();
+        ServedModel {
+            factors,
+            rows,
+            known,
+        }
+    }
+
+    pub fn version(&self) -> &str {
+        self.factors.version()
+    }
+
+    /// The model row of catalog track `ix`.
+    pub fn row(&self, ix: TrackIx) -> Option<u32> {
+        self.rows.get(ix as usize).copied().filter(|&r| r != NO_ROW)
+    }
+
+    /// The embedding of catalog track `ix`.
+    pub fn vector(&self, ix: TrackIx) -> Option<&[f32]> {
+        self.row(ix).map(|r| self.factors.vector(r))
+    }
+}
+
+/// One arm of the experiment: `name=weight`, optionally pinned to a model version
+/// (`name=weight@version`); unpinned arms serve the newest version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantSpec {
+    pub name: String,
+    pub weight: u32,
+    pub version: Option<String>,
+}
+
+impl FromStr for VariantSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, rest) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected NAME=WEIGHT[@VERSION]"))?;
+        let (weight, version) = match rest.split_once('@') {
+            Some((w, v)) => (w, Some(v.trim().to_owned()).filter(|v| !v.is_empty())),
+            None => (rest, None),
+        };
+        let weight: u32 = weight
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: weight {weight:?} is not a whole number"))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("{s:?}: the variant needs a name"));
+        }
+        Ok(VariantSpec {
+            name: name.to_owned(),
+            weight,
+            version,
+        })
+    }
+}
+
+/// An A/B experiment: a name and weighted variants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Experiment {
+    pub name: String,
+    pub variants: Vec<VariantSpec>,
+}
+
+impl Default for Experiment {
+    fn default() -> Self {
+        Experiment {
+            name: "default".into(),
+            variants: vec![VariantSpec {
+                name: "control".into(),
+                weight: 100,
+                version: None,
+            }],
+        }
+    }
+}
+
+/// The variant (index into `variants`) of `user_id` in `experiment`: the user's bucket is a
+/// stable 64-bit hash (xxh3) of the experiment name and the user id, modulo the total weight.
+pub fn assign_variant(user_id: &str, experiment: &str, variants: &[VariantSpec]) -> usize {
+    let total: u64 = variants.iter().map(|v| v.weight as u64).sum();
+    if total == 0 {
+        return 0;
+    }
+    let mut key = Vec::with_capacity(experiment.len() + 1 + user_id.len());
+    key.extend_from_slice(experiment.as_bytes());
+    key.push(0);
+    key.extend_from_slice(user_id.as_bytes());
+    let mut bucket = xxhash_rust::xxh3::xxh3_64(&key) % total;
+    for (i, v) in variants.iter().enumerate() {
+        if bucket < v.weight as u64 {
+            return i;
+        }
+        bucket -= v.weight as u64;
+    }
+    variants.len() - 1
+}
+
+/// What each variant serves now.
+struct Served {
+    models: Vec<Option<Arc<ServedModel>>>,
+}
+
+/// The served model versions and the experiment over them, swapped atomically on reload:
+/// a request holds the model it started with until it ends.
+pub struct ModelSet {
+    dir: Option<PathBuf>,
+    catalog: Arc<Catalog>,
+    experiment: Experiment,
+    served: ArcSwap<Served>,
+    /// Versions already loaded, by version.
+    loaded: Mutex<HashMap<String, Arc<ServedModel>>>,
+}
+
+impl ModelSet {
+    /// No model: every variant ranks without embeddings.
+    pub fn empty(catalog: Arc<Catalog>, experiment: Experiment) -> Self {
+        let served = Served {
+            models: vec![None; experiment.variants.len()],
+        };
+        ModelSet {
+            dir: None,
+            catalog,
+            experiment,
+            served: ArcSwap::from_pointee(served),
+            loaded: Mutex::default(),
+        }
+    }
+
+    /// Loads the versions the experiment needs from `models_dir/versions`. A pinned version
+    /// that is missing or unreadable is an error; no versions at all is not (the catalog
+    /// alone still recommends).
+    pub fn load(
+        models_dir: &Path,
+        catalog: Arc<Catalog>,
+        experiment: Experiment,
+    ) -> Result<Self, ModelError> {
+        let mut set = ModelSet::empty(catalog, experiment);
+        set.dir = Some(models_dir.to_owned());
+        set.reload()?;
+        Ok(set)
+    }
+
+    pub fn experiment(&self) -> &Experiment {
+        &self.experiment
+    }
+
+    /// Rescans the versions and serves the newest (and any pinned ones). Returns whether
+    /// anything changed. On error the models served so far stay.
+    pub fn reload(&self) -> Result<bool, ModelError> {
+        let Some(dir) = &self.dir else {
+            return Ok(false);
+        };
+        let versions = list_versions(dir);
+        let newest = versions.last();
+        let mut models = Vec::with_capacity(self.experiment.variants.len());
+        for v in &self.experiment.variants {
+            let found = match &v.version {
+                Some(pinned) => Some(
+                    versions
+                        .iter()
+                        .find(|(name, _)| name == pinned)
+                        .ok_or_else(|| ModelError::Invalid {
+                            path: dir.join(super::model::VERSIONS_DIR),
+                            message: format!(
+                                "variant {} is pinned to model version {pinned}, which is not there",
+                                v.name
+                            ),
+                        })?,
+                ),
+                None => newest,
+            };
+            models.push(match found {
+                Some((version, path)) => Some(self.get_or_load(version, path)?),
+                None => None,
+            });
+        }
+        let current = self.served.load();
+        let changed = models.len() != current.models.len()
+            || models
+                .iter()
+                .zip(&current.models)
+                .any(|(a, b)| a.as_ref().map(|m| m.version()) != b.as_ref().map(|m| m.version()));
+        if changed {
+            for (v, m) in self.experiment.variants.iter().zip(&models) {
+                tracing::info!(
+                    experiment = self.experiment.name,
+                    variant = v.name,
+                    model_version = m.as_ref().map(|m| m.version()).unwrap_or("none"),
+                    "serving model"
+                );
+            }
+            self.served.store(Arc::new(Served { models }));
+            // Keep only what is served.
+            let served = self.served.load();
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            loaded.retain(|version, _| {
+                served
+                    .models
+                    .iter()
+                    .flatten()
+                    .any(|m| m.version() == version)
+            });
+        }
+        Ok(changed)
+    }
+
+    fn get_or_load(&self, version: &str, path: &Path) -> Result<Arc<ServedModel>, ModelError> {
+        if let Some(m) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(version)
+        {
+            return Ok(m.clone());
+        }
+        let started = std::time::Instant::now();
+        let factors = ItemFactors::load(path)?;
+        let model = Arc::new(ServedModel::new(factors, &self.catalog));
+        tracing::info!(
+            model_version = version,
+            items = model.factors.ids.len(),
+            in_catalog = model.known,
+            took_ms = started.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(version.to_owned(), model.clone());
+        Ok(model)
+    }
+
+    /// The variant `user_id` is in and the model it serves.
+    pub fn assign(&self, user_id: &str) -> (&str, Option<Arc<ServedModel>>) {
+        let i = assign_variant(user_id, &self.experiment.name, &self.experiment.variants);
+        let served = self.served.load();
+        (
+            &self.experiment.variants[i].name,
+            served.models.get(i).cloned().flatten(),
+        )
+    }
+
+    /// The version the first variant serves (what a new listener most likely gets).
+    pub fn current_version(&self) -> Option<String> {
+        let served = self.served.load();
+        served
+            .models
+            .iter()
+            .flatten()
+            .next()
+            .map(|m| m.version().to_owned())
+    }
+
+    /// Rescans every `every` until the returned task is aborted (loading off the async
+    /// threads). A failed reload is logged and the served models stay.
+    pub fn watch(self: Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let set = self.clone();
+                match tokio::task::spawn_blocking(move || set.reload()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "model reload failed; the served models stay")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "model reload panicked; the served models stay")
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_parse_with_and_without_a_pinned_version() {
+        let v: VariantSpec = "b=10@als-1".parse().unwrap();
+        assert_eq!(
+            (v.name.as_str(), v.weight, v.version.as_deref()),
+            ("b", 10, Some("als-1"))
+        );
+        let v: VariantSpec = "a=90".parse().unwrap();
+        assert_eq!(v.version, None);
+        assert!("a".parse::<VariantSpec>().is_err());
+        assert!("a=x".parse::<VariantSpec>().is_err());
+    }
+
+    #[test]
+    fn assignment_is_stable_and_follows_the_weights() {
+        let variants: Vec<VariantSpec> = ["a=80", "b=20"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let first = assign_variant("user-1", "exp", &variants);
+        assert!((0..10).all(|_| assign_variant("user-1", "exp", &variants) == first));
+        let in_b = (0..10_000)
+            .filter(|i| assign_variant(&format!("user-{i}"), "exp", &variants) == 1)
+            .count();
+        assert!(
+            (1_700..2_300).contains(&in_b),
+            "{in_b} of 10,000 in the 20% arm"
+        );
+        let moved = (0..1_000)
+            .filter(|i| {
+                let u = format!("user-{i}");
+                assign_variant(&u, "exp", &variants) != assign_variant(&u, "other-exp", &variants)
+            })
+            .count();
+        assert!(
+            moved > 100,
+            "another experiment reshuffles listeners ({moved} moved)"
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! Offline training: interaction logs in, item embeddings out. Implicit-feedback matrix
+//! factorization by alternating least squares (Hu, Koren and Volinsky, 2008), written here:
+//! no maintained Rust crate does implicit ALS, and the algorithm is a few dozen lines over
+//! a Cholesky solve. Rows are solved in parallel with rayon.
+
+use super::catalog::BadRow;
+use super::model::{ItemFactors, add_outer, new_manifest, solve_spd};
+use crate::feedback::{EventKind, LocalLog};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// One interaction: a user engaged with an item at a time, with a strength.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interaction {
+    pub user: u32,
+    pub item: u32,
+    /// Seconds (or any monotonic unit) since the epoch.
+    pub ts: i64,
+    pub weight: f32,
+}
+
+/// Interactions with their user and item ids interned.
+#[derive(Debug, Default, Clone)]
+pub struct Interactions {
+    pub users: Vec<String>,
+    pub items: Vec<String>,
+    user_ix: HashMap<String, u32>,
+    item_ix: HashMap<String, u32>,
+    pub rows: Vec<Interaction>,
+    /// Rows that could not be read, with their line.
+    pub bad: Vec<BadRow>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{0}: {1}")]
+    Read(String, String),
+    #[error("no usable interactions in {0}")]
+    Empty(String),
+}
+
+impl Interactions {
+    pub fn user(&mut self, id: &str) -> u32 {
+        intern(&mut self.users, &mut self.user_ix, id)
+    }
+
+    pub fn item(&mut self, id: &str) -> u32 {
+        intern(&mut self.items, &mut self.item_ix, id)
+    }
+
+    pub fn item_of(&self, id: &str) -> Option<u32> {
+        self.item_ix.get(id).copied()
+    }
+
+    pub fn user_of(&self, id: &str) -> Option<u32> {
+        self.user_ix.get(id).copied()
+    }
+
+    pub fn push(&mut self, user: &str, item: &str, ts: i64, weight: f32) {
+        let user = self.user(user);
+        let item = self.item(item);
+        self.rows.push(Interaction {
+            user,
+            item,
+            ts,
+            weight,
+        });
+    }
+
+    /// Reads a feedback log directory or a CSV of `user_id,item_id,timestamp[,rating]`.
+    pub fn read(path: &Path) -> Result<Self, TrainError> {
+        let mut data = Interactions::default();
+        if path.is_dir() {
+            data.read_feedback_log(path)?;
+        } else {
+            data.read_csv(path)?;
+        }
+        if data.rows.is_empty() {
+            return Err(TrainError::Empty(path.display().to_string()));
+        }
+        Ok(data)
+    }
+
+    /// Adds the rows of a CSV of `user_id,item_id,timestamp[,rating]` (a header line is
+    /// recognised and may name the columns in any order). Timestamps are integers or
+    /// RFC 3339; a missing rating counts 1. Bad rows are kept in `bad` with their line.
+    pub fn read_csv(&mut self, path: &Path) -> Result<(), TrainError> {
+        let fail =
+            |e: &dyn std::fmt::Display| TrainError::Read(path.display().to_string(), e.to_string());
+        let size = std::fs::metadata(path).map_err(|e| fail(&e))?.len();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_path(path)
+            .map_err(|e| fail(&e))?;
+        let bar = progress_bytes(size, "reading interactions");
+        let mut columns = [0usize, 1, 2, 3];
+        let mut record = csv::StringRecord::new();
+        let mut first = true;
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or_default();
+                    self.bad.push(BadRow {
+                        line,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            }
+            let line = record.position().map(|p| p.line()).unwrap_or_default();
+            if line % 65_536 == 0 {
+                bar.set_position(record.position().map(|p| p.byte()).unwrap_or_default());
+            }
+            if std::mem::take(&mut first) && record.get(2).and_then(parse_ts).is_none() {
+                // A header: find the columns by name.
+                for (slot, names) in columns.iter_mut().zip([
+                    &["user_id", "user", "userId"][..],
+                    &["item_id", "item", "track_id", "itemId", "movieId"][..],
+                    &["timestamp", "ts", "time"][..],
+                    &["rating", "weight", "count"][..],
+                ]) {
+                    if let Some(i) = record.iter().position(|h| names.contains(&h.trim())) {
+                        *slot = i;
+                    }
+                }
+                continue;
+            }
+            let field = |i: usize| record.get(columns[i]).map(str::trim).unwrap_or_default();
+            let (user, item) = (field(0), field(1));
+            let Some(ts) = parse_ts(field(2)) else {
+                self.bad.push(BadRow {
+                    line,
+                    reason: format!("timestamp {:?} is not a number or RFC 3339", field(2)),
+                });
+                continue;
+            };
+            let weight = match record.get(columns[3]).map(str::trim) {
+                None | Some("") => 1.0,
+                Some(s) => match s.parse::<f32>() {
+                    Ok(w) if w.is_finite() => w,
+                    _ => {
+                        self.bad.push(BadRow {
+                            line,
+                            reason: format!("rating {s:?} is not a number"),
+                        });
+                        continue;
+                    }
+                },
+            };
+            if user.is_empty() || item.is_empty() {
+                self.bad.push(BadRow {
+                    line,
+                    reason: "empty user_id or item_id".into(),
+                });
+                continue;
+            }
+            if weight > 0.0 {
+                self.push(user, item, ts, weight);
+            }
+        }
+        bar.finish_and_clear();
+        for bad in self.bad.iter().take(10) {
+            tracing::warn!(path = %path.display(), line = bad.line, reason = bad.reason, "interaction row skipped");
+        }
+        tracing::info!(path = %path.display(), rows = self.rows.len(), skipped = self.bad.len(), users = self.users.len(), items = self.items.len(), "interactions read");
+        Ok(())
+    }
+
+    /// Adds the positive events of a feedback log: a finished play counts 1, a like 3.
+    /// Skips, dislikes and the rest carry no positive signal for implicit ALS.
+    pub fn read_feedback_log(&mut self, dir: &Path) -> Result<(), TrainError> {
+        let fail =
+            |e: &dyn std::fmt::Display| TrainError::Read(dir.display().to_string(), e.to_string());
+        // Opening takes the log's lock: stop the server writing it first.
+        let log = LocalLog::open(dir).map_err(|e| fail(&e))?;
+        let mut from = 0;
+        loop {
+            let records = log.read(from, 10_000).map_err(|e| fail(&e))?;
+            let Some(last) = records.last() else {
+                break;
+            };
+            from = last.offset + 1;
+            for record in records {
+                let Ok(event) = record.event else { continue };
+                let weight = match event.kind {
+                    EventKind::PlayFinished => 1.0,
+                    EventKind::Liked => 3.0,
+                    _ => continue,
+                };
+                let ts = parse_ts(&event.occurred_at).unwrap_or_default();
+                self.push(&event.user_id, &event.track_id.0, ts, weight);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn intern(names: &mut Vec<String>, index: &mut HashMap<String, u32>, id: &str) -> u32 {
+    if let Some(&i) = index.get(id) {
+        return i;
+    }
+    let i = names.len() as u32;
+    names.push(id.to_owned());
+    index.insert(id.to_owned(), i);
+    i
+}
+
+/// Seconds (or milliseconds: kept as given, only the order matters) or RFC 3339.
+pub fn parse_ts(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(n);
+    }
+    if let Ok(f) = s.parse::<f64>()
+        && f.is_finite()
+    {
+        return Some(f as i64);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+/// A sparse matrix in compressed rows: row `r` holds `indices[indptr[r]..indptr[r+1]]`.
+#[derive(Debug, Clone, Default)]
+pub struct Csr {
+    pub indptr: Vec<usize>,
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl Csr {
+    /// Rows from `(row, column, value)` triples; repeated cells add up.
+    pub fn from_triples(rows: usize, triples: impl Iterator<Item = (u32, u32, f32)>) -> Self {
+        let mut per_row: Vec<HashMap<u32, f32>> = vec![HashMap::new(); rows];
+        for (r, c, v) in triples {
+            *per_row[r as usize].entry(c).or_default() += v;
+        }
+        let mut m = Csr {
+            indptr: Vec::with_capacity(rows + 1),
+            ..Csr::default()
+        };
+        m.indptr.push(0);
+        for row in per_row {
+            let mut cells: Vec<(u32, f32)> = row.into_iter().collect();
+            cells.sort_by_key(|c| c.0);
+            for (c, v) in cells {
+                m.indices.push(c);
+                m.values.push(v);
+            }
+            m.indptr.push(m.indices.len());
+        }
+        m
+    }
+
+    pub fn rows(&self) -> usize {
+        self.indptr.len() - 1
+    }
+
+    pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let span = self.indptr[r]..self.indptr[r + 1];
+        (&self.indices[span.clone()], &self.values[span])
+    }
+
+    pub fn transpose(&self, columns: usize) -> Csr {
+        Csr::from_triples(
+            columns,
+            (0..self.rows()).flat_map(|r| {
+                let (cs, vs) = self.row(r);
+                cs.iter().zip(vs).map(move |(&c, &v)| (c, r as u32, v))
+            }),
+        )
+    }
+
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+}
+
+/// Parameters of implicit ALS.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlsParams {
+    pub factors: usize,
+    pub iterations: usize,
+    pub regularization: f32,
+    /// Confidence of an observed cell: 1 + alpha * log(1 + strength).
+    pub alpha: f32,
+    pub seed: u64,
+}
+
+impl Default for AlsParams {
+    fn default() -> Self {
+        AlsParams {
+            factors: 64,
+            iterations: 15,
+            regularization: 0.05,
+            alpha: 20.0,
+            seed: 42,
+        }
+    }
+}
+
+/// A trained model: user and item factors, row-major.
+pub struct Trained {
+    pub dim: usize,
+    pub users: Vec<f32>,
+    pub items: Vec<f32>,
+}
+
+/// Trains implicit ALS on `user_items` (users × items strengths).
+pub fn train_als(user_items: &Csr, items: usize, params: AlsParams) -> Trained {
+    let d = params.factors;
+    let item_users = user_items.transpose(items);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(params.seed);
+    let mut init = |n: usize| -> Vec<f32> {
+        (0..n * d)
+            .map(|_| (rng.random::<f32>() - 0.5) * 0.1 / (d as f32).sqrt())
+            .collect()
+    };
+    let mut users = init(user_items.rows());
+    let mut item_factors = init(items);
+    let bar = progress_count(params.iterations as u64, "ALS iterations");
+    for it in 0..params.iterations {
+        let started = std::time::Instant::now();
+        als_step(&mut users, &item_factors, user_items, d, params);
+        als_step(&mut item_factors, &users, &item_users, d, params);
+        bar.inc(1);
+        tracing::debug!(
+            iteration = it + 1,
+            took_ms = started.elapsed().as_millis() as u64,
+            "ALS iteration"
+        );
+    }
+    bar.finish_and_clear();
+    Trained {
+        dim: d,
+        users,
+        items: item_factors,
+    }
+}
+
+/// Solves every row of `out` against the fixed `other` factors.
+fn als_step(out: &mut [f32], other: &[f32], m: &Csr, d: usize, p: AlsParams) {
+    let mut g = vec![0.0f32; d * d];
+    for y in other.chunks_exact(d) {
+        add_outer(&mut g, y, 1.0);
+    }
+    out.par_chunks_mut(d).enumerate().for_each_init(
+        || (vec![0.0f32; d * d], vec![0.0f32; d]),
+        |(a, b), (r, x)| {
+            let (cols, vals) = m.row(r);
+            if cols.is_empty() {
+                x.fill(0.0);
+                return;
+            }
+            a.copy_from_slice(&g);
+            b.fill(0.0);
+            for (&c, &v) in cols.iter().zip(vals) {
+                let conf = 1.0 + p.alpha * (1.0 + v).ln();
+                let y = &other[c as usize * d..(c as usize + 1) * d];
+                add_outer(a, y, conf - 1.0);
+                for (bj, yj) in b.iter_mut().zip(y) {
+                    *bj += conf * yj;
+                }
+            }
+            for j in 0..d {
+                a[j * d + j] += p.regularization;
+            }
+            if solve_spd(a, b, d) {
+                x.copy_from_slice(b);
+            }
+        },
+    );
+}
+
+/// Trains on everything in `data` and packs the item factors as a model artifact.
+pub fn train_model(data: &Interactions, params: AlsParams) -> (ItemFactors, Trained, Csr) {
+    let user_items = Csr::from_triples(
+        data.users.len(),
+        data.rows.iter().map(|r| (r.user, r.item, r.weight)),
+    );
+    let trained = train_als(&user_items, data.items.len(), params);
+    let mut manifest = new_manifest("als", params.factors, data.items.len());
+    manifest.data = serde_json::json!({
+        "interactions": data.rows.len(),
+        "users": data.users.len(),
+        "items": data.items.len(),
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
+    manifest.parameters = serde_json::json!({
+        "algorithm": "implicit-als",
+        "factors": params.factors,
+        "iterations": params.iterations,
+        "regularization": params.regularization,
+        "alpha": params.alpha,
+        "confidence": "1 + alpha * ln(1 + strength)",
+        "seed": params.seed,
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
+    let model = ItemFactors::new(manifest, data.items.clone(), trained.items.clone());
+    (model, trained, user_items)
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// A progress bar on stderr over `total` bytes (drawn only on a terminal).
+pub fn progress_bytes(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(style("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})"));
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// A progress bar on stderr over `total` steps (drawn only on a terminal).
+pub fn progress_count(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(style("{msg} [{bar:30}] {pos}/{len} ({eta})"));
+    bar.set_message(what.to_owned());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::dot;
+    use super::*;
+
+    #[test]
+    fn als_separates_two_groups_of_listeners() {
+        // Users 0..10 play items 0..5, users 10..20 play items 5..10.
+        let mut data = Interactions::default();
+        for u in 0..20 {
+            let items = if u < 10 { 0..5 } else { 5..10 };
+            for i in items {
+                if (u + i) % 4 != 0 {
+                    data.push(&format!("u{u}"), &format!("i{i}"), 0, 1.0);
+                }
+            }
+        }
+        let params = AlsParams {
+            factors: 4,
+            iterations: 10,
+            ..AlsParams::default()
+        };
+        let (model, trained, _) = train_model(&data, params);
+        let u0 = &trained.users[0..4];
+        let first = data.item_of("i0").unwrap();
+        let other = data.item_of("i7").unwrap();
+        assert!(
+            dot(u0, model.vector(first)) > dot(u0, model.vector(other)) + 0.3,
+            "user 0 prefers its own group"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_numbers_or_rfc3339() {
+        assert_eq!(parse_ts("1700000000"), Some(1_700_000_000));
+        assert_eq!(parse_ts("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(parse_ts("yesterday"), None);
+    }
+}

@@ -1,0 +1,324 @@
+//! The offline commands as an operator runs them: catalog import and synthesis, training,
+//! evaluation, model import and batch inference, end to end through the `encore` binary.
+
+mod common;
+
+use encore::recommend::model::ItemFactors;
+use encore::recommend::{Catalog, Manifest};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_encore"))
+        .current_dir(common::repo())
+        .env_remove("ENCORE_LOG")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The one model version under `models/versions`.
+fn only_version(models: &Path) -> std::path::PathBuf {
+    let mut versions: Vec<_> = std::fs::read_dir(models.join("versions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    versions.pop().unwrap()
+}
+
+#[test]
+fn a_spotify_export_imports_with_bad_rows_reported_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("export.csv");
+    // Header with an extra column and without several optional ones; line 3 has energy out
+    // of range, line 4 a non-numeric popularity, line 5 repeats line 2's id, line 6 has a
+    // ':' in its id (it would break playback tokens).
+    std::fs::write(
+        &csv,
+        "track_id,artists,album_name,track_name,popularity,duration_ms,explicit,energy,valence,track_genre,extra\n\
+         t1,Ana Lima;Guest,Album,Song One,61,200000,False,0.4,0.5,Jazz,x\n\
+         t2,Ana Lima,Album,Song Two,40,180000,True,1.7,0.5,jazz,x\n\
+         t3,Bo Ek,Album,Song Three,lots,180000,False,0.5,0.5,pop,x\n\
+         t1,Ana Lima,Album,Again,10,1000,False,0.5,0.5,pop,x\n\
+         bad:id,Bo Ek,Album,Song Four,10,1000,False,0.5,0.5,pop,x\n\
+         t5,Bo Ek,,Song Five,,,,,,,\n",
+    )
+    .unwrap();
+    let out = dir.path().join("models");
+    let (ok, stdout, stderr) = run(&[
+        "catalog",
+        "import",
+        path(&csv),
+        "--out",
+        path(&out),
+        "--stream-url-template",
+        "https://cdn.example/{track_id}.mp3",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("imported 2 tracks"), "{stdout}");
+    assert!(
+        stdout.contains("3 bad rows skipped, 1 repeated"),
+        "{stdout}"
+    );
+    for line in [":3:", ":4:", ":6:"] {
+        assert!(stderr.contains(line), "line {line} reported: {stderr}");
+    }
+    assert!(stderr.contains("energy 1.7"), "{stderr}");
+    let catalog = Catalog::load(&out).unwrap();
+    assert_eq!(catalog.len(), 2);
+    let t1 = catalog
+        .track(&encore::domain::TrackId("t1".into()))
+        .unwrap();
+    assert_eq!(
+        (t1.artist.as_str(), t1.genre.as_str(), t1.title.as_str()),
+        ("Ana Lima", "jazz", "Song One")
+    );
+    assert_eq!(t1.stream_url, "https://cdn.example/t1.mp3");
+    let t5 = catalog
+        .track(&encore::domain::TrackId("t5".into()))
+        .unwrap();
+    assert_eq!(
+        (t5.duration_ms, t5.popularity, t5.genre.as_str()),
+        (200_000, 0, "unknown"),
+        "defaults"
+    );
+    assert_eq!(Manifest::read(&out).unwrap().extra["tracks"], 2);
+
+    let (ok, _, stderr) = run(&[
+        "catalog",
+        "import",
+        path(&dir.path().join("missing.csv")),
+        "--out",
+        path(&out),
+    ]);
+    assert!(!ok && stderr.contains("missing.csv"), "{stderr}");
+}
+
+#[test]
+fn train_evaluate_and_batch_recommend_on_planted_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let (ok, stdout, stderr) = run(&[
+        "catalog",
+        "synth",
+        "--tracks",
+        "3000",
+        "--users",
+        "1500",
+        "--plays-per-user",
+        "16",
+        "--out",
+        path(&models),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("wrote 3000 synthetic tracks"), "{stdout}");
+    let interactions = models.join("interactions.csv");
+    let fast = ["--factors", "24", "--iterations", "6"];
+
+    // Evaluation: the model finds held-out plays that popularity does not.
+    let mut args = vec![
+        "evaluate",
+        "--interactions",
+        path(&interactions),
+        "--k",
+        "10",
+        "--json",
+    ];
+    args.extend(fast);
+    let (ok, stdout, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let (als, pop) = (&report["als"], &report["popularity"]);
+    for m in ["precision", "recall", "ndcg", "coverage"] {
+        assert!(
+            als[m].as_f64().unwrap() > pop[m].as_f64().unwrap(),
+            "{m}: {report}"
+        );
+    }
+    assert!(
+        report["evaluated_users"].as_u64().unwrap() > 1000,
+        "{report}"
+    );
+
+    // Training writes a version the server can load, with its metrics.
+    let mut args = vec![
+        "train",
+        "--interactions",
+        path(&interactions),
+        "--out",
+        path(&models),
+    ];
+    args.extend(fast);
+    let (ok, stdout, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("ndcg@10"), "{stdout}");
+    let version = only_version(&models);
+    let model = ItemFactors::load(&version).unwrap();
+    assert_eq!(model.dim(), 24);
+    assert!(model.manifest.metrics["ndcg@10"].as_f64().unwrap() > 0.0);
+    assert!(model.manifest.data["interactions"].as_u64().unwrap() > 15_000);
+    assert_eq!(model.manifest.parameters["factors"], 24);
+
+    // Batch inference from that model: k new items per user, none from their history.
+    let out = dir.path().join("top.csv");
+    let (ok, stdout, stderr) = run(&[
+        "batch-recommend",
+        "--interactions",
+        path(&interactions),
+        "--k",
+        "5",
+        "--model",
+        path(&version),
+        "--out",
+        path(&out),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1500 users"), "{stdout}");
+    let mut history: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    for r in csv::Reader::from_path(&interactions).unwrap().records() {
+        let r = r.unwrap();
+        history
+            .entry(r[0].to_owned())
+            .or_default()
+            .insert(r[1].to_owned());
+    }
+    let mut per_user: std::collections::HashMap<String, Vec<(u32, String)>> = Default::default();
+    for r in csv::Reader::from_path(&out).unwrap().records() {
+        let r = r.unwrap();
+        assert!(
+            !history[&r[0]].contains(&r[2]),
+            "{} already had {}",
+            &r[0],
+            &r[2]
+        );
+        per_user
+            .entry(r[0].to_owned())
+            .or_default()
+            .push((r[1].parse().unwrap(), r[2].to_owned()));
+    }
+    assert_eq!(per_user.len(), 1500);
+    for (user, list) in &per_user {
+        let ranks: Vec<u32> = list.iter().map(|l| l.0).collect();
+        assert_eq!(ranks, [1, 2, 3, 4, 5], "{user}");
+    }
+}
+
+#[test]
+fn factors_trained_elsewhere_import_as_a_model_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    // Spark MLlib's itemFactors as JSON lines.
+    let spark = dir.path().join("spark.json");
+    std::fs::write(
+        &spark,
+        "{\"id\":7,\"features\":[0.1,0.2,0.3]}\n{\"id\":8,\"features\":[0.3,0.2,0.1]}\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(&[
+        "model",
+        "import",
+        path(&spark),
+        "--out",
+        path(&models),
+        "--version",
+        "spark-1",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("2 item vectors of 3 dimensions"),
+        "{stdout}"
+    );
+    let m = ItemFactors::load(&models.join("versions/spark-1")).unwrap();
+    assert_eq!(m.ids, ["7", "8"]);
+    assert_eq!(m.vector(m.row_of("8").unwrap()), [0.3, 0.2, 0.1]);
+    assert_eq!(m.manifest.kind, "imported");
+
+    // An id column plus a list column, and an id column plus one column per dimension.
+    let listed = dir.path().join("listed.csv");
+    std::fs::write(
+        &listed,
+        "item_id,factors\na,\"[1.0, 0.0]\"\nb,\"[0.0, 1.0]\"\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(&[
+        "model",
+        "import",
+        path(&listed),
+        "--out",
+        path(&models),
+        "--version",
+        "csv-1",
+    ]);
+    assert!(ok, "{stderr}");
+    let wide = dir.path().join("wide.csv");
+    std::fs::write(&wide, "item_id,f0,f1\na,1.0,0.0\nb,0.5\n").unwrap();
+    let (ok, _, stderr) = run(&[
+        "model",
+        "import",
+        path(&wide),
+        "--out",
+        path(&models),
+        "--version",
+        "csv-2",
+    ]);
+    assert!(
+        !ok && stderr.contains("has 1 values, the first had 2"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(&[
+        "model",
+        "import",
+        path(&listed),
+        "--out",
+        path(&models),
+        "--version",
+        "csv-1",
+    ]);
+    assert!(!ok && stderr.contains("already exists"), "{stderr}");
+}
+
+#[test]
+fn bad_interaction_rows_are_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("i.csv");
+    let mut text = String::from("user_id,item_id,timestamp,rating\n");
+    for u in 0..40 {
+        for i in 0..6 {
+            text += &format!("u{u},i{},{},1\n", (u % 4) * 6 + i, 1000 + i);
+        }
+    }
+    text += "u1,i1,yesterday,1\nu2,i2,5,lots\n";
+    std::fs::write(&csv, text).unwrap();
+    let (ok, stdout, stderr) = run(&[
+        "evaluate",
+        "--interactions",
+        path(&csv),
+        "--k",
+        "3",
+        "--factors",
+        "4",
+        "--iterations",
+        "3",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("2 bad rows skipped (first at line 242"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("precision@3") && stdout.contains("popularity"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,447 @@
+//! Serving models: versions load at start and hot-reload without a failed request, an A/B
+//! split assigns listeners to variants and the variant travels into feedback events, the
+//! recommendation cache coalesces, counts and forgets, and a remote model endpoint falls
+//! back to the catalog behind a circuit breaker.
+
+mod common;
+
+use async_trait::async_trait;
+use encore::app::Parts;
+use encore::domain::{Listener, Mood, Selection, Source, Track, TrackId};
+use encore::feedback::LocalLog;
+use encore::recommend::model::{ItemFactors, ModelManifest, new_manifest};
+use encore::recommend::{
+    CachedRecommender, Catalog, CatalogRecommender, Experiment, ModelSet, RankSettings,
+    RecommendError, RecommendRequest, Recommendation, Recommender, RemoteRecommender,
+    RemoteSettings, VariantSpec, assign_variant,
+};
+use encore::service::{Command, Playback, PlaybackEvent, PlaybackEventKind, PlayerState};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// A models directory with the demo catalog.
+fn models_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["manifest.json", "catalog.csv"] {
+        std::fs::copy(common::repo().join("models").join(f), dir.path().join(f)).unwrap();
+    }
+    dir
+}
+
+/// Writes model `version` (created at `created_at`) over the catalog's tracks: random
+/// 8-dimensional factors.
+fn write_version(models: &Path, version: &str, created_at: &str) {
+    let catalog = Catalog::load(models).unwrap();
+    let ids: Vec<String> = catalog.tracks().iter().map(|t| t.id.0.clone()).collect();
+    let factors: Vec<f32> = (0..ids.len() * 8)
+        .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
+        .collect();
+    let manifest = ModelManifest {
+        version: version.into(),
+        created_at: created_at.into(),
+        ..new_manifest("als", 8, ids.len())
+    };
+    ItemFactors::new(manifest, ids, factors)
+        .save(&models.join("versions").join(version))
+        .unwrap();
+}
+
+fn request<'a>(user: &'a str, selection: &'a Selection) -> RecommendRequest<'a> {
+    RecommendRequest {
+        user_id: user,
+        selection,
+        profile: None,
+        exclude: &[],
+        limit: 10,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_is_served_without_a_restart_or_a_failed_request() {
+    let dir = models_dir();
+    write_version(dir.path(), "v1", "2026-01-01T00:00:00Z");
+    let catalog = Arc::new(Catalog::load(dir.path()).unwrap());
+    let models =
+        Arc::new(ModelSet::load(dir.path(), catalog.clone(), Experiment::default()).unwrap());
+    let r = Arc::new(CatalogRecommender::with_models(
+        catalog,
+        models.clone(),
+        RankSettings::default(),
+    ));
+    let selection = Selection::Mood(Mood::Happy);
+    assert_eq!(
+        r.recommend(request("u", &selection))
+            .await
+            .unwrap()
+            .model_version,
+        "v1"
+    );
+
+    // Listeners keep asking while versions come and go.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let askers: Vec<_> = (0..4)
+        .map(|i| {
+            let (r, stop, selection) = (r.clone(), stop.clone(), selection.clone());
+            tokio::spawn(async move {
+                let mut answered = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let user = format!("user{i}-{answered}");
+                    let rec = r
+                        .recommend(request(&user, &selection))
+                        .await
+                        .expect("every request is answered");
+                    assert!(!rec.tracks.is_empty());
+                    answered += 1;
+                    tokio::task::yield_now().await;
+                }
+                answered
+            })
+        })
+        .collect();
+    // A half-written version (no manifest yet) is not picked up.
+    std::fs::create_dir_all(dir.path().join("versions/v3-partial")).unwrap();
+    write_version(dir.path(), "v2", "2026-02-01T00:00:00Z");
+    let m = models.clone();
+    assert!(
+        tokio::task::spawn_blocking(move || m.reload())
+            .await
+            .unwrap()
+            .unwrap()
+    );
+    // A broken newer version fails to load; v2 stays.
+    write_version(dir.path(), "v4", "2026-03-01T00:00:00Z");
+    std::fs::write(
+        dir.path().join("versions/v4/item_factors.safetensors"),
+        b"garbage",
+    )
+    .unwrap();
+    let m = models.clone();
+    assert!(
+        tokio::task::spawn_blocking(move || m.reload())
+            .await
+            .unwrap()
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    for a in askers {
+        assert!(a.await.unwrap() > 0);
+    }
+    assert_eq!(
+        r.recommend(request("u", &selection))
+            .await
+            .unwrap()
+            .model_version,
+        "v2"
+    );
+    assert_eq!(r.model_version(), "v2");
+}
+
+#[tokio::test]
+async fn the_ab_split_follows_the_hash_and_the_variant_travels_into_feedback_events() {
+    let dir = models_dir();
+    write_version(dir.path(), "v1", "2026-01-01T00:00:00Z");
+    write_version(dir.path(), "v2", "2026-02-01T00:00:00Z");
+    let data = tempfile::tempdir().unwrap();
+    let mut storage = common::storage(data.path());
+    storage.models = dir.path().to_owned();
+    storage.recommender.experiment = "ranker-test".into();
+    storage.recommender.variants = vec!["old=50@v1".parse().unwrap(), "new=50".parse().unwrap()];
+    let variants: Vec<VariantSpec> = storage.recommender.variants.clone();
+    let parts = Parts::load(&storage).await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for u in 0..40 {
+        let user = format!("listener-{u}");
+        let expected = assign_variant(&user, "ranker-test", &variants);
+        let (variant, version) = [("old", "v1"), ("new", "v2")][expected];
+        let listener = Listener {
+            user_id: user.clone(),
+            device_id: "d".into(),
+            locale: "en-US".into(),
+            source: Source::Alexa,
+        };
+        let out = parts
+            .service
+            .handle(
+                &listener,
+                &PlayerState::default(),
+                Command::Play(Selection::Mood(Mood::Sad)),
+            )
+            .await;
+        let Some(Playback::Play { token, .. }) = out.playback else {
+            panic!("{user}: no music: {out:?}")
+        };
+        let finished = Command::Playback(PlaybackEvent {
+            kind: PlaybackEventKind::Finished,
+            token: token.clone(),
+            offset_ms: 200_000,
+        });
+        let playing = PlayerState {
+            token: Some(token),
+            offset_ms: 200_000,
+            playing: true,
+        };
+        parts.service.handle(&listener, &playing, finished).await;
+        seen.insert((user, variant, version));
+    }
+    assert!(
+        seen.iter().any(|s| s.1 == "old") && seen.iter().any(|s| s.1 == "new"),
+        "both arms get listeners"
+    );
+    parts.feedback.flush().await.unwrap();
+    drop(parts);
+    let log = LocalLog::open(&data.path().join("feedback")).unwrap();
+    let events: Vec<_> = log
+        .read(0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.unwrap())
+        .collect();
+    assert!(events.len() >= 40);
+    for (user, variant, version) in &seen {
+        let mine: Vec<_> = events.iter().filter(|e| &e.user_id == user).collect();
+        assert!(!mine.is_empty(), "{user}");
+        for e in mine {
+            assert_eq!(e.context.variant.as_deref(), Some(*variant), "{user}");
+            assert_eq!(e.context.model_version.as_deref(), Some(*version), "{user}");
+            assert!(e.context.recommendation_id.is_some());
+        }
+    }
+}
+
+/// Counts the calls that reach the recommender behind the cache.
+struct Counting {
+    inner: CatalogRecommender,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Recommender for Counting {
+    async fn recommend(&self, req: RecommendRequest<'_>) -> Result<Recommendation, RecommendError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        // Long enough for concurrent requests to pile up on the same key.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.inner.recommend(req).await
+    }
+    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
+        self.inner.track(id)
+    }
+    fn model_version(&self) -> String {
+        self.inner.model_version()
+    }
+}
+
+fn cache_counts(
+    snapshotter: &metrics_util::debugging::Snapshotter,
+) -> std::collections::HashMap<String, u64> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "encore_recommend_cache_total")
+        .map(|(key, _, _, value)| {
+            let label = key.key().labels().next().unwrap().value().to_owned();
+            let n = match value {
+                metrics_util::debugging::DebugValue::Counter(n) => n,
+                _ => 0,
+            };
+            (label, n)
+        })
+        .collect()
+}
+
+#[test]
+fn the_cache_coalesces_counts_and_forgets_a_listener_after_an_opinion() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let catalog = Arc::new(Catalog::load(&common::repo().join("models")).unwrap());
+    let counting = Arc::new(Counting {
+        inner: CatalogRecommender::new(catalog),
+        calls: AtomicUsize::new(0),
+    });
+    let cache = Arc::new(CachedRecommender::new(
+        counting.clone(),
+        Duration::from_secs(60),
+        1000,
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            let selection = Selection::Mood(Mood::Focus);
+            let answers = futures_join(&cache, &selection, 10).await;
+            assert_eq!(
+                counting.calls.load(Ordering::SeqCst),
+                1,
+                "ten concurrent misses, one computation"
+            );
+            assert!(
+                answers.windows(2).all(|w| w[0] == w[1]),
+                "all got the same list"
+            );
+
+            // Queued tracks are skipped from the cached list, without recomputing.
+            let first = cache.recommend(request("u", &selection)).await.unwrap();
+            let queued: Vec<TrackId> = first.tracks.iter().map(|t| t.id.clone()).collect();
+            let more = cache
+                .recommend(RecommendRequest {
+                    exclude: &queued,
+                    ..request("u", &selection)
+                })
+                .await
+                .unwrap();
+            assert!(more.tracks.iter().all(|t| !queued.contains(&t.id)));
+            assert_eq!(more.tracks.len(), 10);
+            assert_eq!(counting.calls.load(Ordering::SeqCst), 1);
+
+            // Another listener, another entry; a like forgets only that listener's lists.
+            cache.recommend(request("other", &selection)).await.unwrap();
+            assert_eq!(counting.calls.load(Ordering::SeqCst), 2);
+            cache.forget("u").await;
+            cache.recommend(request("u", &selection)).await.unwrap();
+            cache.recommend(request("other", &selection)).await.unwrap();
+            assert_eq!(
+                counting.calls.load(Ordering::SeqCst),
+                3,
+                "u recomputed, other still cached"
+            );
+        })
+    });
+    let counts = cache_counts(&snapshotter);
+    assert_eq!(counts.get("miss"), Some(&3), "{counts:?}");
+    assert!(counts.get("hit").copied().unwrap_or(0) >= 11, "{counts:?}");
+}
+
+async fn futures_join(
+    cache: &Arc<CachedRecommender>,
+    selection: &Selection,
+    n: usize,
+) -> Vec<Vec<TrackId>> {
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..n {
+                let (cache, selection) = (cache.clone(), selection.clone());
+                set.spawn_local(async move {
+                    let r = cache.recommend(request("u", &selection)).await.unwrap();
+                    r.tracks.iter().map(|t| t.id.clone()).collect::<Vec<_>>()
+                });
+            }
+            set.join_all().await
+        })
+        .await
+}
+
+/// A model endpoint on loopback: answers with the given track ids, or hangs, or fails; counts
+/// the calls it gets.
+async fn model_endpoint(mode: &'static str, tracks: Vec<String>) -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().route(
+        "/recommend",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let calls = counter.clone();
+            let tracks = tracks.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                assert!(body["user_id"].is_string() && body["selection"]["by"].is_string());
+                match mode {
+                    "hang" => {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        (axum::http::StatusCode::OK, String::new())
+                    }
+                    "fail" => (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new()),
+                    _ => (
+                        axum::http::StatusCode::OK,
+                        serde_json::json!({"model_version": "remote-7", "variant": "treatment", "track_ids": tracks}).to_string(),
+                    ),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/recommend"), calls)
+}
+
+fn remote(url: String, local: Arc<CatalogRecommender>) -> RemoteRecommender {
+    RemoteRecommender::new(
+        RemoteSettings {
+            url,
+            timeout: Duration::from_millis(100),
+            retries: 1,
+            failure_threshold: 3,
+            open_for: Duration::from_secs(60),
+        },
+        local,
+    )
+}
+
+#[tokio::test]
+async fn a_remote_model_answers_and_when_it_fails_the_catalog_does() {
+    let catalog = Arc::new(Catalog::load(&common::repo().join("models")).unwrap());
+    let local = Arc::new(CatalogRecommender::new(catalog.clone()));
+    let ids: Vec<String> = catalog
+        .tracks()
+        .iter()
+        .skip(100)
+        .take(5)
+        .map(|t| t.id.0.clone())
+        .collect();
+    let mut with_unknown = ids.clone();
+    with_unknown.insert(0, "not-in-catalog".into());
+    let selection = Selection::Mood(Mood::Relaxing);
+
+    let (url, _) = model_endpoint("ok", with_unknown).await;
+    let rec = remote(url, local.clone())
+        .recommend(request("u", &selection))
+        .await
+        .unwrap();
+    assert_eq!(
+        (rec.model_version.as_str(), rec.variant.as_str()),
+        ("remote-7", "treatment")
+    );
+    let got: Vec<String> = rec.tracks.iter().map(|t| t.id.0.clone()).collect();
+    assert_eq!(got, ids, "unknown ids are dropped, the order kept");
+
+    for mode in ["hang", "fail"] {
+        let (url, calls) = model_endpoint(mode, vec![]).await;
+        let r = remote(url, local.clone());
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            let rec = r.recommend(request("u", &selection)).await.unwrap();
+            assert_eq!(rec.variant, "fallback", "{mode}");
+            assert!(
+                !rec.tracks.is_empty(),
+                "{mode}: the listener still hears music"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{mode}: bounded by timeout and retries"
+            );
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            6,
+            "{mode}: 3 calls, each retried once"
+        );
+        assert!(r.breaker().is_open(), "{mode}");
+        for _ in 0..5 {
+            assert_eq!(
+                r.recommend(request("u", &selection)).await.unwrap().variant,
+                "fallback"
+            );
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            6,
+            "{mode}: the open breaker stops the calls"
+        );
+    }
+}
