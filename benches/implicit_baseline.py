@@ -77,7 +77,7 @@ def main():
     args = ap.parse_args()
     n_users, n_items, rows = read(args.interactions)
     train, test = split(n_users, rows)
-    grid = [(64, 0.05, 20.0)]
+    grid = [(32, 0.05, 20.0)]
     if args.grid:
         grid = [(f, reg, a) for f in (32, 64, 128) for reg in (0.01, 0.05, 0.1) for a in (5.0, 20.0, 40.0)]
     best = None

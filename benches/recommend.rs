@@ -1,7 +1,7 @@
 //! Recommender latency and model load cost by catalog size.
 //!
 //! For each size in BENCH_TRACKS (default 10000,100000,1000000) it writes a synthetic catalog
-//! and a 64-dimensional model version to a temporary models directory, then prints:
+//! and a 32-dimensional model version to a temporary models directory, then prints:
 //! - catalog load and model load time, and the resident memory each added;
 //! - recommend latency p50/p99 on a cache miss (a known listener with history, a different
 //!   listener each call, moods, genres, artists and "more like this" mixed, exploration on)
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const DIM: usize = 64;
+const DIM: usize = 32;
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -101,7 +101,46 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
+/// In a fresh process (this bench re-run with BENCH_LOAD_DIR set): load the catalog and the
+/// model from that directory and print seconds and resident MiB added by each, so memory
+/// left over from generating the data does not blur the figures.
+fn measure_load(dir: &Path) {
+    let base = rss_mib();
+    let started = Instant::now();
+    let catalog = Arc::new(Catalog::load(dir).unwrap());
+    let catalog_s = started.elapsed().as_secs_f64();
+    let after_catalog = rss_mib();
+    let started = Instant::now();
+    let models = ModelSet::load(dir, catalog.clone(), Experiment::default()).unwrap();
+    let model_s = started.elapsed().as_secs_f64();
+    let after_model = rss_mib();
+    std::hint::black_box(&models);
+    println!(
+        "{catalog_s} {} {model_s} {}",
+        after_catalog - base,
+        after_model - after_catalog
+    );
+}
+
+fn load_in_child(dir: &Path) -> (f64, f64, f64, f64) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_LOAD_DIR", dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    assert_eq!(v.len(), 4, "the load measurement printed {text:?}");
+    (v[0], v[1], v[2], v[3])
+}
+
 fn main() {
+    if let Some(dir) = std::env::var_os("BENCH_LOAD_DIR") {
+        measure_load(Path::new(&dir));
+        return;
+    }
     let sizes: Vec<usize> = std::env::var("BENCH_TRACKS")
         .unwrap_or_else(|_| "10000,100000,1000000".into())
         .split(',')
@@ -127,17 +166,10 @@ fn main() {
     for n in sizes {
         let dir = tempfile::tempdir().unwrap();
         write_models(dir.path(), n);
-        let before = rss_mib();
-        let started = Instant::now();
+        let (catalog_s, catalog_mib, model_s, model_mib) = load_in_child(dir.path());
         let catalog = Arc::new(Catalog::load(dir.path()).unwrap());
-        let catalog_s = started.elapsed().as_secs_f64();
-        let catalog_mib = rss_mib() - before;
-        let before = rss_mib();
-        let started = Instant::now();
         let models =
             Arc::new(ModelSet::load(dir.path(), catalog.clone(), Experiment::default()).unwrap());
-        let model_s = started.elapsed().as_secs_f64();
-        let model_mib = rss_mib() - before;
         let settings = RankSettings {
             exploration: 0.15,
             ..RankSettings::default()

@@ -143,7 +143,8 @@ pub struct StorageArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Recommender")]
 pub struct RecommenderArgs {
-    /// Share of each list (0 to 1) the exploration bandit fills with Thompson samples.
+    /// Share of each list (0 to 0.5) the exploration bandit fills with Thompson samples (never
+    /// the first track).
     #[arg(long, env = "ENCORE_EXPLORATION", default_value_t = 0.15)]
     pub exploration: f32,
 
@@ -207,7 +208,7 @@ pub struct RecommenderArgs {
 #[command(next_help_heading = "Model training")]
 pub struct AlsArgs {
     /// Embedding dimensions.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     pub factors: usize,
     /// Alternating least-squares sweeps.
     #[arg(long, default_value_t = 15)]
@@ -432,7 +433,7 @@ pub enum SettingsError {
     NoSkillId,
     #[error("--max-body-bytes must be at least 1024")]
     BodyLimit,
-    #[error("--exploration must be between 0 and 1")]
+    #[error("--exploration must be between 0 and 0.5")]
     Exploration,
     #[error("the experiment needs at least one variant with a weight above 0")]
     NoVariant,
@@ -469,7 +470,7 @@ impl RecommenderArgs {
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
-        if !(0.0..=1.0).contains(&self.exploration) {
+        if !(0.0..=0.5).contains(&self.exploration) {
             return Err(SettingsError::Exploration);
         }
         if self.variants.iter().all(|v| v.weight == 0) {

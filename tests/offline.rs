@@ -322,3 +322,67 @@ fn bad_interaction_rows_are_reported_and_skipped() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn batch_lists_stored_in_profiles_are_served_while_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("i.csv");
+    let mut text = String::from("user_id,item_id,timestamp\n");
+    // Demo catalog tracks: two groups of listeners with their own tracks.
+    let catalog = Catalog::load(&common::repo().join("models")).unwrap();
+    let ids: Vec<&str> = catalog
+        .tracks()
+        .iter()
+        .take(40)
+        .map(|t| t.id.0.as_str())
+        .collect();
+    for u in 0..30 {
+        for (n, id) in ids
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| n % 2 == u % 2 && (n + u) % 5 != 0)
+        {
+            text += &format!("u{u},{id},{n}\n");
+        }
+    }
+    std::fs::write(&csv, text).unwrap();
+    let data = dir.path().join("data");
+    let (ok, stdout, stderr) = run(&[
+        "batch-recommend",
+        "--interactions",
+        path(&csv),
+        "--k",
+        "4",
+        "--to-profiles",
+        "--store",
+        "embedded",
+        "--data-dir",
+        path(&data),
+        "--factors",
+        "4",
+        "--iterations",
+        "5",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("stored the lists of 30 users"), "{stdout}");
+    use encore::store::ProfileStore;
+    let store = encore::store::EmbeddedStore::open(&data).unwrap();
+    let p = store
+        .profile("u3")
+        .await
+        .unwrap()
+        .expect("a profile was made");
+    let list = p.precomputed.expect("the list is stored");
+    assert_eq!(list.tracks.len(), 4);
+    for t in &list.tracks {
+        let n = ids
+            .iter()
+            .position(|id| *id == t.0)
+            .expect("a catalog track");
+        assert_eq!(
+            n % 2,
+            1,
+            "u3 listens to odd tracks: {n} is what they missed"
+        );
+    }
+}

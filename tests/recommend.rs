@@ -240,7 +240,7 @@ async fn exploration_gives_cold_tracks_a_chance_but_never_the_first_slot() {
 
 #[tokio::test]
 async fn thompson_sampling_prefers_tracks_that_are_finished_in_the_context() {
-    let explore = with_exploration(1.0);
+    let explore = with_exploration(0.5);
     let selection = Selection::Mood(Mood::Happy);
     let context = selection.context_key();
     let cold = pick(&explore, selection.clone(), None).await;

@@ -445,3 +445,27 @@ async fn a_remote_model_answers_and_when_it_fails_the_catalog_does() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_picks_up_a_new_version_by_itself() {
+    let dir = models_dir();
+    let catalog = Arc::new(Catalog::load(dir.path()).unwrap());
+    let models = Arc::new(ModelSet::load(dir.path(), catalog, Experiment::default()).unwrap());
+    assert_eq!(
+        models.current_version(),
+        None,
+        "no version yet: the catalog alone serves"
+    );
+    let watcher = models.clone().watch(Duration::from_millis(20));
+    write_version(dir.path(), "v9", "2026-05-01T00:00:00Z");
+    let mut served = None;
+    for _ in 0..250 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        served = models.current_version();
+        if served.is_some() {
+            break;
+        }
+    }
+    watcher.abort();
+    assert_eq!(served.as_deref(), Some("v9"));
+}

@@ -41,8 +41,9 @@ pub enum CatalogError {
 pub const MIN_MOOD_MATCHES: usize = 40;
 /// How many tracks each mood keeps as candidates (the most popular inside its ranges).
 const MOOD_POOL: usize = 2_000;
-/// How many of the most popular tracks "more like this" searches besides the seed's genre.
-const HOT_SET: usize = 20_000;
+/// How many of the most popular tracks "more like this" searches: of the seed's genre, and
+/// of all others.
+const HOT_SET: usize = 10_000;
 
 pub struct Catalog {
     pub manifest: Manifest,
@@ -352,10 +353,12 @@ impl Catalog {
     }
 
     /// A catalog over `tracks` (ids must be unique), with its indexes built.
-    pub fn from_tracks(manifest: Manifest, tracks: Vec<Track>) -> Self {
+    /// Tracks are indexed in popularity order (index 0 the most popular), so the hot set and
+    /// each popular-first index walk memory (and the model's rows) front to back.
+    pub fn from_tracks(manifest: Manifest, mut tracks: Vec<Track>) -> Self {
+        tracks.sort_by_key(|t| std::cmp::Reverse(t.popularity));
         let tracks: Vec<Arc<Track>> = tracks.into_iter().map(Arc::new).collect();
         let mut by_popularity: Vec<TrackIx> = (0..tracks.len() as TrackIx).collect();
-        by_popularity.sort_by_key(|&i| std::cmp::Reverse(tracks[i as usize].popularity));
         let mut by_id = HashMap::with_capacity(tracks.len());
         let mut by_genre: HashMap<String, Vec<TrackIx>> = HashMap::new();
         let mut by_artist: HashMap<String, Vec<TrackIx>> = HashMap::new();
@@ -427,29 +430,37 @@ impl Catalog {
                     return Vec::new();
                 };
                 let s = &self.tracks[seed as usize];
-                let mut scored: Vec<(f32, TrackIx)> = self
+                let scored: Vec<(f32, TrackIx)> = self
                     .neighbourhood(seed)
-                    .map(|i| (likeness(s, &self.tracks[i as usize]), i))
+                    .map(|i| (-likeness(s, &self.tracks[i as usize]), i))
                     .collect();
-                scored.sort_by(|a, b| a.0.total_cmp(&b.0));
-                scored.into_iter().take(limit).map(|(_, i)| i).collect()
+                best_first(scored, limit)
             }
         }
     }
 
-    /// Where "more like this" looks for neighbours of `seed`: the seed's genre and the popular
-    /// hot set, without the seed. Bounded, so a million-track catalog answers in
-    /// milliseconds (ARCHITECTURE.md has the arithmetic and the path to an ANN index).
+    /// Where "more like this" looks for neighbours of `seed`: the most popular tracks of the
+    /// seed's genre and of the other genres (at most `HOT_SET` each), without the seed.
+    /// Bounded, so a million-track catalog answers in well under a millisecond
+    /// (ARCHITECTURE.md has the arithmetic and the path to an ANN index).
     pub fn neighbourhood(&self, seed: TrackIx) -> impl Iterator<Item = TrackIx> + '_ {
         let genre = &self.tracks[seed as usize].genre;
         let same_genre = self.by_genre.get(genre).map(Vec::as_slice).unwrap_or(&[]);
-        let mut seen = std::collections::HashSet::with_capacity(same_genre.len());
+        let others = self
+            .popular
+            .iter()
+            .filter(move |&&i| self.tracks[i as usize].genre != *genre);
         same_genre
             .iter()
             .take(HOT_SET)
-            .chain(self.popular.iter())
+            .chain(others)
             .copied()
-            .filter(move |&i| i != seed && seen.insert(i))
+            .filter(move |&i| i != seed)
+    }
+
+    /// The tracks of the artist named exactly `name` (after folding case and punctuation).
+    pub fn artist_exact(&self, name: &str) -> Option<&[TrackIx]> {
+        self.by_artist.get(&normalize(name)).map(Vec::as_slice)
     }
 
     /// The tracks of the artist named `name`: an exact match after normalizing case and
@@ -490,6 +501,16 @@ impl Catalog {
         names.dedup();
         names
     }
+}
+
+/// The `limit` highest-scoring entries, best first (ties: the earlier entry first).
+pub fn best_first(mut scored: Vec<(f32, TrackIx)>, limit: usize) -> Vec<TrackIx> {
+    if scored.len() > limit && limit > 0 {
+        scored.select_nth_unstable_by(limit - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.truncate(limit);
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(limit).map(|(_, i)| i).collect()
 }
 
 /// The lowest Jaro-Winkler similarity at which a spoken artist name is taken to mean a

@@ -15,7 +15,7 @@
 //! Disliked, queued and (when the profile forbids them) explicit tracks are never returned;
 //! recently played ones only when nothing else is left.
 
-use super::catalog::{Catalog, TrackIx, likeness, normalize};
+use super::catalog::{Catalog, TrackIx, best_first, likeness, normalize};
 use super::model::dot;
 use super::serving::{Experiment, ModelSet, ServedModel};
 use super::{
@@ -41,8 +41,8 @@ const PRECOMPUTED_BONUS: f32 = 1.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RankSettings {
-    /// Share of each list (0..1) filled by the bandit's Thompson samples instead of the best
-    /// scores; never the first track.
+    /// Share of each list (0 to 0.5) filled by the bandit's Thompson samples instead of the
+    /// best scores; never the first track, never two explored tracks in a row.
     pub exploration: f32,
     /// At most this many tracks by one artist in a row (while other artists are left).
     pub max_artist_run: usize,
@@ -119,7 +119,7 @@ impl CatalogRecommender {
         {
             let norm = dot(v, v).sqrt().max(1e-6);
             let s = self.catalog.at(seed);
-            let mut scored: Vec<(f32, TrackIx)> = self
+            let scored: Vec<(f32, TrackIx)> = self
                 .catalog
                 .neighbourhood(seed)
                 .map(|i| {
@@ -131,12 +131,7 @@ impl CatalogRecommender {
                     (sim, i)
                 })
                 .collect();
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-            return scored
-                .into_iter()
-                .take(CANDIDATES)
-                .map(|(_, i)| i)
-                .collect();
+            return best_first(scored, CANDIDATES);
         }
         self.catalog.candidates(selection, CANDIDATES)
     }
@@ -179,7 +174,7 @@ impl CatalogRecommender {
                 profile.artists.iter().filter(|(_, a)| **a > 0.0).collect();
             artists.sort_by(|a, b| b.1.total_cmp(a.1));
             for (name, _) in artists.into_iter().take(AFFINITY_ARTISTS) {
-                if let Some(tracks) = self.catalog.artist_tracks(name) {
+                if let Some(tracks) = self.catalog.artist_exact(name) {
                     extra.extend(
                         tracks
                             .iter()
@@ -392,7 +387,7 @@ impl CatalogRecommender {
     ) -> Vec<TrackIx> {
         // Room for the artist spread to reorder.
         let want = (limit * 2).min(fresh.len() + stale.len());
-        let share = self.settings.exploration.clamp(0.0, 1.0);
+        let share = self.settings.exploration.clamp(0.0, 0.5);
         let explore_slots = (limit as f32 * share).round() as usize;
         if explore_slots == 0 || fresh.len() <= 1 {
             return fresh.into_iter().chain(stale).take(want).collect();

@@ -24,6 +24,19 @@ const NO_ROW: u32 = u32::MAX;
 
 impl ServedModel {
     pub fn new(factors: ItemFactors, catalog: &Catalog) -> Self {
+        // Rows in catalog (popularity) order, then the items the catalog lacks: scans over
+        // popular tracks then read the factors front to back.
+        let mut order: Vec<u32> = catalog
+            .tracks()
+            .iter()
+            .filter_map(|t| factors.row_of(&t.id.0))
+            .collect();
+        let mut placed = vec![false; factors.ids.len()];
+        for &r in &order {
+            placed[r as usize] = true;
+        }
+        order.extend((0..factors.ids.len() as u32).filter(|&r| !placed[r as usize]));
+        let factors = factors.permuted(&order);
         let rows: Vec<u32> = catalog
             .tracks()
             .iter()

@@ -297,7 +297,7 @@ pub struct AlsParams {
 impl Default for AlsParams {
     fn default() -> Self {
         AlsParams {
-            factors: 64,
+            factors: 32,
             iterations: 15,
             regularization: 0.05,
             alpha: 20.0,
