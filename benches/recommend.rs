@@ -96,6 +96,17 @@ fn selection(catalog: &Catalog, i: usize, rng: &mut impl Rng) -> Selection {
     }
 }
 
+/// 25 tracks for listener `p`.
+fn request_for<'a>(p: &'a Profile, selection: &'a Selection) -> RecommendRequest<'a> {
+    RecommendRequest {
+        user_id: &p.user_id,
+        selection,
+        profile: Some(p),
+        exclude: &[],
+        limit: 25,
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i].as_secs_f64() * 1e3
@@ -192,13 +203,7 @@ fn main() {
             let mut out = Vec::with_capacity(calls);
             for (i, sel) in requests.iter().enumerate() {
                 let p = &listeners[i % listeners.len()];
-                let req = RecommendRequest {
-                    user_id: &p.user_id,
-                    selection: sel,
-                    profile: Some(p),
-                    exclude: &[],
-                    limit: 25,
-                };
+                let req = request_for(p, sel);
                 let t = Instant::now();
                 let rec = direct.recommend(req).await;
                 out.push(t.elapsed());
@@ -209,13 +214,7 @@ fn main() {
         // Hits: the same listener and request again, behind the cache.
         let p = &listeners[0];
         let sel = Selection::Mood(Mood::Happy);
-        let req = RecommendRequest {
-            user_id: &p.user_id,
-            selection: &sel,
-            profile: Some(p),
-            exclude: &[],
-            limit: 25,
-        };
+        let req = request_for(p, &sel);
         let mut hit: Vec<Duration> = rt.block_on(async {
             cached.recommend(req).await.unwrap();
             let mut out = Vec::with_capacity(calls);
@@ -243,13 +242,7 @@ fn main() {
                 i += 1;
                 let p = &listeners[i % listeners.len()];
                 let sel = &requests[i % requests.len()];
-                let req = RecommendRequest {
-                    user_id: &p.user_id,
-                    selection: sel,
-                    profile: Some(p),
-                    exclude: &[],
-                    limit: 25,
-                };
+                let req = request_for(p, sel);
                 rt.block_on(direct.recommend(req)).ok()
             })
         });

@@ -215,6 +215,19 @@ fn train_evaluate_and_batch_recommend_on_planted_structure() {
     }
 }
 
+/// `encore model import FILE --out MODELS --version VERSION`.
+fn import(file: &Path, models: &Path, version: &str) -> (bool, String, String) {
+    run(&[
+        "model",
+        "import",
+        path(file),
+        "--out",
+        path(models),
+        "--version",
+        version,
+    ])
+}
+
 #[test]
 fn factors_trained_elsewhere_import_as_a_model_version() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,15 +239,7 @@ fn factors_trained_elsewhere_import_as_a_model_version() {
         "{\"id\":7,\"features\":[0.1,0.2,0.3]}\n{\"id\":8,\"features\":[0.3,0.2,0.1]}\n",
     )
     .unwrap();
-    let (ok, stdout, stderr) = run(&[
-        "model",
-        "import",
-        path(&spark),
-        "--out",
-        path(&models),
-        "--version",
-        "spark-1",
-    ]);
+    let (ok, stdout, stderr) = import(spark.as_path(), &models, "spark-1");
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("2 item vectors of 3 dimensions"),
@@ -252,40 +257,16 @@ fn factors_trained_elsewhere_import_as_a_model_version() {
         "item_id,factors\na,\"[1.0, 0.0]\"\nb,\"[0.0, 1.0]\"\n",
     )
     .unwrap();
-    let (ok, _, stderr) = run(&[
-        "model",
-        "import",
-        path(&listed),
-        "--out",
-        path(&models),
-        "--version",
-        "csv-1",
-    ]);
+    let (ok, _, stderr) = import(listed.as_path(), &models, "csv-1");
     assert!(ok, "{stderr}");
     let wide = dir.path().join("wide.csv");
     std::fs::write(&wide, "item_id,f0,f1\na,1.0,0.0\nb,0.5\n").unwrap();
-    let (ok, _, stderr) = run(&[
-        "model",
-        "import",
-        path(&wide),
-        "--out",
-        path(&models),
-        "--version",
-        "csv-2",
-    ]);
+    let (ok, _, stderr) = import(wide.as_path(), &models, "csv-2");
     assert!(
         !ok && stderr.contains("has 1 values, the first had 2"),
         "{stderr}"
     );
-    let (ok, _, stderr) = run(&[
-        "model",
-        "import",
-        path(&listed),
-        "--out",
-        path(&models),
-        "--version",
-        "csv-1",
-    ]);
+    let (ok, _, stderr) = import(listed.as_path(), &models, "csv-1");
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
 }
 
