@@ -14,6 +14,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "wrk.rs"]
+mod wrk;
 
 use axum::Json;
 use axum::routing::post;
@@ -22,25 +24,11 @@ use encore::settings::{StorageArgs, StoreKind};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::process::Command;
+use wrk::{Figures, env_or, peak_rss_mib, run_wrk};
 
 // The allocator the `encore` binary uses, for the servers and the yardstick alike.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Figures {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
 
 /// A wrk script that sends the given (body, signature) pairs round-robin.
 fn wrk_script(requests: &[(String, String)]) -> String {
@@ -59,60 +47,6 @@ request = function()
 end
 "#;
     lua
-}
-
-fn millis(s: &str) -> f64 {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| c.is_alphabetic()).unwrap_or(s.len()));
-    let n: f64 = num.parse().unwrap_or(f64::NAN);
-    match unit {
-        "us" => n / 1000.0,
-        "ms" => n,
-        "s" => n * 1000.0,
-        _ => f64::NAN,
-    }
-}
-
-fn run_wrk(addr: SocketAddr, script: &std::path::Path, seconds: u64, connections: u64) -> Figures {
-    let out = Command::new("wrk")
-        .args([
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            "-s",
-        ])
-        .arg(script)
-        .arg(format!("http://{addr}/alexa"))
-        .output()
-        .expect("wrk is installed (benches/run-load.sh installs it)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut f = Figures {
-        rps: 0.0,
-        p50_ms: f64::NAN,
-        p99_ms: f64::NAN,
-        errors: 0,
-    };
-    for line in text.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["Requests/sec:", n] => f.rps = n.parse().unwrap_or(0.0),
-            ["50%", v] => f.p50_ms = millis(v),
-            ["99%", v] => f.p99_ms = millis(v),
-            ["Non-2xx", "or", "3xx", "responses:", n] => f.errors = n.parse().unwrap_or(0),
-            _ => {}
-        }
-    }
-    f
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 struct Target {
@@ -215,7 +149,7 @@ fn main() {
             .iter()
             .find(|t| t.key == only)
             .expect("a known target key");
-        let f = run_wrk(t.addr, &script, seconds, t.connections);
+        let f = run_wrk(t.addr, "/alexa", &script, seconds, t.connections);
         println!(
             "{only}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
             f.rps, f.p50_ms, f.p99_ms
@@ -224,11 +158,11 @@ fn main() {
     }
     // Warm up each target briefly (caches, connections), then measure.
     for t in &targets {
-        run_wrk(t.addr, &script, 1, t.connections);
+        run_wrk(t.addr, "/alexa", &script, 1, t.connections);
     }
     let figures: Vec<Figures> = targets
         .iter()
-        .map(|t| run_wrk(t.addr, &script, seconds, t.connections))
+        .map(|t| run_wrk(t.addr, "/alexa", &script, seconds, t.connections))
         .collect();
 
     println!(

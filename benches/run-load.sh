@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks on a release build (POST /alexa load, then feedback throughput): installs wrk (Debian's package) and the
+# The benchmarks on a release build (POST /alexa load, feedback throughput, GET /v1/me/recommendations load): installs wrk (Debian's package) and the
 # local DynamoDB-compatible server if they are missing, starts the server on a free loopback
 # port, runs `cargo bench --bench alexa_load`, and stops the server. Loopback only; bounded
 # by BENCH_SECONDS per target.
@@ -22,3 +22,4 @@ export BENCH_AWS_ENDPOINT="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
 cargo bench --bench alexa_load "$@"
 cargo bench --bench feedback
+cargo bench --bench api_load

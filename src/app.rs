@@ -1,11 +1,12 @@
 //! Start-up: building the parts from settings, binding, serving, shutting down.
 
+use crate::api::auth::JwtVerifier;
 use crate::aws::AwsSettings;
 use crate::feedback::{
     Consumer, FeedbackSink, KinesisConsumer, KinesisSink, LocalConsumer, LocalLog, create_stream,
     kinesis_client,
 };
-use crate::http::{self, App, AppState};
+use crate::http::{self, Api, App, AppState, RateLimit};
 use crate::interaction::InteractionModel;
 use crate::recommend::{
     CachedRecommender, Catalog, CatalogRecommender, Experiment, ModelSet, RankSettings,
@@ -287,14 +288,59 @@ pub async fn init(storage: &StorageArgs) -> anyhow::Result<String> {
     Ok(done)
 }
 
+/// What the router needs besides the parts.
+pub struct RouterSettings {
+    pub max_body_bytes: usize,
+    /// The mobile API's token verifier (none: the API answers 503).
+    pub jwt: Option<Arc<JwtVerifier>>,
+    pub rate_limit: RateLimit,
+}
+
+impl RouterSettings {
+    /// Builds the token verifier the settings ask for (fetching a JWKS URL now).
+    pub async fn from_args(settings: &ServeArgs) -> anyhow::Result<Self> {
+        let jwt = match settings.api.jwt()? {
+            Some(jwt) => Some(Arc::new(
+                JwtVerifier::new(jwt)
+                    .await
+                    .context("loading the mobile API's token keys")?,
+            )),
+            None => {
+                tracing::warn!(
+                    "the mobile API is off: no --jwt-issuer, --jwt-audience and key source"
+                );
+                None
+            }
+        };
+        Ok(RouterSettings {
+            max_body_bytes: settings.max_body_bytes,
+            jwt,
+            rate_limit: RateLimit {
+                per_minute: settings.api.rate_limit_per_minute,
+                burst: settings.api.rate_limit_burst,
+            },
+        })
+    }
+}
+
 /// The router over `parts`, for a listener or for in-process tests.
 pub fn build_router(
     parts: &Parts,
     verifier: Option<Verifier>,
-    max_body_bytes: usize,
+    settings: RouterSettings,
 ) -> axum::Router {
-    let skill = Skill::new(parts.service.clone(), parts.model.clone(), verifier);
-    http::router(AppState(Arc::new(App { skill })), max_body_bytes)
+    let skill = Skill::new(parts.service.clone(), parts.model.clone(), verifier)
+        .with_accounts(settings.jwt.clone());
+    let api = Api::new(
+        parts.service.clone(),
+        parts.model.clone(),
+        settings.jwt,
+        settings.rate_limit,
+    );
+    http::router(
+        AppState(Arc::new(App { skill, api })),
+        settings.max_body_bytes,
+    )
 }
 
 /// A bound, ready server. Tests build it on port 0 and read `local_addr()`.
@@ -337,7 +383,7 @@ impl Application {
         let listener = TcpListener::bind(settings.addr)
             .await
             .with_context(|| format!("binding {}", settings.addr))?;
-        let router = build_router(&parts, verifier, settings.max_body_bytes);
+        let router = build_router(&parts, verifier, RouterSettings::from_args(settings).await?);
         Ok(Application {
             listener,
             router,

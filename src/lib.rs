@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`http`]: the axum router and handlers (transport only).
 //! - [`skill`]: the Alexa wire format, request verification, rendering of responses.
+//! - [`api`]: the mobile API's wire types (`/v1`) and its bearer-token (JWT) verifier.
 //! - [`interaction`]: the interaction model in `intents/`, slot resolution, the text parser.
 //! - [`service`]: the use cases: command in, outcome out.
 //! - [`domain`]: tracks, moods, profiles, queues.
@@ -15,6 +16,7 @@
 //!
 //! See `ARCHITECTURE.md` for one request's walk through these parts.
 
+pub mod api;
 pub mod app;
 pub mod aws;
 pub mod domain;

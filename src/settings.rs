@@ -385,6 +385,113 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (larger ones get 413).
     #[arg(long, env = "ENCORE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// The mobile API's authentication and rate limit. Without an issuer, an audience and one
+/// key source, the API answers 503 (the Alexa endpoint works regardless).
+#[derive(Clone, Args)]
+#[command(next_help_heading = "Mobile API")]
+pub struct ApiArgs {
+    /// The `iss` every token must carry.
+    #[arg(long, env = "ENCORE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// The `aud` every token must carry.
+    #[arg(long, env = "ENCORE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// URL of the identity provider's JWKS (fetched at start, again on an unknown key id at
+    /// most once a minute).
+    #[arg(long, env = "ENCORE_JWKS_URL", conflicts_with = "jwks_file")]
+    pub jwks_url: Option<String>,
+
+    /// A local JWKS file or PEM public key instead of --jwks-url.
+    #[arg(long, env = "ENCORE_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+
+    /// Accept HS256 tokens signed with this secret instead: development only.
+    #[arg(long, env = "ENCORE_JWT_DEV_SECRET", hide_env_values = true, conflicts_with_all = ["jwks_url", "jwks_file"])]
+    pub jwt_dev_secret: Option<String>,
+
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[arg(long, env = "ENCORE_JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub jwt_leeway_secs: u64,
+
+    /// Requests per minute each user may make to the API.
+    #[arg(long, env = "ENCORE_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
+
+    /// Requests a user may make at once above the steady rate.
+    #[arg(long, env = "ENCORE_RATE_LIMIT_BURST", default_value_t = 60)]
+    pub rate_limit_burst: u32,
+}
+
+/// Never prints the development secret.
+impl std::fmt::Debug for ApiArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiArgs")
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_file", &self.jwks_file)
+            .field(
+                "jwt_dev_secret",
+                &self.jwt_dev_secret.as_ref().map(|_| "<hidden>"),
+            )
+            .field("jwt_leeway_secs", &self.jwt_leeway_secs)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .finish()
+    }
+}
+
+impl Default for ApiArgs {
+    fn default() -> Self {
+        ApiArgs {
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwks_url: None,
+            jwks_file: None,
+            jwt_dev_secret: None,
+            jwt_leeway_secs: 30,
+            rate_limit_per_minute: 600,
+            rate_limit_burst: 60,
+        }
+    }
+}
+
+impl ApiArgs {
+    /// The token verifier's settings, or `None` when the API is not configured.
+    pub fn jwt(&self) -> Result<Option<crate::api::auth::JwtSettings>, SettingsError> {
+        use crate::api::auth::{JwtSettings, KeySource};
+        let keys = match (&self.jwks_url, &self.jwks_file, &self.jwt_dev_secret) {
+            (Some(url), None, None) => Some(KeySource::JwksUrl(url.clone())),
+            (None, Some(file), None) => Some(KeySource::File(file.clone())),
+            (None, None, Some(secret)) => Some(KeySource::DevSecret(secret.clone())),
+            (None, None, None) => None,
+            _ => {
+                return Err(SettingsError::Jwt(
+                    "give one of --jwks-url, --jwks-file and --jwt-dev-secret",
+                ));
+            }
+        };
+        match (keys, &self.jwt_issuer, &self.jwt_audience) {
+            (None, None, None) => Ok(None),
+            (Some(keys), Some(issuer), Some(audience)) => Ok(Some(JwtSettings {
+                issuer: issuer.clone(),
+                audience: audience.clone(),
+                keys,
+                leeway: std::time::Duration::from_secs(self.jwt_leeway_secs),
+                refetch_interval: std::time::Duration::from_secs(60),
+            })),
+            _ => Err(SettingsError::Jwt(
+                "the mobile API needs --jwt-issuer, --jwt-audience and one of --jwks-url, --jwks-file, --jwt-dev-secret",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -437,6 +544,8 @@ pub enum SettingsError {
     Exploration,
     #[error("the experiment needs at least one variant with a weight above 0")]
     NoVariant,
+    #[error("{0}")]
+    Jwt(&'static str),
 }
 
 impl StorageArgs {
@@ -454,6 +563,7 @@ impl ServeArgs {
         if self.max_body_bytes < 1024 {
             return Err(SettingsError::BodyLimit);
         }
+        self.api.jwt()?;
         self.storage.recommender.validate()
     }
 }

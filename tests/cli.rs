@@ -43,8 +43,22 @@ fn help_explains_each_command_and_setting() {
         "ENCORE_MODELS",
         "ENCORE_SKILL_ID",
         "ENCORE_NO_VERIFY",
+        "--jwt-issuer",
+        "--jwt-audience",
+        "--jwks-url",
+        "--jwks-file",
+        "ENCORE_JWT_ISSUER",
+        "ENCORE_JWKS_URL",
+        "--exploration",
+        "--variant",
+        "--model-endpoint",
     ] {
         assert!(out.contains(flag), "serve --help lacks {flag}:\n{out}");
+    }
+    let (ok, out, _) = run(&["--help"]);
+    assert!(ok);
+    for command in ["catalog", "train", "evaluate", "model", "batch-recommend"] {
+        assert!(out.contains(command), "--help lacks {command}:\n{out}");
     }
     let (ok, out, _) = run(&["say", "--help"]);
     assert!(ok);

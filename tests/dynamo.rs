@@ -31,6 +31,11 @@ async fn every_item_type_round_trips() {
 }
 
 #[tokio::test]
+async fn erasing_a_listener_removes_all_of_theirs_and_nothing_else() {
+    contract::erasure_is_complete_and_contained(&store("erase").await).await;
+}
+
+#[tokio::test]
 async fn a_write_from_a_stale_read_is_refused() {
     contract::stale_writes_conflict(&store("stale").await).await;
 }
@@ -226,6 +231,9 @@ impl ProfileStore for Probe {
     }
     async fn put_playlist(&self, playlist: &Playlist) -> Result<(), StoreError> {
         self.inner.put_playlist(playlist).await
+    }
+    async fn erase_user(&self, user_id: &str) -> Result<(), StoreError> {
+        self.inner.erase_user(user_id).await
     }
     async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, StoreError> {
         self.inner.checkpoint(stream, shard).await

@@ -6,7 +6,8 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use encore::app::{Parts, build_router};
+use encore::app::{Parts, RouterSettings, build_router};
+use encore::http::RateLimit;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -22,7 +23,18 @@ async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
     Harness {
-        router: build_router(&parts, None, 64 * 1024),
+        router: build_router(
+            &parts,
+            None,
+            RouterSettings {
+                max_body_bytes: 64 * 1024,
+                jwt: None,
+                rate_limit: RateLimit {
+                    per_minute: 600,
+                    burst: 60,
+                },
+            },
+        ),
         _dir: dir,
     }
 }

@@ -59,3 +59,9 @@ async fn writes_survive_a_reopen() {
         Some("42")
     );
 }
+
+#[tokio::test]
+async fn erasing_a_listener_removes_all_of_theirs_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::erasure_is_complete_and_contained(&EmbeddedStore::open(dir.path()).unwrap()).await;
+}

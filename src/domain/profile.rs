@@ -59,6 +59,9 @@ pub struct Profile {
     /// The audio-feature centroid of the tracks the listener finished and liked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taste: Option<Taste>,
+    /// Genres the listener said they prefer (the app's settings), lower case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferred_genres: Vec<String>,
     /// A list made offline by `encore batch-recommend`, used while fresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precomputed: Option<Precomputed>,
@@ -104,6 +107,7 @@ impl Profile {
             artists: BTreeMap::new(),
             bandit: BTreeMap::new(),
             taste: None,
+            preferred_genres: Vec::new(),
             precomputed: None,
         }
     }

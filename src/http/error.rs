@@ -1,42 +1,113 @@
-//! One error shape for every HTTP error: `{"error": {"code", "message"}}`. Internal causes
-//! are logged where they happen, never sent.
+//! One error shape for every HTTP error:
+//! `{"error": {"code", "message", "details", "request_id"}}`. Internal causes are logged where
+//! they happen, never sent. The request id is the one `request_id` gave the request.
 
+use crate::api::auth::AuthError;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
+
+tokio::task_local! {
+    /// The id of the request being handled (set by the `request_id` middleware).
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, if inside one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("request body too large")]
-    TooLarge,
+    #[error("{0}")]
+    Unauthorized(AuthError),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("not found")]
     NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    TooLarge,
+    #[error("{message}")]
+    Unprocessable { message: String, details: Value },
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("{0} is unavailable")]
+    Unavailable(String),
 }
 
 impl ApiError {
-    fn status(&self) -> StatusCode {
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        ApiError::Unprocessable {
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::TooLarge => "payload_too_large",
+            ApiError::Unauthorized(e) => e.label(),
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge => "payload_too_large",
+            ApiError::Unprocessable { .. } => "unprocessable",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        (self.status(), Json(body)).into_response()
+        let details = match &self {
+            ApiError::Unprocessable { details, .. } => details.clone(),
+            _ => Value::Null,
+        };
+        let body = json!({ "error": {
+            "code": self.code(),
+            "message": self.to_string(),
+            "details": details,
+            "request_id": current_request_id(),
+        }});
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthorized(e) => {
+                let value = match e {
+                    AuthError::Missing => "Bearer realm=\"encore\"".to_owned(),
+                    e => format!(
+                        "Bearer realm=\"encore\", error=\"invalid_token\", error_description=\"{e}\""
+                    ),
+                };
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        response
     }
 }

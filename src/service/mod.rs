@@ -3,11 +3,16 @@
 //! session goes on) comes out. No wire format and no storage engine is known here.
 
 mod command;
+mod mobile;
 mod playback;
 
 pub use command::{
     Command, Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind, PlayerState, Reply,
     SessionEffect, SlotKind,
+};
+pub use mobile::{
+    FeedbackInput, MAX_BATCH, MAX_LIMIT, MobileError, PlaylistLength, PlaylistSource, PlaylistSpec,
+    Preferences,
 };
 
 use crate::domain::{Listener, Profile, Queue, QueueKey, Selection, Token, Track, TrackId};

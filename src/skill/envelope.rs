@@ -315,6 +315,19 @@ impl RequestEnvelope {
             .or_else(|| self.session.as_ref().map(|s| s.user.user_id.as_str()))
     }
 
+    /// The linked account's access token, when the listener linked one.
+    pub fn access_token(&self) -> Option<&str> {
+        self.context
+            .as_ref()
+            .and_then(|c| c.system.user.access_token.as_deref())
+            .or_else(|| {
+                self.session
+                    .as_ref()
+                    .and_then(|s| s.user.access_token.as_deref())
+            })
+            .filter(|t| !t.is_empty())
+    }
+
     pub fn device_id(&self) -> Option<&str> {
         self.context
             .as_ref()?

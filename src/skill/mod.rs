@@ -7,6 +7,7 @@ pub mod response;
 pub mod speech;
 pub mod verify;
 
+use crate::api::auth::JwtVerifier;
 use crate::domain::{Listener, Source, Track};
 use crate::interaction::{self, InteractionModel, SlotFill};
 use crate::service::{
@@ -33,6 +34,9 @@ pub struct Skill {
     model: Arc<InteractionModel>,
     /// `None` only when verification was turned off for local development.
     verifier: Option<Verifier>,
+    /// Maps a linked account's access token to the app's user id (when the mobile API's
+    /// verifier is configured), so a listener is one person on both paths.
+    accounts: Option<Arc<JwtVerifier>>,
 }
 
 impl Skill {
@@ -45,7 +49,29 @@ impl Skill {
             service,
             model,
             verifier,
+            accounts: None,
         }
+    }
+
+    /// Resolves linked accounts with the mobile API's token verifier.
+    pub fn with_accounts(mut self, accounts: Option<Arc<JwtVerifier>>) -> Self {
+        self.accounts = accounts;
+        self
+    }
+
+    /// The app's user id for a linked account, else the platform's user id. A token that
+    /// does not verify is ignored (logged): the listener is served as the platform user.
+    async fn user_of(&self, envelope: &RequestEnvelope, platform_user: &str) -> String {
+        if let (Some(accounts), Some(token)) = (&self.accounts, envelope.access_token()) {
+            match accounts.verify(token).await {
+                Ok(user) => return user,
+                Err(e) => tracing::info!(
+                    reason = e.label(),
+                    "linked account token refused; serving the platform user"
+                ),
+            }
+        }
+        platform_user.to_owned()
     }
 
     /// Verifies, understands and answers one request. A refused request is an `Err`: the
@@ -80,7 +106,7 @@ impl Skill {
             return ResponseEnvelope::empty();
         };
         let listener = Listener {
-            user_id: user_id.to_owned(),
+            user_id: self.user_of(&envelope, user_id).await,
             device_id: envelope.device_id().unwrap_or("unknown-device").to_owned(),
             locale,
             source: Source::Alexa,

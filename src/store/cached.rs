@@ -87,6 +87,12 @@ impl ProfileStore for CachedStore {
         self.inner.put_playlist(playlist).await
     }
 
+    async fn erase_user(&self, user_id: &str) -> Result<(), StoreError> {
+        let erased = self.inner.erase_user(user_id).await;
+        self.profiles.invalidate(user_id).await;
+        erased
+    }
+
     async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, StoreError> {
         self.inner.checkpoint(stream, shard).await
     }

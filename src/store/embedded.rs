@@ -62,6 +62,8 @@ enum Write {
         oneshot::Sender<Result<(), StoreError>>,
     ),
     Durable(oneshot::Sender<Result<(), StoreError>>),
+    /// Deletes a listener's profile, queues and playlists.
+    Erase(String, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// The tables written with `Write::Put`.
@@ -320,6 +322,10 @@ impl Writer {
                         pending.push(Pending::Put(outcome.map_err(unavailable), ack));
                     }
                     Write::Durable(ack) => durable_waiters.push(ack),
+                    Write::Erase(user_id, ack) => {
+                        let outcome = erase(&mut profiles, &mut queues, &mut playlists, &user_id);
+                        pending.push(Pending::Put(outcome, ack));
+                    }
                 }
             }
         }
@@ -438,6 +444,31 @@ fn queue_key(key: &QueueKey) -> String {
     compound_key(&key.user_id, &key.device_id)
 }
 
+/// Removes `user_id`'s profile and every queue and playlist under their key prefix.
+fn erase<'t>(
+    profiles: &mut redb::Table<'t, &str, &[u8]>,
+    queues: &mut redb::Table<'t, &str, &[u8]>,
+    playlists: &mut redb::Table<'t, &str, &[u8]>,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    profiles.remove(user_id).map_err(unavailable)?;
+    let prefix = compound_key(user_id, "");
+    for table in [queues, playlists] {
+        let keys: Vec<String> = table
+            .range(prefix.as_str()..)
+            .map_err(unavailable)?
+            .map_while(|entry| {
+                let key = entry.ok()?.0.value().to_owned();
+                key.starts_with(&prefix).then_some(key)
+            })
+            .collect();
+        for key in keys {
+            table.remove(key.as_str()).map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ProfileStore for EmbeddedStore {
     async fn profile(&self, user_id: &str) -> Result<Option<Profile>, StoreError> {
@@ -465,6 +496,11 @@ impl ProfileStore for EmbeddedStore {
 
     async fn delete_queue(&self, key: &QueueKey) -> Result<(), StoreError> {
         self.write_queue(queue_key(key), None)
+    }
+
+    async fn erase_user(&self, user_id: &str) -> Result<(), StoreError> {
+        self.submit(|ack| Write::Erase(user_id.to_owned(), ack))
+            .await
     }
 
     async fn playlist(

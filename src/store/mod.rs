@@ -52,6 +52,8 @@ pub trait ProfileStore: Send + Sync {
     async fn playlists(&self, user_id: &str) -> Result<Vec<Playlist>, StoreError>;
 
     async fn put_playlist(&self, playlist: &Playlist) -> Result<(), StoreError>;
+    /// Deletes everything kept for `user_id`: profile, queues, playlists.
+    async fn erase_user(&self, user_id: &str) -> Result<(), StoreError>;
 
     /// The last sequence number a consumer finished on `shard` of `stream`.
     async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, StoreError>;

@@ -128,3 +128,56 @@ pub async fn two_writers_lose_nothing(store: Arc<dyn ProfileStore>, updates: usi
     assert_eq!(p.plays, 2 * updates as u64);
     assert_eq!(p.version, 2 * updates as u64);
 }
+
+/// Erasing a listener removes their profile, every queue and every playlist, and nothing of
+/// anyone else's (including a listener whose id starts with theirs).
+pub async fn erasure_is_complete_and_contained(store: &dyn ProfileStore) {
+    let users = ["erase-me", "erase-me-not"];
+    for user in users {
+        update_profile(store, user, |p| p.like(&TrackId("a".into())))
+            .await
+            .unwrap();
+        for device in ["d1", "d2"] {
+            let key = QueueKey {
+                user_id: user.into(),
+                device_id: device.into(),
+            };
+            store.put_queue(&key, &queue()).await.unwrap();
+        }
+        for id in ["p1", "p2"] {
+            store
+                .put_playlist(&Playlist {
+                    id: id.into(),
+                    user_id: user.into(),
+                    name: "n".into(),
+                    selection: None,
+                    tracks: vec![TrackId("a".into())],
+                    created_at: 1,
+                })
+                .await
+                .unwrap();
+        }
+    }
+    store.erase_user("erase-me").await.unwrap();
+    store.flush().await.unwrap();
+    for (user, kept) in [("erase-me", false), ("erase-me-not", true)] {
+        assert_eq!(store.profile(user).await.unwrap().is_some(), kept, "{user}");
+        assert_eq!(
+            store.playlists(user).await.unwrap().len(),
+            if kept { 2 } else { 0 },
+            "{user}"
+        );
+        for device in ["d1", "d2"] {
+            let key = QueueKey {
+                user_id: user.into(),
+                device_id: device.into(),
+            };
+            assert_eq!(
+                store.queue(&key).await.unwrap().is_some(),
+                kept,
+                "{user} {device}"
+            );
+        }
+    }
+    store.erase_user("nobody").await.unwrap();
+}

@@ -10,7 +10,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use encore::app::{Application, Parts};
-use encore::settings::{FeedbackKind, RecommenderArgs, ServeArgs, StorageArgs, StoreKind};
+use encore::settings::{ApiArgs, FeedbackKind, RecommenderArgs, ServeArgs, StorageArgs, StoreKind};
 use encore::skill::verify::{CertFetcher, Clock, SystemClock, Verifier};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -295,6 +295,7 @@ pub fn serve_args(no_verify: bool, data_dir: &Path) -> ServeArgs {
         skill_ids: vec![SKILL_ID.to_owned()],
         no_verify,
         max_body_bytes: 256 * 1024,
+        api: ApiArgs::default(),
     }
 }
 

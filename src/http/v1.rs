@@ -1,0 +1,356 @@
+//! The mobile API under `/v1`: bearer-token authentication, a per-user rate limit, and one
+//! handler per endpoint (extract, call one service function, render).
+
+use super::{ApiError, AppState};
+use crate::api::auth::{AuthError, JwtVerifier};
+use crate::api::{
+    CreatePlaylist, FeedbackBatch, FeedbackErrorDto, FeedbackResultDto, OPENAPI, PlaylistDto,
+    PlaylistSummaryDto, ProfileDto, ProfilePatch, RecommendationsDto, RecommendationsQuery,
+    VoiceRequest, feedback_inputs,
+};
+use crate::domain::{Listener, Source};
+use crate::interaction::{self, InteractionModel};
+use crate::service::{MobileError, PlayerState, Service};
+use crate::skill::speech::Lang;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use serde::de::DeserializeOwned;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Every route of the API, as (method, path): the router is built from the same handlers
+/// and a test checks this list against `openapi.json` and the router.
+pub const ROUTES: [(&str, &str); 10] = [
+    ("get", "/v1/openapi.json"),
+    ("get", "/v1/me/recommendations"),
+    ("post", "/v1/playlists"),
+    ("get", "/v1/me/playlists"),
+    ("get", "/v1/playlists/{id}"),
+    ("post", "/v1/feedback"),
+    ("get", "/v1/me/profile"),
+    ("patch", "/v1/me/profile"),
+    ("delete", "/v1/me"),
+    ("post", "/v1/voice"),
+];
+
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{delete, get, post};
+    axum::Router::new()
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/me/recommendations", get(recommendations))
+        .route("/v1/playlists", post(create_playlist))
+        .route("/v1/me/playlists", get(playlists))
+        .route("/v1/playlists/{id}", get(playlist))
+        .route("/v1/feedback", post(feedback))
+        .route("/v1/me/profile", get(profile).patch(patch_profile))
+        .route("/v1/me", delete(erase))
+        .route("/v1/voice", post(voice))
+}
+
+/// The API's parts: the service, the interaction model (for `/v1/voice`), the token
+/// verifier (none: the API answers 503) and the per-user rate limiter.
+pub struct Api {
+    pub service: Arc<Service>,
+    pub model: Arc<InteractionModel>,
+    pub verifier: Option<Arc<JwtVerifier>>,
+    limiter: DefaultKeyedRateLimiter<String>,
+    checks: AtomicU64,
+}
+
+/// Requests per minute per user, and the burst allowed above the steady rate.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+impl Api {
+    pub fn new(
+        service: Arc<Service>,
+        model: Arc<InteractionModel>,
+        verifier: Option<Arc<JwtVerifier>>,
+        limit: RateLimit,
+    ) -> Self {
+        let per_minute = NonZeroU32::new(limit.per_minute.max(1)).expect("at least 1");
+        let burst = NonZeroU32::new(limit.burst.max(1)).expect("at least 1");
+        Api {
+            service,
+            model,
+            verifier,
+            limiter: DefaultKeyedRateLimiter::keyed(
+                Quota::per_minute(per_minute).allow_burst(burst),
+            ),
+            checks: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The authenticated user (the token's `sub`), within their rate limit.
+pub struct User(pub String);
+
+impl FromRequestParts<AppState> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let api = &state.0.api;
+        let Some(verifier) = &api.verifier else {
+            return Err(ApiError::Unavailable(
+                "the mobile API (no token verifier is configured)".into(),
+            ));
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized(AuthError::Missing))?;
+        let user = verifier.verify(token).await.map_err(|e| {
+            tracing::info!(reason = e.label(), "bearer token refused");
+            metrics::counter!("encore_auth_failures_total", "reason" => e.label()).increment(1);
+            ApiError::Unauthorized(e)
+        })?;
+        if let Err(not_until) = api.limiter.check_key(&user) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
+        // Forget users idle for a while, now and then, so the limiter's map stays small.
+        if api.checks.fetch_add(1, Ordering::Relaxed) % 10_000 == 9_999 {
+            api.limiter.retain_recent();
+        }
+        Ok(User(user))
+    }
+}
+
+/// A JSON body whose rejections use the API's error shape.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(JsonRejection::BytesRejection(r))
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::TooLarge)
+            }
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::unprocessable(e.body_text())),
+            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+impl From<MobileError> for ApiError {
+    fn from(e: MobileError) -> Self {
+        match e {
+            MobileError::Invalid(m) => ApiError::unprocessable(m),
+            MobileError::NoMatch => ApiError::unprocessable("no track matches the request"),
+            MobileError::NotFound => ApiError::NotFound,
+            MobileError::Conflict(m) => ApiError::Conflict(m),
+            MobileError::Unavailable(what) => ApiError::Unavailable(what),
+        }
+    }
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn recommendations(
+    State(state): State<AppState>,
+    User(user): User,
+    q: Result<Query<RecommendationsQuery>, QueryRejection>,
+) -> Result<Json<RecommendationsDto>, ApiError> {
+    let q = query(q)?;
+    let selection = q.selection().map_err(ApiError::BadRequest)?;
+    let limit = q.limit.unwrap_or(25);
+    if limit == 0 || limit > crate::service::MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {}",
+            crate::service::MAX_LIMIT
+        )));
+    }
+    let rec = state
+        .0
+        .api
+        .service
+        .recommendations(&user, &selection, limit)
+        .await?;
+    Ok(Json(rec.into()))
+}
+
+async fn create_playlist(
+    State(state): State<AppState>,
+    User(user): User,
+    Body(body): Body<CreatePlaylist>,
+) -> Result<(StatusCode, Json<PlaylistDto>), ApiError> {
+    let spec = body.spec().map_err(ApiError::unprocessable)?;
+    let (playlist, tracks) = state.0.api.service.create_playlist(&user, spec).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PlaylistDto::new(&playlist, &tracks)),
+    ))
+}
+
+async fn playlists(
+    State(state): State<AppState>,
+    User(user): User,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let lists = state.0.api.service.playlists(&user).await?;
+    let summaries: Vec<PlaylistSummaryDto> = lists.iter().map(PlaylistSummaryDto::from).collect();
+    Ok(Json(serde_json::json!({ "playlists": summaries })))
+}
+
+async fn playlist(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> Result<Json<PlaylistDto>, ApiError> {
+    let service = &state.0.api.service;
+    let p = service.playlist(&user, &id).await?;
+    let tracks: Vec<_> = p
+        .tracks
+        .iter()
+        .filter_map(|t| service.recommender().track(t))
+        .collect();
+    Ok(Json(PlaylistDto::new(&p, &tracks)))
+}
+
+async fn feedback(
+    State(state): State<AppState>,
+    User(user): User,
+    Body(batch): Body<FeedbackBatch>,
+) -> Result<(StatusCode, Json<FeedbackResultDto>), ApiError> {
+    if batch.events.len() > crate::service::MAX_BATCH {
+        return Err(ApiError::unprocessable(format!(
+            "at most {} events per batch",
+            crate::service::MAX_BATCH
+        )));
+    }
+    let parsed = feedback_inputs(batch);
+    let mut errors = Vec::new();
+    let mut valid = Vec::new();
+    let mut positions = Vec::new();
+    for (index, p) in parsed.into_iter().enumerate() {
+        match p {
+            Ok(input) => {
+                positions.push(index);
+                valid.push(input);
+            }
+            Err(message) => errors.push(FeedbackErrorDto { index, message }),
+        }
+    }
+    let total = positions.len() + errors.len();
+    let outcomes = state.0.api.service.record_feedback(&user, valid).await?;
+    let mut event_ids = vec![None; total];
+    for (index, outcome) in positions.into_iter().zip(outcomes) {
+        match outcome {
+            Ok(id) => event_ids[index] = Some(id),
+            Err(message) => errors.push(FeedbackErrorDto { index, message }),
+        }
+    }
+    errors.sort_by_key(|e| e.index);
+    let accepted = event_ids.iter().filter(|e| e.is_some()).count();
+    let status = if accepted == 0 && total > 0 {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        status,
+        Json(FeedbackResultDto {
+            accepted,
+            event_ids,
+            errors,
+        }),
+    ))
+}
+
+async fn profile(
+    State(state): State<AppState>,
+    User(user): User,
+) -> Result<Json<ProfileDto>, ApiError> {
+    let p = state.0.api.service.profile_of(&user).await?;
+    Ok(Json(ProfileDto::from(&p)))
+}
+
+async fn patch_profile(
+    State(state): State<AppState>,
+    User(user): User,
+    Body(patch): Body<ProfilePatch>,
+) -> Result<Json<ProfileDto>, ApiError> {
+    let p = state
+        .0
+        .api
+        .service
+        .set_preferences(&user, patch.into())
+        .await?;
+    Ok(Json(ProfileDto::from(&p)))
+}
+
+async fn erase(State(state): State<AppState>, User(user): User) -> Result<StatusCode, ApiError> {
+    state.0.api.service.erase(&user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The device id the mobile voice path keeps its queue under.
+const VOICE_DEVICE: &str = "mobile-voice";
+
+async fn voice(
+    State(state): State<AppState>,
+    User(user): User,
+    Body(req): Body<VoiceRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let api = &state.0.api;
+    if req.text.trim().is_empty() || req.text.len() > 1000 {
+        return Err(ApiError::unprocessable(
+            "text must have 1 to 1000 characters",
+        ));
+    }
+    if !api.model.locales().any(|l| l == req.locale) {
+        let known: Vec<&str> = api.model.locales().collect();
+        return Err(ApiError::unprocessable(format!(
+            "unknown locale {:?}; one of {}",
+            req.locale,
+            known.join(", ")
+        )));
+    }
+    let model = api.model.locale(&req.locale);
+    let intent = model.parse(&req.text);
+    let command = interaction::command_for(&intent);
+    let listener = Listener {
+        user_id: user,
+        device_id: VOICE_DEVICE.to_owned(),
+        locale: req.locale.clone(),
+        source: Source::Mobile,
+    };
+    let outcome = api
+        .service
+        .handle(&listener, &PlayerState::default(), command)
+        .await;
+    Ok(Json(crate::say::as_json(
+        &intent,
+        &outcome,
+        Lang::of(&req.locale),
+    )))
+}
