@@ -291,6 +291,10 @@ pub async fn init(storage: &StorageArgs) -> anyhow::Result<String> {
 /// What the router needs besides the parts.
 pub struct RouterSettings {
     pub max_body_bytes: usize,
+    /// Requests handled at once before load shedding.
+    pub max_in_flight: usize,
+    /// How long the voice path may take before it apologises instead.
+    pub alexa_deadline: Duration,
     /// The mobile API's token verifier (none: the API answers 503).
     pub jwt: Option<Arc<JwtVerifier>>,
     pub rate_limit: RateLimit,
@@ -314,6 +318,8 @@ impl RouterSettings {
         };
         Ok(RouterSettings {
             max_body_bytes: settings.max_body_bytes,
+            max_in_flight: settings.max_in_flight,
+            alexa_deadline: Duration::from_millis(settings.alexa_deadline_ms),
             jwt,
             rate_limit: RateLimit {
                 per_minute: settings.api.rate_limit_per_minute,
@@ -330,17 +336,21 @@ pub fn build_router(
     settings: RouterSettings,
 ) -> axum::Router {
     let skill = Skill::new(parts.service.clone(), parts.model.clone(), verifier)
-        .with_accounts(settings.jwt.clone());
+        .with_accounts(settings.jwt.clone())
+        .with_deadline(settings.alexa_deadline);
     let api = Api::new(
         parts.service.clone(),
         parts.model.clone(),
         settings.jwt,
         settings.rate_limit,
     );
-    http::router(
-        AppState(Arc::new(App { skill, api })),
-        settings.max_body_bytes,
-    )
+    // The Prometheus recorder is process-wide; installing it here makes /metrics live.
+    crate::observe::prometheus();
+    let limits = http::Limits {
+        max_body_bytes: settings.max_body_bytes,
+        max_in_flight: settings.max_in_flight,
+    };
+    http::router(AppState(Arc::new(App { skill, api })), limits)
 }
 
 /// A bound, ready server. Tests build it on port 0 and read `local_addr()`.
@@ -353,6 +363,8 @@ pub struct Application {
     consumer: Option<Consumer>,
     models: Arc<ModelSet>,
     model_poll: Duration,
+    /// How long in-flight requests may run after the shutdown signal.
+    shutdown_grace: Duration,
 }
 
 impl Application {
@@ -392,6 +404,7 @@ impl Application {
             feedback: parts.feedback,
             models: parts.models,
             model_poll: Duration::from_secs(settings.storage.recommender.model_poll_secs),
+            shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
         })
     }
 
@@ -419,21 +432,59 @@ impl Application {
         });
         let watcher =
             (!self.model_poll.is_zero()).then(|| self.models.clone().watch(self.model_poll));
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        // Stop accepting on the signal; give in-flight requests until the grace period ends.
+        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = signalled.send(());
+            })
+            .into_future();
+        let grace = self.shutdown_grace;
+        let deadline = async move {
+            if on_signal.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = serve => served?,
+            () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight at the shutdown deadline; stopping anyway"),
+        }
         if let Some(w) = watcher {
             w.abort();
         }
-        self.feedback
-            .flush()
-            .await
-            .context("flushing the feedback log")?;
+        // Each step after serving is bounded too: a backend that hangs must not keep the
+        // process from stopping. What the consumer has not folded in stays in the log (its
+        // position is not advanced) and is folded in at the next start.
+        let bounded = |step: &'static str| {
+            move |r: Result<anyhow::Result<()>, tokio::time::error::Elapsed>| match r {
+                Ok(done) => done,
+                Err(_) => {
+                    tracing::error!(
+                        step,
+                        grace_secs = grace.as_secs(),
+                        "shutdown step did not finish in time; stopping anyway"
+                    );
+                    Ok(())
+                }
+            }
+        };
+        let flush_feedback = async {
+            self.feedback
+                .flush()
+                .await
+                .context("flushing the feedback log")
+        };
+        bounded("feedback flush")(tokio::time::timeout(grace, flush_feedback).await)?;
         let _ = stop_consumer.send(());
         if let Some(consumer) = consumer {
-            consumer.await.context("the feedback consumer")?;
+            let drained = async { consumer.await.context("the feedback consumer") };
+            bounded("feedback consumer")(tokio::time::timeout(grace, drained).await)?;
         }
-        self.store.flush().await.context("flushing the store")?;
+        let flush_store = async { self.store.flush().await.context("flushing the store") };
+        bounded("store flush")(tokio::time::timeout(grace, flush_store).await)?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -12,6 +12,7 @@
 //! - [`recommend`]: `Recommender`, the catalog and model versions in `models/`, ranking,
 //!   the bandit, the recommendation cache, the remote endpoint; training and evaluation.
 //! - [`offline`]: the offline commands (catalog import, train, evaluate, batch-recommend).
+//! - [`observe`]: Prometheus metrics and per-route request accounting.
 //! - [`app`], [`settings`], [`say`]: start-up, configuration, the `say` command.
 //!
 //! See `ARCHITECTURE.md` for one request's walk through these parts.
@@ -23,6 +24,7 @@ pub mod domain;
 pub mod feedback;
 pub mod http;
 pub mod interaction;
+pub mod observe;
 pub mod offline;
 pub mod recommend;
 pub mod say;

@@ -386,6 +386,21 @@ pub struct ServeArgs {
     #[arg(long, env = "ENCORE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Requests handled at once; past that, requests are refused at once with 503 (load
+    /// shedding) rather than queued.
+    #[arg(long, env = "ENCORE_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+
+    /// How long the voice path may take before the listener hears an apology instead (the
+    /// platform gives up after about 8 s), in milliseconds.
+    #[arg(long, env = "ENCORE_ALEXA_DEADLINE_MS", default_value_t = 6000)]
+    pub alexa_deadline_ms: u64,
+
+    /// On SIGTERM or Ctrl-C: how long in-flight requests may still take, in seconds, before
+    /// the server stops anyway (the feedback sink and the store are flushed after).
+    #[arg(long, env = "ENCORE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+
     #[command(flatten)]
     pub api: ApiArgs,
 }

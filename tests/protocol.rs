@@ -28,6 +28,8 @@ async fn harness() -> Harness {
             None,
             RouterSettings {
                 max_body_bytes: 64 * 1024,
+                max_in_flight: 1024,
+                alexa_deadline: std::time::Duration::from_secs(6),
                 jwt: None,
                 rate_limit: RateLimit {
                     per_minute: 600,

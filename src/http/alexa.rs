@@ -36,6 +36,8 @@ pub async fn handle(
             .into_response(),
         Err(rejection) => {
             tracing::warn!(reason = rejection.label(), detail = %rejection, "alexa request refused");
+            metrics::counter!("encore_verification_failures_total", "reason" => rejection.label())
+                .increment(1);
             ApiError::BadRequest(rejection.to_string()).into_response()
         }
     }

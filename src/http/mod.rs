@@ -10,12 +10,15 @@ pub use v1::{Api, ROUTES, RateLimit};
 
 use crate::skill::Skill;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::HeaderValue;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tracing::Instrument;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -26,15 +29,97 @@ pub struct App {
     pub api: Api,
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// Limits every route shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// Requests handled at once; more are refused at once with 503 (load shedding) instead
+    /// of queueing without bound.
+    pub max_in_flight: usize,
+}
+
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let shed = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            metrics::counter!("encore_http_shed_total").increment(1);
+            ApiError::Unavailable("the server (too busy, try again)".into())
+        }))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(
+            limits.max_in_flight.max(1),
+        ));
     Router::new()
         .route("/alexa", post(alexa::handle))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .merge(v1::routes())
         .fallback(|| async { ApiError::NotFound })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(shed)
+        .layer(middleware::from_fn(track))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Prometheus text exposition of every metric.
+async fn metrics_text() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::observe::render(),
+    )
+        .into_response()
+}
+
+/// 200 when the profile store, the feedback sink and the model all answer; 503 naming
+/// what does not.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let checks = state
+        .0
+        .api
+        .service
+        .readiness(std::time::Duration::from_secs(1))
+        .await;
+    let ready = checks.iter().all(|(_, r)| r.is_ok());
+    let detail: serde_json::Map<String, serde_json::Value> = checks
+        .into_iter()
+        .map(|(name, r)| {
+            let v = match r {
+                Ok(()) => serde_json::json!("ok"),
+                Err(e) => serde_json::json!(e),
+            };
+            (name.to_owned(), v)
+        })
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "ready": ready, "checks": detail });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Counts and times each request by route, inside a span that carries its request id, so
+/// every log line of the request names it.
+async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let id = current_request_id().unwrap_or_default();
+    let span = tracing::info_span!("request", request_id = %id, route = %route);
+    let response = next.run(req).instrument(span).await;
+    crate::observe::http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 /// The header carrying a request's id, both ways.

@@ -227,7 +227,15 @@ impl ModelSet {
                 .zip(&current.models)
                 .any(|(a, b)| a.as_ref().map(|m| m.version()) != b.as_ref().map(|m| m.version()));
         if changed {
+            for (v, m) in self.experiment.variants.iter().zip(&current.models) {
+                if let Some(m) = m {
+                    metrics::gauge!("encore_model_info", "variant" => v.name.clone(), "version" => m.version().to_owned()).set(0.0);
+                }
+            }
             for (v, m) in self.experiment.variants.iter().zip(&models) {
+                if let Some(m) = m {
+                    metrics::gauge!("encore_model_info", "variant" => v.name.clone(), "version" => m.version().to_owned()).set(1.0);
+                }
                 tracing::info!(
                     experiment = self.experiment.name,
                     variant = v.name,

@@ -110,7 +110,6 @@ impl Service {
     ) -> Result<Recommendation, MobileError> {
         let profile = self.profile_of(user_id).await?;
         Ok(self
-            .recommender
             .recommend(RecommendRequest {
                 user_id,
                 selection,
@@ -144,7 +143,6 @@ impl Service {
         let mut lists = Vec::new();
         for selection in &selections {
             let rec = self
-                .recommender
                 .recommend(RecommendRequest {
                     user_id,
                     selection,

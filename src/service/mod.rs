@@ -82,6 +82,47 @@ impl Service {
         &self.store
     }
 
+    /// Asks the recommender, recording how long it took (`encore_recommend_duration_seconds`).
+    pub(crate) async fn recommend(
+        &self,
+        request: RecommendRequest<'_>,
+    ) -> Result<crate::recommend::Recommendation, RecommendError> {
+        let started = std::time::Instant::now();
+        let rec = self.recommender.recommend(request).await;
+        metrics::histogram!("encore_recommend_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        rec
+    }
+
+    /// Whether each dependency answers: the profile store (a read), the feedback sink (a
+    /// flush) and the recommender (a model version), each within `within`.
+    pub async fn readiness(&self, within: Duration) -> Vec<(&'static str, Result<(), String>)> {
+        let store = async {
+            match tokio::time::timeout(within, self.store.profile("encore-readiness-probe")).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer in time".to_owned()),
+            }
+        };
+        let feedback = async {
+            match tokio::time::timeout(within, self.feedback.flush()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer in time".to_owned()),
+            }
+        };
+        let (store, feedback) = tokio::join!(store, feedback);
+        let model = match self.recommender.model_version() {
+            v if v.is_empty() => Err("no model loaded".to_owned()),
+            _ => Ok(()),
+        };
+        vec![
+            ("profile_store", store),
+            ("feedback_sink", feedback),
+            ("model", model),
+        ]
+    }
+
     pub async fn handle(
         &self,
         listener: &Listener,
@@ -247,7 +288,7 @@ impl Ctx<'_> {
             exclude: &[],
             limit: QUEUE_LENGTH,
         };
-        let rec = match self.service.recommender.recommend(request).await {
+        let rec = match self.service.recommend(request).await {
             Ok(rec) => rec,
             Err(RecommendError::NoMatch(selection)) => {
                 return Outcome::ask(Reply::NoMatch(selection));
@@ -454,7 +495,7 @@ impl Ctx<'_> {
             exclude: &queue.tracks,
             limit: QUEUE_LENGTH,
         };
-        match self.service.recommender.recommend(request).await {
+        match self.service.recommend(request).await {
             Ok(rec) => {
                 queue.extend(rec.tracks.iter().map(|t| t.id.clone()));
             }

@@ -37,7 +37,13 @@ pub struct Skill {
     /// Maps a linked account's access token to the app's user id (when the mobile API's
     /// verifier is configured), so a listener is one person on both paths.
     accounts: Option<Arc<JwtVerifier>>,
+    /// How long the service may take before the listener hears an apology instead (the
+    /// platform gives up after about 8 s).
+    deadline: std::time::Duration,
 }
+
+/// The default answer deadline.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(6);
 
 impl Skill {
     pub fn new(
@@ -50,7 +56,13 @@ impl Skill {
             model,
             verifier,
             accounts: None,
+            deadline: DEADLINE,
         }
+    }
+
+    pub fn with_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Resolves linked accounts with the mobile API's token verifier.
@@ -117,7 +129,21 @@ impl Skill {
             return ResponseEnvelope::empty();
         };
         tracing::debug!(request = body.name(), ?command, "handling");
-        let outcome = self.service.handle(&listener, &player, command).await;
+        let intent = match body {
+            envelope::RequestBody::IntentRequest(i) => i.intent.name.clone(),
+            _ => String::new(),
+        };
+        metrics::counter!("encore_alexa_requests_total", "type" => body.name(), "intent" => intent)
+            .increment(1);
+        let handled = self.service.handle(&listener, &player, command);
+        let outcome = match tokio::time::timeout(self.deadline, handled).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::error!(user_id = %listener.user_id, deadline_ms = self.deadline.as_millis() as u64, "answer deadline passed; apologising");
+                metrics::counter!("encore_alexa_deadline_exceeded_total").increment(1);
+                crate::service::Outcome::end(Some(crate::service::Reply::Trouble))
+            }
+        };
         render(body, outcome, Lang::of(&listener.locale))
     }
 

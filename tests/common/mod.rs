@@ -295,6 +295,9 @@ pub fn serve_args(no_verify: bool, data_dir: &Path) -> ServeArgs {
         skill_ids: vec![SKILL_ID.to_owned()],
         no_verify,
         max_body_bytes: 256 * 1024,
+        max_in_flight: 1024,
+        alexa_deadline_ms: 6000,
+        shutdown_grace_secs: 20,
         api: ApiArgs::default(),
     }
 }

@@ -1,0 +1,259 @@
+//! What an operator relies on: /metrics exposes the figures, /readyz tells a broken store
+//! from a working one, overload is shed with a quick 503, the voice path apologises before
+//! the platform's deadline when a backend hangs, and shutdown does not wait forever.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use encore::app::{Parts, RouterSettings, build_router};
+use encore::domain::{Playlist, Profile, Queue, QueueKey};
+use encore::http::RateLimit;
+use encore::store::{Applied, ProfileChange, ProfileStore, StoreError};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+
+/// A profile store that never answers: no real store can be made to hang on cue, so this
+/// stands in for one whose network went silent.
+struct Hanging;
+
+#[async_trait::async_trait]
+impl ProfileStore for Hanging {
+    async fn profile(&self, _: &str) -> Result<Option<Profile>, StoreError> {
+        std::future::pending().await
+    }
+    async fn put_profile(&self, _: &Profile) -> Result<u64, StoreError> {
+        std::future::pending().await
+    }
+    async fn queue(&self, _: &QueueKey) -> Result<Option<Queue>, StoreError> {
+        std::future::pending().await
+    }
+    async fn put_queue(&self, _: &QueueKey, _: &Queue) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn delete_queue(&self, _: &QueueKey) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn playlist(&self, _: &str, _: &str) -> Result<Option<Playlist>, StoreError> {
+        std::future::pending().await
+    }
+    async fn playlists(&self, _: &str) -> Result<Vec<Playlist>, StoreError> {
+        std::future::pending().await
+    }
+    async fn put_playlist(&self, _: &Playlist) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn erase_user(&self, _: &str) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn checkpoint(&self, _: &str, _: &str) -> Result<Option<String>, StoreError> {
+        std::future::pending().await
+    }
+    async fn put_checkpoint(&self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn apply_event(&self, _: &str, _: &str, _: ProfileChange) -> Result<Applied, StoreError> {
+        std::future::pending().await
+    }
+}
+
+/// Parts over the hanging store, with the given store budget.
+fn hanging_parts(dir: &std::path::Path, budget_ms: u64) -> Parts {
+    let mut storage = common::storage(dir);
+    storage.store_budget_ms = budget_ms;
+    Parts::with_store(&storage, Arc::new(Hanging)).unwrap()
+}
+
+fn router(parts: &Parts, max_in_flight: usize, deadline: Duration) -> axum::Router {
+    build_router(
+        parts,
+        None,
+        RouterSettings {
+            max_body_bytes: 64 * 1024,
+            max_in_flight,
+            alexa_deadline: deadline,
+            jwt: None,
+            rate_limit: RateLimit {
+                per_minute: 600,
+                burst: 60,
+            },
+        },
+    )
+}
+
+async fn send(router: &axum::Router, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn alexa(name: &str) -> Request<Body> {
+    Request::post("/alexa")
+        .header("content-type", "application/json")
+        .body(Body::from(common::fixture(name, "").to_string()))
+        .unwrap()
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn readiness_names_the_dependency_that_does_not_answer() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
+    let healthy = router(&parts, 1024, Duration::from_secs(6));
+    let (status, body) = send(&healthy, get("/readyz")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["profile_store"], "ok");
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let broken = router(
+        &hanging_parts(dir2.path(), 150),
+        1024,
+        Duration::from_secs(6),
+    );
+    let (status, body) = send(&broken, get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_ne!(body["checks"]["profile_store"], "ok");
+    assert_eq!(body["checks"]["model"], "ok");
+    assert_eq!(
+        send(&broken, get("/healthz")).await.0,
+        StatusCode::OK,
+        "the process is up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_voice_path_apologises_before_the_deadline_when_the_store_hangs() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    // A budget longer than the deadline: only the deadline can save the answer.
+    let r = router(
+        &hanging_parts(dir.path(), 30_000),
+        1024,
+        Duration::from_millis(300),
+    );
+    let started = Instant::now();
+    let (status, body) = send(&r, alexa("like")).await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let speech = body["response"]["outputSpeech"]["ssml"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(!speech.is_empty(), "the listener hears something: {body}");
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_with_a_quick_503_instead_of_a_queue() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    // Each request holds its slot for the store budget (300 ms); two slots.
+    let r = router(&hanging_parts(dir.path(), 300), 2, Duration::from_secs(6));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            send(&r, alexa("play_mood_er")).await
+        }));
+    }
+    let mut shed = 0;
+    let mut served = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                shed += 1;
+                assert_eq!(body["error"]["code"], "unavailable", "{body}");
+            }
+            StatusCode::OK => served += 1,
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(shed >= 1 && served >= 1, "{served} served, {shed} shed");
+}
+
+#[tokio::test]
+async fn metrics_expose_requests_by_route_intent_and_reason() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
+    let r = router(&parts, 1024, Duration::from_secs(6));
+    assert_eq!(send(&r, alexa("play_mood_er")).await.0, StatusCode::OK);
+    send(&r, get("/v1/me/profile")).await;
+    let resp = r.clone().oneshot(get("/metrics")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    for needle in [
+        "encore_http_requests_total{route=\"/alexa\",method=\"POST\",status=\"200\"}",
+        "encore_http_request_duration_seconds_bucket{route=\"/alexa\"",
+        "encore_alexa_requests_total{type=\"IntentRequest\",intent=\"PlayMoodIntent\"}",
+        "encore_recommend_duration_seconds_bucket",
+        "encore_recommend_cache_total{result=\"miss\"}",
+        "encore_http_requests_total{route=\"/v1/me/profile\",method=\"GET\",status=\"503\"}",
+    ] {
+        assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_requests_in_flight_only_until_the_grace_period_ends() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = common::serve_args(true, dir.path());
+    args.alexa_deadline_ms = 30_000;
+    args.shutdown_grace_secs = 1;
+    let parts = hanging_parts(dir.path(), 30_000);
+    let app = encore::app::Application::with_parts(&args, parts, None)
+        .await
+        .unwrap();
+    let url = format!("http://{}/alexa", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    // A request that will hang on the store.
+    let hanging = tokio::spawn(
+        reqwest::Client::new()
+            .post(url)
+            .json(&common::fixture("like", ""))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!hanging.is_finished(), "the request is in flight");
+    let started = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "it waited for the request: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "but not beyond the grace period: {took:?}"
+    );
+    // (In the binary the process exits here and takes the connection with it.)
+    hanging.abort();
+}
