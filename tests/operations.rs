@@ -188,7 +188,18 @@ async fn metrics_expose_requests_by_route_intent_and_reason() {
     let dir = tempfile::tempdir().unwrap();
     let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
     let r = router(&parts, 1024, Duration::from_secs(6));
-    assert_eq!(send(&r, alexa("play_mood_er")).await.0, StatusCode::OK);
+    let (status, play) = send(&r, alexa("play_mood_er")).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = play["response"]["directives"][0]["audioItem"]["stream"]["token"]
+        .as_str()
+        .unwrap();
+    let started = Request::post("/alexa")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            common::fixture("playback_started", token).to_string(),
+        ))
+        .unwrap();
+    assert_eq!(send(&r, started).await.0, StatusCode::OK);
     send(&r, get("/v1/me/profile")).await;
     let resp = r.clone().oneshot(get("/metrics")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -208,6 +219,7 @@ async fn metrics_expose_requests_by_route_intent_and_reason() {
         "encore_recommend_duration_seconds_bucket",
         "encore_recommend_cache_total{result=\"miss\"}",
         "encore_http_requests_total{route=\"/v1/me/profile\",method=\"GET\",status=\"503\"}",
+        "encore_feedback_produced_total",
     ] {
         assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
     }

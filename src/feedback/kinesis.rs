@@ -140,6 +140,7 @@ impl Drop for KinesisSink {
 impl FeedbackSink for KinesisSink {
     fn send(&self, event: FeedbackEvent) -> Delivery {
         let delivery = self.spool.send(event);
+        metrics::counter!("encore_feedback_spooled_total").increment(1);
         self.wake.notify_one();
         delivery
     }
@@ -198,6 +199,8 @@ impl Shipper {
     async fn run(self) {
         loop {
             let from = self.shipped.load(Ordering::Acquire);
+            metrics::gauge!("encore_feedback_spool_depth")
+                .set(self.spool.end().saturating_sub(from) as f64);
             if self.spool.end() <= from {
                 tokio::select! {
                     _ = self.wake.notified() => {}

@@ -117,14 +117,18 @@ impl FeedbackSink for LocalLog {
     fn send(&self, event: FeedbackEvent) -> Delivery {
         let (tx, rx) = oneshot::channel();
         match serde_json::to_vec(&event) {
-            Ok(bytes) => {
-                if let Err(mpsc::SendError(Append::Event(_, tx))) =
-                    self.appends.send(Append::Event(bytes, tx))
-                {
+            Ok(bytes) => match self.appends.send(Append::Event(bytes, tx)) {
+                Ok(()) => metrics::counter!("encore_feedback_produced_total").increment(1),
+                Err(mpsc::SendError(Append::Event(_, tx))) => {
+                    metrics::counter!("encore_feedback_failed_total", "reason" => "closed")
+                        .increment(1);
                     let _ = tx.send(Err(FeedbackError::Closed));
                 }
-            }
+                Err(_) => {}
+            },
             Err(e) => {
+                metrics::counter!("encore_feedback_failed_total", "reason" => "encode")
+                    .increment(1);
                 let _ = tx.send(Err(FeedbackError::Encode(e.to_string())));
             }
         }
