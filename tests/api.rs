@@ -118,11 +118,9 @@ async fn app_with(rate_limit: RateLimit, jwt: bool) -> App {
         &parts,
         None,
         RouterSettings {
-            max_body_bytes: 64 * 1024,
-            max_in_flight: 1024,
-            alexa_deadline: std::time::Duration::from_secs(6),
             jwt: verifier,
             rate_limit,
+            ..common::router_settings()
         },
     );
     App {

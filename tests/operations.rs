@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use encore::app::{Parts, RouterSettings, build_router};
 use encore::domain::{Playlist, Profile, Queue, QueueKey};
-use encore::http::RateLimit;
 use encore::store::{Applied, ProfileChange, ProfileStore, StoreError};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -72,14 +71,9 @@ fn router(parts: &Parts, max_in_flight: usize, deadline: Duration) -> axum::Rout
         parts,
         None,
         RouterSettings {
-            max_body_bytes: 64 * 1024,
             max_in_flight,
             alexa_deadline: deadline,
-            jwt: None,
-            rate_limit: RateLimit {
-                per_minute: 600,
-                burst: 60,
-            },
+            ..common::router_settings()
         },
     )
 }

@@ -190,14 +190,11 @@ mod no_panic {
                 &parts,
                 Some(common::verifier(common::fetcher())),
                 RouterSettings {
-                    max_body_bytes: 64 * 1024,
-                    max_in_flight: 1024,
-                    alexa_deadline: std::time::Duration::from_secs(6),
-                    jwt: None,
                     rate_limit: RateLimit {
                         per_minute: 1_000_000,
                         burst: 1_000_000,
                     },
+                    ..common::router_settings()
                 },
             );
             Fixture {

@@ -6,8 +6,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use encore::app::{Parts, RouterSettings, build_router};
-use encore::http::RateLimit;
+use encore::app::{Parts, build_router};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -23,20 +22,7 @@ async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
     Harness {
-        router: build_router(
-            &parts,
-            None,
-            RouterSettings {
-                max_body_bytes: 64 * 1024,
-                max_in_flight: 1024,
-                alexa_deadline: std::time::Duration::from_secs(6),
-                jwt: None,
-                rate_limit: RateLimit {
-                    per_minute: 600,
-                    burst: 60,
-                },
-            },
-        ),
+        router: build_router(&parts, None, common::router_settings()),
         _dir: dir,
     }
 }

@@ -383,3 +383,18 @@ pub async fn post_signed(
     let url = format!("{CERT_BASE}{cert}.pem");
     post_raw(client, server, Some(&url), Some(&signature), bytes).await
 }
+
+/// The in-process router's settings as the tests use them: 64 KiB bodies, 1,024 requests in
+/// flight, a 6 s voice deadline, no mobile API verifier, a generous rate limit.
+pub fn router_settings() -> encore::app::RouterSettings {
+    encore::app::RouterSettings {
+        max_body_bytes: 64 * 1024,
+        max_in_flight: 1024,
+        alexa_deadline: std::time::Duration::from_secs(6),
+        jwt: None,
+        rate_limit: encore::http::RateLimit {
+            per_minute: 600,
+            burst: 60,
+        },
+    }
+}
