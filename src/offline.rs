@@ -67,11 +67,7 @@ fn catalog_manifest(
     if let Some(a) = art {
         manifest.art_url_template = Some(a.clone());
     }
-    for t in std::iter::once(&manifest.stream_url_template).chain(&manifest.art_url_template) {
-        if !t.starts_with("https://") {
-            bail!("URL template {t:?} is not HTTPS (devices play nothing else)");
-        }
-    }
+    manifest.check_templates().map_err(anyhow::Error::msg)?;
     let now = now_rfc3339();
     manifest.version = format!("catalog-{}", now.replace([':', '-'], ""));
     manifest.created_at = now;

@@ -3,7 +3,7 @@
 
 use super::{AudioFeatures, TrackId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// How many recently played tracks a profile remembers (bounded so a stored item stays small).
 pub const RECENT_LIMIT: usize = 100;
@@ -138,12 +138,16 @@ impl Profile {
         taste.weight = (taste.weight + weight).min(TASTE_MEMORY);
     }
 
-    /// Finished and skipped plays of `track` in `context`.
-    pub fn outcomes(&self, track: &TrackId, context: &str) -> PlayOutcomes {
+    /// Finished and skipped plays in `context`, by track id: read once per ranking instead
+    /// of one key lookup per candidate.
+    pub fn outcomes_in(&self, context: &str) -> HashMap<&str, PlayOutcomes> {
         self.bandit
-            .get(&bandit_key(track, context))
-            .copied()
-            .unwrap_or_default()
+            .iter()
+            .filter_map(|(key, o)| {
+                let (track, ctx) = key.split_once(':')?;
+                (ctx == context).then_some((track, *o))
+            })
+            .collect()
     }
 
     /// Moves the affinities for `genre` and `artist` by `delta`, keeping the strongest

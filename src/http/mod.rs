@@ -58,7 +58,6 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(shed)
         .layer(middleware::from_fn(track))
-        .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
 
@@ -100,34 +99,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Counts and times each request by route, inside a span that carries its request id, so
-/// every log line of the request names it.
-async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let method = req.method().to_string();
-    let started = std::time::Instant::now();
-    let id = current_request_id().unwrap_or_default();
-    let span = tracing::info_span!("request", request_id = %id, route = %route);
-    let response = next.run(req).instrument(span).await;
-    crate::observe::http_request(
-        &route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
-}
-
 /// The header carrying a request's id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Gives every request an id: the caller's `x-request-id` when it is a sane token, a new
-/// UUID otherwise. Error bodies and the response header carry it.
-async fn request_id(req: Request, next: Next) -> Response {
+/// Gives every request an id (the caller's `x-request-id` when it is a sane token, a new
+/// UUID otherwise) for error bodies, the response header and a span around the request,
+/// so every log line of the request names it; then counts and times it by route.
+async fn track(req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -135,7 +113,23 @@ async fn request_id(req: Request, next: Next) -> Response {
         .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let mut response = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("request", request_id = %id, route = %route);
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span))
+        .await;
+    crate::observe::http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }

@@ -241,35 +241,24 @@ async fn feedback(
     User(user): User,
     Body(batch): Body<FeedbackBatch>,
 ) -> Result<(StatusCode, Json<FeedbackResultDto>), ApiError> {
-    if batch.events.len() > crate::service::MAX_BATCH {
-        return Err(ApiError::unprocessable(format!(
-            "at most {} events per batch",
-            crate::service::MAX_BATCH
-        )));
-    }
-    let parsed = feedback_inputs(batch);
+    let outcomes = state
+        .0
+        .api
+        .service
+        .record_feedback(&user, feedback_inputs(batch))
+        .await?;
+    let total = outcomes.len();
+    let mut event_ids = Vec::with_capacity(total);
     let mut errors = Vec::new();
-    let mut valid = Vec::new();
-    let mut positions = Vec::new();
-    for (index, p) in parsed.into_iter().enumerate() {
-        match p {
-            Ok(input) => {
-                positions.push(index);
-                valid.push(input);
-            }
-            Err(message) => errors.push(FeedbackErrorDto { index, message }),
-        }
-    }
-    let total = positions.len() + errors.len();
-    let outcomes = state.0.api.service.record_feedback(&user, valid).await?;
-    let mut event_ids = vec![None; total];
-    for (index, outcome) in positions.into_iter().zip(outcomes) {
+    for (index, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
-            Ok(id) => event_ids[index] = Some(id),
-            Err(message) => errors.push(FeedbackErrorDto { index, message }),
+            Ok(id) => event_ids.push(Some(id)),
+            Err(message) => {
+                event_ids.push(None);
+                errors.push(FeedbackErrorDto { index, message });
+            }
         }
     }
-    errors.sort_by_key(|e| e.index);
     let accepted = event_ids.iter().filter(|e| e.is_some()).count();
     let status = if accepted == 0 && total > 0 {
         StatusCode::UNPROCESSABLE_ENTITY

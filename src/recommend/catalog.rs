@@ -302,17 +302,20 @@ impl Manifest {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        for template in
-            std::iter::once(&manifest.stream_url_template).chain(&manifest.art_url_template)
-        {
+        manifest
+            .check_templates()
+            .map_err(|message| CatalogError::Invalid { path, message })?;
+        Ok(manifest)
+    }
+
+    /// Stream and art URL templates must be HTTPS: devices play nothing else.
+    pub fn check_templates(&self) -> Result<(), String> {
+        for template in std::iter::once(&self.stream_url_template).chain(&self.art_url_template) {
             if !template.starts_with("https://") {
-                return Err(CatalogError::Invalid {
-                    path,
-                    message: format!("URL template {template:?} is not HTTPS"),
-                });
+                return Err(format!("URL template {template:?} is not HTTPS"));
             }
         }
-        Ok(manifest)
+        Ok(())
     }
 
     pub fn write(&self, dir: &Path) -> Result<(), CatalogError> {

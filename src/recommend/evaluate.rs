@@ -32,14 +32,7 @@ pub fn split_by_time(data: &Interactions, test_fraction: f64) -> Split {
     for (i, r) in data.rows.iter().enumerate() {
         per_user[r.user as usize].push(i);
     }
-    // The same ids in the same order.
-    let mut train = Interactions::default();
-    for u in &data.users {
-        train.user(u);
-    }
-    for i in &data.items {
-        train.item(i);
-    }
+    let mut train = data.same_ids();
     let mut test = Vec::new();
     for (u, mut rows) in per_user.into_iter().enumerate() {
         rows.sort_by_key(|&i| data.rows[i].ts);
@@ -90,8 +83,8 @@ pub fn test_from(train: &mut Interactions, held: &Interactions) -> Vec<(u32, Vec
         .collect()
 }
 
-/// Scores `test` users' top-k lists, excluding what each already has in `seen`.
-/// `rank(user, k, seen)` returns the list.
+/// Scores `test` users' top-k lists: `rank(user, k)` returns a user's list (without what
+/// they already had).
 pub fn score(
     test: &[(u32, Vec<u32>)],
     k: usize,

@@ -31,6 +31,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The listener's finished and skipped plays in the request's context, by track id.
+type Outcomes<'a> = std::collections::HashMap<&'a str, crate::domain::PlayOutcomes>;
+
 /// How many candidates one selection yields before the listener's filters.
 const CANDIDATES: usize = 300;
 /// How many of the listener's strongest artists add their fitting tracks to the candidates.
@@ -228,7 +231,7 @@ impl CatalogRecommender {
         &self,
         ix: TrackIx,
         profile: Option<&Profile>,
-        context: &str,
+        outcomes: &Outcomes<'_>,
         user: Option<&[f32]>,
         model: Option<&ServedModel>,
         precomputed: &HashSet<TrackIx>,
@@ -262,7 +265,7 @@ impl CatalogRecommender {
             (Some(u), Some(y)) => dot(u, y),
             _ => 0.0,
         };
-        let o = p.outcomes(&t.id, context);
+        let o = outcomes.get(t.id.0.as_str()).copied().unwrap_or_default();
         let bandit = (o.finished as f32 + 1.0) / ((o.finished + o.skipped) as f32 + 2.0) - 0.5;
         0.25 * popularity
             + affinity(p.genres.get(&t.genre))
@@ -277,10 +280,8 @@ impl CatalogRecommender {
 /// A Thompson sample of track `t`'s chance to be finished in `context`: Beta(1 + finished,
 /// 1 + skipped). A track never played in the context draws from Beta(1, 1), so cold tracks
 /// get their chance.
-fn thompson(profile: Option<&Profile>, t: &Track, context: &str, rng: &mut impl Rng) -> f32 {
-    let o = profile
-        .map(|p| p.outcomes(&t.id, context))
-        .unwrap_or_default();
+fn thompson(outcomes: &Outcomes<'_>, t: &Track, rng: &mut impl Rng) -> f32 {
+    let o = outcomes.get(t.id.0.as_str()).copied().unwrap_or_default();
     Beta::new(1.0 + o.finished as f32, 1.0 + o.skipped as f32)
         .map(|b| b.sample(rng))
         .unwrap_or(0.5)
@@ -314,6 +315,10 @@ impl Recommender for CatalogRecommender {
             return Err(RecommendError::NoMatch(req.selection.clone()));
         }
         let context = req.selection.context_key();
+        let outcomes: Outcomes<'_> = req
+            .profile
+            .map(|p| p.outcomes_in(&context))
+            .unwrap_or_default();
         let known = req.profile.filter(|p| p.is_known());
         let user = match (known, model) {
             (Some(p), Some(m)) => self.listener_vector(p, m),
@@ -334,7 +339,7 @@ impl Recommender for CatalogRecommender {
                 let personal = self.score(
                     ix,
                     req.profile,
-                    &context,
+                    &outcomes,
                     user.as_deref(),
                     model,
                     &precomputed,
@@ -353,7 +358,7 @@ impl Recommender for CatalogRecommender {
             .into_iter()
             .map(|(_, ix)| ix)
             .partition(|&ix| !recent.contains(&self.catalog.at(ix).id));
-        let ranked = self.explore(fresh, stale, req.profile, &context, req.limit);
+        let ranked = self.explore(fresh, stale, &outcomes, req.limit);
         let tracks = spread_artists(
             ranked.iter().map(|&ix| self.catalog.at(ix)),
             req.limit,
@@ -387,8 +392,7 @@ impl CatalogRecommender {
         &self,
         fresh: Vec<TrackIx>,
         stale: Vec<TrackIx>,
-        profile: Option<&Profile>,
-        context: &str,
+        outcomes: &Outcomes<'_>,
         limit: usize,
     ) -> Vec<TrackIx> {
         // Room for the artist spread to reorder.
@@ -409,12 +413,7 @@ impl CatalogRecommender {
                 // Thompson sampling over every fresh candidate not yet taken.
                 (0..fresh.len())
                     .filter(|&i| !taken[i])
-                    .map(|i| {
-                        (
-                            thompson(profile, self.catalog.at(fresh[i]), context, &mut rng),
-                            i,
-                        )
-                    })
+                    .map(|i| (thompson(outcomes, self.catalog.at(fresh[i]), &mut rng), i))
                     .max_by(|a, b| a.0.total_cmp(&b.0))
                     .map(|(_, i)| i)
             } else {

@@ -43,6 +43,17 @@ pub enum TrainError {
 }
 
 impl Interactions {
+    /// The same user and item ids, without interactions.
+    pub fn same_ids(&self) -> Interactions {
+        Interactions {
+            users: self.users.clone(),
+            items: self.items.clone(),
+            user_ix: self.user_ix.clone(),
+            item_ix: self.item_ix.clone(),
+            ..Interactions::default()
+        }
+    }
+
     pub fn user(&mut self, id: &str) -> u32 {
         intern(&mut self.users, &mut self.user_ix, id)
     }
@@ -236,25 +247,28 @@ pub struct Csr {
 }
 
 impl Csr {
-    /// Rows from `(row, column, value)` triples; repeated cells add up.
+    /// Rows from `(row, column, value)` triples; repeated cells add up. One sort, no map
+    /// per row, so millions of interactions stay cheap.
     pub fn from_triples(rows: usize, triples: impl Iterator<Item = (u32, u32, f32)>) -> Self {
-        let mut per_row: Vec<HashMap<u32, f32>> = vec![HashMap::new(); rows];
-        for (r, c, v) in triples {
-            *per_row[r as usize].entry(c).or_default() += v;
-        }
+        let mut cells: Vec<(u32, u32, f32)> = triples.collect();
+        cells.sort_unstable_by_key(|&(r, c, _)| (r, c));
         let mut m = Csr {
-            indptr: Vec::with_capacity(rows + 1),
+            indptr: vec![0; rows + 1],
             ..Csr::default()
         };
-        m.indptr.push(0);
-        for row in per_row {
-            let mut cells: Vec<(u32, f32)> = row.into_iter().collect();
-            cells.sort_by_key(|c| c.0);
-            for (c, v) in cells {
-                m.indices.push(c);
-                m.values.push(v);
+        let mut last: Option<(u32, u32)> = None;
+        for (r, c, v) in cells {
+            if last == Some((r, c)) {
+                *m.values.last_mut().expect("a cell was pushed") += v;
+                continue;
             }
-            m.indptr.push(m.indices.len());
+            last = Some((r, c));
+            m.indices.push(c);
+            m.values.push(v);
+            m.indptr[r as usize + 1] += 1;
+        }
+        for r in 0..rows {
+            m.indptr[r + 1] += m.indptr[r];
         }
         m
     }

@@ -127,6 +127,12 @@ impl Service {
         user_id: &str,
         spec: PlaylistSpec,
     ) -> Result<(Playlist, Vec<Arc<Track>>), MobileError> {
+        // The cheap refusal first.
+        if self.store.playlists(user_id).await?.len() >= MAX_PLAYLISTS {
+            return Err(MobileError::Conflict(format!(
+                "a listener keeps at most {MAX_PLAYLISTS} playlists"
+            )));
+        }
         let profile = self.profile_of(user_id).await?;
         let selections: Vec<Selection> = match &spec.from {
             PlaylistSource::Selection(s) => vec![s.clone()],
@@ -184,11 +190,6 @@ impl Service {
             tracks: tracks.iter().map(|t| t.id.clone()).collect(),
             created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
         };
-        if self.store.playlists(user_id).await?.len() >= MAX_PLAYLISTS {
-            return Err(MobileError::Conflict(format!(
-                "a listener keeps at most {MAX_PLAYLISTS} playlists"
-            )));
-        }
         self.store.put_playlist(&playlist).await?;
         Ok((playlist, tracks))
     }
@@ -206,12 +207,13 @@ impl Service {
             .ok_or(MobileError::NotFound)
     }
 
-    /// Validates each event; sends the valid ones to the feedback sink and waits until they
-    /// are durable. Returns, per event, its id or why it was refused.
+    /// Validates each event (some may come already refused, e.g. unreadable); sends the
+    /// valid ones to the feedback sink and waits until they are durable. Returns, per event
+    /// of the batch, its id or why it was refused.
     pub async fn record_feedback(
         &self,
         user_id: &str,
-        events: Vec<FeedbackInput>,
+        events: Vec<Result<FeedbackInput, String>>,
     ) -> Result<Vec<Result<String, String>>, MobileError> {
         if events.len() > MAX_BATCH {
             return Err(MobileError::Invalid(format!(
@@ -222,7 +224,7 @@ impl Service {
         let mut results = Vec::with_capacity(events.len());
         let mut deliveries = Vec::new();
         for input in events {
-            match self.event_of(user_id, input, now) {
+            match input.and_then(|input| self.event_of(user_id, input, now)) {
                 Ok(event) => {
                     results.push(Ok(event.event_id.clone()));
                     if matches!(event.kind, EventKind::Liked | EventKind::Disliked) {

@@ -308,23 +308,21 @@ impl RequestEnvelope {
             })
     }
 
+    /// The user as the context names them, then as the session does.
+    fn users(&self) -> impl Iterator<Item = &User> {
+        let context = self.context.as_ref().map(|c| &c.system.user);
+        let session = self.session.as_ref().map(|s| &s.user);
+        context.into_iter().chain(session)
+    }
+
     pub fn user_id(&self) -> Option<&str> {
-        self.context
-            .as_ref()
-            .map(|c| c.system.user.user_id.as_str())
-            .or_else(|| self.session.as_ref().map(|s| s.user.user_id.as_str()))
+        self.users().next().map(|u| u.user_id.as_str())
     }
 
     /// The linked account's access token, when the listener linked one.
     pub fn access_token(&self) -> Option<&str> {
-        self.context
-            .as_ref()
-            .and_then(|c| c.system.user.access_token.as_deref())
-            .or_else(|| {
-                self.session
-                    .as_ref()
-                    .and_then(|s| s.user.access_token.as_deref())
-            })
+        self.users()
+            .find_map(|u| u.access_token.as_deref())
             .filter(|t| !t.is_empty())
     }
 

@@ -150,6 +150,42 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Every item of partition `pk` (whose sort key starts with `sk_prefix`, if given), all
+    /// pages of it, with only the `projection` attributes if given.
+    async fn query_partition(
+        &self,
+        pk: String,
+        sk_prefix: Option<&str>,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let condition = match sk_prefix {
+            Some(_) => "pk = :pk AND begins_with(sk, :prefix)",
+            None => "pk = :pk",
+        };
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_exclusive_start_key(start.take());
+            if let Some(prefix) = sk_prefix {
+                query = query.expression_attribute_values(":prefix", s(prefix));
+            }
+            let page = query.send().await.map_err(store_error)?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
     async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -422,28 +458,12 @@ impl ProfileStore for DynamoStore {
     }
 
     async fn playlists(&self, user_id: &str) -> Result<Vec<Playlist>, StoreError> {
-        let mut found: Vec<Playlist> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(user_pk(user_id)))
-                .expression_attribute_values(":prefix", s("PLAYLIST#"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in page.items() {
-                found.push(body(item)?);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+        let mut found: Vec<Playlist> = self
+            .query_partition(user_pk(user_id), Some("PLAYLIST#"), None)
+            .await?
+            .iter()
+            .map(body)
+            .collect::<Result<_, _>>()?;
         found.sort_by_key(|p| p.created_at);
         Ok(found)
     }
@@ -461,26 +481,9 @@ impl ProfileStore for DynamoStore {
     async fn erase_user(&self, user_id: &str) -> Result<(), StoreError> {
         // Every item of the listener shares the partition: list the keys, delete in batches
         // of 25 (BatchWriteItem's limit), resending what comes back unprocessed.
-        let mut keys: Vec<Item> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(user_pk(user_id)))
-                .projection_expression("pk, sk")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            keys.extend(page.items().iter().cloned());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+        let keys = self
+            .query_partition(user_pk(user_id), None, Some("pk, sk"))
+            .await?;
         for chunk in keys.chunks(25) {
             let mut requests: Vec<WriteRequest> = chunk
                 .iter()
