@@ -3,8 +3,8 @@
 use crate::api::auth::JwtVerifier;
 use crate::aws::AwsSettings;
 use crate::feedback::{
-    Consumer, FeedbackSink, KinesisConsumer, KinesisSink, LocalConsumer, LocalLog, create_stream,
-    kinesis_client,
+    Consumer, FeedbackSink, KinesisConsumer, KinesisSink, LocalConsumer, LocalLog, ObservedSink,
+    Quality, QualitySettings, create_stream, kinesis_client,
 };
 use crate::http::{self, Api, App, AppState, RateLimit};
 use crate::interaction::InteractionModel;
@@ -38,6 +38,8 @@ pub struct Parts {
     pub kinesis: Option<(aws_sdk_kinesis::Client, String)>,
     /// The served model versions, for hot reloading.
     pub models: Arc<ModelSet>,
+    /// Completion and skip rates per experiment variant, from every event sent.
+    pub quality: Arc<Quality>,
 }
 
 /// Opens the configured store (without its profile cache).
@@ -95,6 +97,9 @@ impl Parts {
             )),
         };
         let (feedback, feedback_log) = open_feedback(storage, aws.clone())?;
+        let quality = Arc::new(Quality::default());
+        let feedback: Arc<dyn FeedbackSink> =
+            Arc::new(ObservedSink::new(feedback, quality.clone()));
         let settings = ServiceSettings {
             store_budget: Duration::from_millis(storage.store_budget_ms),
         };
@@ -111,6 +116,7 @@ impl Parts {
             feedback_log,
             kinesis: aws.map(|client| (client, storage.stream.clone())),
             models,
+            quality,
         })
     }
 }
@@ -222,6 +228,9 @@ pub fn aws_settings(storage: &StorageArgs) -> AwsSettings {
         Duration::from_millis(storage.store_timeout_ms),
     )
 }
+
+/// How often the quality gauges are refreshed and drift is judged.
+const QUALITY_EVERY: Duration = Duration::from_secs(15);
 
 /// Profiles kept in the in-process cache at most.
 const PROFILE_CACHE_CAPACITY: u64 = 100_000;
@@ -363,6 +372,8 @@ pub struct Application {
     consumer: Option<Consumer>,
     models: Arc<ModelSet>,
     model_poll: Duration,
+    quality: Arc<Quality>,
+    quality_settings: QualitySettings,
     /// How long in-flight requests may run after the shutdown signal.
     shutdown_grace: Duration,
 }
@@ -404,6 +415,8 @@ impl Application {
             feedback: parts.feedback,
             models: parts.models,
             model_poll: Duration::from_secs(settings.storage.recommender.model_poll_secs),
+            quality: parts.quality,
+            quality_settings: settings.quality.settings(),
             shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
         })
     }
@@ -432,6 +445,14 @@ impl Application {
         });
         let watcher =
             (!self.model_poll.is_zero()).then(|| self.models.clone().watch(self.model_poll));
+        let (stop_quality, quality_stop) = tokio::sync::oneshot::channel::<()>();
+        let quality = tokio::spawn(self.quality.clone().watch(
+            self.quality_settings,
+            QUALITY_EVERY,
+            async {
+                let _ = quality_stop.await;
+            },
+        ));
         // Stop accepting on the signal; give in-flight requests until the grace period ends.
         let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
         let serve = axum::serve(self.listener, self.router)
@@ -455,6 +476,8 @@ impl Application {
         if let Some(w) = watcher {
             w.abort();
         }
+        let _ = stop_quality.send(());
+        let _ = quality.await;
         // Each step after serving is bounded too: a backend that hangs must not keep the
         // process from stopping. What the consumer has not folded in stays in the log (its
         // position is not advanced) and is folded in at the next start.

@@ -12,6 +12,7 @@
 //! - [`recommend`]: `Recommender`, the catalog and model versions in `models/`, ranking,
 //!   the bandit, the recommendation cache, the remote endpoint; training and evaluation.
 //! - [`offline`]: the offline commands (catalog import, train, evaluate, batch-recommend).
+//! - [`report`]: `encore report`, the A/B read-out of the feedback events.
 //! - [`observe`]: Prometheus metrics and per-route request accounting.
 //! - [`app`], [`settings`], [`say`]: start-up, configuration, the `say` command.
 //!
@@ -27,6 +28,7 @@ pub mod interaction;
 pub mod observe;
 pub mod offline;
 pub mod recommend;
+pub mod report;
 pub mod say;
 pub mod service;
 pub mod settings;

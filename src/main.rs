@@ -59,6 +59,7 @@ async fn main() -> std::process::ExitCode {
         Command::BatchRecommend(args) => offline::batch_recommend(args)
             .await
             .map(|done| println!("{done}")),
+        Command::Report(args) => encore::report::run(args).await.map(|r| print!("{r}")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -64,6 +64,13 @@ pub enum Command {
     /// Write the top k items for every user in an interaction file (excluding what they
     /// already have), to a CSV or into their profiles.
     BatchRecommend(BatchRecommendArgs),
+    /// The A/B read-out: per experiment, each variant's plays, completion rate and skip rate
+    /// with confidence intervals, and whether each differs significantly from the control.
+    ///
+    /// Reads the feedback log (--feedback local, the default, or --from DIR; a running server
+    /// may keep writing it) or the whole Kinesis stream (--feedback kinesis), counting each
+    /// event id once. A play is a play that ended: finished, skipped (under 30 s) or stopped.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -403,6 +410,44 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub quality: QualityArgs,
+}
+
+/// Online model quality: the window of the per-variant rates, and when a fall in a
+/// variant's completion rate is logged as drift.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Model quality")]
+pub struct QualityArgs {
+    /// The sliding window of the per-variant completion rate, skip rate and likes per play
+    /// (the `encore_variant_*` gauges), in minutes.
+    #[arg(long, env = "ENCORE_QUALITY_WINDOW_MINS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub quality_window_mins: u64,
+
+    /// The span before the window that each variant is compared with, in hours (at most 23).
+    #[arg(long, env = "ENCORE_QUALITY_BASELINE_HOURS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=23))]
+    pub quality_baseline_hours: u64,
+
+    /// A variant whose completion rate in the window is more than this (absolute, 0 to 1)
+    /// below its baseline's is logged as drifting.
+    #[arg(long, env = "ENCORE_DRIFT_MARGIN", default_value_t = 0.10)]
+    pub drift_margin: f64,
+
+    /// Plays the window and the baseline each need before drift is judged.
+    #[arg(long, env = "ENCORE_DRIFT_MIN_PLAYS", default_value_t = 100)]
+    pub drift_min_plays: u64,
+}
+
+impl QualityArgs {
+    pub fn settings(&self) -> crate::feedback::QualitySettings {
+        crate::feedback::QualitySettings {
+            window: std::time::Duration::from_secs(self.quality_window_mins * 60),
+            baseline: std::time::Duration::from_secs(self.quality_baseline_hours * 3600),
+            drift_margin: self.drift_margin,
+            min_plays: self.drift_min_plays,
+        }
+    }
 }
 
 /// The mobile API's authentication and rate limit. Without an issuer, an audience and one
@@ -526,6 +571,38 @@ pub struct ConsumeArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    /// Read this feedback log directory instead of the configured backend.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+
+    /// Only this experiment (all by default).
+    #[arg(long, value_name = "EXPERIMENT")]
+    pub only: Option<String>,
+
+    /// The variant the others are compared with (when an experiment has none by this name,
+    /// its variant with the most plays).
+    #[arg(long, default_value = "control")]
+    pub control: String,
+
+    /// Confidence level of the intervals; the tests' significance level is one minus it,
+    /// divided by the number of comparisons in the experiment.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+
+    /// Only events that occurred at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct SayArgs {
     /// The listener to speak as.
     #[arg(long, env = "ENCORE_SAY_USER", default_value = "local-user")]
@@ -561,6 +638,14 @@ pub enum SettingsError {
     NoVariant,
     #[error("{0}")]
     Jwt(&'static str),
+    #[error("--drift-margin must be between 0 and 1")]
+    DriftMargin,
+}
+
+/// A group of flags as their defaults give them (their environment variables apply).
+pub fn defaults<T: Args + clap::FromArgMatches>() -> T {
+    let matches = T::augment_args(clap::Command::new("encore")).get_matches_from(["encore"]);
+    T::from_arg_matches(&matches).expect("every flag of the group has a default")
 }
 
 impl StorageArgs {
@@ -579,6 +664,9 @@ impl ServeArgs {
             return Err(SettingsError::BodyLimit);
         }
         self.api.jwt()?;
+        if !(0.0..=1.0).contains(&self.quality.drift_margin) {
+            return Err(SettingsError::DriftMargin);
+        }
         self.storage.recommender.validate()
     }
 }
@@ -586,12 +674,7 @@ impl ServeArgs {
 impl RecommenderArgs {
     /// The settings as the flags' defaults give them (their environment variables apply).
     pub fn from_defaults() -> Self {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            args: RecommenderArgs,
-        }
-        Only::parse_from(["encore"]).args
+        defaults()
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {

@@ -49,6 +49,7 @@ impl From<&Arc<Track>> for TrackDto {
 pub struct RecommendationsDto {
     pub recommendation_id: String,
     pub model_version: String,
+    pub experiment: String,
     pub variant: String,
     pub tracks: Vec<TrackDto>,
 }
@@ -59,6 +60,7 @@ impl From<Recommendation> for RecommendationsDto {
             tracks: r.tracks.iter().map(TrackDto::from).collect(),
             recommendation_id: r.id,
             model_version: r.model_version,
+            experiment: r.experiment,
             variant: r.variant,
         }
     }

@@ -29,6 +29,10 @@ pub struct Queue {
     pub selection: Selection,
     pub recommendation_id: String,
     pub model_version: String,
+    /// The A/B experiment that served the recommendation (empty in queues stored before it
+    /// was recorded).
+    #[serde(default)]
+    pub experiment: String,
     /// The experiment variant that served the recommendation.
     #[serde(default = "control")]
     pub variant: String,
@@ -59,6 +63,7 @@ impl Queue {
             selection,
             recommendation_id,
             model_version,
+            experiment: String::new(),
             variant: control(),
             order: (0..tracks.len()).collect(),
             tracks,

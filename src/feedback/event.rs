@@ -24,6 +24,19 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The name on the wire (and in metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PlayStarted => "play_started",
+            EventKind::PlayFinished => "play_finished",
+            EventKind::Skipped => "skipped",
+            EventKind::Stopped => "stopped",
+            EventKind::Liked => "liked",
+            EventKind::Disliked => "disliked",
+            EventKind::Failed => "failed",
+        }
+    }
+
     /// The kind of a play that ended at `position_ms`, having `finished` or not: anything that
     /// ends before `SKIP_THRESHOLD_MS` is a skip. The one place this rule lives.
     pub fn of_ending(finished: bool, position_ms: u64) -> EventKind {
@@ -53,6 +66,9 @@ pub struct EventContext {
     pub recommendation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
+    /// The A/B experiment the variant belongs to (added in 1.1; absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
 }
@@ -78,11 +94,13 @@ impl EventContext {
         selection: &Selection,
         recommendation_id: &str,
         model_version: &str,
+        experiment: &str,
         variant: &str,
     ) -> Self {
         let mut context = EventContext {
             recommendation_id: Some(recommendation_id.to_owned()),
             model_version: Some(model_version.to_owned()),
+            experiment: (!experiment.is_empty()).then(|| experiment.to_owned()),
             variant: Some(variant.to_owned()),
             ..EventContext::default()
         };

@@ -331,31 +331,10 @@ impl KinesisConsumer {
         }
     }
 
-    async fn shards(&self) -> Result<Vec<Shard>, FeedbackError> {
-        let mut shards = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut call = self.client.list_shards();
-            call = match &token {
-                Some(t) => call.next_token(t),
-                None => call.stream_name(&self.stream),
-            };
-            let out = call
-                .send()
-                .await
-                .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
-            shards.extend(out.shards().iter().cloned());
-            match out.next_token() {
-                Some(t) => token = Some(t.to_owned()),
-                None => return Ok(shards),
-            }
-        }
-    }
-
     /// Reads every shard whose parents are done to its current end, folding each event in and
     /// checkpointing per batch. Returns what it did.
     pub async fn pass(&self) -> Result<Progress, FeedbackError> {
-        let shards = self.shards().await?;
+        let shards = list_shards(&self.client, &self.stream).await?;
         let known: HashMap<&str, &Shard> = shards.iter().map(|s| (s.shard_id(), s)).collect();
         let mut checkpoints: HashMap<String, Option<String>> = HashMap::new();
         for shard in &shards {
@@ -489,6 +468,72 @@ impl KinesisConsumer {
         }
         Ok(false)
     }
+}
+
+/// Every shard of `stream`, open or closed.
+async fn list_shards(client: &Client, stream: &str) -> Result<Vec<Shard>, FeedbackError> {
+    let mut shards = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut call = client.list_shards();
+        call = match &token {
+            Some(t) => call.next_token(t),
+            None => call.stream_name(stream),
+        };
+        let out = call
+            .send()
+            .await
+            .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+        shards.extend(out.shards().iter().cloned());
+        match out.next_token() {
+            Some(t) => token = Some(t.to_owned()),
+            None => return Ok(shards),
+        }
+    }
+}
+
+/// Reads every record the stream still holds, shard by shard from the oldest, to the current
+/// end, without checkpoints (for read-outs such as `encore report`). Records that are not
+/// events are counted and returned as the second value.
+pub async fn scan_stream(
+    client: &Client,
+    stream: &str,
+    mut each: impl FnMut(FeedbackEvent),
+) -> Result<u64, FeedbackError> {
+    let mut malformed = 0;
+    for shard in list_shards(client, stream).await? {
+        let mut iterator = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .map_err(|e| kinesis_error(DisplayErrorContext(e)))?
+            .shard_iterator()
+            .map(str::to_owned);
+        while let Some(it) = iterator {
+            let out = client
+                .get_records()
+                .shard_iterator(&it)
+                .limit(10_000)
+                .send()
+                .await
+                .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+            for record in out.records() {
+                match serde_json::from_slice::<FeedbackEvent>(record.data().as_ref()) {
+                    Ok(event) => each(event),
+                    Err(_) => malformed += 1,
+                }
+            }
+            let caught_up = out.millis_behind_latest().unwrap_or(0) == 0;
+            iterator = match out.records().is_empty() && caught_up {
+                true => None,
+                false => out.next_shard_iterator().map(str::to_owned),
+            };
+        }
+    }
+    Ok(malformed)
 }
 
 fn store_error(e: StoreError) -> FeedbackError {

@@ -7,15 +7,17 @@ mod event;
 mod fold;
 mod kinesis;
 mod log;
+mod quality;
 
 pub use consumer::{Consumer, LOCAL_SHARD, LOCAL_STREAM, LocalConsumer, Progress};
 pub use event::{EventContext, EventKind, FeedbackEvent, SCHEMA_VERSION, SKIP_THRESHOLD_MS};
 pub use fold::fold;
 pub use kinesis::{
     KinesisConsumer, KinesisSink, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, client as kinesis_client,
-    create_stream,
+    create_stream, scan_stream,
 };
 pub use log::{LocalLog, Record};
+pub use quality::{KEPT_MINUTES, ObservedSink, Quality, QualitySettings, Tally, VariantQuality};
 
 pub use crate::domain::Source;
 

@@ -96,6 +96,7 @@ impl Recommender for CachedRecommender {
         Ok(Recommendation {
             id: cached.id.clone(),
             model_version: cached.model_version.clone(),
+            experiment: cached.experiment.clone(),
             variant: cached.variant.clone(),
             tracks,
         })

@@ -46,6 +46,8 @@ pub struct Recommendation {
     /// Unique per decision: feedback on these tracks carries it.
     pub id: String,
     pub model_version: String,
+    /// The A/B experiment and the arm of it that served this list.
+    pub experiment: String,
     pub variant: String,
     pub tracks: Vec<Arc<Track>>,
 }

@@ -369,6 +369,7 @@ impl Recommender for CatalogRecommender {
             model_version: model
                 .map(|m| m.version().to_owned())
                 .unwrap_or_else(|| self.catalog.manifest.version.clone()),
+            experiment: self.models.experiment().name.clone(),
             variant: variant.to_owned(),
             tracks,
         })

@@ -6,7 +6,7 @@
 //! The endpoint contract (JSON both ways):
 //! request  `{"user_id", "selection": {"by", "value"}, "limit", "exclude": [ids],
 //!            "liked": [ids], "disliked": [ids], "recent": [ids], "explicit_allowed"}`
-//! response `{"model_version", "variant"?, "recommendation_id"?, "track_ids": [ids]}`
+//! response `{"model_version", "experiment"?, "variant"?, "recommendation_id"?, "track_ids": [ids]}`
 
 use super::rank::CatalogRecommender;
 use super::{RecommendError, RecommendRequest, Recommendation, Recommender, recommendation_id};
@@ -99,6 +99,8 @@ impl Breaker {
 #[derive(Deserialize)]
 struct Answer {
     model_version: String,
+    #[serde(default)]
+    experiment: Option<String>,
     #[serde(default)]
     variant: Option<String>,
     #[serde(default)]
@@ -226,6 +228,7 @@ impl Recommender for RemoteRecommender {
         Ok(Recommendation {
             id: answer.recommendation_id.unwrap_or_else(recommendation_id),
             model_version: answer.model_version,
+            experiment: answer.experiment.unwrap_or_else(|| "remote".into()),
             variant: answer.variant.unwrap_or_else(|| "remote".into()),
             tracks,
         })

@@ -199,6 +199,7 @@ impl Ctx<'_> {
             &queue.selection,
             &queue.recommendation_id,
             &queue.model_version,
+            &queue.experiment,
             &queue.variant,
         );
         let event = FeedbackEvent::new(
@@ -210,7 +211,7 @@ impl Ctx<'_> {
             context,
             self.listener.source,
         );
-        metrics::counter!("encore_feedback_events_total", "kind" => kind_label(kind)).increment(1);
+        metrics::counter!("encore_feedback_events_total", "kind" => kind.as_str()).increment(1);
         drop(self.service.feedback.send(event));
     }
 
@@ -305,6 +306,7 @@ impl Ctx<'_> {
             rec.model_version,
             rec.tracks.iter().map(|t| t.id.clone()).collect(),
         );
+        queue.experiment = rec.experiment;
         queue.variant = rec.variant;
         let token = queue.token_for(0);
         self.save_queue(&queue).await;
@@ -542,18 +544,6 @@ impl Ctx<'_> {
         }
         self.save_queue(&queue).await;
         outcome
-    }
-}
-
-fn kind_label(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::PlayStarted => "play_started",
-        EventKind::PlayFinished => "play_finished",
-        EventKind::Skipped => "skipped",
-        EventKind::Stopped => "stopped",
-        EventKind::Liked => "liked",
-        EventKind::Disliked => "disliked",
-        EventKind::Failed => "failed",
     }
 }
 

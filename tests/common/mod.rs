@@ -299,6 +299,7 @@ pub fn serve_args(no_verify: bool, data_dir: &Path) -> ServeArgs {
         alexa_deadline_ms: 6000,
         shutdown_grace_secs: 20,
         api: ApiArgs::default(),
+        quality: encore::settings::defaults(),
     }
 }
 
