@@ -1,0 +1,211 @@
+//! The Grafana dashboard in `infra/grafana/` queries only metrics that exist: each name it
+//! uses is one the code emits (a `_bucket` series only of a histogram), and the ones a voice
+//! conversation produces are on `/metrics` after one.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use encore::app::{Parts, build_router};
+use encore::feedback::QualitySettings;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use tower::ServiceExt;
+
+/// Every PromQL expression in the dashboard (panel targets and template queries).
+fn dashboard_queries() -> Vec<String> {
+    let path = common::repo().join("infra/grafana/encore-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            out.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    for var in dashboard["templating"]["list"].as_array().unwrap() {
+        if var["type"] == "query" {
+            out.push(var["query"].as_str().unwrap().to_owned());
+        }
+    }
+    out
+}
+
+/// The `encore_*` names in `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("encore_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Every `.rs` file under `dir`, read.
+fn sources(dir: &Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            *out += &std::fs::read_to_string(&path).unwrap();
+        }
+    }
+}
+
+/// The metric names the code emits, as string literals, and which of them are histograms.
+fn emitted() -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut code = String::new();
+    sources(&common::repo().join("src"), &mut code);
+    let literals: BTreeSet<String> = code
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| {
+            s.starts_with("encore_") && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect();
+    let histograms = code
+        .split("histogram!(")
+        .skip(1)
+        .filter_map(|call| call.trim_start().strip_prefix('"')?.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    (literals, histograms)
+}
+
+#[test]
+fn every_metric_the_dashboard_queries_is_one_the_code_emits() {
+    let (literals, histograms) = emitted();
+    let queried: BTreeSet<String> = dashboard_queries()
+        .iter()
+        .flat_map(|q| metric_names(q))
+        .collect();
+    assert!(
+        queried.len() >= 20,
+        "the dashboard queries only {queried:?}"
+    );
+    for name in &queried {
+        match name.strip_suffix("_bucket") {
+            Some(base) => assert!(
+                histograms.contains(base),
+                "the dashboard reads {name}, but {base} is not a histogram the code records"
+            ),
+            None => assert!(
+                literals.contains(name),
+                "the dashboard reads {name}, which nothing in src/ emits"
+            ),
+        }
+    }
+    // And the dashboard covers what an operator watches.
+    for needed in [
+        "encore_http_request_duration_seconds_bucket",
+        "encore_verification_failures_total",
+        "encore_recommend_cache_total",
+        "encore_feedback_spool_depth",
+        "encore_consumer_millis_behind_latest",
+        "encore_variant_events_total",
+        "encore_variant_drifting",
+    ] {
+        assert!(
+            queried.contains(needed),
+            "the dashboard has no panel on {needed}"
+        );
+    }
+}
+
+async fn post(router: &axum::Router, body: Value) -> (StatusCode, Value) {
+    let response = router
+        .clone()
+        .oneshot(
+            Request::post("/alexa")
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn what_a_conversation_produces_is_on_metrics_under_the_names_the_dashboard_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
+    let router = build_router(&parts, None, common::router_settings());
+    // Play, start, stop after a minute (a play that ended), like.
+    let (status, played) = post(&router, common::fixture("play_mood_er", "")).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = played["response"]["directives"][0]["audioItem"]["stream"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no Play directive in {played:#}"))
+        .to_owned();
+    for (name, offset) in [("playback_started", 0), ("playback_stopped", 60_000)] {
+        let mut r = common::fixture(name, &token);
+        r["request"]["offsetInMilliseconds"] = offset.into();
+        assert_eq!(post(&router, r).await.0, StatusCode::OK, "{name}");
+    }
+    parts.feedback.flush().await.unwrap();
+    parts.quality.evaluate(&QualitySettings::default());
+
+    let response = router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    let exposed = metric_names(&text);
+    for name in [
+        "encore_http_requests_total",
+        "encore_http_request_duration_seconds_bucket",
+        "encore_alexa_requests_total",
+        "encore_recommend_cache_total",
+        "encore_recommend_duration_seconds_bucket",
+        "encore_feedback_produced_total",
+        "encore_variant_events_total",
+        "encore_variant_window_plays",
+        "encore_variant_completion_rate",
+        "encore_variant_skip_rate",
+        "encore_variant_drifting",
+    ] {
+        let queried = dashboard_queries()
+            .iter()
+            .any(|q| metric_names(q).contains(name));
+        assert!(queried, "{name} is not on the dashboard");
+        assert!(
+            exposed.contains(name),
+            "{name} is not on /metrics after a conversation:\n{text}"
+        );
+    }
+    // The stopped play counts for the variant that served it.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("encore_variant_window_plays{"))
+        .unwrap();
+    assert!(
+        line.contains("variant=\"control\"") && line.contains("experiment=\"default\""),
+        "{line}"
+    );
+    assert!(line.ends_with(" 1"), "{line}");
+}
