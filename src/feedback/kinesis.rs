@@ -429,7 +429,7 @@ impl KinesisConsumer {
                 .await
                 .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
             let records = out.records();
-            let mut last = None;
+            let mut last: Option<String> = None;
             for record in records {
                 match serde_json::from_slice::<FeedbackEvent>(record.data().as_ref()) {
                     Err(e) => {
@@ -439,9 +439,18 @@ impl KinesisConsumer {
                         progress.malformed += 1;
                     }
                     Ok(event) => {
-                        super::consumer::apply(&self.store, &self.catalog, event, progress)
-                            .await
-                            .map_err(store_error)?;
+                        let applied =
+                            super::consumer::apply(&self.store, &self.catalog, event, progress)
+                                .await;
+                        if let Err(e) = applied {
+                            // Keep what this page did: without it, a store that fails now and
+                            // then would have a large page read again from its start each
+                            // time, and a backlog might never be worked off.
+                            if let Some(seq) = &last {
+                                let _ = self.store.put_checkpoint(&self.stream, shard, seq).await;
+                            }
+                            return Err(store_error(e));
+                        }
                     }
                 }
                 last = Some(record.sequence_number().to_owned());
