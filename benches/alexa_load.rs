@@ -22,32 +22,12 @@ use axum::routing::post;
 use encore::app::{Application, Parts};
 use encore::settings::{StorageArgs, StoreKind};
 use serde_json::Value;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
-use wrk::{Figures, env_or, peak_rss_mib, run_wrk};
+use wrk::{Figures, alexa_script, env_or, peak_rss_mib, run_wrk};
 
 // The allocator the `encore` binary uses, for the servers and the yardstick alike.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// A wrk script that sends the given (body, signature) pairs round-robin.
-fn wrk_script(requests: &[(String, String)]) -> String {
-    let mut lua = String::from("local reqs = {}\n");
-    for (body, sig) in requests {
-        writeln!(lua, "reqs[#reqs+1] = {{ [==[{body}]==], [==[{sig}]==] }}").unwrap();
-    }
-    lua += r#"
-local i = 0
-request = function()
-  i = i % #reqs + 1
-  local r = reqs[i]
-  local headers = { ["Content-Type"] = "application/json", ["Signature-256"] = r[2],
-    ["SignatureCertChainUrl"] = "https://s3.amazonaws.com/echo.api/good.pem" }
-  return wrk.format("POST", "/alexa", headers, r[1])
-end
-"#;
-    lua
-}
 
 struct Target {
     name: String,
@@ -141,7 +121,7 @@ fn main() {
         })
         .collect();
     let script = dir.path().join("alexa.lua");
-    std::fs::write(&script, wrk_script(&requests)).unwrap();
+    std::fs::write(&script, alexa_script(&requests)).unwrap();
 
     if let Ok(only) = std::env::var("BENCH_PROFILE_ONLY") {
         // For a profiler: load one target only (by its key: `minimal`, `off`, `on`, ...) and stop.

@@ -180,6 +180,7 @@ async fn what_a_conversation_produces_is_on_metrics_under_the_names_the_dashboar
         "encore_http_requests_total",
         "encore_http_request_duration_seconds_bucket",
         "encore_alexa_requests_total",
+        "encore_alexa_request_duration_seconds_bucket",
         "encore_recommend_cache_total",
         "encore_recommend_duration_seconds_bucket",
         "encore_feedback_produced_total",

@@ -15,7 +15,7 @@ use encore::aws::AwsSettings;
 use encore::domain::{Source, TrackId};
 use encore::feedback::{
     Consumer, EventContext, EventKind, FeedbackEvent, FeedbackSink, KinesisConsumer, KinesisSink,
-    create_stream, kinesis_client,
+    create_stream, kinesis_client, scan_stream,
 };
 use encore::recommend::{Catalog, CatalogRecommender, Recommender};
 use encore::store::{EmbeddedStore, ProfileStore};
@@ -77,26 +77,7 @@ async fn from_the_start(client: &Client, stream: &str, shard: &str) -> String {
 /// Every event on the stream, read straight from every shard.
 async fn read_stream(client: &Client, stream: &str) -> Vec<FeedbackEvent> {
     let mut out = Vec::new();
-    for shard in shards(client, stream).await {
-        let mut iterator = Some(from_the_start(client, stream, shard.shard_id()).await);
-        while let Some(i) = iterator {
-            let page = client
-                .get_records()
-                .shard_iterator(&i)
-                .send()
-                .await
-                .unwrap();
-            if page.records().is_empty() {
-                break;
-            }
-            for r in page.records() {
-                if let Ok(e) = serde_json::from_slice(r.data().as_ref()) {
-                    out.push(e);
-                }
-            }
-            iterator = page.next_shard_iterator().map(str::to_owned);
-        }
-    }
+    scan_stream(client, stream, |e| out.push(e)).await.unwrap();
     out
 }
 

@@ -8,6 +8,9 @@
 #                                           feedback stream (`encore init`)
 #   infra/local/aws-local.sh stop           stop it
 #   infra/local/aws-local.sh status         say whether it runs, and where
+#   infra/local/aws-local.sh with CMD ...   start a private server on a free port, run CMD with
+#                                           ENCORE_TEST_AWS_ENDPOINT and BENCH_AWS_ENDPOINT (and
+#                                           fake credentials) pointing at it, stop it, exit as CMD
 #
 # The server keeps everything in memory: a restart starts empty.
 set -euo pipefail
@@ -81,10 +84,30 @@ status() {
   fi
 }
 
+with() {
+  install
+  local port
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  "$venv/bin/python" "$here/moto_serial.py" 127.0.0.1 "$port" >"$tools/moto-private.log" 2>&1 &
+  local server=$!
+  trap "kill $server 2>/dev/null || true" EXIT
+  wait_for_port "$port"
+  echo "local DynamoDB/Kinesis server on 127.0.0.1:$port" >&2
+  export ENCORE_TEST_AWS_ENDPOINT="http://127.0.0.1:$port" BENCH_AWS_ENDPOINT="http://127.0.0.1:$port"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+  set +e
+  "$@"
+  local status=$?
+  set -e
+  return "$status"
+}
+
 case "${1:-}" in
   install) install ;;
   start) start "${2:-}" ;;
   stop) stop ;;
   status) status ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  with) shift; with "$@" ;;
+  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

@@ -133,8 +133,9 @@ impl Skill {
             envelope::RequestBody::IntentRequest(i) => i.intent.name.clone(),
             _ => String::new(),
         };
-        metrics::counter!("encore_alexa_requests_total", "type" => body.name(), "intent" => intent)
-            .increment(1);
+        let labels = [("type", body.name().to_owned()), ("intent", intent)];
+        metrics::counter!("encore_alexa_requests_total", &labels).increment(1);
+        let started = std::time::Instant::now();
         let handled = self.service.handle(&listener, &player, command);
         let outcome = match tokio::time::timeout(self.deadline, handled).await {
             Ok(outcome) => outcome,
@@ -144,6 +145,8 @@ impl Skill {
                 crate::service::Outcome::end(Some(crate::service::Reply::Trouble))
             }
         };
+        metrics::histogram!("encore_alexa_request_duration_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
         render(body, outcome, Lang::of(&listener.locale))
     }
 

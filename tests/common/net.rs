@@ -109,3 +109,106 @@ pub async fn fake_http(
     });
     format!("http://{addr}")
 }
+
+/// An HTTP proxy to a local AWS-compatible server that tells the services apart by their
+/// `X-Amz-Target` header, so one can fail while the other works: Kinesis can be cut off
+/// (its calls are held without an answer, as over a dead link, until the caller gives up),
+/// and DynamoDB slowed down (each call waits before it is passed on).
+pub struct FaultProxy {
+    pub url: String,
+    kinesis_down: Arc<AtomicBool>,
+    dynamo_delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Clone)]
+struct FaultState {
+    target: String,
+    client: reqwest::Client,
+    kinesis_down: Arc<AtomicBool>,
+    dynamo_delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FaultProxy {
+    pub async fn start(target: &str) -> FaultProxy {
+        let state = FaultState {
+            target: target.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::new(),
+            kinesis_down: Arc::default(),
+            dynamo_delay_ms: Arc::default(),
+        };
+        let proxy = FaultProxy {
+            url: String::new(),
+            kinesis_down: state.kinesis_down.clone(),
+            dynamo_delay_ms: state.dynamo_delay_ms.clone(),
+        };
+        let app = axum::Router::new().fallback(forward).with_state(state);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FaultProxy { url, ..proxy }
+    }
+
+    /// Cuts Kinesis off (`true`) or restores it.
+    pub fn set_kinesis_down(&self, down: bool) {
+        self.kinesis_down.store(down, Ordering::SeqCst);
+    }
+
+    /// Holds every DynamoDB call this long before passing it on (zero: no delay).
+    pub fn set_dynamo_delay(&self, delay: std::time::Duration) {
+        self.dynamo_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+async fn forward(
+    axum::extract::State(s): axum::extract::State<FaultState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let service = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if service.starts_with("Kinesis") && s.kinesis_down.load(Ordering::SeqCst) {
+        // A dead link: no answer until the caller times out and drops the connection.
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        return axum::http::StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
+    if service.starts_with("DynamoDB") {
+        let delay = s.dynamo_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+    }
+    let Ok(body) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
+    };
+    let uri = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = s
+        .client
+        .request(parts.method, format!("{}{uri}", s.target))
+        .body(body);
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            out = out.header(name, value);
+        }
+    }
+    match out.send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            let mut response = (status, bytes).into_response();
+            for (name, value) in &headers {
+                if name != "content-length" && name != "transfer-encoding" {
+                    response.headers_mut().insert(name, value.clone());
+                }
+            }
+            response
+        }
+        Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
