@@ -5,26 +5,10 @@ mod common;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn encore() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_encore"));
-    c.current_dir(common::repo())
-        .env_remove("ENCORE_LOG")
-        .env_remove("ENCORE_SKILL_ID")
-        .env_remove("ENCORE_NO_VERIFY");
-    c
-}
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = encore().args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{encore_command as encore, run_encore as run};
 
 #[test]
 fn help_explains_each_command_and_setting() {
@@ -179,7 +163,7 @@ fn serve_starts_on_a_free_port_answers_and_stops_on_sigterm() {
     assert!(ok && out.starts_with("Playing jazz."), "{out}{err}");
     assert!(err.contains("temporary store"), "{err}");
 
-    Command::new("kill")
+    std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();

@@ -8,11 +8,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use encore::app::{Parts, build_router};
 use encore::feedback::QualitySettings;
-use http_body_util::BodyExt;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use tower::ServiceExt;
 
 /// Every PromQL expression in the dashboard (panel targets and template queries).
 fn dashboard_queries() -> Vec<String> {
@@ -122,18 +120,11 @@ fn every_metric_the_dashboard_queries_is_one_the_code_emits() {
 }
 
 async fn post(router: &axum::Router, body: Value) -> (StatusCode, Value) {
-    let response = router
-        .clone()
-        .oneshot(
-            Request::post("/alexa")
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
+    let request = Request::post("/alexa")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
         .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let (status, bytes) = common::call(router, request).await;
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -160,21 +151,12 @@ async fn what_a_conversation_produces_is_on_metrics_under_the_names_the_dashboar
     parts.feedback.flush().await.unwrap();
     parts.quality.evaluate(&QualitySettings::default());
 
-    let response = router
-        .clone()
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let text = String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
+    let (_, bytes) = common::call(
+        &router,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
     )
-    .unwrap();
+    .await;
+    let text = String::from_utf8(bytes).unwrap();
     let exposed = metric_names(&text);
     for name in [
         "encore_http_requests_total",

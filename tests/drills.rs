@@ -23,7 +23,7 @@ use encore::settings::StorageArgs;
 use encore::store::ProfileStore;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -82,9 +82,8 @@ impl Stack {
     }
 
     fn spawn(&self, args: Vec<String>) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_encore"))
+        common::encore_command()
             .args(args)
-            .env_remove("ENCORE_LOG")
             .env("ENCORE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("TEST_LOG").is_some() {

@@ -7,21 +7,8 @@ use encore::recommend::model::ItemFactors;
 use encore::recommend::{Catalog, Manifest};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_encore"))
-        .current_dir(common::repo())
-        .env_remove("ENCORE_LOG")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run_encore as run;
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -9,11 +9,9 @@ use axum::http::{Request, StatusCode};
 use encore::app::{Parts, RouterSettings, build_router};
 use encore::domain::{Playlist, Profile, Queue, QueueKey};
 use encore::store::{Applied, ProfileChange, ProfileStore, StoreError};
-use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tower::ServiceExt;
 
 /// A profile store that never answers: no real store can be made to hang on cue, so this
 /// stands in for one whose network went silent.
@@ -79,9 +77,7 @@ fn router(parts: &Parts, max_in_flight: usize, deadline: Duration) -> axum::Rout
 }
 
 async fn send(router: &axum::Router, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let (status, bytes) = common::call(router, req).await;
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -195,17 +191,9 @@ async fn metrics_expose_requests_by_route_intent_and_reason() {
         .unwrap();
     assert_eq!(send(&r, started).await.0, StatusCode::OK);
     send(&r, get("/v1/me/profile")).await;
-    let resp = r.clone().oneshot(get("/metrics")).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let text = String::from_utf8(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let (status, body) = common::call(&r, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
     for needle in [
         "encore_http_requests_total{route=\"/alexa\",method=\"POST\",status=\"200\"}",
         "encore_http_request_duration_seconds_bucket{route=\"/alexa\"",

@@ -7,10 +7,8 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use encore::app::{Parts, build_router};
-use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::OnceLock;
-use tower::ServiceExt;
 
 struct Harness {
     router: axum::Router,
@@ -53,18 +51,7 @@ async fn post(h: &Harness, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap();
-    let response = h.router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    (
-        status,
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
+    common::call(&h.router, request).await
 }
 
 async fn ask(h: &Harness, request: &Value) -> Value {

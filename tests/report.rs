@@ -90,16 +90,7 @@ fn variant<'a>(report: &'a Value, experiment: &str, variant: &str) -> &'a Value 
 }
 
 fn report(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_encore"))
-        .arg("report")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run_encore(&[&["report"], args].concat())
 }
 
 #[tokio::test]

@@ -402,23 +402,8 @@ impl KinesisConsumer {
         if checkpoint.as_deref() == Some(SHARD_END) {
             return Ok(true);
         }
-        let mut call = self
-            .client
-            .get_shard_iterator()
-            .stream_name(&self.stream)
-            .shard_id(shard);
-        call = match &checkpoint {
-            Some(seq) => call
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(seq),
-            None => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
-        };
-        let mut iterator = call
-            .send()
-            .await
-            .map_err(|e| kinesis_error(DisplayErrorContext(e)))?
-            .shard_iterator()
-            .map(str::to_owned);
+        let mut iterator =
+            shard_iterator(&self.client, &self.stream, shard, checkpoint.as_deref()).await?;
         while let Some(it) = iterator {
             let out = self
                 .client
@@ -479,6 +464,30 @@ impl KinesisConsumer {
     }
 }
 
+/// An iterator over `shard` after sequence number `after`, or from its oldest record.
+async fn shard_iterator(
+    client: &Client,
+    stream: &str,
+    shard: &str,
+    after: Option<&str>,
+) -> Result<Option<String>, FeedbackError> {
+    let call = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard);
+    let call = match after {
+        Some(seq) => call
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .starting_sequence_number(seq),
+        None => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
+    };
+    let out = call
+        .send()
+        .await
+        .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+    Ok(out.shard_iterator().map(str::to_owned))
+}
+
 /// Every shard of `stream`, open or closed.
 async fn list_shards(client: &Client, stream: &str) -> Result<Vec<Shard>, FeedbackError> {
     let mut shards = Vec::new();
@@ -502,8 +511,8 @@ async fn list_shards(client: &Client, stream: &str) -> Result<Vec<Shard>, Feedba
 }
 
 /// Reads every record the stream still holds, shard by shard from the oldest, to the current
-/// end, without checkpoints (for read-outs such as `encore report`). Records that are not
-/// events are counted and returned as the second value.
+/// end, without checkpoints (for read-outs such as `encore report`). Returns how many
+/// records were not events.
 pub async fn scan_stream(
     client: &Client,
     stream: &str,
@@ -511,16 +520,7 @@ pub async fn scan_stream(
 ) -> Result<u64, FeedbackError> {
     let mut malformed = 0;
     for shard in list_shards(client, stream).await? {
-        let mut iterator = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .map_err(|e| kinesis_error(DisplayErrorContext(e)))?
-            .shard_iterator()
-            .map(str::to_owned);
+        let mut iterator = shard_iterator(client, stream, shard.shard_id(), None).await?;
         while let Some(it) = iterator {
             let out = client
                 .get_records()

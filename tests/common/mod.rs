@@ -280,6 +280,40 @@ pub fn fixture_names() -> Vec<String> {
     names
 }
 
+/// Sends `request` to the in-process `router`: the status and the body's bytes.
+pub async fn call(
+    router: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (axum::http::StatusCode, Vec<u8>) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, body.to_vec())
+}
+
+/// The `encore` binary, run from the repository root with no logging or verification
+/// settings from the environment.
+pub fn encore_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_encore"));
+    c.current_dir(repo())
+        .env_remove("ENCORE_LOG")
+        .env_remove("ENCORE_SKILL_ID")
+        .env_remove("ENCORE_NO_VERIFY");
+    c
+}
+
+/// Runs `encore ARGS`: whether it succeeded, its stdout and its stderr.
+pub fn run_encore(args: &[&str]) -> (bool, String, String) {
+    let out = encore_command().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn now_timestamp(offset_secs: i64) -> String {
     let t = OffsetDateTime::now_utc() + TimeDuration::seconds(offset_secs);
     t.replace_nanosecond(0)
