@@ -168,7 +168,11 @@ struct Seen {
     voice_bad: Mutex<Vec<String>>,
     /// Voice requests no server took (the process was down).
     voice_unreached: AtomicU64,
+    /// Voice requests cut off without an answer (the process died while handling them).
+    voice_cut: AtomicU64,
     voice_slowest_ms: AtomicU64,
+    /// `PlaybackFinished` reports answered, per listener.
+    voice_finished: Mutex<HashMap<String, u64>>,
 }
 
 fn token(user: &str) -> String {
@@ -245,54 +249,103 @@ async fn app_load(base: String, prefix: String, seen: Arc<Seen>, stop: Arc<Atomi
     }
 }
 
-/// The device: PlayMood requests, each of which must be answered with speech when a server
-/// takes it.
+/// A request fixture as `user` sends it.
+fn as_listener(name: &str, token: &str, user: &str) -> Value {
+    let mut r = common::fixture(name, token);
+    r["context"]["System"]["user"]["userId"] = user.into();
+    if r.get("session").is_some() {
+        r["session"]["user"]["userId"] = user.into();
+    }
+    r
+}
+
+/// The device: each round, PlayMood (which must be answered with speech when a server takes
+/// it), then PlaybackStarted and PlaybackFinished for the track it started.
 async fn voice_load(base: String, prefix: String, seen: Arc<Seen>, stop: Arc<AtomicBool>) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let mut n = 0;
-    while !stop.load(Ordering::SeqCst) {
-        let mut r = common::fixture("play_mood_er", "");
-        r["context"]["System"]["user"]["userId"] = format!("{prefix}-listener-{}", n % 20).into();
-        r["session"]["user"]["userId"] = r["context"]["System"]["user"]["userId"].clone();
-        n += 1;
+    let post = async |body: &Value| -> Option<(reqwest::StatusCode, Value)> {
         let started = Instant::now();
-        match client.post(format!("{base}/alexa")).json(&r).send().await {
+        let sent = client.post(format!("{base}/alexa")).json(body).send().await;
+        let answer = match sent {
             Err(e) if e.is_connect() => {
                 seen.voice_unreached.fetch_add(1, Ordering::SeqCst);
+                return None;
             }
-            Err(e) => seen
-                .voice_bad
+            Err(_) => {
+                seen.voice_cut.fetch_add(1, Ordering::SeqCst);
+                return None;
+            }
+            Ok(answer) => answer,
+        };
+        let status = answer.status();
+        let body = answer.json().await.unwrap_or(Value::Null);
+        seen.voice_slowest_ms
+            .fetch_max(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+        Some((status, body))
+    };
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let user = format!("{prefix}-listener-{}", n % 10);
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let Some((status, played)) = post(&as_listener("play_mood_er", "", &user)).await else {
+            continue;
+        };
+        let speech = played["response"]["outputSpeech"]["ssml"]
+            .as_str()
+            .unwrap_or("");
+        if status != 200 || speech.is_empty() {
+            seen.voice_bad
                 .lock()
                 .unwrap()
-                .push(format!("no answer: {e}")),
-            Ok(answer) => {
-                let status = answer.status();
-                let body: Value = answer.json().await.unwrap_or(Value::Null);
-                let speech = body["response"]["outputSpeech"]["ssml"]
-                    .as_str()
-                    .unwrap_or("");
-                if status == 200 && !speech.is_empty() {
-                    seen.voice_answered.fetch_add(1, Ordering::SeqCst);
-                } else {
+                .push(format!("PlayMood: {status}: {played}"));
+            continue;
+        }
+        seen.voice_answered.fetch_add(1, Ordering::SeqCst);
+        let Some(token) =
+            played["response"]["directives"][0]["audioItem"]["stream"]["token"].as_str()
+        else {
+            continue; // spoken words without music (nothing to report on)
+        };
+        let mut finished = as_listener("playback_finished", token, &user);
+        finished["request"]["offsetInMilliseconds"] = 200_000.into();
+        let reports = [
+            (
+                "PlaybackStarted",
+                as_listener("playback_started", token, &user),
+            ),
+            ("PlaybackFinished", finished),
+        ];
+        for (name, report) in reports {
+            match post(&report).await {
+                Some((status, _)) if status == 200 => {
+                    if name == "PlaybackFinished" {
+                        *seen
+                            .voice_finished
+                            .lock()
+                            .unwrap()
+                            .entry(user.clone())
+                            .or_default() += 1;
+                    }
+                }
+                Some((status, body)) => {
                     seen.voice_bad
                         .lock()
                         .unwrap()
-                        .push(format!("{status}: {body}"));
+                        .push(format!("{name}: {status}: {body}"));
                 }
-                seen.voice_slowest_ms
-                    .fetch_max(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+                None => break,
             }
         }
-        tokio::time::sleep(Duration::from_millis(40)).await;
     }
 }
 
 /// Runs the load while `fault` does its work, then checks that every acknowledged event is
 /// on the stream and folded in exactly once, and that the voice path answered.
-async fn drill(stack: &mut Stack, name: &str, fault: impl AsyncFnOnce(&mut Stack)) {
+async fn drill(stack: &mut Stack, name: &str, kills: bool, fault: impl AsyncFnOnce(&mut Stack)) {
     println!("\n== drill: {name}");
     let seen = Arc::new(Seen::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -314,15 +367,23 @@ async fn drill(stack: &mut Stack, name: &str, fault: impl AsyncFnOnce(&mut Stack
 
     let acked = seen.acked.lock().unwrap().clone();
     let total: usize = acked.values().map(HashSet::len).sum();
+    let voice_finished = seen.voice_finished.lock().unwrap().clone();
+    let cut = seen.voice_cut.load(Ordering::SeqCst);
     println!(
-        "load: {total} events acknowledged in batches of {BATCH} ({} batches sent again), {} voice answers, {} voice requests found no server, slowest voice answer {} ms",
+        "load: the app had {total} events acknowledged in batches of {BATCH} ({} batches sent again); \
+         the device had {} PlayMood answered with speech and {} plays reported finished, {} requests found no server, {cut} were cut off; \
+         slowest voice answer {} ms",
         seen.retries.load(Ordering::SeqCst),
         seen.voice_answered.load(Ordering::SeqCst),
+        voice_finished.values().sum::<u64>(),
         seen.voice_unreached.load(Ordering::SeqCst),
         seen.voice_slowest_ms.load(Ordering::SeqCst)
     );
     let bad = seen.voice_bad.lock().unwrap().clone();
     assert!(bad.is_empty(), "voice requests answered badly: {bad:#?}");
+    if !kills {
+        assert_eq!(cut, 0, "voice requests went unanswered with the server up");
+    }
     assert!(
         seen.voice_answered.load(Ordering::SeqCst) > 10,
         "the voice path hardly answered"
@@ -393,9 +454,23 @@ async fn drill(stack: &mut Stack, name: &str, fault: impl AsyncFnOnce(&mut Stack
             "{user}: {want} acknowledged finished plays, {got} folded into the profile"
         );
     }
+    // The device's answered reports are in its listeners' profiles too. A report cut off by
+    // a kill may or may not have been recorded: at most `cut` more.
+    for (user, want) in &voice_finished {
+        let mut got = finishes(user).await;
+        while got < *want && started.elapsed() < Duration::from_secs(150) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            got = finishes(user).await;
+        }
+        assert!(
+            *want <= got && got <= want + cut,
+            "{user}: {want} finished plays answered ({cut} requests cut off), {got} folded into the profile"
+        );
+    }
     println!(
-        "profiles: each of {} listeners has exactly its acknowledged plays folded in ({:.1} s to catch up)",
+        "profiles: each of {} app users has exactly its acknowledged plays folded in, and each of {} voice listeners its answered ones ({:.1} s to catch up)",
         counts.len(),
+        voice_finished.len(),
         started.elapsed().as_secs_f64()
     );
 }
@@ -425,6 +500,7 @@ async fn fault_drills_lose_nothing_acknowledged_and_keep_the_voice_path_answerin
     drill(
         &mut stack,
         "kill both processes mid-load",
+        true,
         async |s: &mut Stack| {
             println!("SIGKILL encore serve and encore consume");
             Stack::kill(&mut s.serve);
@@ -444,6 +520,7 @@ async fn fault_drills_lose_nothing_acknowledged_and_keep_the_voice_path_answerin
     drill(
         &mut stack,
         "stream unreachable for 5 s",
+        false,
         async |s: &mut Stack| {
             println!("cut Kinesis off (calls held without an answer)");
             s.proxy.set_kinesis_down(true);
@@ -454,7 +531,7 @@ async fn fault_drills_lose_nothing_acknowledged_and_keep_the_voice_path_answerin
     )
     .await;
 
-    drill(&mut stack, "store times out for 5 s", async |s: &mut Stack| {
+    drill(&mut stack, "store times out for 5 s", false, async |s: &mut Stack| {
         println!("hold every DynamoDB call 2 s (past the 150 ms voice budget and the 1 s store timeout)");
         s.proxy.set_dynamo_delay(Duration::from_secs(2));
         tokio::time::sleep(Duration::from_secs(5)).await;

@@ -36,8 +36,8 @@ pub enum FeedbackError {
     Corrupt(String),
 }
 
-/// Resolves once the event is durable (the sink acknowledged it). The request path drops it;
-/// tests and shutdown wait on it.
+/// Resolves once the event is durable (the sink acknowledged it). The request paths wait on
+/// it before they answer (the voice path within its store budget).
 pub struct Delivery(oneshot::Receiver<Result<(), FeedbackError>>);
 
 impl Delivery {

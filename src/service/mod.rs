@@ -193,15 +193,26 @@ impl Ctx<'_> {
             .track(queue.track(queue.index_at(pos)))
     }
 
-    /// Hands an event about `track` (from `queue`) to the feedback sink; never waits.
-    fn emit(&self, queue: &Queue, track: &TrackId, kind: EventKind, position_ms: u64) {
-        let context = EventContext::new(
-            &queue.selection,
-            &queue.recommendation_id,
-            &queue.model_version,
-            &queue.experiment,
-            &queue.variant,
-        );
+    /// Records an event about `track`, from `queue` (whose recommendation it names) when it is
+    /// known. It hands the event to the feedback sink and waits, within the store budget,
+    /// until it is durable: an answer to the device then means the event will not be lost. A
+    /// sink slower than that does not hold the answer back (the event is still on its way).
+    async fn emit(
+        &self,
+        queue: Option<&Queue>,
+        track: &TrackId,
+        kind: EventKind,
+        position_ms: u64,
+    ) {
+        let context = queue.map_or_else(EventContext::default, |queue| {
+            EventContext::new(
+                &queue.selection,
+                &queue.recommendation_id,
+                &queue.model_version,
+                &queue.experiment,
+                &queue.variant,
+            )
+        });
         let event = FeedbackEvent::new(
             &self.listener.user_id,
             &self.listener.device_id,
@@ -212,7 +223,16 @@ impl Ctx<'_> {
             self.listener.source,
         );
         metrics::counter!("encore_feedback_events_total", "kind" => kind.as_str()).increment(1);
-        drop(self.service.feedback.send(event));
+        let delivery = self.service.feedback.send(event);
+        match tokio::time::timeout(self.service.settings.store_budget, delivery.durable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(user_id = %self.listener.user_id, error = %e, "feedback event not made durable")
+            }
+            Err(_) => {
+                tracing::warn!(user_id = %self.listener.user_id, "feedback event not yet durable at the store budget; answering anyway")
+            }
+        }
     }
 
     /// Runs a store call within the voice path's budget; a failure (a call over budget is a
@@ -382,7 +402,8 @@ impl Ctx<'_> {
         } else {
             EventKind::Disliked
         };
-        self.emit(&queue, &id, kind, self.player.offset_ms);
+        self.emit(Some(&queue), &id, kind, self.player.offset_ms)
+            .await;
         // Lists ranked before the opinion are stale now.
         self.service
             .recommender

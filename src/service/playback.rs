@@ -15,46 +15,37 @@ impl Ctx<'_> {
         };
         let mut queue = match self.load_queue().await {
             Ok(Some(q)) => q,
-            _ => return Outcome::silent(),
+            // The queue could not be read (or its write had failed): the play still happened,
+            // so its event is recorded from the token, without the recommendation's context.
+            _ => {
+                if let Some((kind, position)) = ending_or_start(&event) {
+                    self.emit(None, &token.track_id, kind, position).await;
+                }
+                return Outcome::silent();
+            }
         };
         let Some(pos) = queue.position_of(&token) else {
             tracing::debug!(token = event.token, "report about a replaced queue");
             return Outcome::silent();
         };
+        // The play reaches the profile through the feedback consumer.
+        if let Some((kind, position)) = ending_or_start(&event) {
+            self.emit(Some(&queue), &token.track_id, kind, position)
+                .await;
+        }
         match event.kind {
             PlaybackEventKind::Started => {
-                // The play reaches the profile through the feedback consumer.
-                self.emit(
-                    &queue,
-                    &token.track_id,
-                    EventKind::PlayStarted,
-                    event.offset_ms,
-                );
                 queue.move_to(pos);
                 self.save_queue(&queue).await;
                 Outcome::silent()
             }
             PlaybackEventKind::Stopped => {
-                self.emit(
-                    &queue,
-                    &token.track_id,
-                    EventKind::of_ending(false, event.offset_ms),
-                    event.offset_ms,
-                );
                 queue.cursor = pos;
                 queue.offset_ms = event.offset_ms;
                 self.save_queue(&queue).await;
                 Outcome::silent()
             }
-            PlaybackEventKind::Finished => {
-                self.emit(
-                    &queue,
-                    &token.track_id,
-                    EventKind::of_ending(true, event.offset_ms),
-                    event.offset_ms,
-                );
-                Outcome::silent()
-            }
+            PlaybackEventKind::Finished => Outcome::silent(),
             PlaybackEventKind::NearlyFinished => {
                 let Some(next) = self.next_position(&mut queue, pos).await else {
                     return Outcome::silent();
@@ -75,10 +66,22 @@ impl Ctx<'_> {
                 outcome
             }
             PlaybackEventKind::Failed => {
-                self.emit(&queue, &token.track_id, EventKind::Failed, event.offset_ms);
                 tracing::warn!(user_id = %self.listener.user_id, track = %token.track_id, "playback failed, skipping");
                 self.advance(&mut queue, pos).await
             }
         }
     }
+}
+
+/// The event a device report makes: a start, an ending (the 30 s rule applied) or a failure.
+/// NearlyFinished makes none.
+fn ending_or_start(event: &PlaybackEvent) -> Option<(EventKind, u64)> {
+    let kind = match event.kind {
+        PlaybackEventKind::Started => EventKind::PlayStarted,
+        PlaybackEventKind::Stopped => EventKind::of_ending(false, event.offset_ms),
+        PlaybackEventKind::Finished => EventKind::of_ending(true, event.offset_ms),
+        PlaybackEventKind::Failed => EventKind::Failed,
+        PlaybackEventKind::NearlyFinished => return None,
+    };
+    Some((kind, event.offset_ms))
 }
