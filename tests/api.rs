@@ -365,7 +365,12 @@ async fn recommendations_carry_their_id_model_version_and_variant() {
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.body["tracks"].as_array().unwrap().len(), 10);
-    for field in ["recommendation_id", "model_version", "variant"] {
+    for field in [
+        "recommendation_id",
+        "model_version",
+        "experiment",
+        "variant",
+    ] {
         assert!(
             a.body[field].as_str().is_some_and(|s| !s.is_empty()),
             "{field}: {}",

@@ -205,6 +205,11 @@ async fn the_ab_split_follows_the_hash_and_the_variant_travels_into_feedback_eve
         assert!(!mine.is_empty(), "{user}");
         for e in mine {
             assert_eq!(e.context.variant.as_deref(), Some(*variant), "{user}");
+            assert_eq!(
+                e.context.experiment.as_deref(),
+                Some("ranker-test"),
+                "{user}"
+            );
             assert_eq!(e.context.model_version.as_deref(), Some(*version), "{user}");
             assert!(e.context.recommendation_id.is_some());
         }
