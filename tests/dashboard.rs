@@ -7,7 +7,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use encore::app::{Parts, build_router};
-use encore::feedback::QualitySettings;
+use encore::settings::QualityArgs;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -149,7 +149,8 @@ async fn what_a_conversation_produces_is_on_metrics_under_the_names_the_dashboar
         assert_eq!(post(&router, r).await.0, StatusCode::OK, "{name}");
     }
     parts.feedback.flush().await.unwrap();
-    parts.quality.evaluate(&QualitySettings::default());
+    let quality: QualityArgs = encore::settings::defaults();
+    parts.quality.evaluate(&quality.settings());
 
     let (_, bytes) = common::call(
         &router,

@@ -70,7 +70,8 @@ impl Tally {
     }
 }
 
-/// How the window, the baseline and drift are judged.
+/// How the window, the baseline and drift are judged (`settings::QualityArgs` gives the
+/// defaults).
 #[derive(Debug, Clone, Copy)]
 pub struct QualitySettings {
     /// The sliding window the gauges show.
@@ -81,17 +82,6 @@ pub struct QualitySettings {
     pub drift_margin: f64,
     /// Neither the window nor the baseline is judged with fewer plays than this.
     pub min_plays: u64,
-}
-
-impl Default for QualitySettings {
-    fn default() -> Self {
-        QualitySettings {
-            window: Duration::from_secs(15 * 60),
-            baseline: Duration::from_secs(6 * 3600),
-            drift_margin: 0.10,
-            min_plays: 100,
-        }
-    }
 }
 
 /// One variant's figures at one moment.
