@@ -251,3 +251,37 @@ async fn shutdown_waits_for_requests_in_flight_only_until_the_grace_period_ends(
     // (In the binary the process exits here and takes the connection with it.)
     hanging.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_play_is_recorded_even_when_the_store_cannot_say_which_queue_it_was_from() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let parts = hanging_parts(dir.path(), 100);
+    let r = router(&parts, 1024, Duration::from_secs(6));
+    let track = encore::recommend::Catalog::load(&common::repo().join("models"))
+        .unwrap()
+        .tracks()[0]
+        .id
+        .clone();
+    let token = format!("0badc0de:3:0:{track}");
+    let mut finished = common::fixture("playback_finished", &token);
+    finished["request"]["offsetInMilliseconds"] = 200_000.into();
+    let request = Request::post("/alexa")
+        .header("content-type", "application/json")
+        .body(Body::from(finished.to_string()))
+        .unwrap();
+    assert_eq!(send(&r, request).await.0, StatusCode::OK);
+    // Answered means durable: the event is in the log already, without a recommendation's
+    // context (the queue could not be read), but with the track and the 30 s rule applied.
+    let log = parts.feedback_log.as_ref().unwrap();
+    let events: Vec<_> = log
+        .read(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].kind, encore::feedback::EventKind::PlayFinished);
+    assert_eq!(events[0].track_id, track);
+    assert_eq!(events[0].context, encore::feedback::EventContext::default());
+}

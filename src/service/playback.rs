@@ -18,8 +18,9 @@ impl Ctx<'_> {
             // The queue could not be read (or its write had failed): the play still happened,
             // so its event is recorded from the token, without the recommendation's context.
             _ => {
-                if let Some((kind, position)) = ending_or_start(&event) {
-                    self.emit(None, &token.track_id, kind, position).await;
+                if let Some(kind) = event_kind(&event) {
+                    self.emit(None, &token.track_id, kind, event.offset_ms)
+                        .await;
                 }
                 return Outcome::silent();
             }
@@ -29,8 +30,8 @@ impl Ctx<'_> {
             return Outcome::silent();
         };
         // The play reaches the profile through the feedback consumer.
-        if let Some((kind, position)) = ending_or_start(&event) {
-            self.emit(Some(&queue), &token.track_id, kind, position)
+        if let Some(kind) = event_kind(&event) {
+            self.emit(Some(&queue), &token.track_id, kind, event.offset_ms)
                 .await;
         }
         match event.kind {
@@ -75,13 +76,12 @@ impl Ctx<'_> {
 
 /// The event a device report makes: a start, an ending (the 30 s rule applied) or a failure.
 /// NearlyFinished makes none.
-fn ending_or_start(event: &PlaybackEvent) -> Option<(EventKind, u64)> {
-    let kind = match event.kind {
-        PlaybackEventKind::Started => EventKind::PlayStarted,
-        PlaybackEventKind::Stopped => EventKind::of_ending(false, event.offset_ms),
-        PlaybackEventKind::Finished => EventKind::of_ending(true, event.offset_ms),
-        PlaybackEventKind::Failed => EventKind::Failed,
-        PlaybackEventKind::NearlyFinished => return None,
-    };
-    Some((kind, event.offset_ms))
+fn event_kind(event: &PlaybackEvent) -> Option<EventKind> {
+    match event.kind {
+        PlaybackEventKind::Started => Some(EventKind::PlayStarted),
+        PlaybackEventKind::Stopped => Some(EventKind::of_ending(false, event.offset_ms)),
+        PlaybackEventKind::Finished => Some(EventKind::of_ending(true, event.offset_ms)),
+        PlaybackEventKind::Failed => Some(EventKind::Failed),
+        PlaybackEventKind::NearlyFinished => None,
+    }
 }
