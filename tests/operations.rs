@@ -285,3 +285,46 @@ async fn a_finished_play_is_recorded_even_when_the_store_cannot_say_which_queue_
     assert_eq!(events[0].track_id, track);
     assert_eq!(events[0].context, encore::feedback::EventContext::default());
 }
+
+#[tokio::test]
+async fn a_finished_play_from_a_replaced_queue_still_counts_and_a_made_up_track_does_not() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
+    let r = router(&parts, 1024, Duration::from_secs(6));
+    let token = |answer: &Value| {
+        answer["response"]["directives"][0]["audioItem"]["stream"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = token(&send(&r, alexa("play_mood_er")).await.1);
+    let second = token(&send(&r, alexa("play_mood_er")).await.1);
+    assert_ne!(first, second, "the second request replaced the queue");
+    let report = |token: &str| {
+        let mut finished = common::fixture("playback_finished", token);
+        finished["request"]["offsetInMilliseconds"] = 200_000.into();
+        Request::post("/alexa")
+            .header("content-type", "application/json")
+            .body(Body::from(finished.to_string()))
+            .unwrap()
+    };
+    assert_eq!(send(&r, report(&first)).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&r, report("0000dead:1:0:not-a-track")).await.0,
+        StatusCode::OK
+    );
+    let events: Vec<_> = parts
+        .feedback_log
+        .as_ref()
+        .unwrap()
+        .read(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let played: encore::domain::Token = first.parse().unwrap();
+    assert_eq!(events[0].track_id, played.track_id);
+    assert_eq!(events[0].kind, encore::feedback::EventKind::PlayFinished);
+}

@@ -15,18 +15,15 @@ impl Ctx<'_> {
         };
         let mut queue = match self.load_queue().await {
             Ok(Some(q)) => q,
-            // The queue could not be read (or its write had failed): the play still happened,
-            // so its event is recorded from the token, without the recommendation's context.
             _ => {
-                if let Some(kind) = event_kind(&event) {
-                    self.emit(None, &token.track_id, kind, event.offset_ms)
-                        .await;
-                }
+                // The queue could not be read (or its write had failed).
+                self.emit_from_token(&token, &event).await;
                 return Outcome::silent();
             }
         };
         let Some(pos) = queue.position_of(&token) else {
             tracing::debug!(token = event.token, "report about a replaced queue");
+            self.emit_from_token(&token, &event).await;
             return Outcome::silent();
         };
         // The play reaches the profile through the feedback consumer.
@@ -70,6 +67,19 @@ impl Ctx<'_> {
                 tracing::warn!(user_id = %self.listener.user_id, track = %token.track_id, "playback failed, skipping");
                 self.advance(&mut queue, pos).await
             }
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// Records a report's event when its queue is not at hand (unreadable, or replaced
+    /// since): the play still happened, so it counts, without the recommendation's context.
+    /// Only for a track of ours: a token is echoed by the device, not made by it.
+    async fn emit_from_token(&self, token: &Token, event: &PlaybackEvent) {
+        let known = self.service.recommender.track(&token.track_id).is_some();
+        if let (true, Some(kind)) = (known, event_kind(event)) {
+            self.emit(None, &token.track_id, kind, event.offset_ms)
+                .await;
         }
     }
 }
