@@ -574,13 +574,7 @@ async fn a_feedback_batch_keeps_the_good_events_and_names_the_bad_ones() {
     );
     assert!(a.body["event_ids"][1].is_null());
     // Accepted means durable: the events are in the log, with the 30 s rule applied.
-    let events: Vec<_> = app
-        .log
-        .read(0, 100)
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event.unwrap())
-        .collect();
+    let events = common::logged_events(&app.log);
     let kinds: Vec<String> = events.iter().map(|e| format!("{:?}", e.kind)).collect();
     assert_eq!(kinds, ["PlayFinished", "Skipped", "Liked"]);
     assert!(

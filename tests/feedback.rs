@@ -75,8 +75,7 @@ async fn a_conversation_produces_schema_valid_events_with_the_skip_rule_applied(
     server.stop().await;
 
     let log = LocalLog::open(&dir.path().join("feedback")).unwrap();
-    let records = log.read(0, 100).unwrap();
-    let events: Vec<FeedbackEvent> = records.into_iter().map(|r| r.event.unwrap()).collect();
+    let events = common::logged_events(&log);
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
     use EventKind::*;
     assert_eq!(
@@ -151,11 +150,9 @@ async fn acknowledged_events_survive_a_drop_without_shutdown() {
         // Dropped here: no flush, no shutdown.
     }
     let log = LocalLog::open(dir.path()).unwrap();
-    let read: Vec<String> = log
-        .read(0, 10 * n)
-        .unwrap()
+    let read: Vec<String> = common::logged_events(&log)
         .into_iter()
-        .map(|r| r.event.unwrap().event_id)
+        .map(|e| e.event_id)
         .collect();
     assert_eq!(read, sent, "every acknowledged event, in order");
 }
@@ -229,11 +226,9 @@ async fn records_are_read_in_order_across_segments() {
         })
         .count();
     assert!(segments > 3, "{segments} segments");
-    let all: Vec<String> = log
-        .read(0, 1000)
-        .unwrap()
+    let all: Vec<String> = common::logged_events(&log)
         .into_iter()
-        .map(|r| r.event.unwrap().event_id)
+        .map(|e| e.event_id)
         .collect();
     assert_eq!(all, sent);
     let tail: Vec<u64> = log

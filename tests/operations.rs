@@ -273,13 +273,7 @@ async fn a_finished_play_is_recorded_even_when_the_store_cannot_say_which_queue_
     assert_eq!(send(&r, request).await.0, StatusCode::OK);
     // Answered means durable: the event is in the log already, without a recommendation's
     // context (the queue could not be read), but with the track and the 30 s rule applied.
-    let log = parts.feedback_log.as_ref().unwrap();
-    let events: Vec<_> = log
-        .read(0, 10)
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event.unwrap())
-        .collect();
+    let events = common::logged_events(parts.feedback_log.as_ref().unwrap());
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].kind, encore::feedback::EventKind::PlayFinished);
     assert_eq!(events[0].track_id, track);
@@ -314,15 +308,7 @@ async fn a_finished_play_from_a_replaced_queue_still_counts_and_a_made_up_track_
         send(&r, report("0000dead:1:0:not-a-track")).await.0,
         StatusCode::OK
     );
-    let events: Vec<_> = parts
-        .feedback_log
-        .as_ref()
-        .unwrap()
-        .read(0, 10)
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event.unwrap())
-        .collect();
+    let events = common::logged_events(parts.feedback_log.as_ref().unwrap());
     assert_eq!(events.len(), 1, "{events:?}");
     let played: encore::domain::Token = first.parse().unwrap();
     assert_eq!(events[0].track_id, played.track_id);

@@ -193,12 +193,7 @@ async fn the_ab_split_follows_the_hash_and_the_variant_travels_into_feedback_eve
     parts.feedback.flush().await.unwrap();
     drop(parts);
     let log = LocalLog::open(&data.path().join("feedback")).unwrap();
-    let events: Vec<_> = log
-        .read(0, 1000)
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event.unwrap())
-        .collect();
+    let events = common::logged_events(&log);
     assert!(events.len() >= 40);
     for (user, variant, version) in &seen {
         let mine: Vec<_> = events.iter().filter(|e| &e.user_id == user).collect();

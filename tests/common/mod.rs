@@ -280,6 +280,15 @@ pub fn fixture_names() -> Vec<String> {
     names
 }
 
+/// Every durable event in the feedback log, in order (each record must decode).
+pub fn logged_events(log: &encore::feedback::LocalLog) -> Vec<encore::feedback::FeedbackEvent> {
+    log.read(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.unwrap())
+        .collect()
+}
+
 /// Sends `request` to the in-process `router`: the status and the body's bytes.
 pub async fn call(
     router: &axum::Router,
