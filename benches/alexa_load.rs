@@ -112,9 +112,7 @@ fn main() {
     let signer = &common::pki().good;
     let requests: Vec<(String, String)> = (0..listeners)
         .map(|i| {
-            let mut r = common::fixture("play_mood_er", "");
-            r["context"]["System"]["user"]["userId"] = format!("amzn1.ask.account.bench{i}").into();
-            r["session"]["user"]["userId"] = format!("amzn1.ask.account.bench{i}").into();
+            let r = common::fixture_as("play_mood_er", "", &format!("amzn1.ask.account.bench{i}"));
             let body = serde_json::to_string(&r).unwrap();
             let sig = signer.sign(body.as_bytes());
             (body, sig)

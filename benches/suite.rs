@@ -71,12 +71,7 @@ fn tokens(jwks: &Path, users: u64) -> Vec<String> {
 
 /// A request fixture for listener `i`, signed now.
 fn signed(name: &str, token: &str, i: u64) -> (String, String) {
-    let mut r = common::fixture(name, token);
-    let user = format!("amzn1.ask.account.bench{i}");
-    r["context"]["System"]["user"]["userId"] = user.clone().into();
-    if r.get("session").is_some() {
-        r["session"]["user"]["userId"] = user.into();
-    }
+    let r = common::fixture_as(name, token, &format!("amzn1.ask.account.bench{i}"));
     let body = serde_json::to_string(&r).unwrap();
     let sig = common::pki().good.sign(body.as_bytes());
     (body, sig)

@@ -249,16 +249,6 @@ async fn app_load(base: String, prefix: String, seen: Arc<Seen>, stop: Arc<Atomi
     }
 }
 
-/// A request fixture as `user` sends it.
-fn as_listener(name: &str, token: &str, user: &str) -> Value {
-    let mut r = common::fixture(name, token);
-    r["context"]["System"]["user"]["userId"] = user.into();
-    if r.get("session").is_some() {
-        r["session"]["user"]["userId"] = user.into();
-    }
-    r
-}
-
 /// The device: each round, PlayMood (which must be answered with speech when a server takes
 /// it), then PlaybackStarted and PlaybackFinished for the track it started.
 async fn voice_load(base: String, prefix: String, seen: Arc<Seen>, stop: Arc<AtomicBool>) {
@@ -291,7 +281,8 @@ async fn voice_load(base: String, prefix: String, seen: Arc<Seen>, stop: Arc<Ato
         let user = format!("{prefix}-listener-{}", n % 10);
         n += 1;
         tokio::time::sleep(Duration::from_millis(40)).await;
-        let Some((status, played)) = post(&as_listener("play_mood_er", "", &user)).await else {
+        let Some((status, played)) = post(&common::fixture_as("play_mood_er", "", &user)).await
+        else {
             continue;
         };
         let speech = played["response"]["outputSpeech"]["ssml"]
@@ -310,12 +301,12 @@ async fn voice_load(base: String, prefix: String, seen: Arc<Seen>, stop: Arc<Ato
         else {
             continue; // spoken words without music (nothing to report on)
         };
-        let mut finished = as_listener("playback_finished", token, &user);
+        let mut finished = common::fixture_as("playback_finished", token, &user);
         finished["request"]["offsetInMilliseconds"] = 200_000.into();
         let reports = [
             (
                 "PlaybackStarted",
-                as_listener("playback_started", token, &user),
+                common::fixture_as("playback_started", token, &user),
             ),
             ("PlaybackFinished", finished),
         ];

@@ -66,7 +66,8 @@ pub struct EventContext {
     pub recommendation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
-    /// The A/B experiment the variant belongs to (added in 1.1; absent in older records).
+    /// The A/B experiment the variant belongs to (added within version 1; absent in older
+    /// records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -264,6 +264,16 @@ pub fn fixture(name: &str, token: &str) -> Value {
     v
 }
 
+/// `fixture(name, token)` as listener `user` sends it.
+pub fn fixture_as(name: &str, token: &str, user: &str) -> Value {
+    let mut r = fixture(name, token);
+    r["context"]["System"]["user"]["userId"] = user.into();
+    if r.get("session").is_some() {
+        r["session"]["user"]["userId"] = user.into();
+    }
+    r
+}
+
 pub fn fixture_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(repo().join("tests/fixtures/requests"))
         .unwrap()
