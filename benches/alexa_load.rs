@@ -14,12 +14,12 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "wrk.rs"]
+#[path = "support/wrk.rs"]
 mod wrk;
 
 use axum::Json;
 use axum::routing::post;
-use encore::app::{Application, Parts};
+use encore::app::{Components, Server};
 use encore::settings::{StorageArgs, StoreKind};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -48,10 +48,8 @@ impl Target {
         let mut args = common::serve_args(!verify, &storage.data_dir);
         args.storage = storage;
         let verifier = verify.then(|| common::verifier(common::fetcher()));
-        let parts = Parts::load(&args.storage).await.unwrap();
-        let app = Application::with_parts(&args, parts, verifier)
-            .await
-            .unwrap();
+        let parts = Components::load(&args.storage).await.unwrap();
+        let app = Server::with_parts(&args, parts, verifier).await.unwrap();
         let addr = app.local_addr();
         tokio::spawn(app.run_until(std::future::pending()));
         Target {
@@ -96,10 +94,10 @@ fn main() {
                 store: StoreKind::Dynamodb,
                 aws_endpoint: Some(endpoint.clone()),
                 table_prefix: format!("bench-{}-", std::process::id()),
-                profile_cache_ttl_ms: cache_ms,
+                profile_cache_ttl: std::time::Duration::from_millis(cache_ms),
                 ..embedded(&format!("aws-{cache_ms}"))
             };
-            encore::app::init(&dynamo(0)).await.expect("creating the bench table");
+            encore::cli::init::run(&dynamo(0)).await.expect("creating the bench table");
             let n = aws_connections;
             targets.push(Target::start("encore, embedded, verification on", "on-few", embedded("few"), true, n).await);
             targets.push(Target::start("encore, dynamodb, cache on, verification on", "aws-cache", dynamo(30_000), true, n).await);

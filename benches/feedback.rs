@@ -117,10 +117,10 @@ fn main() {
                 store: StoreKind::Dynamodb,
                 aws_endpoint: Some(endpoint),
                 table_prefix: format!("feedback-bench-{}-", std::process::id()),
-                store_timeout_ms: 10_000,
+                store_timeout: std::time::Duration::from_millis(10_000),
                 ..common::storage(dir.path())
             };
-            encore::app::init(&storage).await.unwrap();
+            encore::cli::init::run(&storage).await.unwrap();
             let store = encore::app::open_store(&storage).await.unwrap();
             let (applied, took) = consume(log, store, catalog).await;
             println!("consumer into DynamoDB (local server): {applied} events in {:.2} s = {:.0} events/s", took.as_secs_f64(), applied as f64 / took.as_secs_f64());
@@ -129,10 +129,10 @@ fn main() {
         }
         if let Ok(endpoint) = std::env::var("BENCH_AWS_ENDPOINT") {
             let k = env_or("BENCH_KINESIS_EVENTS", 20_000);
-            let client = encore::feedback::kinesis_client(&encore::aws::AwsSettings::new(Some(endpoint), Duration::from_secs(10))).await;
-            let stream = format!("bench-{}", std::process::id());
-            encore::feedback::create_stream(&client, &stream).await.unwrap();
-            let sink = encore::feedback::KinesisSink::start(client, stream, &dir.path().join("spool")).unwrap();
+            let name = format!("bench-{}", std::process::id());
+            let stream = encore::feedback::KinesisStream::connect(&encore::aws::AwsSettings::new(Some(endpoint), Duration::from_secs(10)), &name).await;
+            stream.create().await.unwrap();
+            let sink = stream.sink(&dir.path().join("spool")).unwrap();
             let started = Instant::now();
             for i in 0..k {
                 drop(sink.send(event(i)));

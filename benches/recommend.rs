@@ -12,10 +12,11 @@
 
 use criterion::Criterion;
 use encore::domain::{Mood, Profile, Selection};
+use encore::offline::synth;
 use encore::recommend::model::{ItemFactors, new_manifest};
 use encore::recommend::{
     CachedRecommender, Catalog, CatalogRecommender, Experiment, Manifest, ModelSet, RankSettings,
-    RecommendRequest, Recommender, synth, write_tracks_csv,
+    RecommendRequest, Recommender, write_tracks_csv,
 };
 use rand::{Rng, SeedableRng};
 use std::path::Path;

@@ -16,12 +16,12 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "wrk.rs"]
+#[path = "support/wrk.rs"]
 mod wrk;
 
 use axum::Json;
 use axum::routing::post;
-use encore::app::{Application, Parts};
+use encore::app::Components;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
@@ -89,7 +89,7 @@ fn encore_role() {
         let jwks = dir.join("jwks.json");
         let tokens = tokens(&jwks, listeners);
         let mut args = common::serve_args(false, &dir.join("data"));
-        args.storage.recommender.recommend_cache_ttl_ms = cache_ms;
+        args.storage.recommender.recommend_cache_ttl = std::time::Duration::from_millis(cache_ms);
         args.storage.recommender.exploration = 0.15;
         args.api.jwt_issuer = Some(ISSUER.into());
         args.api.jwt_audience = Some(AUDIENCE.into());
@@ -97,9 +97,9 @@ fn encore_role() {
         // The limit is per user; the bench's users are few and fast.
         args.api.rate_limit_per_minute = 10_000_000;
         args.api.rate_limit_burst = 1_000_000;
-        let parts = Parts::load(&args.storage).await.unwrap();
+        let parts = Components::load(&args.storage).await.unwrap();
         let verifier = common::verifier(common::fetcher());
-        let app = Application::with_parts(&args, parts, Some(verifier))
+        let app = encore::app::Server::with_parts(&args, parts, Some(verifier))
             .await
             .unwrap();
         let addr = app.local_addr();

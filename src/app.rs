@@ -1,12 +1,13 @@
-//! Start-up: building the parts from settings, binding, serving, shutting down.
+//! The composition root: settings in, the parts built and wired (store, recommender,
+//! feedback backend, router), a bound server out, and its shutdown.
 
 use crate::api::auth::JwtVerifier;
 use crate::aws::AwsSettings;
 use crate::feedback::{
-    Consumer, FeedbackSink, KinesisConsumer, KinesisSink, LocalConsumer, LocalLog, ObservedSink,
-    Quality, QualitySettings, create_stream, kinesis_client,
+    Consumer, FeedbackSink, KinesisStream, LocalConsumer, LocalLog, ObservedSink, Quality,
+    QualitySettings,
 };
-use crate::http::{self, Api, App, AppState, RateLimit};
+use crate::http::{self, App, AppState, MobileApi, RateLimit};
 use crate::interaction::InteractionModel;
 use crate::recommend::{
     CachedRecommender, Catalog, CatalogRecommender, Experiment, ModelSet, RankSettings,
@@ -24,18 +25,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
-/// The parts behind both the server and `encore say`.
-pub struct Parts {
+/// The parts behind the server, `encore say` and `encore consume`.
+pub struct Components {
     pub service: Arc<Service>,
     pub model: Arc<InteractionModel>,
     pub store: Arc<dyn ProfileStore>,
+    /// Where events go: `backend`'s sink, behind the quality tally.
     pub feedback: Arc<dyn FeedbackSink>,
-    /// The feedback sink as the local log (with `--feedback local`), for the in-process
-    /// consumer.
-    pub feedback_log: Option<Arc<LocalLog>>,
-    /// The Kinesis client (with `--feedback kinesis`) and the stream.
-    pub kinesis: Option<(aws_sdk_kinesis::Client, String)>,
+    pub backend: FeedbackBackend,
     /// The served model versions, for hot reloading.
     pub models: Arc<ModelSet>,
     /// Completion and skip rates per experiment variant, from every event sent.
@@ -60,18 +59,42 @@ pub fn dynamo_settings(storage: &StorageArgs) -> DynamoSettings {
     }
 }
 
-impl Parts {
-    /// Loads the catalog and the interaction model and opens the configured store.
+/// The feedback backend, chosen once from `--feedback`.
+#[derive(Clone)]
+pub enum FeedbackBackend {
+    /// The local log; `serve` folds it into profiles in process.
+    Local(Arc<LocalLog>),
+    /// A Kinesis stream, fed through a spool; `encore consume` folds it.
+    Kinesis(KinesisStream),
+}
+
+impl FeedbackBackend {
+    /// The local log, when the backend is one.
+    pub fn log(&self) -> Option<&Arc<LocalLog>> {
+        match self {
+            FeedbackBackend::Local(log) => Some(log),
+            FeedbackBackend::Kinesis(_) => None,
+        }
+    }
+}
+
+impl Components {
+    /// Loads the catalog and the interaction model and opens the configured store and
+    /// feedback backend.
     pub async fn load(storage: &StorageArgs) -> anyhow::Result<Self> {
         let store = open_store(storage).await?;
-        let kinesis = match storage.feedback {
-            FeedbackKind::Kinesis => Some(kinesis_client(&aws_settings(storage)).await),
+        let stream = match storage.feedback {
+            FeedbackKind::Kinesis => {
+                Some(KinesisStream::connect(&aws_settings(storage), &storage.stream).await)
+            }
             FeedbackKind::Local => None,
         };
-        Self::assemble(storage, store, kinesis)
+        Self::assemble(storage, store, stream)
     }
 
-    /// Builds the parts over `store`, behind a profile cache on DynamoDB (unless its TTL is 0).
+    /// Builds the parts over `store` (behind a profile cache on DynamoDB unless its TTL is
+    /// 0), with feedback in the local log whatever `--feedback` says: for tests that bring
+    /// their own store.
     pub fn with_store(storage: &StorageArgs, store: Arc<dyn ProfileStore>) -> anyhow::Result<Self> {
         Self::assemble(storage, store, None)
     }
@@ -79,7 +102,7 @@ impl Parts {
     fn assemble(
         storage: &StorageArgs,
         store: Arc<dyn ProfileStore>,
-        aws: Option<aws_sdk_kinesis::Client>,
+        stream: Option<KinesisStream>,
     ) -> anyhow::Result<Self> {
         let catalog = Catalog::load(&storage.models).context("loading the catalog")?;
         let open_values = HashMap::from([("AMAZON.Musician".to_owned(), catalog.artists())]);
@@ -88,22 +111,22 @@ impl Parts {
         let (recommender, models) = build_recommender(storage, Arc::new(catalog))?;
         // The cache saves network round trips; the embedded store reads its own memory-mapped
         // file in microseconds, so a cache there would only add work.
-        let store: Arc<dyn ProfileStore> = match (storage.store, storage.profile_cache_ttl_ms) {
-            (StoreKind::Embedded, _) | (_, 0) => store,
-            (StoreKind::Dynamodb, ttl) => Arc::new(CachedStore::new(
+        let cached = storage.store == StoreKind::Dynamodb && !storage.profile_cache_ttl.is_zero();
+        let store: Arc<dyn ProfileStore> = match cached {
+            true => Arc::new(CachedStore::new(
                 store,
-                Duration::from_millis(ttl),
-                PROFILE_CACHE_CAPACITY,
+                storage.profile_cache_ttl,
+                storage.profile_cache_capacity,
             )),
+            false => store,
         };
-        let (feedback, feedback_log) = open_feedback(storage, aws.clone())?;
+        let (sink, backend) = open_feedback(storage, stream)?;
         let quality = Arc::new(Quality::default());
-        let feedback: Arc<dyn FeedbackSink> =
-            Arc::new(ObservedSink::new(feedback, quality.clone()));
+        let feedback: Arc<dyn FeedbackSink> = Arc::new(ObservedSink::new(sink, quality.clone()));
         let settings = ServiceSettings {
-            store_budget: Duration::from_millis(storage.store_budget_ms),
+            store_budget: storage.store_budget,
         };
-        Ok(Parts {
+        Ok(Components {
             service: Arc::new(Service::new(
                 store.clone(),
                 recommender,
@@ -113,8 +136,7 @@ impl Parts {
             model: Arc::new(model),
             store,
             feedback,
-            feedback_log,
-            kinesis: aws.map(|client| (client, storage.stream.clone())),
+            backend,
             models,
             quality,
         })
@@ -139,7 +161,7 @@ pub fn build_recommender(
     let settings = RankSettings {
         exploration: args.exploration,
         max_artist_run: args.max_artist_run,
-        precomputed_ttl: Duration::from_secs(args.precomputed_ttl_hours * 3600),
+        precomputed_ttl: args.precomputed_ttl,
     };
     let local = Arc::new(CatalogRecommender::with_models(
         catalog,
@@ -150,151 +172,73 @@ pub fn build_recommender(
         Some(url) => Arc::new(RemoteRecommender::new(
             RemoteSettings {
                 url: url.clone(),
-                timeout: Duration::from_millis(args.model_endpoint_timeout_ms),
+                timeout: args.model_endpoint_timeout,
                 retries: args.model_endpoint_retries,
-                failure_threshold: 5,
-                open_for: Duration::from_secs(10),
+                failure_threshold: args.model_endpoint_breaker_failures,
+                open_for: args.model_endpoint_breaker_open,
             },
             local,
         )),
         None => local,
     };
-    let recommender: Arc<dyn Recommender> = match args.recommend_cache_ttl_ms {
-        0 => base,
-        ttl => Arc::new(CachedRecommender::new(
+    let recommender: Arc<dyn Recommender> = match args.recommend_cache_ttl.is_zero() {
+        true => base,
+        false => Arc::new(CachedRecommender::new(
             base,
-            Duration::from_millis(ttl),
+            args.recommend_cache_ttl,
             args.recommend_cache_capacity,
         )),
     };
     Ok((recommender, models))
 }
 
-impl Parts {
-    /// A consumer of the local log into the store (with `--feedback local`).
-    pub fn local_consumer(&self) -> Option<Consumer> {
-        let log = self.feedback_log.clone()?;
-        Some(Consumer::Local(LocalConsumer::new(
-            log,
-            self.store.clone(),
-            self.service.recommender().clone(),
-        )))
+impl Components {
+    /// The local log (with `--feedback local`).
+    pub fn feedback_log(&self) -> Option<&Arc<LocalLog>> {
+        self.backend.log()
     }
 
     /// A consumer of the configured feedback backend into the store.
     pub fn consumer(&self) -> Consumer {
-        match (&self.kinesis, self.local_consumer()) {
-            (_, Some(local)) => local,
-            (Some((client, stream)), None) => Consumer::Kinesis(KinesisConsumer::new(
-                client.clone(),
-                stream.clone(),
-                self.store.clone(),
-                self.service.recommender().clone(),
-            )),
-            (None, None) => unreachable!("a feedback sink is either the local log or Kinesis"),
+        let catalog = self.service.recommender().clone();
+        match &self.backend {
+            FeedbackBackend::Local(log) => {
+                Consumer::Local(LocalConsumer::new(log.clone(), self.store.clone(), catalog))
+            }
+            FeedbackBackend::Kinesis(stream) => {
+                Consumer::Kinesis(stream.consumer(self.store.clone(), catalog))
+            }
         }
     }
 }
 
-/// The feedback sink, and the same sink as the local log when it is one.
-type FeedbackParts = (Arc<dyn FeedbackSink>, Option<Arc<LocalLog>>);
-
-/// The feedback sink: the local log, or Kinesis through a spool (needs `kinesis`).
+/// The feedback sink and the backend it writes to: the local log, or the stream through a
+/// spool (when `stream` is given).
 fn open_feedback(
     storage: &StorageArgs,
-    kinesis: Option<aws_sdk_kinesis::Client>,
-) -> anyhow::Result<FeedbackParts> {
-    match (storage.feedback, kinesis) {
-        (FeedbackKind::Kinesis, Some(client)) => {
+    stream: Option<KinesisStream>,
+) -> anyhow::Result<(Arc<dyn FeedbackSink>, FeedbackBackend)> {
+    match stream {
+        Some(stream) => {
             let spool = storage.data_dir.join("feedback-spool");
-            let sink = KinesisSink::start(client, storage.stream.clone(), &spool)
+            let sink = stream
+                .sink(&spool)
                 .with_context(|| format!("opening the feedback spool in {}", spool.display()))?;
-            Ok((Arc::new(sink), None))
+            Ok((Arc::new(sink), FeedbackBackend::Kinesis(stream)))
         }
-        _ => {
+        None => {
             let dir = storage.data_dir.join("feedback");
             let log = Arc::new(
                 LocalLog::open(&dir)
                     .with_context(|| format!("opening the feedback log in {}", dir.display()))?,
             );
-            Ok((log.clone(), Some(log)))
+            Ok((log.clone(), FeedbackBackend::Local(log)))
         }
     }
 }
 
 pub fn aws_settings(storage: &StorageArgs) -> AwsSettings {
-    AwsSettings::new(
-        storage.aws_endpoint.clone(),
-        Duration::from_millis(storage.store_timeout_ms),
-    )
-}
-
-/// How often the quality gauges are refreshed and drift is judged.
-const QUALITY_EVERY: Duration = Duration::from_secs(15);
-
-/// Profiles kept in the in-process cache at most.
-const PROFILE_CACHE_CAPACITY: u64 = 100_000;
-
-/// `encore consume`: folds the local log into the store, until it is consumed (`once`) or
-/// until Ctrl-C/SIGTERM.
-pub async fn consume(storage: &StorageArgs, once: bool) -> anyhow::Result<String> {
-    let parts = Parts::load(storage).await?;
-    let consumer = parts.consumer();
-    if !once {
-        consumer.run(shutdown_signal()).await;
-        parts.store.flush().await?;
-        return Ok("consumer stopped".into());
-    }
-    let mut total = crate::feedback::Progress::default();
-    loop {
-        let p = consumer
-            .pass()
-            .await
-            .context("folding feedback into profiles")?;
-        total.applied += p.applied;
-        total.duplicates += p.duplicates;
-        total.malformed += p.malformed;
-        if p == crate::feedback::Progress::default() {
-            break;
-        }
-    }
-    parts.store.flush().await?;
-    Ok(format!(
-        "applied {} events, {} duplicates skipped, {} malformed records skipped",
-        total.applied, total.duplicates, total.malformed
-    ))
-}
-
-/// `encore init`: creates what the configured store needs, idempotently.
-pub async fn init(storage: &StorageArgs) -> anyhow::Result<String> {
-    let mut done = match storage.store {
-        StoreKind::Embedded => {
-            EmbeddedStore::open(&storage.data_dir)?.flush().await?;
-            format!("embedded store ready in {}", storage.data_dir.display())
-        }
-        StoreKind::Dynamodb => {
-            let store = DynamoStore::connect(&dynamo_settings(storage)).await;
-            let created = store
-                .init()
-                .await
-                .with_context(|| format!("creating table {}", store.table()))?;
-            let verb = if created { "created" } else { "already there:" };
-            format!(
-                "{verb} table {} (TTL on {})",
-                store.table(),
-                crate::store::TTL_ATTRIBUTE
-            )
-        }
-    };
-    if storage.feedback == FeedbackKind::Kinesis {
-        let client = kinesis_client(&aws_settings(storage)).await;
-        let created = create_stream(&client, &storage.stream)
-            .await
-            .with_context(|| format!("creating stream {}", storage.stream))?;
-        let verb = if created { "created" } else { "already there:" };
-        done += &format!("\n{verb} stream {}", storage.stream);
-    }
-    Ok(done)
+    AwsSettings::new(storage.aws_endpoint.clone(), storage.store_timeout)
 }
 
 /// What the router needs besides the parts.
@@ -328,7 +272,7 @@ impl RouterSettings {
         Ok(RouterSettings {
             max_body_bytes: settings.max_body_bytes,
             max_in_flight: settings.max_in_flight,
-            alexa_deadline: Duration::from_millis(settings.alexa_deadline_ms),
+            alexa_deadline: settings.alexa_deadline,
             jwt,
             rate_limit: RateLimit {
                 per_minute: settings.api.rate_limit_per_minute,
@@ -340,14 +284,14 @@ impl RouterSettings {
 
 /// The router over `parts`, for a listener or for in-process tests.
 pub fn build_router(
-    parts: &Parts,
+    parts: &Components,
     verifier: Option<Verifier>,
     settings: RouterSettings,
 ) -> axum::Router {
     let skill = Skill::new(parts.service.clone(), parts.model.clone(), verifier)
         .with_accounts(settings.jwt.clone())
         .with_deadline(settings.alexa_deadline);
-    let api = Api::new(
+    let api = MobileApi::new(
         parts.service.clone(),
         parts.model.clone(),
         settings.jwt,
@@ -363,7 +307,7 @@ pub fn build_router(
 }
 
 /// A bound, ready server. Tests build it on port 0 and read `local_addr()`.
-pub struct Application {
+pub struct Server {
     listener: TcpListener,
     router: axum::Router,
     store: Arc<dyn ProfileStore>,
@@ -374,11 +318,13 @@ pub struct Application {
     model_poll: Duration,
     quality: Arc<Quality>,
     quality_settings: QualitySettings,
+    /// How often the quality gauges are refreshed.
+    quality_refresh: Duration,
     /// How long in-flight requests may run after the shutdown signal.
     shutdown_grace: Duration,
 }
 
-impl Application {
+impl Server {
     /// Builds everything from settings, with the production request verifier unless
     /// verification is off.
     pub async fn build(settings: &ServeArgs) -> anyhow::Result<Self> {
@@ -392,7 +338,7 @@ impl Application {
                     .context("building the certificate fetcher")?,
             )
         };
-        let parts = Parts::load(&settings.storage).await?;
+        let parts = Components::load(&settings.storage).await?;
         Self::with_parts(settings, parts, verifier).await
     }
 
@@ -400,24 +346,27 @@ impl Application {
     /// that trusts their own CA).
     pub async fn with_parts(
         settings: &ServeArgs,
-        parts: Parts,
+        parts: Components,
         verifier: Option<Verifier>,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.addr)
             .await
             .with_context(|| format!("binding {}", settings.addr))?;
         let router = build_router(&parts, verifier, RouterSettings::from_args(settings).await?);
-        Ok(Application {
+        // With the local log, the server folds it into profiles itself.
+        let consumer = parts.feedback_log().is_some().then(|| parts.consumer());
+        Ok(Server {
             listener,
             router,
-            consumer: parts.local_consumer(),
+            consumer,
             store: parts.store,
             feedback: parts.feedback,
             models: parts.models,
-            model_poll: Duration::from_secs(settings.storage.recommender.model_poll_secs),
+            model_poll: settings.storage.recommender.model_poll,
             quality: parts.quality,
             quality_settings: settings.quality.settings(),
-            shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
+            quality_refresh: settings.quality.quality_refresh,
+            shutdown_grace: settings.shutdown_grace,
         })
     }
 
@@ -448,39 +397,46 @@ impl Application {
         let (stop_quality, quality_stop) = tokio::sync::oneshot::channel::<()>();
         let quality = tokio::spawn(self.quality.clone().watch(
             self.quality_settings,
-            QUALITY_EVERY,
+            self.quality_refresh,
             async {
                 let _ = quality_stop.await;
             },
         ));
-        // Stop accepting on the signal; give in-flight requests until the grace period ends.
-        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        // One deadline for the whole stop, from the signal: in-flight requests may use the
+        // first three quarters of the grace, the flushes after them what is left.
+        let (signalled, on_signal) = tokio::sync::oneshot::channel::<Instant>();
         let serve = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
-                let _ = signalled.send(());
+                let _ = signalled.send(Instant::now() + self.shutdown_grace);
             })
             .into_future();
         let grace = self.shutdown_grace;
-        let deadline = async move {
-            if on_signal.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
+        let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<Instant>();
+        let requests_end = async move {
+            match on_signal.await {
+                Ok(deadline) => {
+                    let _ = deadline_tx.send(deadline);
+                    tokio::time::sleep_until(deadline - grace / 4).await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
         };
         tokio::select! {
             served = serve => served?,
-            () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight at the shutdown deadline; stopping anyway"),
+            () = requests_end => tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight at the shutdown deadline; stopping anyway"),
         }
+        // Served to the end without a signal (the listener failed): the grace starts now.
+        let deadline = deadline_rx.await.unwrap_or_else(|_| Instant::now() + grace);
         if let Some(w) = watcher {
             w.abort();
         }
         let _ = stop_quality.send(());
         let _ = quality.await;
-        // Each step after serving is bounded too: a backend that hangs must not keep the
-        // process from stopping. What the consumer has not folded in stays in the log (its
-        // position is not advanced) and is folded in at the next start.
+        // Each step after serving ends by the same deadline: a backend that hangs must not
+        // keep the process from stopping before the platform kills it. What the consumer has
+        // not folded in stays in the log (its position is not advanced) and is folded in at
+        // the next start.
         let bounded = |step: &'static str| {
             move |r: Result<anyhow::Result<()>, tokio::time::error::Elapsed>| match r {
                 Ok(done) => done,
@@ -488,7 +444,7 @@ impl Application {
                     tracing::error!(
                         step,
                         grace_secs = grace.as_secs(),
-                        "shutdown step did not finish in time; stopping anyway"
+                        "shutdown step did not finish by the deadline; stopping anyway"
                     );
                     Ok(())
                 }
@@ -500,14 +456,14 @@ impl Application {
                 .await
                 .context("flushing the feedback log")
         };
-        bounded("feedback flush")(tokio::time::timeout(grace, flush_feedback).await)?;
+        bounded("feedback flush")(tokio::time::timeout_at(deadline, flush_feedback).await)?;
         let _ = stop_consumer.send(());
         if let Some(consumer) = consumer {
             let drained = async { consumer.await.context("the feedback consumer") };
-            bounded("feedback consumer")(tokio::time::timeout(grace, drained).await)?;
+            bounded("feedback consumer")(tokio::time::timeout_at(deadline, drained).await)?;
         }
         let flush_store = async { self.store.flush().await.context("flushing the store") };
-        bounded("store flush")(tokio::time::timeout(grace, flush_store).await)?;
+        bounded("store flush")(tokio::time::timeout_at(deadline, flush_store).await)?;
         tracing::info!("stopped");
         Ok(())
     }

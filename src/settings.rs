@@ -1,77 +1,10 @@
 //! The one typed settings tree: command-line flags, each with an `ENCORE_*` environment
 //! variable and a default. Nothing else in the code reads the environment.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "encore",
-    version,
-    about = "Encore: the backend of a voice-assistant music skill.",
-    long_about = "Encore answers Alexa requests (POST /alexa) with music for a mood, genre or artist, \
-and keeps each listener's profile and playback queue. With no configuration it runs on its \
-embedded default: a local data file and the demo catalog in models/, no cloud account needed."
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-
-    /// Log filter (tracing's EnvFilter syntax, e.g. `info,encore=debug`). Default: `info`
-    /// for `serve`, `warn` for `say`.
-    #[arg(long, env = "ENCORE_LOG", global = true)]
-    pub log: Option<String>,
-
-    /// Log format.
-    #[arg(long, env = "ENCORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the HTTP server: the Alexa skill endpoint at POST /alexa and /healthz.
-    Serve(ServeArgs),
-    /// Create what the configured store needs (the DynamoDB table with its TTL, or the
-    /// embedded file). Safe to run again: what exists is left as it is.
-    Init(InitArgs),
-    /// Fold feedback events from the local log into profiles, exactly once each, until
-    /// Ctrl-C (or, with --once, until the log is consumed). `serve` already runs this in
-    /// process; use it to catch up a data directory no server is running on.
-    Consume(ConsumeArgs),
-    /// Say something to the skill as text and print what it would answer and play.
-    ///
-    /// Runs the same pipeline as the voice path (interaction model, profile, recommender,
-    /// queue) on the same storage as `serve`.
-    Say(SayArgs),
-    /// Import or synthesize the track catalog.
-    #[command(subcommand)]
-    Catalog(CatalogCommand),
-    /// Train item embeddings (implicit ALS) from interactions and write a model version.
-    Train(TrainArgs),
-    /// Compare the trained model with a popularity baseline on a per-user time split:
-    /// precision@k, recall@k, NDCG@k and coverage.
-    Evaluate(EvaluateArgs),
-    /// Manage model versions.
-    #[command(subcommand)]
-    Model(ModelCommand),
-    /// Write the top k items for every user in an interaction file (excluding what they
-    /// already have), to a CSV or into their profiles.
-    BatchRecommend(BatchRecommendArgs),
-    /// The A/B read-out: per experiment, each variant's plays, completion rate and skip rate
-    /// with confidence intervals, and whether each differs significantly from the control.
-    ///
-    /// Reads the feedback log (--feedback local, the default, or --from DIR; a running server
-    /// may keep writing it) or the whole Kinesis stream (--feedback kinesis), counting each
-    /// event id once. A play is a play that ended: finished, skipped (under 30 s) or stopped.
-    Report(ReportArgs),
-}
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
@@ -116,18 +49,22 @@ pub struct StorageArgs {
 
     /// Longest a DynamoDB call may take, retries included, in milliseconds (each attempt
     /// gets a third of it).
-    #[arg(long, env = "ENCORE_STORE_TIMEOUT_MS", default_value_t = 1000)]
-    pub store_timeout_ms: u64,
+    #[arg(long = "store-timeout-ms", env = "ENCORE_STORE_TIMEOUT_MS", default_value = "1000", value_parser = millis)]
+    pub store_timeout: Duration,
 
     /// How long a profile stays in the in-process cache in front of DynamoDB, in milliseconds
     /// (0 turns it off; the embedded store needs none).
-    #[arg(long, env = "ENCORE_PROFILE_CACHE_TTL_MS", default_value_t = 30_000)]
-    pub profile_cache_ttl_ms: u64,
+    #[arg(long = "profile-cache-ttl-ms", env = "ENCORE_PROFILE_CACHE_TTL_MS", default_value = "30000", value_parser = millis)]
+    pub profile_cache_ttl: Duration,
+
+    /// The most profiles the in-process cache in front of DynamoDB keeps.
+    #[arg(long, env = "ENCORE_PROFILE_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub profile_cache_capacity: u64,
 
     /// How long the voice path waits for any one store call before it goes on without it, in
     /// milliseconds: a profile read over budget serves the listener as a new one.
-    #[arg(long, env = "ENCORE_STORE_BUDGET_MS", default_value_t = 150)]
-    pub store_budget_ms: u64,
+    #[arg(long = "store-budget-ms", env = "ENCORE_STORE_BUDGET_MS", default_value = "150", value_parser = millis)]
+    pub store_budget: Duration,
 
     /// Directory of the embedded store (profiles and playback queues).
     #[arg(long, env = "ENCORE_DATA_DIR", default_value = ".encore")]
@@ -176,13 +113,13 @@ pub struct RecommenderArgs {
 
     /// How often the server looks for new model versions under --models, in seconds (0: only
     /// at start).
-    #[arg(long, env = "ENCORE_MODEL_POLL_SECS", default_value_t = 30)]
-    pub model_poll_secs: u64,
+    #[arg(long = "model-poll-secs", env = "ENCORE_MODEL_POLL_SECS", default_value = "30", value_parser = seconds)]
+    pub model_poll: Duration,
 
     /// How long a ranked list stays cached per listener and request, in milliseconds (0 turns
     /// the cache off).
-    #[arg(long, env = "ENCORE_RECOMMEND_CACHE_TTL_MS", default_value_t = 60_000)]
-    pub recommend_cache_ttl_ms: u64,
+    #[arg(long = "recommend-cache-ttl-ms", env = "ENCORE_RECOMMEND_CACHE_TTL_MS", default_value = "60000", value_parser = millis)]
+    pub recommend_cache_ttl: Duration,
 
     /// The most ranked lists cached.
     #[arg(
@@ -193,8 +130,8 @@ pub struct RecommenderArgs {
     pub recommend_cache_capacity: u64,
 
     /// How long a precomputed list (`encore batch-recommend --to-profiles`) is used, in hours.
-    #[arg(long, env = "ENCORE_PRECOMPUTED_TTL_HOURS", default_value_t = 24)]
-    pub precomputed_ttl_hours: u64,
+    #[arg(long = "precomputed-ttl-hours", env = "ENCORE_PRECOMPUTED_TTL_HOURS", default_value = "24", value_parser = hours)]
+    pub precomputed_ttl: Duration,
 
     /// URL of a remote model endpoint to ask instead of the local model (the local catalog
     /// answers when it fails).
@@ -202,172 +139,22 @@ pub struct RecommenderArgs {
     pub model_endpoint: Option<String>,
 
     /// Timeout of one call to the model endpoint, in milliseconds.
-    #[arg(long, env = "ENCORE_MODEL_ENDPOINT_TIMEOUT_MS", default_value_t = 150)]
-    pub model_endpoint_timeout_ms: u64,
+    #[arg(long = "model-endpoint-timeout-ms", env = "ENCORE_MODEL_ENDPOINT_TIMEOUT_MS", default_value = "150", value_parser = millis)]
+    pub model_endpoint_timeout: Duration,
 
     /// Retries of a failed call to the model endpoint.
     #[arg(long, env = "ENCORE_MODEL_ENDPOINT_RETRIES", default_value_t = 1)]
     pub model_endpoint_retries: u32,
-}
 
-/// Implicit-ALS parameters for training.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Model training")]
-pub struct AlsArgs {
-    /// Embedding dimensions.
-    #[arg(long, default_value_t = 32)]
-    pub factors: usize,
-    /// Alternating least-squares sweeps.
-    #[arg(long, default_value_t = 15)]
-    pub iterations: usize,
-    /// L2 regularization.
-    #[arg(long, default_value_t = 0.05)]
-    pub regularization: f32,
-    /// Confidence scale: an interaction of strength r counts 1 + alpha * ln(1 + r).
-    #[arg(long, default_value_t = 20.0)]
-    pub alpha: f32,
-    /// Seed of the initial factors.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-}
+    /// Failed calls in a row that open the model endpoint's breaker (while it is open, the
+    /// local catalog answers without asking).
+    #[arg(long, env = "ENCORE_MODEL_ENDPOINT_BREAKER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub model_endpoint_breaker_failures: u32,
 
-#[derive(Debug, Subcommand)]
-pub enum CatalogCommand {
-    /// Import a CSV of tracks (Spotify audio-features export columns) as the catalog.
-    ///
-    /// Required columns: track_id, artists, track_name. Optional (defaulted when missing or
-    /// empty): album_name, popularity (0), duration_ms (200000), explicit (false),
-    /// danceability, energy, valence, acousticness (0.5), instrumentalness (0), tempo (120),
-    /// track_genre (unknown). Other columns are ignored. Bad rows are reported with their
-    /// line number and skipped; a repeated track_id keeps its first row.
-    Import(CatalogImportArgs),
-    /// Write a synthetic catalog of any size (and, optionally, listening histories with
-    /// planted structure) for benchmarks and evaluation.
-    Synth(CatalogSynthArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct CatalogImportArgs {
-    /// The CSV to import.
-    pub file: PathBuf,
-    /// The models directory to write catalog.csv and manifest.json into.
-    #[arg(long, default_value = "models")]
-    pub out: PathBuf,
-    /// Stream URL template ({track_id} is replaced); default: the existing manifest's.
-    #[arg(long)]
-    pub stream_url_template: Option<String>,
-    /// Cover art URL template; default: the existing manifest's.
-    #[arg(long)]
-    pub art_url_template: Option<String>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct CatalogSynthArgs {
-    /// How many tracks.
-    #[arg(long, default_value_t = 10_000)]
-    pub tracks: usize,
-    /// The directory to write catalog.csv and manifest.json into.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Also write interactions.csv with this many listeners.
-    #[arg(long, default_value_t = 0)]
-    pub users: usize,
-    /// Average plays per listener in interactions.csv.
-    #[arg(long, default_value_t = 20)]
-    pub plays_per_user: usize,
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct TrainArgs {
-    /// A CSV of user_id,item_id,timestamp[,rating], or a feedback log directory.
-    #[arg(long)]
-    pub interactions: PathBuf,
-    /// The models directory: the model is written to <out>/versions/<version>/.
-    #[arg(long, default_value = "models")]
-    pub out: PathBuf,
-    /// k of the metrics recorded in the manifest (measured on a per-user time split first).
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    /// Skip the evaluation; the manifest then has no metrics.
-    #[arg(long)]
-    pub no_metrics: bool,
-    #[command(flatten)]
-    pub als: AlsArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct EvaluateArgs {
-    /// A CSV of user_id,item_id,timestamp[,rating], or a feedback log directory.
-    #[arg(long)]
-    pub interactions: PathBuf,
-    /// Length of the ranked lists scored.
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    /// Score this held-out file instead of splitting each user's history by time.
-    #[arg(long)]
-    pub test: Option<PathBuf>,
-    /// Share of each user's latest interactions held out.
-    #[arg(long, default_value_t = 0.2)]
-    pub test_fraction: f64,
-    /// Score at most this many held-out users (evenly spread).
-    #[arg(long, default_value_t = 20_000)]
-    pub max_users: usize,
-    /// Print one JSON object with each method's metrics.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub als: AlsArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ModelCommand {
-    /// Import item factors trained elsewhere as a model version.
-    ///
-    /// FILE holds an item-id column plus a vector: JSON lines ({"id": .., "features": [..]},
-    /// as Spark MLlib's ALSModel.itemFactors.write.json writes them; also item_id/factors)
-    /// or a CSV with a header whose first column is the item id and the rest either one
-    /// "[x, y, ..]" column or one column per dimension.
-    Import(ModelImportArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ModelImportArgs {
-    pub file: PathBuf,
-    /// The models directory: the model is written to <out>/versions/<version>/.
-    #[arg(long, default_value = "models")]
-    pub out: PathBuf,
-    /// The version name (default: imported-<time>).
-    #[arg(long)]
-    pub version: Option<String>,
-    /// The regularization the factors were trained with (used to fold listeners in).
-    #[arg(long, default_value_t = 0.1)]
-    pub regularization: f32,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct BatchRecommendArgs {
-    /// A CSV of user_id,item_id,timestamp[,rating], or a feedback log directory.
-    #[arg(long)]
-    pub interactions: PathBuf,
-    /// How many items per user.
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    /// Write user_id,rank,item_id,score here.
-    #[arg(long, required_unless_present = "to_profiles")]
-    pub out: Option<PathBuf>,
-    /// Use this model version directory instead of training on the interactions.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Store each user's list in their profile (the configured store), where the serving
-    /// path uses it while fresh.
-    #[arg(long)]
-    pub to_profiles: bool,
-    #[command(flatten)]
-    pub als: AlsArgs,
-    #[command(flatten)]
-    pub storage: StorageArgs,
+    /// How long an open breaker stays open before one call tries the endpoint again, in
+    /// seconds.
+    #[arg(long = "model-endpoint-breaker-open-secs", env = "ENCORE_MODEL_ENDPOINT_BREAKER_OPEN_SECS", default_value = "10", value_parser = seconds)]
+    pub model_endpoint_breaker_open: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -400,13 +187,15 @@ pub struct ServeArgs {
 
     /// How long the voice path may take before the listener hears an apology instead (the
     /// platform gives up after about 8 s), in milliseconds.
-    #[arg(long, env = "ENCORE_ALEXA_DEADLINE_MS", default_value_t = 6000)]
-    pub alexa_deadline_ms: u64,
+    #[arg(long = "alexa-deadline-ms", env = "ENCORE_ALEXA_DEADLINE_MS", default_value = "6000", value_parser = millis)]
+    pub alexa_deadline: Duration,
 
-    /// On SIGTERM or Ctrl-C: how long in-flight requests may still take, in seconds, before
-    /// the server stops anyway (the feedback sink and the store are flushed after).
-    #[arg(long, env = "ENCORE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
-    pub shutdown_grace_secs: u64,
+    /// On SIGTERM or Ctrl-C: how long the whole stop may take, in seconds. In-flight requests
+    /// get the first three quarters; flushing the feedback sink, the last consumer pass and
+    /// the store flush share what is left, and the process exits by the deadline whatever a
+    /// backend does. Keep it below the platform's kill timeout (ECS StopTimeout).
+    #[arg(long = "shutdown-grace-secs", env = "ENCORE_SHUTDOWN_GRACE_SECS", default_value = "20", value_parser = seconds)]
+    pub shutdown_grace: Duration,
 
     #[command(flatten)]
     pub api: ApiArgs,
@@ -422,12 +211,12 @@ pub struct ServeArgs {
 pub struct QualityArgs {
     /// The sliding window of the per-variant completion rate, skip rate and likes per play
     /// (the `encore_variant_*` gauges), in minutes.
-    #[arg(long, env = "ENCORE_QUALITY_WINDOW_MINS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=60))]
-    pub quality_window_mins: u64,
+    #[arg(long = "quality-window-mins", env = "ENCORE_QUALITY_WINDOW_MINS", default_value = "15", value_parser = window_minutes)]
+    pub quality_window: Duration,
 
     /// The span before the window that each variant is compared with, in hours (at most 23).
-    #[arg(long, env = "ENCORE_QUALITY_BASELINE_HOURS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=23))]
-    pub quality_baseline_hours: u64,
+    #[arg(long = "quality-baseline-hours", env = "ENCORE_QUALITY_BASELINE_HOURS", default_value = "6", value_parser = baseline_hours)]
+    pub quality_baseline: Duration,
 
     /// A variant whose completion rate in the window is more than this (absolute, 0 to 1)
     /// below its baseline's is logged as drifting.
@@ -437,13 +226,17 @@ pub struct QualityArgs {
     /// Plays the window and the baseline each need before drift is judged.
     #[arg(long, env = "ENCORE_DRIFT_MIN_PLAYS", default_value_t = 100)]
     pub drift_min_plays: u64,
+
+    /// How often the gauges are refreshed and drift is judged, in seconds.
+    #[arg(long = "quality-refresh-secs", env = "ENCORE_QUALITY_REFRESH_SECS", default_value = "15", value_parser = seconds)]
+    pub quality_refresh: Duration,
 }
 
 impl QualityArgs {
     pub fn settings(&self) -> crate::feedback::QualitySettings {
         crate::feedback::QualitySettings {
-            window: std::time::Duration::from_secs(self.quality_window_mins * 60),
-            baseline: std::time::Duration::from_secs(self.quality_baseline_hours * 3600),
+            window: self.quality_window,
+            baseline: self.quality_baseline,
             drift_margin: self.drift_margin,
             min_plays: self.drift_min_plays,
         }
@@ -477,8 +270,8 @@ pub struct ApiArgs {
     pub jwt_dev_secret: Option<String>,
 
     /// Clock skew allowed on `exp` and `nbf`, in seconds.
-    #[arg(long, env = "ENCORE_JWT_LEEWAY_SECS", default_value_t = 30)]
-    pub jwt_leeway_secs: u64,
+    #[arg(long = "jwt-leeway-secs", env = "ENCORE_JWT_LEEWAY_SECS", default_value = "30", value_parser = seconds)]
+    pub jwt_leeway: Duration,
 
     /// Requests per minute each user may make to the API.
     #[arg(long, env = "ENCORE_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
@@ -501,7 +294,7 @@ impl std::fmt::Debug for ApiArgs {
                 "jwt_dev_secret",
                 &self.jwt_dev_secret.as_ref().map(|_| "<hidden>"),
             )
-            .field("jwt_leeway_secs", &self.jwt_leeway_secs)
+            .field("jwt_leeway", &self.jwt_leeway)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("rate_limit_burst", &self.rate_limit_burst)
             .finish()
@@ -516,7 +309,7 @@ impl Default for ApiArgs {
             jwks_url: None,
             jwks_file: None,
             jwt_dev_secret: None,
-            jwt_leeway_secs: 30,
+            jwt_leeway: Duration::from_secs(30),
             rate_limit_per_minute: 600,
             rate_limit_burst: 60,
         }
@@ -544,84 +337,14 @@ impl ApiArgs {
                 issuer: issuer.clone(),
                 audience: audience.clone(),
                 keys,
-                leeway: std::time::Duration::from_secs(self.jwt_leeway_secs),
-                refetch_interval: std::time::Duration::from_secs(60),
+                leeway: self.jwt_leeway,
+                refetch_interval: Duration::from_secs(60),
             })),
             _ => Err(SettingsError::Jwt(
                 "the mobile API needs --jwt-issuer, --jwt-audience and one of --jwks-url, --jwks-file, --jwt-dev-secret",
             )),
         }
     }
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct InitArgs {
-    #[command(flatten)]
-    pub storage: StorageArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ConsumeArgs {
-    #[command(flatten)]
-    pub storage: StorageArgs,
-
-    /// Stop once everything in the log has been folded in, and print the totals.
-    #[arg(long)]
-    pub once: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ReportArgs {
-    #[command(flatten)]
-    pub storage: StorageArgs,
-
-    /// Read this feedback log directory instead of the configured backend.
-    #[arg(long)]
-    pub from: Option<PathBuf>,
-
-    /// Only this experiment (all by default).
-    #[arg(long, value_name = "EXPERIMENT")]
-    pub only: Option<String>,
-
-    /// The variant the others are compared with (when an experiment has none by this name,
-    /// its variant with the most plays).
-    #[arg(long, default_value = "control")]
-    pub control: String,
-
-    /// Confidence level of the intervals; the tests' significance level is one minus it,
-    /// divided by the number of comparisons in the experiment.
-    #[arg(long, default_value_t = 0.95)]
-    pub confidence: f64,
-
-    /// Only events that occurred at or after this time (RFC 3339).
-    #[arg(long)]
-    pub since: Option<String>,
-
-    /// Print one JSON object instead of tables.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct SayArgs {
-    /// The listener to speak as.
-    #[arg(long, env = "ENCORE_SAY_USER", default_value = "local-user")]
-    pub user: String,
-
-    /// Locale of the utterance (one of the locales in intents/).
-    #[arg(long, env = "ENCORE_SAY_LOCALE", default_value = "en-US")]
-    pub locale: String,
-
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-
-    #[command(flatten)]
-    pub storage: StorageArgs,
-
-    /// What to say, e.g. "play something relaxing".
-    #[arg(required = true, num_args = 1..)]
-    pub text: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -686,4 +409,47 @@ impl RecommenderArgs {
         }
         Ok(())
     }
+}
+
+/// A whole number of a unit, as a `Duration`: the flags keep their unit in their names
+/// (`--store-timeout-ms`), the code sees only `Duration`s.
+fn whole(
+    s: &str,
+    unit: Duration,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    if !range.contains(&n) {
+        return Err(format!(
+            "{n} is not within {}..={}",
+            range.start(),
+            range.end()
+        ));
+    }
+    Ok(unit * u32::try_from(n).map_err(|_| format!("{n} is too large"))?)
+}
+
+fn millis(s: &str) -> Result<Duration, String> {
+    whole(s, Duration::from_millis(1), 0..=u32::MAX as u64)
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    whole(s, Duration::from_secs(1), 0..=u32::MAX as u64)
+}
+
+fn hours(s: &str) -> Result<Duration, String> {
+    whole(s, Duration::from_secs(3600), 0..=u32::MAX as u64)
+}
+
+/// The quality window: 1 to 60 minutes.
+fn window_minutes(s: &str) -> Result<Duration, String> {
+    whole(s, Duration::from_secs(60), 1..=60)
+}
+
+/// The quality baseline: 1 to 23 hours (the tallies keep a day).
+fn baseline_hours(s: &str) -> Result<Duration, String> {
+    whole(s, Duration::from_secs(3600), 1..=23)
 }

@@ -2,12 +2,12 @@
 //! error shape with request ids, the rate limit, playlists that fit, spread and stay private,
 //! and the OpenAPI document against the routes. Keys and tokens are made at test time.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use encore::api::auth::{JwtSettings, JwtVerifier, KeySource};
-use encore::app::{Parts, RouterSettings, build_router};
+use encore::app::{Components, RouterSettings, build_router};
 use encore::feedback::LocalLog;
 use encore::http::{ROUTES, RateLimit};
 use http_body_util::BodyExt;
@@ -112,8 +112,10 @@ async fn app_with(rate_limit: RateLimit, jwt: bool) -> App {
     } else {
         None
     };
-    let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
-    let log = parts.feedback_log.clone().expect("the local log");
+    let parts = Components::load(&common::storage(dir.path()))
+        .await
+        .unwrap();
+    let log = parts.feedback_log().cloned().expect("the local log");
     let router = build_router(
         &parts,
         None,

@@ -1,7 +1,7 @@
 //! The `encore` binary as an operator uses it: --help, `say`, and `serve` starting on a real
 //! port, answering, and stopping cleanly on SIGTERM.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

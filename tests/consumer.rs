@@ -4,7 +4,7 @@
 //! counter equal to the number of distinct events. And the whole loop on the embedded default:
 //! play -> event -> profile -> next pick.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, fetcher, fixture, pki, post_signed, verifier};
 use encore::domain::{Source, TrackId};
@@ -198,7 +198,7 @@ async fn each_event_counts_once_on_the_embedded_store() {
 async fn each_event_counts_once_on_dynamodb() {
     let dir = tempfile::tempdir().unwrap();
     let storage = common::dynamo_storage(dir.path(), "consumer");
-    encore::app::init(&storage).await.unwrap();
+    encore::cli::init::run(&storage).await.unwrap();
     exactly_once(encore::app::open_store(&storage).await.unwrap()).await;
 }
 

@@ -3,7 +3,7 @@
 //! resume, skip, ask what's playing, like, stop; then restart the server and resume. The
 //! main conversation runs on the embedded default and on DynamoDB (the local server).
 
-mod common;
+use crate::common;
 
 use common::{TestServer, fetcher, fixture, pki, post_signed, verifier};
 use encore::settings::StorageArgs;
@@ -79,7 +79,7 @@ async fn a_listener_plays_pauses_resumes_skips_likes_and_stops() {
 async fn the_same_conversation_on_dynamodb() {
     let dir = tempfile::tempdir().unwrap();
     let storage = common::dynamo_storage(dir.path(), "conversation");
-    encore::app::init(&storage).await.unwrap();
+    encore::cli::init::run(&storage).await.unwrap();
     converse(storage).await;
 }
 

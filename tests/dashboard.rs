@@ -2,11 +2,11 @@
 //! uses is one the code emits (a `_bucket` series only of a histogram), and the ones a voice
 //! conversation produces are on `/metrics` after one.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use encore::app::{Parts, build_router};
+use encore::app::{Components, build_router};
 use encore::settings::QualityArgs;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -134,7 +134,9 @@ async fn post(router: &axum::Router, body: Value) -> (StatusCode, Value) {
 #[tokio::test]
 async fn what_a_conversation_produces_is_on_metrics_under_the_names_the_dashboard_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
+    let parts = Components::load(&common::storage(dir.path()))
+        .await
+        .unwrap();
     let router = build_router(&parts, None, common::router_settings());
     // Play, start, stop after a minute (a play that ended), like.
     let (status, played) = post(&router, common::fixture("play_mood_er", "")).await;

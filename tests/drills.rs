@@ -15,10 +15,10 @@
 //! Each drill prints what it did; `infra/local/run-drills.sh` runs them with the output
 //! shown.
 
-mod common;
+use crate::common;
 
 use common::net::FaultProxy;
-use encore::feedback::{kinesis_client, scan_stream};
+use encore::feedback::KinesisStream;
 use encore::settings::StorageArgs;
 use encore::store::ProfileStore;
 use serde_json::{Value, json};
@@ -382,19 +382,24 @@ async fn drill(stack: &mut Stack, name: &str, kills: bool, fault: impl AsyncFnOn
     assert!(total > 0, "no event was acknowledged");
 
     // Every acknowledged event reaches the stream.
-    let client = kinesis_client(&encore::app::aws_settings(&stack.storage)).await;
+    let stream = KinesisStream::connect(
+        &encore::app::aws_settings(&stack.storage),
+        &stack.storage.stream,
+    )
+    .await;
     let wanted: HashSet<&String> = acked.values().flatten().collect();
     let started = Instant::now();
     let (mut on_stream, mut records) = (HashSet::new(), 0u64);
     while started.elapsed() < Duration::from_secs(90) {
         on_stream.clear();
         records = 0;
-        scan_stream(&client, &stack.storage.stream, |e| {
-            records += 1;
-            on_stream.insert(e.event_id);
-        })
-        .await
-        .unwrap();
+        stream
+            .scan(|e| {
+                records += 1;
+                on_stream.insert(e.event_id);
+            })
+            .await
+            .unwrap();
         if wanted.iter().all(|id| on_stream.contains(*id)) {
             break;
         }
@@ -471,7 +476,7 @@ async fn fault_drills_lose_nothing_acknowledged_and_keep_the_voice_path_answerin
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let storage = common::kinesis_storage(dir.path(), "drill");
-    encore::app::init(&storage).await.unwrap();
+    encore::cli::init::run(&storage).await.unwrap();
     let proxy = FaultProxy::start(&common::aws_endpoint()).await;
     let mut stack = Stack {
         proxy,

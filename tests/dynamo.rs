@@ -3,11 +3,12 @@
 //! that never answers, the voice path with the store slow or down, `encore init`, and the
 //! profile cache.
 
-mod common;
+use crate::common;
 
 use async_trait::async_trait;
 use common::contract;
-use encore::app::{Parts, dynamo_settings, init};
+use encore::app::{Components, dynamo_settings};
+use encore::cli::init::run as init;
 use encore::domain::{
     Listener, Mood, Playlist, Profile, Queue, QueueKey, Selection, Source, TrackId,
 };
@@ -103,7 +104,7 @@ async fn a_server_that_never_answers_is_a_typed_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let mut storage = common::dynamo_storage(dir.path(), "silent");
     storage.aws_endpoint = Some(silent_server().await);
-    storage.store_timeout_ms = 600;
+    storage.store_timeout = std::time::Duration::from_millis(600);
     let store = DynamoStore::connect(&dynamo_settings(&storage)).await;
     let started = Instant::now();
     let err = store.profile("u").await.unwrap_err();
@@ -133,7 +134,7 @@ async fn with_the_store_down_music_still_plays_within_budget_and_the_rest_apolog
     let dir = tempfile::tempdir().unwrap();
     let mut storage = common::dynamo_storage(dir.path(), "down");
     storage.aws_endpoint = Some(silent_server().await);
-    let parts = Parts::load(&storage).await.unwrap();
+    let parts = Components::load(&storage).await.unwrap();
     let started = Instant::now();
     let play = Command::Play(Selection::Mood(Mood::Relaxing));
     let out = metrics::with_local_recorder(&recorder, || {
@@ -263,8 +264,8 @@ async fn a_slow_store_serves_the_listener_cold_and_leaves_the_stored_profile_alo
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut storage = common::dynamo_storage(dir.path(), "slow");
-    storage.profile_cache_ttl_ms = 0;
-    let parts = Parts::with_store(
+    storage.profile_cache_ttl = std::time::Duration::from_millis(0);
+    let parts = Components::with_store(
         &storage,
         Arc::new(Probe::new(store.clone(), Duration::from_secs(2))),
     )
@@ -343,7 +344,7 @@ async fn throttling_is_retried_then_surfaces_as_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut storage = common::dynamo_storage(dir.path(), "throttled");
     storage.aws_endpoint = Some(endpoint);
-    storage.store_timeout_ms = 3000;
+    storage.store_timeout = std::time::Duration::from_millis(3000);
     let store = DynamoStore::connect(&dynamo_settings(&storage)).await;
     let err = store.profile("u").await.unwrap_err();
     assert!(matches!(err, StoreError::Throttled), "{err:?}");

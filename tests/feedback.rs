@@ -2,7 +2,7 @@
 //! schema and round-trip the Rust type; the skip rule; acknowledged events survive a drop
 //! without shutdown; a torn final record is cut off and nothing else; segments roll.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, fetcher, fixture, pki, post_signed, verifier};
 use encore::domain::{Source, TrackId};

@@ -4,7 +4,7 @@
 //! some, which the local server never does); the consumer counts each distinct event once
 //! through duplicates, a malformed record, a restart and a replay.
 
-mod common;
+use crate::common;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
@@ -12,12 +12,12 @@ use aws_sdk_kinesis::types::{Shard, ShardIteratorType};
 use base64::Engine;
 use common::net::{Proxy, fake_http};
 use encore::aws::AwsSettings;
+use encore::domain::TrackLookup;
 use encore::domain::{Source, TrackId};
 use encore::feedback::{
-    Consumer, EventContext, EventKind, FeedbackEvent, FeedbackSink, KinesisConsumer, KinesisSink,
-    create_stream, kinesis_client, scan_stream,
+    Consumer, EventContext, EventKind, FeedbackEvent, FeedbackSink, KinesisSink, KinesisStream,
 };
-use encore::recommend::{Catalog, CatalogRecommender, Recommender};
+use encore::recommend::{Catalog, CatalogRecommender};
 use encore::store::{EmbeddedStore, ProfileStore};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -35,18 +35,28 @@ fn event(i: usize) -> FeedbackEvent {
     )
 }
 
+fn settings_at(endpoint: &str) -> AwsSettings {
+    AwsSettings::new(Some(endpoint.to_owned()), Duration::from_millis(900))
+}
+
+/// The SDK's own client, for what the tests check below Encore's stream handle.
 async fn client_at(endpoint: &str) -> Client {
-    kinesis_client(&AwsSettings::new(
-        Some(endpoint.to_owned()),
-        Duration::from_millis(900),
-    ))
-    .await
+    Client::new(&encore::aws::sdk_config(&settings_at(endpoint)).await)
+}
+
+/// Encore's handle on `stream` through `endpoint` (the local server or a proxy before it).
+async fn stream_at(endpoint: &str, stream: &str) -> KinesisStream {
+    KinesisStream::connect(&settings_at(endpoint), stream).await
 }
 
 async fn new_stream(name: &str) -> (Client, String) {
     let client = client_at(&common::aws_endpoint()).await;
     let stream = format!("{name}-{}", std::process::id());
-    create_stream(&client, &stream).await.unwrap();
+    stream_at(&common::aws_endpoint(), &stream)
+        .await
+        .create()
+        .await
+        .unwrap();
     (client, stream)
 }
 
@@ -75,9 +85,13 @@ async fn from_the_start(client: &Client, stream: &str, shard: &str) -> String {
 }
 
 /// Every event on the stream, read straight from every shard.
-async fn read_stream(client: &Client, stream: &str) -> Vec<FeedbackEvent> {
+async fn read_stream(_client: &Client, stream: &str) -> Vec<FeedbackEvent> {
     let mut out = Vec::new();
-    scan_stream(client, stream, |e| out.push(e)).await.unwrap();
+    stream_at(&common::aws_endpoint(), stream)
+        .await
+        .scan(|e| out.push(e))
+        .await
+        .unwrap();
     out
 }
 
@@ -96,7 +110,10 @@ async fn events_produced_during_an_outage_are_all_delivered_after_it() {
     let (direct, stream) = new_stream("outage").await;
     let proxy = Proxy::start(&common::aws_endpoint(), false).await;
     let dir = tempfile::tempdir().unwrap();
-    let sink = KinesisSink::start(client_at(&proxy.url).await, stream.clone(), dir.path()).unwrap();
+    let sink = stream_at(&proxy.url, &stream)
+        .await
+        .sink(dir.path())
+        .unwrap();
     let n = 300;
     let deliveries: Vec<_> = (0..n).map(|i| sink.send(event(i))).collect();
     for d in deliveries {
@@ -133,8 +150,10 @@ async fn a_producer_killed_mid_flight_loses_nothing_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let mut sent = HashSet::new();
     {
-        let sink =
-            KinesisSink::start(client_at(&proxy.url).await, stream.clone(), dir.path()).unwrap();
+        let sink = stream_at(&proxy.url, &stream)
+            .await
+            .sink(dir.path())
+            .unwrap();
         for i in 0..100 {
             let e = event(i);
             sent.insert(e.event_id.clone());
@@ -151,8 +170,10 @@ async fn a_producer_killed_mid_flight_loses_nothing_it_acknowledged() {
         assert!(sink.unshipped() > 0);
     }
     proxy.set_up(true);
-    let restarted =
-        KinesisSink::start(client_at(&proxy.url).await, stream.clone(), dir.path()).unwrap();
+    let restarted = stream_at(&proxy.url, &stream)
+        .await
+        .sink(dir.path())
+        .unwrap();
     wait_drained(&restarted).await;
     let delivered: HashSet<String> = read_stream(&direct, &stream)
         .await
@@ -198,7 +219,7 @@ async fn only_the_records_kinesis_refused_are_sent_again() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let sink = KinesisSink::start(client_at(&url).await, "fake".into(), dir.path()).unwrap();
+    let sink = stream_at(&url, "fake").await.sink(dir.path()).unwrap();
     let n = 1200;
     for i in 0..n {
         drop(sink.send(event(i)));
@@ -226,8 +247,10 @@ async fn only_the_records_kinesis_refused_are_sent_again() {
 async fn the_consumer_counts_each_distinct_event_once() {
     let (direct, stream) = new_stream("consume").await;
     let dir = tempfile::tempdir().unwrap();
-    let sink =
-        KinesisSink::start(direct.clone(), stream.clone(), &dir.path().join("spool")).unwrap();
+    let sink = stream_at(&common::aws_endpoint(), &stream)
+        .await
+        .sink(&dir.path().join("spool"))
+        .unwrap();
     let first: Vec<FeedbackEvent> = (0..40).map(event).collect();
     for e in &first {
         sink.send(e.clone()).durable().await.unwrap();
@@ -248,17 +271,11 @@ async fn the_consumer_counts_each_distinct_event_once() {
 
     let store: Arc<dyn ProfileStore> =
         Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
-    let catalog: Arc<dyn Recommender> = Arc::new(CatalogRecommender::new(Arc::new(
+    let catalog: Arc<dyn TrackLookup> = Arc::new(CatalogRecommender::new(Arc::new(
         Catalog::load(&common::repo().join("models")).unwrap(),
     )));
-    let consumer = || {
-        Consumer::Kinesis(KinesisConsumer::new(
-            direct.clone(),
-            stream.clone(),
-            store.clone(),
-            catalog.clone(),
-        ))
-    };
+    let kinesis = stream_at(&common::aws_endpoint(), &stream).await;
+    let consumer = || Consumer::Kinesis(kinesis.consumer(store.clone(), catalog.clone()));
     let p = consumer().pass().await.unwrap();
     assert_eq!((p.applied, p.duplicates, p.malformed), (40, 14, 1));
 
@@ -307,7 +324,7 @@ async fn the_consumer_counts_each_distinct_event_once() {
 async fn serve_on_kinesis_then_consume_into_dynamodb() {
     let dir = tempfile::tempdir().unwrap();
     let storage = common::kinesis_storage(dir.path(), "loop");
-    encore::app::init(&storage).await.unwrap();
+    encore::cli::init::run(&storage).await.unwrap();
     let server =
         common::TestServer::start_on(storage.clone(), Some(common::verifier(common::fetcher())))
             .await;
@@ -337,7 +354,7 @@ async fn serve_on_kinesis_then_consume_into_dynamodb() {
     // A graceful stop drains the spool to the stream.
     server.stop().await;
 
-    let parts = encore::app::Parts::load(&storage).await.unwrap();
+    let parts = encore::app::Components::load(&storage).await.unwrap();
     let progress = parts.consumer().pass().await.unwrap();
     assert_eq!(progress.applied, 2, "play_started and play_finished");
     let user = common::fixture("launch", "")["context"]["System"]["user"]["userId"]
@@ -352,8 +369,10 @@ async fn serve_on_kinesis_then_consume_into_dynamodb() {
 async fn after_a_reshard_the_consumer_reads_parents_then_children() {
     let (direct, stream) = new_stream("reshard").await;
     let dir = tempfile::tempdir().unwrap();
-    let sink =
-        KinesisSink::start(direct.clone(), stream.clone(), &dir.path().join("spool")).unwrap();
+    let sink = stream_at(&common::aws_endpoint(), &stream)
+        .await
+        .sink(&dir.path().join("spool"))
+        .unwrap();
     for i in 0..30 {
         sink.send(event(i)).durable().await.unwrap();
     }
@@ -399,15 +418,11 @@ async fn after_a_reshard_the_consumer_reads_parents_then_children() {
 
     let store: Arc<dyn ProfileStore> =
         Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
-    let catalog: Arc<dyn Recommender> = Arc::new(CatalogRecommender::new(Arc::new(
+    let catalog: Arc<dyn TrackLookup> = Arc::new(CatalogRecommender::new(Arc::new(
         Catalog::load(&common::repo().join("models")).unwrap(),
     )));
-    let consumer = Consumer::Kinesis(KinesisConsumer::new(
-        direct.clone(),
-        stream.clone(),
-        store.clone(),
-        catalog,
-    ));
+    let kinesis = stream_at(&common::aws_endpoint(), &stream).await;
+    let consumer = Consumer::Kinesis(kinesis.consumer(store.clone(), catalog));
     let p = consumer.pass().await.unwrap();
     assert_eq!(
         p.applied, 60,

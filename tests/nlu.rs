@@ -2,7 +2,7 @@
 //! must mean, for every locale shipped in intents/. A second test feeds every sample
 //! utterance of the interaction model back through the parser.
 
-mod common;
+use crate::common;
 
 use encore::interaction::{InteractionModel, LocaleModel};
 use serde_json::Value;

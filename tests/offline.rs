@@ -1,7 +1,7 @@
 //! The offline commands as an operator runs them: catalog import and synthesis, training,
 //! evaluation, model import and batch inference, end to end through the `encore` binary.
 
-mod common;
+use crate::common;
 
 use encore::recommend::model::ItemFactors;
 use encore::recommend::{Catalog, Manifest};
@@ -353,4 +353,62 @@ async fn batch_lists_stored_in_profiles_are_served_while_fresh() {
             "u3 listens to odd tracks: {n} is what they missed"
         );
     }
+}
+
+#[tokio::test]
+async fn train_reads_the_feedback_log_while_a_server_keeps_writing_it() {
+    use encore::domain::{Source, TrackId};
+    use encore::feedback::{EventContext, EventKind, FeedbackEvent, FeedbackSink, LocalLog};
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("feedback");
+    // Held open (and locked) the way a running `encore serve` holds it.
+    let log = LocalLog::open(&log_dir).unwrap();
+    let catalog = Catalog::load(&common::repo().join("models")).unwrap();
+    let ids: Vec<TrackId> = catalog
+        .tracks()
+        .iter()
+        .take(30)
+        .map(|t| t.id.clone())
+        .collect();
+    let event = |user: usize, track: &TrackId| {
+        FeedbackEvent::new(
+            &format!("listener-{user}"),
+            "echo",
+            track,
+            EventKind::PlayFinished,
+            200_000,
+            EventContext::default(),
+            Source::Alexa,
+        )
+    };
+    let mut played = std::collections::HashSet::new();
+    for user in 0..40 {
+        for track in ids.iter().skip(user % 20).take(8) {
+            log.send(event(user, track)).durable().await.unwrap();
+            played.insert(track.clone());
+        }
+    }
+    let models = dir.path().join("models");
+    let (ok, stdout, stderr) = run(&[
+        "train",
+        "--interactions",
+        path(&log_dir),
+        "--out",
+        path(&models),
+        "--no-metrics",
+        "--factors",
+        "8",
+        "--iterations",
+        "3",
+    ]);
+    assert!(ok, "train beside a live log: {stderr}");
+    assert!(stdout.contains("wrote model"), "{stdout}");
+    let model = ItemFactors::load(&only_version(&models)).unwrap();
+    assert_eq!(
+        model.ids.len(),
+        played.len(),
+        "every played track has a vector"
+    );
+    // The server's log still takes events.
+    log.send(event(99, &ids[0])).durable().await.unwrap();
 }

@@ -151,7 +151,7 @@ proptest! {
     }
 }
 
-mod common;
+use crate::common;
 
 /// The parsers behind every input the service takes, fed arbitrary input: none may panic,
 /// and the HTTP answers stay in the 2xx/4xx range (an arbitrary body is the caller's
@@ -160,7 +160,7 @@ mod no_panic {
     use super::common;
     use axum::body::Body;
     use axum::http::Request;
-    use encore::app::{Parts, RouterSettings, build_router};
+    use encore::app::{Components, RouterSettings, build_router};
     use encore::http::RateLimit;
     use proptest::prelude::*;
     use std::sync::OnceLock;
@@ -183,7 +183,7 @@ mod no_panic {
                 .unwrap();
             let dir = tempfile::tempdir().unwrap();
             let parts = rt
-                .block_on(Parts::load(&common::storage(dir.path())))
+                .block_on(Components::load(&common::storage(dir.path())))
                 .unwrap();
             let model = parts.model.clone();
             let router = build_router(

@@ -2,11 +2,11 @@
 //! type gets the answer its type allows, every response validates against the JSON Schema
 //! generated from the ask-sdk-model typings, and bad input gets a clear error.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use encore::app::{Parts, build_router};
+use encore::app::{Components, build_router};
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -18,7 +18,9 @@ struct Harness {
 async fn harness() -> Harness {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let parts = Parts::load(&common::storage(dir.path())).await.unwrap();
+    let parts = Components::load(&common::storage(dir.path()))
+        .await
+        .unwrap();
     Harness {
         router: build_router(&parts, None, common::router_settings()),
         _dir: dir,

@@ -2,7 +2,7 @@
 //! for, popular first for a new listener, personal for a known one, exploring when asked to,
 //! and they respect the listener's filters.
 
-mod common;
+use crate::common;
 
 use encore::domain::{Mood, Precomputed, Profile, Selection, Track};
 use encore::recommend::{

@@ -3,11 +3,11 @@
 //! recommendation cache coalesces, counts and forgets, and a remote model endpoint falls
 //! back to the catalog behind a circuit breaker.
 
-mod common;
+use crate::common;
 
 use async_trait::async_trait;
-use encore::app::Parts;
-use encore::domain::{Listener, Mood, Selection, Source, Track, TrackId};
+use encore::app::Components;
+use encore::domain::{Listener, Mood, Selection, Source, Track, TrackId, TrackLookup};
 use encore::feedback::LocalLog;
 use encore::recommend::model::{ItemFactors, ModelManifest, new_manifest};
 use encore::recommend::{
@@ -150,7 +150,7 @@ async fn the_ab_split_follows_the_hash_and_the_variant_travels_into_feedback_eve
     storage.recommender.experiment = "ranker-test".into();
     storage.recommender.variants = vec!["old=50@v1".parse().unwrap(), "new=50".parse().unwrap()];
     let variants: Vec<VariantSpec> = storage.recommender.variants.clone();
-    let parts = Parts::load(&storage).await.unwrap();
+    let parts = Components::load(&storage).await.unwrap();
     let mut seen = std::collections::HashSet::new();
     for u in 0..40 {
         let user = format!("listener-{u}");
@@ -224,9 +224,6 @@ impl Recommender for Counting {
         // Long enough for concurrent requests to pile up on the same key.
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.inner.recommend(req).await
-    }
-    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
-        self.inner.track(id)
     }
     fn model_version(&self) -> String {
         self.inner.model_version()
@@ -468,4 +465,10 @@ async fn the_watcher_picks_up_a_new_version_by_itself() {
     }
     watcher.abort();
     assert_eq!(served.as_deref(), Some("v9"));
+}
+
+impl TrackLookup for Counting {
+    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
+        self.inner.track(id)
+    }
 }

@@ -1,6 +1,6 @@
 //! The embedded store: the store contract, durability across a reopen.
 
-mod common;
+use crate::common;
 
 use common::contract;
 use encore::domain::{Mood, Queue, QueueKey, Selection, TrackId};

@@ -1,7 +1,7 @@
 //! Request verification against a real listener, with requests signed by a PKI made at
 //! test time: every way a request can be forged or stale is refused with HTTP 400.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, fetcher, fixture, pki, post_raw, post_signed, verifier};
 use serde_json::Value;

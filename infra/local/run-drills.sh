@@ -8,4 +8,4 @@
 # same drills.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-exec bash infra/local/aws-local.sh with cargo test --locked --test drills -- --nocapture
+exec bash infra/local/aws-local.sh with cargo test --locked --test integration drills:: -- --nocapture

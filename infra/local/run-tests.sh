@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: checks formatting, lints the CloudFormation
-# template, starts the local DynamoDB/Kinesis-compatible server on a free loopback port,
-# builds once and runs every test (the fault drills in tests/drills.rs among them), stops the
-# server, and prints one closing line with the totals.
+# The whole test suite, from a fresh clone: checks formatting, runs clippy on every target
+# (benches included, so they always compile), lints the CloudFormation template, starts the
+# local DynamoDB/Kinesis-compatible server on a free loopback port, builds the two test
+# binaries (the library's unit tests and tests/main.rs) once and runs every test (the fault
+# drills in tests/drills.rs among them), stops the server, and prints one closing line with
+# the totals.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here="infra/local"
@@ -15,6 +17,9 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
 echo "== tools (moto server, cfn-lint)"
 bash "$here/aws-local.sh" install
 
@@ -25,7 +30,7 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 echo "== cargo test, beside the local DynamoDB/Kinesis server"
 set +e
-bash "$here/aws-local.sh" with cargo test --locked --no-fail-fast --lib --bins --tests 2>&1 | tee "$log"
+bash "$here/aws-local.sh" with cargo test --locked --no-fail-fast --lib --tests 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }

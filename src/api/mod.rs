@@ -2,6 +2,7 @@
 //! the bearer-token verifier. The OpenAPI document (`openapi.json`) describes the same types.
 
 pub mod auth;
+pub mod voice;
 
 use crate::domain::{Mood, Playlist, Profile, Selection, Track, TrackId};
 use crate::feedback::{EventContext, EventKind};

@@ -14,7 +14,7 @@ pub use profile::{
     bandit_key,
 };
 pub use queue::{Queue, QueueKey, Token};
-pub use track::{AudioFeatures, Track, TrackId};
+pub use track::{AudioFeatures, Track, TrackId, TrackLookup};
 
 use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
+
+/// A track by id, for the parts that need the catalog but not the recommender (the feedback
+/// consumers fold a track's genre and artist into affinities).
+pub trait TrackLookup: Send + Sync {
+    fn track(&self, id: &TrackId) -> Option<Arc<Track>>;
+}
 
 /// A catalog track id (Spotify-style base62 or any opaque string without `:`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //! checkpointing its position in the store.
 
 use super::{FeedbackError, LocalLog, fold};
-use crate::recommend::Recommender;
+use crate::domain::TrackLookup;
 use crate::store::{Applied, ProfileStore, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ pub struct Progress {
 pub struct LocalConsumer {
     log: Arc<LocalLog>,
     store: Arc<dyn ProfileStore>,
-    catalog: Arc<dyn Recommender>,
+    catalog: Arc<dyn TrackLookup>,
     batch: usize,
 }
 
@@ -37,7 +37,7 @@ impl LocalConsumer {
     pub fn new(
         log: Arc<LocalLog>,
         store: Arc<dyn ProfileStore>,
-        catalog: Arc<dyn Recommender>,
+        catalog: Arc<dyn TrackLookup>,
     ) -> Self {
         LocalConsumer {
             log,
@@ -110,7 +110,7 @@ impl LocalConsumer {
 /// Folds one event into its listener's profile exactly once, counting the outcome.
 pub(super) async fn apply(
     store: &Arc<dyn ProfileStore>,
-    catalog: &Arc<dyn Recommender>,
+    catalog: &Arc<dyn TrackLookup>,
     event: super::FeedbackEvent,
     progress: &mut Progress,
 ) -> Result<(), StoreError> {

@@ -12,7 +12,7 @@
 //! from its checkpoint (or TRIM_HORIZON), and folds each event in exactly once.
 
 use super::{Delivery, FeedbackError, FeedbackEvent, FeedbackSink, LocalLog, Progress};
-use crate::recommend::Recommender;
+use crate::domain::TrackLookup;
 use crate::store::{ProfileStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
@@ -41,14 +41,63 @@ const DRAIN_WAIT: Duration = Duration::from_secs(10);
 /// The checkpoint value of a shard read to its end (closed after a reshard).
 const SHARD_END: &str = "SHARD_END";
 
-/// A Kinesis client for `stream`, with the shared AWS settings.
-pub async fn client(aws: &crate::aws::AwsSettings) -> Client {
-    Client::new(&crate::aws::sdk_config(aws).await)
+/// One Kinesis stream and the client that reaches it, built once from the shared AWS
+/// settings. Everything Encore does with the stream starts here: create it, produce to it
+/// through a spool, consume it with checkpoints, scan it for read-outs. No SDK type leaves
+/// this file.
+#[derive(Clone)]
+pub struct KinesisStream {
+    client: Client,
+    name: String,
 }
 
-/// Creates the stream (on-demand capacity) if it is missing and waits until it is active.
-/// Returns whether it created it.
-pub async fn create_stream(client: &Client, stream: &str) -> Result<bool, FeedbackError> {
+impl KinesisStream {
+    pub async fn connect(aws: &crate::aws::AwsSettings, name: &str) -> Self {
+        KinesisStream {
+            client: Client::new(&crate::aws::sdk_config(aws).await),
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Creates the stream (on-demand capacity) if it is missing and waits until it is
+    /// active. Returns whether it created it.
+    pub async fn create(&self) -> Result<bool, FeedbackError> {
+        create_stream(&self.client, &self.name).await
+    }
+
+    /// A sink that spools events under `spool_dir` and ships them to this stream (what an
+    /// earlier run left in the spool included).
+    pub fn sink(&self, spool_dir: &Path) -> Result<KinesisSink, FeedbackError> {
+        KinesisSink::start(self.clone(), spool_dir)
+    }
+
+    /// A consumer of every shard into `store`, checkpointed per shard.
+    pub fn consumer(
+        &self,
+        store: Arc<dyn ProfileStore>,
+        catalog: Arc<dyn TrackLookup>,
+    ) -> KinesisConsumer {
+        KinesisConsumer {
+            client: self.client.clone(),
+            stream: self.name.clone(),
+            store,
+            catalog,
+        }
+    }
+
+    /// Reads every record the stream still holds, shard by shard from the oldest, to the
+    /// current end, without checkpoints (for read-outs such as `encore report`). Returns how
+    /// many records were not events.
+    pub async fn scan(&self, each: impl FnMut(FeedbackEvent)) -> Result<u64, FeedbackError> {
+        scan_stream(&self.client, &self.name, each).await
+    }
+}
+
+async fn create_stream(client: &Client, stream: &str) -> Result<bool, FeedbackError> {
     let mode = StreamModeDetails::builder()
         .stream_mode(StreamMode::OnDemand)
         .build()
@@ -97,16 +146,14 @@ pub struct KinesisSink {
 }
 
 impl KinesisSink {
-    /// Opens the spool in `spool_dir` and starts shipping it (what an earlier run left
-    /// included) to `stream`.
-    pub fn start(client: Client, stream: String, spool_dir: &Path) -> Result<Self, FeedbackError> {
+    fn start(stream: KinesisStream, spool_dir: &Path) -> Result<Self, FeedbackError> {
         let spool = Arc::new(LocalLog::open(spool_dir)?);
         let mark = ShippedMark(spool_dir.join("SHIPPED"));
         let shipped = Arc::new(AtomicU64::new(mark.read()));
         let wake = Arc::new(Notify::new());
         let shipper = Shipper {
-            client,
-            stream,
+            client: stream.client,
+            stream: stream.name,
             spool: spool.clone(),
             shipped: shipped.clone(),
             wake: wake.clone(),
@@ -168,6 +215,7 @@ impl FeedbackSink for KinesisSink {
 }
 
 /// The number of the first spooled record not yet accepted by Kinesis, kept in a file.
+#[derive(Clone)]
 struct ShippedMark(PathBuf);
 
 impl ShippedMark {
@@ -219,47 +267,48 @@ impl Shipper {
                     continue;
                 }
             };
-            if let Err(e) = self.mark.write(next) {
-                tracing::error!(error = %e, "feedback: cannot record the shipped position");
+            // The mark's fsync and the segment removal are blocking file work: off the
+            // async workers.
+            let (mark, spool) = (self.mark.clone(), self.spool.clone());
+            let done =
+                tokio::task::spawn_blocking(move || (mark.write(next), spool.discard_before(next)));
+            match done.await {
+                Ok((written, discarded)) => {
+                    if let Err(e) = written {
+                        tracing::error!(error = %e, "feedback: cannot record the shipped position");
+                    }
+                    if let Err(e) = discarded {
+                        tracing::warn!(error = %e, "feedback: cannot remove shipped spool segments");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "feedback: the spool bookkeeping task failed")
+                }
             }
             self.shipped.store(next, Ordering::Release);
-            if let Err(e) = self.spool.discard_before(next) {
-                tracing::warn!(error = %e, "feedback: cannot remove shipped spool segments");
-            }
         }
     }
 
     /// Sends one batch from `from` until Kinesis has accepted all of it; returns the next
     /// record to ship.
     async fn ship_batch(&self, from: u64) -> Result<u64, FeedbackError> {
-        let records = self.spool.read(from, MAX_BATCH_RECORDS)?;
-        let mut next = from;
-        let mut bytes = 0;
-        let mut pending: Vec<PutRecordsRequestEntry> = Vec::with_capacity(records.len());
-        for record in records {
-            let Ok(event) = record.event else {
-                tracing::warn!(
-                    offset = record.offset,
-                    "feedback: unreadable spool record skipped"
-                );
-                next = record.offset + 1;
-                continue;
-            };
-            let data =
-                serde_json::to_vec(&event).map_err(|e| FeedbackError::Encode(e.to_string()))?;
-            let size = data.len() + event.user_id.len();
-            if !pending.is_empty() && bytes + size > MAX_BATCH_BYTES {
-                break;
-            }
-            bytes += size;
-            let entry = PutRecordsRequestEntry::builder()
-                .data(Blob::new(data))
-                .partition_key(event.user_id)
-                .build()
-                .map_err(kinesis_error)?;
-            pending.push(entry);
-            next = record.offset + 1;
-        }
+        let spool = self.spool.clone();
+        let records = tokio::task::spawn_blocking(move || spool.read(from, MAX_BATCH_RECORDS))
+            .await
+            .map_err(|e| FeedbackError::Io(format!("the spool reader failed: {e}")))??;
+        let batch = select_batch(from, records)?;
+        let next = batch.next;
+        let mut pending: Vec<PutRecordsRequestEntry> = batch
+            .records
+            .into_iter()
+            .map(|(key, data)| {
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(data))
+                    .partition_key(key)
+                    .build()
+                    .map_err(kinesis_error)
+            })
+            .collect::<Result<_, _>>()?;
         let mut attempt = 0u32;
         while !pending.is_empty() {
             let sent = pending.len();
@@ -272,14 +321,8 @@ impl Shipper {
                 .await
             {
                 Ok(out) => {
-                    // Results come in request order: keep only the refused records.
-                    let refused: Vec<PutRecordsRequestEntry> = out
-                        .records()
-                        .iter()
-                        .zip(pending.drain(..))
-                        .filter(|(result, _)| result.error_code().is_some())
-                        .map(|(_, entry)| entry)
-                        .collect();
+                    let outcomes = out.records().iter().map(|r| r.error_code().is_none());
+                    let refused = refused_records(outcomes, std::mem::take(&mut pending));
                     metrics::counter!("encore_feedback_delivered_total")
                         .increment((sent - refused.len()) as u64);
                     if !refused.is_empty() {
@@ -308,29 +351,69 @@ impl Shipper {
     }
 }
 
+/// One PutRecords call's worth of spooled records: (partition key, data) in spool order, and
+/// the spool position after the last record taken.
+#[derive(Debug, PartialEq)]
+struct Batch {
+    records: Vec<(String, Vec<u8>)>,
+    next: u64,
+}
+
+/// Takes records from the front of `records` (read from spool position `from`) while the
+/// batch stays within Kinesis's limits: at most `MAX_BATCH_RECORDS`, and at most
+/// `MAX_BATCH_BYTES` of data and partition keys (one oversized record still goes alone).
+/// A record the spool cannot decode is skipped (and logged), never shipped.
+fn select_batch(from: u64, records: Vec<super::Record>) -> Result<Batch, FeedbackError> {
+    let mut next = from;
+    let mut bytes = 0;
+    let mut taken = Vec::with_capacity(records.len().min(MAX_BATCH_RECORDS));
+    for record in records {
+        if taken.len() == MAX_BATCH_RECORDS {
+            break;
+        }
+        let Ok(event) = record.event else {
+            tracing::warn!(
+                offset = record.offset,
+                "feedback: unreadable spool record skipped"
+            );
+            next = record.offset + 1;
+            continue;
+        };
+        let data = serde_json::to_vec(&event).map_err(|e| FeedbackError::Encode(e.to_string()))?;
+        let size = data.len() + event.user_id.len();
+        if !taken.is_empty() && bytes + size > MAX_BATCH_BYTES {
+            break;
+        }
+        bytes += size;
+        taken.push((event.user_id, data));
+        next = record.offset + 1;
+    }
+    Ok(Batch {
+        records: taken,
+        next,
+    })
+}
+
+/// The entries Kinesis did not accept, in request order. `accepted` is the per-record
+/// outcome of a PutRecords call (results come in request order); an entry with no outcome
+/// counts as refused, so a short answer can never drop a record.
+fn refused_records<T>(accepted: impl IntoIterator<Item = bool>, entries: Vec<T>) -> Vec<T> {
+    let mut accepted = accepted.into_iter();
+    entries
+        .into_iter()
+        .filter(|_| !accepted.next().unwrap_or(false))
+        .collect()
+}
+
 /// Reads every shard of a stream and folds its events into profiles exactly once.
 pub struct KinesisConsumer {
     client: Client,
     stream: String,
     store: Arc<dyn ProfileStore>,
-    catalog: Arc<dyn Recommender>,
+    catalog: Arc<dyn TrackLookup>,
 }
 
 impl KinesisConsumer {
-    pub fn new(
-        client: Client,
-        stream: String,
-        store: Arc<dyn ProfileStore>,
-        catalog: Arc<dyn Recommender>,
-    ) -> Self {
-        KinesisConsumer {
-            client,
-            stream,
-            store,
-            catalog,
-        }
-    }
-
     /// Reads every shard whose parents are done to its current end, folding each event in and
     /// checkpointing per batch. Returns what it did.
     pub async fn pass(&self) -> Result<Progress, FeedbackError> {
@@ -510,10 +593,7 @@ async fn list_shards(client: &Client, stream: &str) -> Result<Vec<Shard>, Feedba
     }
 }
 
-/// Reads every record the stream still holds, shard by shard from the oldest, to the current
-/// end, without checkpoints (for read-outs such as `encore report`). Returns how many
-/// records were not events.
-pub async fn scan_stream(
+async fn scan_stream(
     client: &Client,
     stream: &str,
     mut each: impl FnMut(FeedbackEvent),
@@ -547,4 +627,102 @@ pub async fn scan_stream(
 
 fn store_error(e: StoreError) -> FeedbackError {
     FeedbackError::Io(format!("profile store: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TrackId;
+    use crate::feedback::{EventContext, EventKind, Record, Source};
+
+    fn event(user: &str, genre_bytes: usize) -> FeedbackEvent {
+        let mut e = FeedbackEvent::new(
+            user,
+            "d",
+            &TrackId("t".into()),
+            EventKind::PlayFinished,
+            1,
+            EventContext::default(),
+            Source::Alexa,
+        );
+        e.context.genre = Some("g".repeat(genre_bytes));
+        e
+    }
+
+    fn records(events: Vec<FeedbackEvent>) -> Vec<Record> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| Record {
+                offset: 10 + i as u64,
+                event: Ok(e),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_record_limit() {
+        let all = records((0..MAX_BATCH_RECORDS + 7).map(|_| event("u", 0)).collect());
+        let batch = select_batch(10, all).unwrap();
+        assert_eq!(batch.records.len(), MAX_BATCH_RECORDS);
+        assert_eq!(batch.next, 10 + MAX_BATCH_RECORDS as u64);
+    }
+
+    #[test]
+    fn a_batch_stops_before_the_byte_limit_but_an_oversized_record_goes_alone() {
+        let big = MAX_BATCH_BYTES / 2;
+        let batch = select_batch(
+            10,
+            records(vec![event("u", big), event("u", big), event("u", 1)]),
+        )
+        .unwrap();
+        assert_eq!(
+            batch.records.len(),
+            1,
+            "two halves and a key exceed the limit"
+        );
+        assert_eq!(batch.next, 11);
+        let alone = select_batch(10, records(vec![event("u", MAX_BATCH_BYTES)])).unwrap();
+        assert_eq!((alone.records.len(), alone.next), (1, 11));
+    }
+
+    #[test]
+    fn an_unreadable_record_is_skipped_and_the_position_moves_past_it() {
+        let mut rs = records(vec![event("a", 0), event("b", 0)]);
+        rs.insert(
+            1,
+            Record {
+                offset: 99,
+                event: Err("torn".into()),
+            },
+        );
+        rs[2].offset = 100;
+        let batch = select_batch(10, rs).unwrap();
+        let keys: Vec<&str> = batch.records.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(batch.next, 101);
+    }
+
+    #[test]
+    fn an_empty_spool_read_keeps_the_position() {
+        assert_eq!(
+            select_batch(42, Vec::new()).unwrap(),
+            Batch {
+                records: Vec::new(),
+                next: 42
+            }
+        );
+    }
+
+    #[test]
+    fn only_refused_records_are_kept_for_the_retry() {
+        let left = refused_records([true, false, true, false], vec!["a", "b", "c", "d"]);
+        assert_eq!(left, ["b", "d"]);
+        assert!(refused_records([true, true], vec!["a", "b"]).is_empty());
+    }
+
+    #[test]
+    fn records_missing_from_a_short_answer_count_as_refused() {
+        assert_eq!(refused_records([true], vec!["a", "b", "c"]), ["b", "c"]);
+    }
 }

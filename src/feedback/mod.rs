@@ -13,8 +13,7 @@ pub use consumer::{Consumer, LOCAL_SHARD, LOCAL_STREAM, LocalConsumer, Progress}
 pub use event::{EventContext, EventKind, FeedbackEvent, SCHEMA_VERSION, SKIP_THRESHOLD_MS};
 pub use fold::fold;
 pub use kinesis::{
-    KinesisConsumer, KinesisSink, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, client as kinesis_client,
-    create_stream, scan_stream,
+    KinesisConsumer, KinesisSink, KinesisStream, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
 };
 pub use log::{LocalLog, Record};
 pub use quality::{KEPT_MINUTES, ObservedSink, Quality, QualitySettings, Tally, VariantQuality};

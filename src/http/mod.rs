@@ -6,7 +6,7 @@ mod error;
 mod v1;
 
 pub use error::{ApiError, REQUEST_ID, current_request_id};
-pub use v1::{Api, ROUTES, RateLimit};
+pub use v1::{MobileApi, ROUTES, RateLimit};
 
 use crate::skill::Skill;
 use axum::Router;
@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
 use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 /// What every handler can reach.
@@ -26,7 +27,7 @@ pub struct AppState(pub Arc<App>);
 
 pub struct App {
     pub skill: Skill,
-    pub api: Api,
+    pub api: MobileApi,
 }
 
 /// Limits every route shares.
@@ -57,8 +58,22 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(shed)
+        // Inside `track`, so a panic's 500 carries the request id and is counted.
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(track))
         .with_state(state)
+}
+
+/// A handler that panicked answers 500 in the error shape, and the connection stays up.
+fn panicked(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let cause = cause
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| cause.downcast_ref::<&str>().copied())
+        .unwrap_or("(not a string)");
+    metrics::counter!("encore_http_panics_total").increment(1);
+    tracing::error!(cause, "a request handler panicked");
+    ApiError::Internal.into_response()
 }
 
 /// Prometheus text exposition of every metric.

@@ -3,15 +3,15 @@
 
 use super::{ApiError, AppState};
 use crate::api::auth::{AuthError, JwtVerifier};
+use crate::api::voice::{self, VoiceAnswer};
 use crate::api::{
     CreatePlaylist, FeedbackBatch, FeedbackErrorDto, FeedbackResultDto, OPENAPI, PlaylistDto,
     PlaylistSummaryDto, ProfileDto, ProfilePatch, RecommendationsDto, RecommendationsQuery,
     VoiceRequest, feedback_inputs,
 };
 use crate::domain::{Listener, Source};
-use crate::interaction::{self, InteractionModel};
-use crate::service::{MobileError, PlayerState, Service};
-use crate::skill::speech::Lang;
+use crate::interaction::InteractionModel;
+use crate::service::{MobileError, Service};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -56,7 +56,7 @@ pub fn routes() -> axum::Router<AppState> {
 
 /// The API's parts: the service, the interaction model (for `/v1/voice`), the token
 /// verifier (none: the API answers 503) and the per-user rate limiter.
-pub struct Api {
+pub struct MobileApi {
     pub service: Arc<Service>,
     pub model: Arc<InteractionModel>,
     pub verifier: Option<Arc<JwtVerifier>>,
@@ -71,7 +71,7 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-impl Api {
+impl MobileApi {
     pub fn new(
         service: Arc<Service>,
         model: Arc<InteractionModel>,
@@ -80,7 +80,7 @@ impl Api {
     ) -> Self {
         let per_minute = NonZeroU32::new(limit.per_minute.max(1)).expect("at least 1");
         let burst = NonZeroU32::new(limit.burst.max(1)).expect("at least 1");
-        Api {
+        MobileApi {
             service,
             model,
             verifier,
@@ -309,7 +309,7 @@ async fn voice(
     State(state): State<AppState>,
     User(user): User,
     Body(req): Body<VoiceRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<VoiceAnswer>, ApiError> {
     let api = &state.0.api;
     if req.text.trim().is_empty() || req.text.len() > 1000 {
         return Err(ApiError::unprocessable(
@@ -324,22 +324,14 @@ async fn voice(
             known.join(", ")
         )));
     }
-    let model = api.model.locale(&req.locale);
-    let intent = model.parse(&req.text);
-    let command = interaction::command_for(&intent);
     let listener = Listener {
         user_id: user,
         device_id: VOICE_DEVICE.to_owned(),
         locale: req.locale.clone(),
         source: Source::Mobile,
     };
-    let outcome = api
-        .service
-        .handle(&listener, &PlayerState::default(), command)
-        .await;
-    Ok(Json(crate::say::as_json(
-        &intent,
-        &outcome,
-        Lang::of(&req.locale),
-    )))
+    let model = api.model.locale(&req.locale);
+    Ok(Json(
+        voice::answer(&api.service, model, &listener, &req.text).await,
+    ))
 }

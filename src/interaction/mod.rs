@@ -5,7 +5,9 @@
 
 mod command;
 mod model;
+mod package;
 mod parser;
+pub mod speech;
 
 pub use command::{Intent, SlotFill, command_for};
 pub use model::{InteractionModel, LocaleModel, ModelError};

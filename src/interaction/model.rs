@@ -2,9 +2,9 @@
 //! phrases of Alexa's built-in intents (Alexa knows them itself; the text path needs them
 //! spelled out, in `intents/builtins/<locale>.json`).
 
+use super::package::{IntentDef, LanguageModel, ModelFile, normalize, tokenize};
 use super::parser::Parser;
 use super::{Intent, SlotFill};
-use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -22,62 +22,6 @@ pub enum ModelError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ModelFile {
-    interaction_model: InteractionModelJson,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct InteractionModelJson {
-    language_model: LanguageModel,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct LanguageModel {
-    pub invocation_name: String,
-    pub intents: Vec<IntentDef>,
-    #[serde(default)]
-    pub types: Vec<SlotType>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct IntentDef {
-    pub name: String,
-    #[serde(default)]
-    pub slots: Vec<SlotDef>,
-    #[serde(default)]
-    pub samples: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct SlotDef {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub type_name: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct SlotType {
-    pub name: String,
-    pub values: Vec<SlotTypeValue>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct SlotTypeValue {
-    pub id: Option<String>,
-    pub name: SlotValueName,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct SlotValueName {
-    pub value: String,
-    #[serde(default)]
-    pub synonyms: Vec<String>,
 }
 
 /// One locale's intents, slot types and utterance parser.
@@ -295,26 +239,6 @@ impl LocaleModel {
             },
         }
     }
-}
-
-/// Lower case, punctuation (but apostrophes) to spaces, single spaces.
-pub(super) fn normalize(s: &str) -> String {
-    tokenize(s).join(" ")
-}
-
-pub(super) fn tokenize(s: &str) -> Vec<String> {
-    s.chars()
-        .map(|c| match c {
-            '\u{2019}' | '\u{2018}' => '\'',
-            c if c.is_alphanumeric() || c == '\'' => c,
-            _ => ' ',
-        })
-        .flat_map(char::to_lowercase)
-        .collect::<String>()
-        .split_whitespace()
-        .map(|t| t.trim_matches('\'').to_owned())
-        .filter(|t| !t.is_empty())
-        .collect()
 }
 
 /// Drops "alexa", and "ask encore to" / "sage encore" style openings around the invocation name.

@@ -4,7 +4,7 @@
 //! ... for me") cost a little; slots take spans that match a slot value. The best alignment
 //! wins if it explains enough of what was said.
 
-use super::model::{IntentDef, tokenize};
+use super::package::{IntentDef, tokenize};
 use std::collections::HashMap;
 
 /// Score of a sample word found in the utterance.

@@ -5,7 +5,7 @@
 //! generation, which also discards an answer computed while the opinion was being recorded.
 
 use super::{RecommendError, RecommendRequest, Recommendation, Recommender};
-use crate::domain::{Selection, Track, TrackId};
+use crate::domain::{Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use moka::future::Cache;
 use std::collections::HashSet;
@@ -102,10 +102,6 @@ impl Recommender for CachedRecommender {
         })
     }
 
-    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
-        self.inner.track(id)
-    }
-
     fn model_version(&self) -> String {
         self.inner.model_version()
     }
@@ -114,5 +110,11 @@ impl Recommender for CachedRecommender {
         let next = self.generations.get(user_id).await.unwrap_or(0) + 1;
         self.generations.insert(user_id.to_owned(), next).await;
         self.inner.forget(user_id).await;
+    }
+}
+
+impl TrackLookup for CachedRecommender {
+    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
+        self.inner.track(id)
     }
 }

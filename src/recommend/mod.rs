@@ -3,19 +3,16 @@
 //! listener (popularity when new; affinities, taste, the served model's embeddings and skips
 //! when known), reranked by a Thompson-sampling bandit, spread across artists.
 //! `CachedRecommender` keeps answers per (listener, request) in moka; `RemoteRecommender`
-//! asks an HTTP model endpoint and falls back to the catalog. Offline: `train`, `evaluate`,
-//! `synth`, and the open model format in `model`.
+//! asks an HTTP model endpoint and falls back to the catalog. `model` is the open model
+//! format that offline training (`crate::offline`) writes and serving reads.
 
 mod cache;
 mod catalog;
-pub mod evaluate;
 pub mod model;
 mod moods;
 mod rank;
 mod remote;
 mod serving;
-pub mod synth;
-pub mod train;
 
 pub use cache::CachedRecommender;
 pub use catalog::{
@@ -27,7 +24,7 @@ pub use rank::{CatalogRecommender, RankSettings, spread_artists};
 pub use remote::{Breaker, RemoteRecommender, RemoteSettings};
 pub use serving::{Experiment, ModelSet, ServedModel, VariantSpec, assign_variant};
 
-use crate::domain::{Profile, Selection, Track, TrackId};
+use crate::domain::{Profile, Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -61,9 +58,8 @@ pub enum RecommendError {
 }
 
 #[async_trait]
-pub trait Recommender: Send + Sync {
+pub trait Recommender: TrackLookup {
     async fn recommend(&self, req: RecommendRequest<'_>) -> Result<Recommendation, RecommendError>;
-    fn track(&self, id: &TrackId) -> Option<Arc<Track>>;
     /// The model version new listeners are served now.
     fn model_version(&self) -> String;
     /// Forgets what was cached for `user_id` (their opinions changed).

@@ -22,7 +22,7 @@ use super::serving::{Experiment, ModelSet, ServedModel};
 use super::{
     RecommendError, RecommendRequest, Recommendation, Recommender, mood_target, recommendation_id,
 };
-use crate::domain::{Profile, Selection, Track, TrackId};
+use crate::domain::{Profile, Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use moka::future::Cache;
 use rand::Rng;
@@ -375,10 +375,6 @@ impl Recommender for CatalogRecommender {
         })
     }
 
-    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
-        self.catalog.track(id)
-    }
-
     fn model_version(&self) -> String {
         self.models
             .current_version()
@@ -464,6 +460,12 @@ pub fn spread_artists<'a>(
         }
     }
     out
+}
+
+impl TrackLookup for CatalogRecommender {
+    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
+        self.catalog.track(id)
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use super::rank::CatalogRecommender;
 use super::{RecommendError, RecommendRequest, Recommendation, Recommender, recommendation_id};
-use crate::domain::{Track, TrackId};
+use crate::domain::{Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
@@ -234,12 +234,14 @@ impl Recommender for RemoteRecommender {
         })
     }
 
-    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
-        self.local.track(id)
-    }
-
     fn model_version(&self) -> String {
         "remote".into()
+    }
+}
+
+impl TrackLookup for RemoteRecommender {
+    fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
+        self.local.track(id)
     }
 }
 

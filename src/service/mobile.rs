@@ -280,7 +280,7 @@ impl Service {
                 time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
                     .map_err(|_| format!("occurred_at {at:?} is not RFC 3339"))?;
             let age = (now - t).whole_seconds();
-            if age > MAX_EVENT_AGE_SECS || age < -MAX_EVENT_AHEAD_SECS {
+            if !(-MAX_EVENT_AHEAD_SECS..=MAX_EVENT_AGE_SECS).contains(&age) {
                 return Err(format!(
                     "occurred_at {at} is more than 30 days old or in the future"
                 ));

@@ -4,11 +4,11 @@
 
 pub mod envelope;
 pub mod response;
-pub mod speech;
 pub mod verify;
 
 use crate::api::auth::JwtVerifier;
 use crate::domain::{Listener, Source, Track};
+use crate::interaction::speech::{self, Lang};
 use crate::interaction::{self, InteractionModel, SlotFill};
 use crate::service::{
     self, Command, Outcome, PlaybackEvent, PlaybackEventKind, PlayerState, Service, SessionEffect,
@@ -18,7 +18,6 @@ use response::{
     AudioItem, AudioItemMetadata, Card, CardImage, Directive, Image, ImageSource, Reprompt,
     Response, ResponseEnvelope, Stream,
 };
-use speech::Lang;
 use std::sync::Arc;
 use verify::{Rejection, Verifier};
 

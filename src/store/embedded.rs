@@ -44,7 +44,8 @@ pub struct EmbeddedStore {
 }
 
 enum Write {
-    Profile(Profile, oneshot::Sender<Result<u64, StoreError>>),
+    /// Boxed: a profile is far larger than the other writes.
+    Profile(Box<Profile>, oneshot::Sender<Result<u64, StoreError>>),
     /// A queue key, its new value (`None` deletes) and its overlay sequence number.
     Queue(String, Option<Arc<[u8]>>, u64),
     /// A feedback event's effect on a profile, applied once per event id.
@@ -291,7 +292,7 @@ impl Writer {
             for write in batch {
                 match write {
                     Write::Profile(profile, ack) => {
-                        pending.push(Pending::Profile(put_profile(&mut profiles, profile), ack))
+                        pending.push(Pending::Profile(put_profile(&mut profiles, *profile), ack))
                     }
                     Write::Queue(key, value, seq) => {
                         let outcome = match &value {
@@ -479,7 +480,8 @@ impl ProfileStore for EmbeddedStore {
 
     async fn put_profile(&self, profile: &Profile) -> Result<u64, StoreError> {
         let profile = profile.clone();
-        self.submit(|ack| Write::Profile(profile, ack)).await
+        self.submit(|ack| Write::Profile(Box::new(profile), ack))
+            .await
     }
 
     async fn queue(&self, key: &QueueKey) -> Result<Option<Queue>, StoreError> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
-use encore::app::{Application, Parts};
+use encore::app::{Components, Server};
 use encore::settings::{ApiArgs, FeedbackKind, RecommenderArgs, ServeArgs, StorageArgs, StoreKind};
 use encore::skill::verify::{CertFetcher, Clock, SystemClock, Verifier};
 use rcgen::{
@@ -40,16 +40,17 @@ pub fn storage(data_dir: &Path) -> StorageArgs {
         stream: "encore-feedback".into(),
         aws_endpoint: None,
         table_prefix: String::new(),
-        store_timeout_ms: 1000,
-        profile_cache_ttl_ms: 30_000,
-        store_budget_ms: 150,
+        store_timeout: std::time::Duration::from_millis(1000),
+        profile_cache_ttl: std::time::Duration::from_millis(30_000),
+        profile_cache_capacity: 100_000,
+        store_budget: std::time::Duration::from_millis(150),
         data_dir: data_dir.to_owned(),
         models: repo().join("models"),
         intents: repo().join("intents"),
         recommender: RecommenderArgs {
             // Tests that need the bandit's randomness turn it on themselves.
             exploration: 0.0,
-            model_poll_secs: 0,
+            model_poll: std::time::Duration::from_secs(0),
             ..RecommenderArgs::from_defaults()
         },
     }
@@ -349,8 +350,8 @@ pub fn serve_args(no_verify: bool, data_dir: &Path) -> ServeArgs {
         no_verify,
         max_body_bytes: 256 * 1024,
         max_in_flight: 1024,
-        alexa_deadline_ms: 6000,
-        shutdown_grace_secs: 20,
+        alexa_deadline: std::time::Duration::from_millis(6000),
+        shutdown_grace: std::time::Duration::from_secs(20),
         api: ApiArgs::default(),
         quality: encore::settings::defaults(),
     }
@@ -373,10 +374,8 @@ impl TestServer {
         init_tracing();
         let mut args = serve_args(verifier.is_none(), &storage.data_dir);
         args.storage = storage;
-        let parts = Parts::load(&args.storage).await.unwrap();
-        let app = Application::with_parts(&args, parts, verifier)
-            .await
-            .unwrap();
+        let parts = Components::load(&args.storage).await.unwrap();
+        let app = Server::with_parts(&args, parts, verifier).await.unwrap();
         let addr = app.local_addr();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(app.run_until(async move {

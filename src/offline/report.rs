@@ -8,9 +8,7 @@
 //! than taken from a statistics crate: the ones that have them bring a linear-algebra stack
 //! with them.
 
-use crate::feedback::{FeedbackEvent, LocalLog, Tally, kinesis_client, scan_stream};
-use crate::settings::{FeedbackKind, ReportArgs};
-use anyhow::Context;
+use crate::feedback::{FeedbackEvent, Tally};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use time::OffsetDateTime;
@@ -328,62 +326,6 @@ pub fn render(report: &Report) -> String {
         }
     }
     out
-}
-
-/// `encore report`: reads the configured feedback backend (or `--from DIR`) and prints the
-/// read-out.
-pub async fn run(args: &ReportArgs) -> anyhow::Result<String> {
-    if !(0.5..1.0).contains(&args.confidence) {
-        anyhow::bail!("--confidence must be at least 0.5 and below 1");
-    }
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| OffsetDateTime::parse(s, &Rfc3339))
-        .transpose()
-        .context("--since takes an RFC 3339 time, e.g. 2026-11-01T00:00:00Z")?;
-    let mut tallies = Tallies::since(since);
-    let storage = &args.storage;
-    let malformed = match (&args.from, storage.feedback) {
-        (None, FeedbackKind::Kinesis) => {
-            let client = kinesis_client(&crate::app::aws_settings(storage)).await;
-            scan_stream(&client, &storage.stream, |e| tallies.add(&e))
-                .await
-                .with_context(|| format!("reading stream {}", storage.stream))?
-        }
-        (from, _) => {
-            let dir = from
-                .clone()
-                .unwrap_or_else(|| storage.data_dir.join("feedback"));
-            if !dir.is_dir() {
-                anyhow::bail!("no feedback log in {}", dir.display());
-            }
-            let mut malformed = 0;
-            let mut next = 0;
-            loop {
-                let records = LocalLog::read_unlocked(&dir, next, 10_000)
-                    .with_context(|| format!("reading the feedback log in {}", dir.display()))?;
-                let Some(last) = records.last() else { break };
-                next = last.offset + 1;
-                for r in &records {
-                    match &r.event {
-                        Ok(e) => tallies.add(e),
-                        Err(_) => malformed += 1,
-                    }
-                }
-            }
-            malformed
-        }
-    };
-    let mut report = build(&tallies, &args.control, args.confidence, malformed);
-    if let Some(only) = &args.only {
-        report.experiments.retain(|e| &e.experiment == only);
-    }
-    Ok(if args.json {
-        serde_json::to_string_pretty(&report)? + "\n"
-    } else {
-        render(&report)
-    })
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! no maintained Rust crate does implicit ALS, and the algorithm is a few dozen lines over
 //! a Cholesky solve. Rows are solved in parallel with rayon.
 
-use super::catalog::BadRow;
-use super::model::{ItemFactors, add_outer, new_manifest, solve_spd};
-use crate::feedback::{EventKind, LocalLog};
+use crate::feedback::EventKind;
+use crate::recommend::BadRow;
+use crate::recommend::model::{ItemFactors, add_outer, new_manifest, solve_spd};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -125,7 +125,7 @@ impl Interactions {
                 }
             }
             let line = record.position().map(|p| p.line()).unwrap_or_default();
-            if line % 65_536 == 0 {
+            if line.is_multiple_of(65_536) {
                 bar.set_position(record.position().map(|p| p.byte()).unwrap_or_default());
             }
             if std::mem::take(&mut first) && record.get(2).and_then(parse_ts).is_none() {
@@ -188,26 +188,17 @@ impl Interactions {
     pub fn read_feedback_log(&mut self, dir: &Path) -> Result<(), TrainError> {
         let fail =
             |e: &dyn std::fmt::Display| TrainError::Read(dir.display().to_string(), e.to_string());
-        // Opening takes the log's lock: stop the server writing it first.
-        let log = LocalLog::open(dir).map_err(|e| fail(&e))?;
-        let mut from = 0;
-        loop {
-            let records = log.read(from, 10_000).map_err(|e| fail(&e))?;
-            let Some(last) = records.last() else {
-                break;
+        // Read without the log's lock: a server may keep writing it.
+        super::events::read_log(dir, |event| {
+            let weight = match event.kind {
+                EventKind::PlayFinished => 1.0,
+                EventKind::Liked => 3.0,
+                _ => return,
             };
-            from = last.offset + 1;
-            for record in records {
-                let Ok(event) = record.event else { continue };
-                let weight = match event.kind {
-                    EventKind::PlayFinished => 1.0,
-                    EventKind::Liked => 3.0,
-                    _ => continue,
-                };
-                let ts = parse_ts(&event.occurred_at).unwrap_or_default();
-                self.push(&event.user_id, &event.track_id.0, ts, weight);
-            }
-        }
+            let ts = parse_ts(&event.occurred_at).unwrap_or_default();
+            self.push(&event.user_id, &event.track_id.0, ts, weight);
+        })
+        .map_err(|e| fail(&e))?;
         Ok(())
     }
 }
@@ -447,8 +438,8 @@ pub fn progress_count(total: u64, what: &str) -> ProgressBar {
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::dot;
     use super::*;
+    use crate::recommend::model::dot;
 
     #[test]
     fn als_separates_two_groups_of_listeners() {

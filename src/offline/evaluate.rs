@@ -2,8 +2,8 @@
 //! the later part scored with precision@k, recall@k, NDCG@k and catalog coverage, next to a
 //! popularity baseline on the same split.
 
-use super::model::dot;
 use super::train::{AlsParams, Csr, Interactions, progress_count, train_model};
+use crate::recommend::model::dot;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashSet;

@@ -1,0 +1,144 @@
+//! The `encore` command line: the root parser, logging, and one file per subcommand with its
+//! clap arguments and its `run`. The settings the server is built from (`ServeArgs`,
+//! `StorageArgs` and their groups) live in `crate::settings`, which the composition root reads.
+
+pub mod batch_recommend;
+pub mod catalog;
+pub mod consume;
+pub mod evaluate;
+pub mod init;
+pub mod model;
+pub mod report;
+pub mod say;
+pub mod serve;
+pub mod train;
+
+use crate::settings::ServeArgs;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "encore",
+    version,
+    about = "Encore: the backend of a voice-assistant music skill.",
+    long_about = "Encore answers Alexa requests (POST /alexa) with music for a mood, genre or artist, \
+and keeps each listener's profile and playback queue. With no configuration it runs on its \
+embedded default: a local data file and the demo catalog in models/, no cloud account needed."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: EncoreCommand,
+
+    /// Log filter (tracing's EnvFilter syntax, e.g. `info,encore=debug`). Default: `info`
+    /// for `serve`, `warn` for `say`.
+    #[arg(long, env = "ENCORE_LOG", global = true)]
+    pub log: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "ENCORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EncoreCommand {
+    /// Run the HTTP server: the Alexa skill endpoint at POST /alexa and /healthz.
+    Serve(ServeArgs),
+    /// Create what the configured store needs (the DynamoDB table with its TTL, or the
+    /// embedded file). Safe to run again: what exists is left as it is.
+    Init(init::InitArgs),
+    /// Fold feedback events from the local log into profiles, exactly once each, until
+    /// Ctrl-C (or, with --once, until the log is consumed). `serve` already runs this in
+    /// process; use it to catch up a data directory no server is running on.
+    Consume(consume::ConsumeArgs),
+    /// Say something to the skill as text and print what it would answer and play.
+    ///
+    /// Runs the same pipeline as the voice path (interaction model, profile, recommender,
+    /// queue) on the same storage as `serve`.
+    Say(say::SayArgs),
+    /// Import or synthesize the track catalog.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
+    /// Train item embeddings (implicit ALS) from interactions and write a model version.
+    Train(train::TrainArgs),
+    /// Compare the trained model with a popularity baseline on a per-user time split:
+    /// precision@k, recall@k, NDCG@k and coverage.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Manage model versions.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Write the top k items for every user in an interaction file (excluding what they
+    /// already have), to a CSV or into their profiles.
+    BatchRecommend(batch_recommend::BatchRecommendArgs),
+    /// The A/B read-out: per experiment, each variant's plays, completion rate and skip rate
+    /// with confidence intervals, and whether each differs significantly from the control.
+    ///
+    /// Reads the feedback log (--feedback local, the default, or --from DIR; a running server
+    /// may keep writing it) or the whole Kinesis stream (--feedback kinesis), counting each
+    /// event id once. A play is a play that ended: finished, skipped (under 30 s) or stopped.
+    Report(report::ReportArgs),
+}
+
+impl Cli {
+    /// Sets up logging to stderr as `--log` and `--log-format` ask.
+    pub fn init_logging(&self) {
+        let default_level = match self.command {
+            EncoreCommand::Say(_) => "warn",
+            _ => "info",
+        };
+        let filter = match &self.log {
+            Some(spec) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
+                eprintln!("encore: ignoring --log {spec:?}: {e}");
+                EnvFilter::new(default_level)
+            }),
+            None => EnvFilter::new(default_level),
+        };
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal());
+        match self.log_format {
+            LogFormat::Json => builder.json().init(),
+            LogFormat::Text => builder.init(),
+        }
+    }
+
+    /// Runs the subcommand; what it reports goes to stdout.
+    pub async fn run(&self) -> anyhow::Result<()> {
+        let done = match &self.command {
+            EncoreCommand::Serve(args) => return serve::run(args).await,
+            EncoreCommand::Say(args) => return say::run(args).await,
+            EncoreCommand::Init(args) => init::run(&args.storage).await?,
+            EncoreCommand::Consume(args) => consume::run(args).await?,
+            EncoreCommand::Catalog(command) => catalog::run(command)?,
+            EncoreCommand::Train(args) => train::run(args)?,
+            EncoreCommand::Evaluate(args) => evaluate::run(args)?,
+            EncoreCommand::Model(command) => model::run(command)?,
+            EncoreCommand::BatchRecommend(args) => batch_recommend::run(args).await?,
+            EncoreCommand::Report(args) => {
+                print!("{}", report::run(args).await?);
+                return Ok(());
+            }
+        };
+        println!("{done}");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        // clap's own checks: no two flags with one name, defaults that parse, and the rest.
+        super::Cli::command().debug_assert();
+    }
+}
