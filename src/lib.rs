@@ -15,7 +15,8 @@
 //! - [`feedback`]: feedback events (a public contract), `FeedbackSink`, the log, Kinesis.
 //! - [`recommend`]: serving only: `Recommender`, the catalog, model versions, ranking.
 //! - [`store`]: `ProfileStore`, its embedded (redb) and DynamoDB implementations, the cache.
-//! - [`aws`], [`observe`]: the shared AWS SDK configuration; Prometheus metrics.
+//! - [`aws`], [`observe`], [`error`]: the shared AWS SDK configuration; Prometheus metrics;
+//!   error causes and chains.
 //! - [`domain`]: tracks, moods, profiles, queues: pure types and rules.
 //!
 //! See `ARCHITECTURE.md` for one request's walk through these parts.
@@ -25,6 +26,7 @@ pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod domain;
+pub mod error;
 pub mod feedback;
 pub mod http;
 pub mod interaction;

@@ -17,7 +17,8 @@ use encore::store::{Applied, DynamoStore, ProfileChange, ProfileStore, QUEUE_TTL
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A fresh table on the local server.
+/// A fresh table on the local server. Each contract test runs on it bare and behind the
+/// profile cache (`cached`), as the server uses it.
 async fn store(name: &str) -> DynamoStore {
     let dir = std::env::temp_dir();
     let storage = common::dynamo_storage(&dir, name);
@@ -29,21 +30,25 @@ async fn store(name: &str) -> DynamoStore {
 #[tokio::test]
 async fn every_item_type_round_trips() {
     contract::round_trips(&store("roundtrip").await).await;
+    contract::round_trips(&cached("c-roundtrip").await).await;
 }
 
 #[tokio::test]
 async fn erasing_a_listener_removes_all_of_theirs_and_nothing_else() {
     contract::erasure_is_complete_and_contained(&store("erase").await).await;
+    contract::erasure_is_complete_and_contained(&cached("c-erase").await).await;
 }
 
 #[tokio::test]
 async fn a_write_from_a_stale_read_is_refused() {
     contract::stale_writes_conflict(&store("stale").await).await;
+    contract::stale_writes_conflict(&cached("c-stale").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_writers_lose_no_update() {
     contract::two_writers_lose_nothing(Arc::new(store("writers").await), 15).await;
+    contract::two_writers_lose_nothing(Arc::new(cached("c-writers").await), 15).await;
 }
 
 #[tokio::test]
@@ -353,4 +358,9 @@ async fn throttling_is_retried_then_surfaces_as_a_typed_error() {
         3,
         "the standard retry policy tries three times"
     );
+}
+
+/// The store as the server builds it on DynamoDB: behind the in-process profile cache.
+async fn cached(name: &str) -> encore::store::CachedStore {
+    encore::store::CachedStore::new(Arc::new(store(name).await), Duration::from_secs(30), 1000)
 }

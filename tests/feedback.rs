@@ -242,3 +242,22 @@ async fn records_are_read_in_order_across_segments() {
     let reopened = LocalLog::open_with_segment_size(dir.path(), 2_000).unwrap();
     assert_eq!(reopened.end(), 60);
 }
+
+#[tokio::test]
+async fn the_local_log_keeps_the_sink_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LocalLog::open(dir.path()).unwrap();
+    common::contract::sink_keeps_what_it_acknowledged(&log, async || common::logged_events(&log))
+        .await;
+}
+
+#[tokio::test]
+async fn the_observed_sink_keeps_the_sink_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::sync::Arc::new(LocalLog::open(dir.path()).unwrap());
+    let observed = encore::feedback::ObservedSink::new(log.clone(), Default::default());
+    common::contract::sink_keeps_what_it_acknowledged(&observed, async || {
+        common::logged_events(&log)
+    })
+    .await;
+}

@@ -435,3 +435,19 @@ async fn after_a_reshard_the_consumer_reads_parents_then_children() {
         "the closed parent is read to its end"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kinesis_sink_keeps_the_sink_contract() {
+    let (direct, stream) = new_stream("contract").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = stream_at(&common::aws_endpoint(), &stream)
+        .await
+        .sink(dir.path())
+        .unwrap();
+    // What Kinesis holds once the spool has drained to it.
+    common::contract::sink_keeps_what_it_acknowledged(&sink, async || {
+        wait_drained(&sink).await;
+        read_stream(&direct, &stream).await
+    })
+    .await;
+}

@@ -32,6 +32,7 @@ async fn pick(
     .await
     .unwrap()
     .tracks
+    .into_vec()
 }
 
 #[test]

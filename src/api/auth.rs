@@ -58,8 +58,6 @@ pub enum AuthError {
     UnknownKey,
     #[error("the token has no subject")]
     NoSubject,
-    #[error("the verification keys are unavailable")]
-    KeysUnavailable,
 }
 
 impl AuthError {
@@ -76,15 +74,19 @@ impl AuthError {
             AuthError::BadSignature => "bad_signature",
             AuthError::UnknownKey => "unknown_key",
             AuthError::NoSubject => "no_subject",
-            AuthError::KeysUnavailable => "keys_unavailable",
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{0}: {1}")]
-    Read(String, String),
+    /// The key source (a file or URL) could not be read or parsed.
+    #[error("cannot read the keys in {from}")]
+    Read {
+        from: String,
+        #[source]
+        source: crate::error::Cause,
+    },
     #[error("no usable key in {0}")]
     NoKey(String),
 }
@@ -153,12 +155,17 @@ impl JwtVerifier {
             )])),
             KeySource::File(path) => {
                 let name = path.display().to_string();
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| KeyError::Read(name.clone(), e.to_string()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| KeyError::Read {
+                    from: name.clone(),
+                    source: crate::error::cause(e),
+                })?;
                 if text.trim_start().starts_with("-----BEGIN") {
                     let key = DecodingKey::from_rsa_pem(text.as_bytes())
                         .or_else(|_| DecodingKey::from_ec_pem(text.as_bytes()))
-                        .map_err(|e| KeyError::Read(name.clone(), e.to_string()))?;
+                        .map_err(|e| KeyError::Read {
+                            from: name.clone(),
+                            source: crate::error::cause(e),
+                        })?;
                     return Ok(HashMap::from([(String::new(), Arc::new(key))]));
                 }
                 keys_of(&text, &name)
@@ -170,10 +177,16 @@ impl JwtVerifier {
                     .send()
                     .await
                     .and_then(|r| r.error_for_status())
-                    .map_err(|e| KeyError::Read(url.clone(), e.to_string()))?
+                    .map_err(|e| KeyError::Read {
+                        from: url.clone(),
+                        source: crate::error::cause(e),
+                    })?
                     .text()
                     .await
-                    .map_err(|e| KeyError::Read(url.clone(), e.to_string()))?;
+                    .map_err(|e| KeyError::Read {
+                        from: url.clone(),
+                        source: crate::error::cause(e),
+                    })?;
                 keys_of(&text, url)
             }
         }
@@ -199,7 +212,7 @@ impl JwtVerifier {
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "JWKS fetch failed; the known keys stay");
+                tracing::warn!(error = %crate::error::Chain(&e), "JWKS fetch failed; the known keys stay");
                 false
             }
         }
@@ -276,8 +289,10 @@ fn mentions_none_alg(segment: &str) -> bool {
 }
 
 fn keys_of(text: &str, name: &str) -> Result<Keys, KeyError> {
-    let set: JwkSet =
-        serde_json::from_str(text).map_err(|e| KeyError::Read(name.to_owned(), e.to_string()))?;
+    let set: JwkSet = serde_json::from_str(text).map_err(|e| KeyError::Read {
+        from: name.to_owned(),
+        source: crate::error::cause(e),
+    })?;
     let keys: Keys = set
         .keys
         .iter()

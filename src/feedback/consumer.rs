@@ -66,7 +66,7 @@ impl LocalConsumer {
         let records = self
             .log
             .read(from, self.batch)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(|e| StoreError::Unavailable(crate::error::cause(e)))?;
         let mut progress = Progress::default();
         let mut next = from;
         for record in records {
@@ -141,10 +141,7 @@ impl Consumer {
     /// Folds what is available now (one batch of the local log; every shard of the stream).
     pub async fn pass(&self) -> Result<Progress, FeedbackError> {
         match self {
-            Consumer::Local(c) => c
-                .pass()
-                .await
-                .map_err(|e| FeedbackError::Io(format!("profile store: {e}"))),
+            Consumer::Local(c) => c.pass().await.map_err(FeedbackError::Store),
             Consumer::Kinesis(c) => c.pass().await,
         }
     }
@@ -169,7 +166,9 @@ impl Consumer {
                         continue; // more is waiting
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "feedback consumer: retrying after a failure"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::Chain(&e), "feedback consumer: retrying after a failure")
+                }
             }
             if last_report.elapsed() >= REPORT_EVERY {
                 let secs = last_report.elapsed().as_secs_f64();
@@ -191,7 +190,7 @@ impl Consumer {
             }
         }
         if let Err(e) = self.pass().await {
-            tracing::warn!(error = %e, "feedback consumer: last pass failed; the checkpoint keeps its place");
+            tracing::warn!(error = %crate::error::Chain(&e), "feedback consumer: last pass failed; the checkpoint keeps its place");
         }
     }
 

@@ -11,12 +11,15 @@
 //! Consuming: `KinesisConsumer` reads every shard, parents before children after a reshard,
 //! from its checkpoint (or TRIM_HORIZON), and folds each event in exactly once.
 
-use super::{Delivery, FeedbackError, FeedbackEvent, FeedbackSink, LocalLog, Progress};
+use super::{
+    Delivery, FeedbackError, FeedbackEvent, FeedbackSink, LocalLog, Progress, StreamFault,
+};
 use crate::domain::TrackLookup;
+use crate::error::message;
 use crate::store::{ProfileStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
     PutRecordsRequestEntry, Shard, ShardIteratorType, StreamMode, StreamModeDetails,
@@ -101,7 +104,7 @@ async fn create_stream(client: &Client, stream: &str) -> Result<bool, FeedbackEr
     let mode = StreamModeDetails::builder()
         .stream_mode(StreamMode::OnDemand)
         .build()
-        .map_err(kinesis_error)?;
+        .map_err(build_error)?;
     let created = match client
         .create_stream()
         .stream_name(stream)
@@ -111,7 +114,7 @@ async fn create_stream(client: &Client, stream: &str) -> Result<bool, FeedbackEr
     {
         Ok(_) => true,
         Err(e) if e.code() == Some("ResourceInUseException") => false,
-        Err(e) => return Err(kinesis_error(DisplayErrorContext(e))),
+        Err(e) => return Err(stream_error(e)),
     };
     for _ in 0..100 {
         let summary = client
@@ -119,7 +122,7 @@ async fn create_stream(client: &Client, stream: &str) -> Result<bool, FeedbackEr
             .stream_name(stream)
             .send()
             .await
-            .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+            .map_err(stream_error)?;
         let active = summary
             .stream_description_summary()
             .map(|d| d.stream_status().as_str() == "ACTIVE")
@@ -129,13 +132,61 @@ async fn create_stream(client: &Client, stream: &str) -> Result<bool, FeedbackEr
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(FeedbackError::Io(format!(
-        "stream {stream} did not become active"
-    )))
+    Err(FeedbackError::Stream {
+        kind: StreamFault::Transient,
+        source: message(format!("stream {stream} did not become active")),
+    })
 }
 
-fn kinesis_error(e: impl std::fmt::Display) -> FeedbackError {
-    FeedbackError::Io(format!("kinesis: {e}"))
+/// A request the SDK could not even build: retrying it changes nothing.
+fn build_error(e: impl std::fmt::Display) -> FeedbackError {
+    FeedbackError::Stream {
+        kind: StreamFault::Permanent,
+        source: message(format!("invalid request: {e}")),
+    }
+}
+
+/// SDK errors -> `FeedbackError::Stream`, sorted by what a retry can do. The SDK's error stays
+/// here: callers get its text, not its type.
+fn stream_error<E, R>(e: SdkError<E, R>) -> FeedbackError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let kind = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StreamFault::Transient
+        }
+        SdkError::ServiceError(s) => fault_of(s.err().code()),
+        _ => StreamFault::Permanent,
+    };
+    FeedbackError::Stream {
+        kind,
+        source: message(DisplayErrorContext(&e).to_string()),
+    }
+}
+
+/// A Kinesis error code's fault: throttling, a request that can never succeed, or the rest
+/// (the service's own trouble), which a retry may get past.
+fn fault_of(code: Option<&str>) -> StreamFault {
+    const THROTTLING: [&str; 3] = [
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "ThrottlingException",
+    ];
+    const PERMANENT: [&str; 6] = [
+        "ResourceNotFoundException",
+        "InvalidArgumentException",
+        "ValidationException",
+        "AccessDeniedException",
+        "ResourceInUseException",
+        "ExpiredIteratorException",
+    ];
+    match code {
+        Some(c) if THROTTLING.contains(&c) => StreamFault::Throttled,
+        Some(c) if PERMANENT.contains(&c) => StreamFault::Permanent,
+        _ => StreamFault::Transient,
+    }
 }
 
 pub struct KinesisSink {
@@ -262,7 +313,7 @@ impl Shipper {
             let next = match self.ship_batch(from).await {
                 Ok(next) => next,
                 Err(e) => {
-                    tracing::error!(error = %e, "feedback: cannot read the spool");
+                    tracing::error!(error = %crate::error::Chain(&e), "feedback: cannot read the spool");
                     tokio::time::sleep(RETRY_CAP).await;
                     continue;
                 }
@@ -275,14 +326,14 @@ impl Shipper {
             match done.await {
                 Ok((written, discarded)) => {
                     if let Err(e) = written {
-                        tracing::error!(error = %e, "feedback: cannot record the shipped position");
+                        tracing::error!(error = %crate::error::Chain(&e), "feedback: cannot record the shipped position");
                     }
                     if let Err(e) = discarded {
-                        tracing::warn!(error = %e, "feedback: cannot remove shipped spool segments");
+                        tracing::warn!(error = %crate::error::Chain(&e), "feedback: cannot remove shipped spool segments");
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "feedback: the spool bookkeeping task failed")
+                    tracing::error!(error = %crate::error::Chain(&e), "feedback: the spool bookkeeping task failed")
                 }
             }
             self.shipped.store(next, Ordering::Release);
@@ -295,7 +346,7 @@ impl Shipper {
         let spool = self.spool.clone();
         let records = tokio::task::spawn_blocking(move || spool.read(from, MAX_BATCH_RECORDS))
             .await
-            .map_err(|e| FeedbackError::Io(format!("the spool reader failed: {e}")))??;
+            .map_err(|e| FeedbackError::Io(crate::error::cause(e)))??;
         let batch = select_batch(from, records)?;
         let next = batch.next;
         let mut pending: Vec<PutRecordsRequestEntry> = batch
@@ -306,7 +357,7 @@ impl Shipper {
                     .data(Blob::new(data))
                     .partition_key(key)
                     .build()
-                    .map_err(kinesis_error)
+                    .map_err(build_error)
             })
             .collect::<Result<_, _>>()?;
         let mut attempt = 0u32;
@@ -379,7 +430,8 @@ fn select_batch(from: u64, records: Vec<super::Record>) -> Result<Batch, Feedbac
             next = record.offset + 1;
             continue;
         };
-        let data = serde_json::to_vec(&event).map_err(|e| FeedbackError::Encode(e.to_string()))?;
+        let data = serde_json::to_vec(&event)
+            .map_err(|e| FeedbackError::Encode(crate::error::cause(e)))?;
         let size = data.len() + event.user_id.len();
         if !taken.is_empty() && bytes + size > MAX_BATCH_BYTES {
             break;
@@ -495,13 +547,13 @@ impl KinesisConsumer {
                 .limit(1000)
                 .send()
                 .await
-                .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+                .map_err(stream_error)?;
             let records = out.records();
             let mut last: Option<String> = None;
             for record in records {
                 match serde_json::from_slice::<FeedbackEvent>(record.data().as_ref()) {
                     Err(e) => {
-                        tracing::warn!(shard, sequence = record.sequence_number(), error = %e, "feedback: malformed record skipped");
+                        tracing::warn!(shard, sequence = record.sequence_number(), error = %crate::error::Chain(&e), "feedback: malformed record skipped");
                         metrics::counter!("encore_consumer_events_total", "outcome" => "malformed")
                             .increment(1);
                         progress.malformed += 1;
@@ -564,10 +616,7 @@ async fn shard_iterator(
             .starting_sequence_number(seq),
         None => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
     };
-    let out = call
-        .send()
-        .await
-        .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+    let out = call.send().await.map_err(stream_error)?;
     Ok(out.shard_iterator().map(str::to_owned))
 }
 
@@ -581,10 +630,7 @@ async fn list_shards(client: &Client, stream: &str) -> Result<Vec<Shard>, Feedba
             Some(t) => call.next_token(t),
             None => call.stream_name(stream),
         };
-        let out = call
-            .send()
-            .await
-            .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+        let out = call.send().await.map_err(stream_error)?;
         shards.extend(out.shards().iter().cloned());
         match out.next_token() {
             Some(t) => token = Some(t.to_owned()),
@@ -608,7 +654,7 @@ async fn scan_stream(
                 .limit(10_000)
                 .send()
                 .await
-                .map_err(|e| kinesis_error(DisplayErrorContext(e)))?;
+                .map_err(stream_error)?;
             for record in out.records() {
                 match serde_json::from_slice::<FeedbackEvent>(record.data().as_ref()) {
                     Ok(event) => each(event),
@@ -626,7 +672,7 @@ async fn scan_stream(
 }
 
 fn store_error(e: StoreError) -> FeedbackError {
-    FeedbackError::Io(format!("profile store: {e}"))
+    FeedbackError::Store(e)
 }
 
 #[cfg(test)]

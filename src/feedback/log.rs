@@ -136,7 +136,7 @@ impl FeedbackSink for LocalLog {
             Err(e) => {
                 metrics::counter!("encore_feedback_failed_total", "reason" => "encode")
                     .increment(1);
-                let _ = tx.send(Err(FeedbackError::Encode(e.to_string())));
+                let _ = tx.send(Err(FeedbackError::Encode(crate::error::cause(e))));
             }
         }
         Delivery(rx)
@@ -182,10 +182,10 @@ fn lock(dir: &Path) -> Result<File, FeedbackError> {
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(FeedbackError::Io(format!(
+                return Err(FeedbackError::Io(crate::error::message(format!(
                     "{}: the log is in use by another writer",
                     path.display()
-                )));
+                ))));
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&path, e)),
         }
@@ -210,7 +210,7 @@ impl Writer {
             }
             let outcome = self.append(&batch);
             if let Err(e) = &outcome {
-                tracing::error!(error = %e, "feedback log: a batch could not be written");
+                tracing::error!(error = %crate::error::Chain(e), "feedback log: a batch could not be written");
             }
             for append in batch {
                 let ack = match append {
@@ -259,7 +259,7 @@ impl Writer {
 }
 
 fn io(path: &Path, e: std::io::Error) -> FeedbackError {
-    FeedbackError::Io(format!("{}: {e}", path.display()))
+    FeedbackError::Io(crate::error::message(format!("{}: {e}", path.display())))
 }
 
 fn segment_path(dir: &Path, base: u64) -> PathBuf {

@@ -20,6 +20,7 @@ pub use quality::{KEPT_MINUTES, ObservedSink, Quality, QualitySettings, Tally, V
 
 pub use crate::domain::Source;
 
+use crate::error::Cause;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
@@ -27,12 +28,41 @@ use tokio::sync::oneshot;
 pub enum FeedbackError {
     #[error("feedback sink is closed")]
     Closed,
-    #[error("event could not be encoded: {0}")]
-    Encode(String),
-    #[error("feedback storage failed: {0}")]
-    Io(String),
+    #[error("an event could not be encoded")]
+    Encode(#[source] Cause),
+    #[error("feedback storage failed")]
+    Io(#[source] Cause),
+    /// What is damaged, and where.
     #[error("feedback log is damaged: {0}")]
     Corrupt(String),
+    #[error("a Kinesis call failed ({kind})")]
+    Stream {
+        kind: StreamFault,
+        #[source]
+        source: Cause,
+    },
+    #[error("the profile store failed")]
+    Store(#[source] crate::store::StoreError),
+}
+
+/// How a failed stream call failed, as the DynamoDB adapter sorts its errors: worth retrying
+/// soon, throttled (retry after a backoff), or not going to work by retrying (a missing
+/// stream, a refused request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFault {
+    Transient,
+    Throttled,
+    Permanent,
+}
+
+impl std::fmt::Display for StreamFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StreamFault::Transient => "transient",
+            StreamFault::Throttled => "throttled",
+            StreamFault::Permanent => "permanent",
+        })
+    }
 }
 
 /// Resolves once the event is durable (the sink acknowledged it). The request paths wait on

@@ -3,6 +3,7 @@
 //! they happen, never sent. The request id is the one `request_id` gave the request.
 
 use crate::api::auth::AuthError;
+use crate::error::{Cause, Chain};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,8 +25,6 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(AuthError),
-    #[error("{0}")]
-    Forbidden(String),
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -36,14 +35,24 @@ pub enum ApiError {
     Unprocessable { message: String, details: Value },
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
-    #[error("{0} is unavailable")]
-    Unavailable(String),
+    /// A dependency failed or is off. The cause, when there is one, is logged once when the
+    /// answer is rendered and never sent.
+    #[error("{what} is unavailable")]
+    Unavailable { what: String, cause: Option<Cause> },
     /// A bug: the handler panicked. The cause is logged, never sent.
     #[error("internal error")]
     Internal,
 }
 
 impl ApiError {
+    /// `what` is off or busy, with no error underneath.
+    pub fn unavailable(what: impl Into<String>) -> Self {
+        ApiError::Unavailable {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
     pub fn unprocessable(message: impl Into<String>) -> Self {
         ApiError::Unprocessable {
             message: message.into(),
@@ -55,13 +64,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -70,13 +78,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized(e) => e.label(),
-            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge => "payload_too_large",
             ApiError::Unprocessable { .. } => "unprocessable",
             ApiError::TooManyRequests { .. } => "rate_limited",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal => "internal",
         }
     }
@@ -84,6 +91,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Unavailable {
+            what,
+            cause: Some(cause),
+        } = &self
+        {
+            tracing::error!(error = %Chain(cause.as_ref()), "{what} failed");
+        }
         let details = match &self {
             ApiError::Unprocessable { details, .. } => details.clone(),
             _ => Value::Null,

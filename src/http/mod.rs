@@ -43,7 +43,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let shed = tower::ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
             metrics::counter!("encore_http_shed_total").increment(1);
-            ApiError::Unavailable("the server (too busy, try again)".into())
+            ApiError::unavailable("the server (too busy, try again)")
         }))
         .load_shed()
         .layer(GlobalConcurrencyLimitLayer::new(

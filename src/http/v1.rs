@@ -101,8 +101,8 @@ impl FromRequestParts<AppState> for User {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let api = &state.0.api;
         let Some(verifier) = &api.verifier else {
-            return Err(ApiError::Unavailable(
-                "the mobile API (no token verifier is configured)".into(),
+            return Err(ApiError::unavailable(
+                "the mobile API (no token verifier is configured)",
             ));
         };
         let token = parts
@@ -167,7 +167,10 @@ impl From<MobileError> for ApiError {
             MobileError::NoMatch => ApiError::unprocessable("no track matches the request"),
             MobileError::NotFound => ApiError::NotFound,
             MobileError::Conflict(m) => ApiError::Conflict(m),
-            MobileError::Unavailable(what) => ApiError::Unavailable(what),
+            MobileError::Unavailable { what, source } => ApiError::Unavailable {
+                what: what.to_owned(),
+                cause: Some(source),
+            },
         }
     }
 }

@@ -29,10 +29,10 @@ impl EventSource {
 /// records were not events.
 pub fn read_log(dir: &Path, mut each: impl FnMut(FeedbackEvent)) -> Result<u64, FeedbackError> {
     if !dir.is_dir() {
-        return Err(FeedbackError::Io(format!(
+        return Err(FeedbackError::Io(crate::error::message(format!(
             "no feedback log in {}",
             dir.display()
-        )));
+        ))));
     }
     let mut malformed = 0;
     let mut next = 0;

@@ -36,10 +36,21 @@ pub struct Interactions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("{0}: {1}")]
-    Read(String, String),
+    #[error("cannot read {path}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: crate::error::Cause,
+    },
     #[error("no usable interactions in {0}")]
     Empty(String),
+}
+
+fn read_error(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> TrainError {
+    TrainError::Read {
+        path: path.to_owned(),
+        source: crate::error::cause(e),
+    }
 }
 
 impl Interactions {
@@ -99,14 +110,14 @@ impl Interactions {
     /// recognised and may name the columns in any order). Timestamps are integers or
     /// RFC 3339; a missing rating counts 1. Bad rows are kept in `bad` with their line.
     pub fn read_csv(&mut self, path: &Path) -> Result<(), TrainError> {
-        let fail =
-            |e: &dyn std::fmt::Display| TrainError::Read(path.display().to_string(), e.to_string());
-        let size = std::fs::metadata(path).map_err(|e| fail(&e))?.len();
+        let size = std::fs::metadata(path)
+            .map_err(|e| read_error(path, e))?
+            .len();
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .from_path(path)
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| read_error(path, e))?;
         let bar = progress_bytes(size, "reading interactions");
         let mut columns = [0usize, 1, 2, 3];
         let mut record = csv::StringRecord::new();
@@ -186,8 +197,6 @@ impl Interactions {
     /// Adds the positive events of a feedback log: a finished play counts 1, a like 3.
     /// Skips, dislikes and the rest carry no positive signal for implicit ALS.
     pub fn read_feedback_log(&mut self, dir: &Path) -> Result<(), TrainError> {
-        let fail =
-            |e: &dyn std::fmt::Display| TrainError::Read(dir.display().to_string(), e.to_string());
         // Read without the log's lock: a server may keep writing it.
         super::events::read_log(dir, |event| {
             let weight = match event.kind {
@@ -198,7 +207,7 @@ impl Interactions {
             let ts = parse_ts(&event.occurred_at).unwrap_or_default();
             self.push(&event.user_id, &event.track_id.0, ts, weight);
         })
-        .map_err(|e| fail(&e))?;
+        .map_err(|e| read_error(dir, e))?;
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! coalesces them). A like or dislike forgets the listener's lists by moving them to a new
 //! generation, which also discards an answer computed while the opinion was being recorded.
 
-use super::{RecommendError, RecommendRequest, Recommendation, Recommender};
+use super::{Ranked, RecommendError, RecommendRequest, Recommendation, Recommender};
 use crate::domain::{Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use moka::future::Cache;
@@ -50,13 +50,6 @@ impl CachedRecommender {
     }
 }
 
-fn copy_error(e: &RecommendError) -> RecommendError {
-    match e {
-        RecommendError::NoMatch(s) => RecommendError::NoMatch(s.clone()),
-        RecommendError::Unavailable(m) => RecommendError::Unavailable(m.clone()),
-    }
-}
-
 #[async_trait]
 impl Recommender for CachedRecommender {
     async fn recommend(&self, req: RecommendRequest<'_>) -> Result<Recommendation, RecommendError> {
@@ -77,7 +70,7 @@ impl Recommender for CachedRecommender {
             .entry(key)
             .or_try_insert_with(async { self.inner.recommend(full).await.map(Arc::new) })
             .await
-            .map_err(|e| copy_error(&e))?;
+            .map_err(|e| RecommendError::clone(&e))?;
         Self::count(if entry.is_fresh() { "miss" } else { "hit" });
         let cached = entry.into_value();
         let excluded: HashSet<&TrackId> = req.exclude.iter().collect();
@@ -88,11 +81,12 @@ impl Recommender for CachedRecommender {
             .take(req.limit)
             .cloned()
             .collect();
-        if tracks.len() < req.limit.min(cached.tracks.len()) && !req.exclude.is_empty() {
+        let used_up = tracks.len() < req.limit.min(cached.tracks.len()) && !req.exclude.is_empty();
+        let Some(tracks) = Ranked::new(tracks).filter(|_| !used_up) else {
             // The cached list is used up by what is queued: rank afresh around it.
             Self::count("bypass");
             return self.inner.recommend(req).await;
-        }
+        };
         Ok(Recommendation {
             id: cached.id.clone(),
             model_version: cached.model_version.clone(),

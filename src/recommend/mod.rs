@@ -46,15 +46,44 @@ pub struct Recommendation {
     /// The A/B experiment and the arm of it that served this list.
     pub experiment: String,
     pub variant: String,
-    pub tracks: Vec<Arc<Track>>,
+    pub tracks: Ranked,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// A ranked list with a first track: a recommender answers with one or with an error, so no
+/// caller has to promise that a list is not empty. Reads as a slice.
+#[derive(Debug, Clone)]
+pub struct Ranked(Vec<Arc<Track>>);
+
+impl Ranked {
+    /// The list, or `None` when it is empty.
+    pub fn new(tracks: Vec<Arc<Track>>) -> Option<Self> {
+        (!tracks.is_empty()).then_some(Ranked(tracks))
+    }
+
+    /// The track that plays first.
+    pub fn first(&self) -> &Arc<Track> {
+        &self.0[0]
+    }
+
+    pub fn into_vec(self) -> Vec<Arc<Track>> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Ranked {
+    type Target = [Arc<Track>];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// Why there is no list. A recommender that cannot rank (a remote endpoint that fails, a
+/// broken model) falls back to the catalog instead of failing, so nothing else is an error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RecommendError {
     #[error("no track matches {0:?}")]
     NoMatch(Selection),
-    #[error("the recommender is unavailable: {0}")]
-    Unavailable(String),
 }
 
 #[async_trait]

@@ -20,7 +20,8 @@ use super::catalog::{Catalog, TrackIx, best_first, likeness, normalize};
 use super::model::dot;
 use super::serving::{Experiment, ModelSet, ServedModel};
 use super::{
-    RecommendError, RecommendRequest, Recommendation, Recommender, mood_target, recommendation_id,
+    Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, mood_target,
+    recommendation_id,
 };
 use crate::domain::{Profile, Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
@@ -364,6 +365,8 @@ impl Recommender for CatalogRecommender {
             req.limit,
             self.settings.max_artist_run,
         );
+        let tracks =
+            Ranked::new(tracks).ok_or_else(|| RecommendError::NoMatch(req.selection.clone()))?;
         Ok(Recommendation {
             id: recommendation_id(),
             model_version: model

@@ -9,7 +9,9 @@
 //! response `{"model_version", "experiment"?, "variant"?, "recommendation_id"?, "track_ids": [ids]}`
 
 use super::rank::CatalogRecommender;
-use super::{RecommendError, RecommendRequest, Recommendation, Recommender, recommendation_id};
+use super::{
+    Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, recommendation_id,
+};
 use crate::domain::{Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -221,9 +223,9 @@ impl Recommender for RemoteRecommender {
             })
             .take(req.limit)
             .collect();
-        if tracks.is_empty() {
+        let Some(tracks) = Ranked::new(tracks) else {
             return self.fallback(req, "no known track in the answer").await;
-        }
+        };
         metrics::counter!("encore_remote_recommender_total", "outcome" => "ok").increment(1);
         Ok(Recommendation {
             id: answer.recommendation_id.unwrap_or_else(recommendation_id),

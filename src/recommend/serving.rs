@@ -318,10 +318,10 @@ impl ModelSet {
                 match tokio::task::spawn_blocking(move || set.reload()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => {
-                        tracing::error!(error = %e, "model reload failed; the served models stay")
+                        tracing::error!(error = %crate::error::Chain(&e), "model reload failed; the served models stay")
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "model reload panicked; the served models stay")
+                        tracing::error!(error = %crate::error::Chain(&e), "model reload panicked; the served models stay")
                     }
                 }
             }

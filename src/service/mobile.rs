@@ -28,15 +28,23 @@ pub enum MobileError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
-    #[error("a backend is unavailable: {0}")]
-    Unavailable(String),
+    /// A backend failed; `what` names it for the client, the source says why (logged where
+    /// the error is answered, never sent).
+    #[error("{what} is unavailable")]
+    Unavailable {
+        what: &'static str,
+        #[source]
+        source: crate::error::Cause,
+    },
 }
 
 impl From<StoreError> for MobileError {
     fn from(e: StoreError) -> Self {
         count_store_error("mobile", &e);
-        tracing::error!(error = %e, "store call failed on the mobile path");
-        MobileError::Unavailable("the profile store".into())
+        MobileError::Unavailable {
+            what: "the profile store",
+            source: crate::error::cause(e),
+        }
     }
 }
 
@@ -44,7 +52,6 @@ impl From<RecommendError> for MobileError {
     fn from(e: RecommendError) -> Self {
         match e {
             RecommendError::NoMatch(_) => MobileError::NoMatch,
-            RecommendError::Unavailable(m) => MobileError::Unavailable(m),
         }
     }
 }
@@ -157,10 +164,8 @@ impl Service {
                     limit: MAX_PLAYLIST_TRACKS,
                 })
                 .await;
-            match rec {
-                Ok(rec) => lists.push(rec.tracks),
-                Err(RecommendError::NoMatch(_)) => {}
-                Err(e) => return Err(e.into()),
+            if let Ok(rec) = rec {
+                lists.push(rec.tracks.into_vec());
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -236,9 +241,9 @@ impl Service {
             }
         }
         for d in deliveries {
-            d.durable().await.map_err(|e| {
-                tracing::error!(error = %e, "feedback batch not made durable");
-                MobileError::Unavailable("the feedback sink".into())
+            d.durable().await.map_err(|e| MobileError::Unavailable {
+                what: "the feedback sink",
+                source: crate::error::cause(e),
             })?;
         }
         Ok(results)

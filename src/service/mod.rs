@@ -1,10 +1,16 @@
-//! The use cases. A `Command` (what the listener or the device asked) goes in with the
-//! listener and the player's state; an `Outcome` (what to say, what to play, whether the
-//! session goes on) comes out. No wire format and no storage engine is known here.
+//! The use cases, one file each: `play` (a selection as a new queue), `navigate` (the
+//! persisted queue), `opinion` (likes and dislikes), `reports` (what the device reports),
+//! `mobile` (the app's operations), over `ctx` (one command's context). A `Command` (what
+//! the listener or the device asked) goes in with the listener and the player's state; an
+//! `Outcome` (what to say, what to play, whether the session goes on) comes out. No wire format and no storage engine is known here.
 
 mod command;
+mod ctx;
 mod mobile;
-mod playback;
+mod navigate;
+mod opinion;
+mod play;
+mod reports;
 
 pub use command::{
     Command, Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind, PlayerState, Reply,
@@ -15,17 +21,19 @@ pub use mobile::{
     Preferences,
 };
 
-use crate::domain::{Listener, Profile, Queue, QueueKey, Selection, Token, Track, TrackId};
-use crate::feedback::{EventContext, EventKind, FeedbackEvent, FeedbackSink};
+use crate::domain::{Listener, QueueKey};
+use crate::feedback::FeedbackSink;
 use crate::recommend::{RecommendError, RecommendRequest, Recommender};
-use crate::store::{ProfileStore, StoreError, update_profile};
+use crate::store::{ProfileStore, StoreError};
+use ctx::Ctx;
+use navigate::{Mode, Step};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How many tracks a new queue starts with, and how many a refill adds.
 pub const QUEUE_LENGTH: usize = 25;
 /// How many upcoming tracks an outcome lists for text clients.
-const UPCOMING: usize = 5;
+pub(crate) const UPCOMING: usize = 5;
 
 pub struct Service {
     store: Arc<dyn ProfileStore>,
@@ -100,14 +108,14 @@ impl Service {
         let store = async {
             match tokio::time::timeout(within, self.store.profile("encore-readiness-probe")).await {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Err(e)) => Err(crate::error::Chain(&e).to_string()),
                 Err(_) => Err("no answer in time".to_owned()),
             }
         };
         let feedback = async {
             match tokio::time::timeout(within, self.feedback.flush()).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Err(e)) => Err(crate::error::Chain(&e).to_string()),
                 Err(_) => Err("no answer in time".to_owned()),
             }
         };
@@ -160,423 +168,5 @@ impl Service {
             Command::Loop(on) => ctx.set_mode(Mode::Loop(on)).await,
             Command::Playback(event) => ctx.playback_event(event).await,
         }
-    }
-}
-
-/// One command's context.
-struct Ctx<'a> {
-    service: &'a Service,
-    listener: &'a Listener,
-    player: &'a PlayerState,
-    key: QueueKey,
-}
-
-enum Step {
-    Next,
-    Previous,
-    Again,
-}
-
-enum Mode {
-    Shuffle(bool),
-    Loop(bool),
-}
-
-impl Ctx<'_> {
-    fn store(&self) -> &dyn ProfileStore {
-        self.service.store.as_ref()
-    }
-
-    fn track(&self, queue: &Queue, pos: usize) -> Option<Arc<Track>> {
-        self.service
-            .recommender
-            .track(queue.track(queue.index_at(pos)))
-    }
-
-    /// Records an event about `track`, from `queue` (whose recommendation it names) when it is
-    /// known. It hands the event to the feedback sink and waits, within the store budget,
-    /// until it is durable: an answer to the device then means the event will not be lost. A
-    /// sink slower than that does not hold the answer back (the event is still on its way).
-    async fn emit(
-        &self,
-        queue: Option<&Queue>,
-        track: &TrackId,
-        kind: EventKind,
-        position_ms: u64,
-    ) {
-        let context = queue.map_or_else(EventContext::default, |queue| {
-            EventContext::new(
-                &queue.selection,
-                &queue.recommendation_id,
-                &queue.model_version,
-                &queue.experiment,
-                &queue.variant,
-            )
-        });
-        let event = FeedbackEvent::new(
-            &self.listener.user_id,
-            &self.listener.device_id,
-            track,
-            kind,
-            position_ms,
-            context,
-            self.listener.source,
-        );
-        metrics::counter!("encore_feedback_events_total", "kind" => kind.as_str()).increment(1);
-        let delivery = self.service.feedback.send(event);
-        match tokio::time::timeout(self.service.settings.store_budget, delivery.durable()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(user_id = %self.listener.user_id, error = %e, "feedback event not made durable")
-            }
-            Err(_) => {
-                tracing::warn!(user_id = %self.listener.user_id, "feedback event not yet durable at the store budget; answering anyway")
-            }
-        }
-    }
-
-    /// Runs a store call within the voice path's budget; a failure (a call over budget is a
-    /// timeout) is counted under `operation` and returned.
-    async fn within<T>(
-        &self,
-        operation: &'static str,
-        call: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let result = tokio::time::timeout(self.service.settings.store_budget, call)
-            .await
-            .unwrap_or(Err(StoreError::Timeout));
-        if let Err(e) = &result {
-            count_store_error(operation, e);
-        }
-        result
-    }
-
-    /// The profile, or none when the store fails or is slower than the budget: the listener
-    /// is then served as a new one (and nothing is written back over the stored profile).
-    async fn profile(&self) -> Option<Profile> {
-        match self
-            .within("profile_read", self.store().profile(&self.listener.user_id))
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(user_id = %self.listener.user_id, error = %e, "profile unavailable, serving as a new listener");
-                None
-            }
-        }
-    }
-
-    /// Reads, changes and writes the profile (see `store::update_profile`) within the budget.
-    async fn update_profile(
-        &self,
-        change: impl FnMut(&mut Profile) + Send,
-    ) -> Result<Profile, StoreError> {
-        let update = update_profile(self.store(), &self.listener.user_id, change);
-        self.within("profile_write", update).await
-    }
-
-    async fn load_queue(&self) -> Result<Option<Queue>, StoreError> {
-        let queue = self
-            .within("queue_read", self.store().queue(&self.key))
-            .await
-            .inspect_err(|e| {
-                tracing::error!(user_id = %self.listener.user_id, error = %e, "queue unavailable");
-            })?;
-        Ok(queue.filter(|q| {
-            let ok = q.is_consistent();
-            if !ok {
-                tracing::error!(user_id = %self.listener.user_id, queue = q.id, "stored queue is inconsistent, ignored");
-            }
-            ok
-        }))
-    }
-
-    async fn save_queue(&self, queue: &Queue) {
-        if let Err(e) = self
-            .within("queue_write", self.store().put_queue(&self.key, queue))
-            .await
-        {
-            tracing::error!(user_id = %self.listener.user_id, error = %e, "queue not saved");
-        }
-    }
-
-    async fn play(&self, selection: Selection) -> Outcome {
-        let profile = self.profile().await;
-        let request = RecommendRequest {
-            user_id: &self.listener.user_id,
-            selection: &selection,
-            profile: profile.as_ref(),
-            exclude: &[],
-            limit: QUEUE_LENGTH,
-        };
-        let rec = match self.service.recommend(request).await {
-            Ok(rec) => rec,
-            Err(RecommendError::NoMatch(selection)) => {
-                return Outcome::ask(Reply::NoMatch(selection));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "recommender failed");
-                return Outcome::end(Some(Reply::Trouble));
-            }
-        };
-        let first = rec.tracks[0].clone();
-        let mut queue = Queue::new(
-            selection.clone(),
-            rec.id,
-            rec.model_version,
-            rec.tracks.iter().map(|t| t.id.clone()).collect(),
-        );
-        queue.experiment = rec.experiment;
-        queue.variant = rec.variant;
-        let token = queue.token_for(0);
-        self.save_queue(&queue).await;
-        let mut outcome = Outcome::end(Some(Reply::Playing {
-            selection,
-            track: first.clone(),
-        }));
-        outcome.playback = Some(Playback::play(
-            PlayBehavior::ReplaceAll,
-            &token,
-            first,
-            0,
-            None,
-        ));
-        outcome.upcoming = rec.tracks.iter().skip(1).take(UPCOMING).cloned().collect();
-        outcome
-    }
-
-    /// The track the device is playing (by its token) or, failing that, the queue's current one.
-    async fn current(&self) -> Result<Option<(Queue, usize)>, StoreError> {
-        let Some(queue) = self.load_queue().await? else {
-            return Ok(None);
-        };
-        let pos = self
-            .player
-            .token()
-            .and_then(|t| queue.position_of(&t))
-            .unwrap_or(queue.cursor);
-        Ok(Some((queue, pos)))
-    }
-
-    async fn more_like_this(&self) -> Outcome {
-        match self.current().await {
-            Ok(Some((queue, pos))) => {
-                let seed = queue.track(queue.index_at(pos)).clone();
-                self.play(Selection::LikeTrack(seed)).await
-            }
-            Ok(None) => Outcome::ask(Reply::NothingPlaying),
-            Err(_) => Outcome::end(Some(Reply::Trouble)),
-        }
-    }
-
-    async fn what_is_playing(&self) -> Outcome {
-        match self.current().await {
-            Ok(Some((queue, pos))) => match self.track(&queue, pos) {
-                Some(track) => Outcome::end(Some(Reply::NowPlaying(track))),
-                None => Outcome::ask(Reply::NothingPlaying),
-            },
-            Ok(None) => Outcome::ask(Reply::NothingPlaying),
-            Err(_) => Outcome::end(Some(Reply::Trouble)),
-        }
-    }
-
-    async fn opinion(&self, like: bool) -> Outcome {
-        let (mut queue, pos) = match self.current().await {
-            Ok(Some(found)) => found,
-            Ok(None) => return Outcome::ask(Reply::NothingPlaying),
-            Err(_) => return Outcome::end(Some(Reply::Trouble)),
-        };
-        let Some(track) = self.track(&queue, pos) else {
-            return Outcome::ask(Reply::NothingPlaying);
-        };
-        let id = track.id.clone();
-        let stored = self
-            .update_profile(|p| if like { p.like(&id) } else { p.dislike(&id) })
-            .await;
-        if let Err(e) = stored {
-            tracing::error!(user_id = %self.listener.user_id, error = %e, "opinion not saved");
-            return Outcome::end(Some(Reply::Trouble));
-        }
-        let kind = if like {
-            EventKind::Liked
-        } else {
-            EventKind::Disliked
-        };
-        self.emit(Some(&queue), &id, kind, self.player.offset_ms)
-            .await;
-        // Lists ranked before the opinion are stale now.
-        self.service
-            .recommender
-            .forget(&self.listener.user_id)
-            .await;
-        if like {
-            return Outcome::end(Some(Reply::Liked(track)));
-        }
-        // A disliked track stops at once: the next one starts.
-        let mut outcome = self.advance(&mut queue, pos).await;
-        outcome.reply = Some(Reply::Disliked(track));
-        outcome
-    }
-
-    async fn stop(&self, said_stop: bool) -> Outcome {
-        if let Ok(Some((mut queue, pos))) = self.current().await {
-            queue.cursor = pos;
-            queue.offset_ms = self.player.offset_ms;
-            self.save_queue(&queue).await;
-        }
-        let mut outcome = Outcome::end(None);
-        outcome.playback = Some(Playback::Stop);
-        if said_stop && !self.player.is_playing() {
-            outcome.reply = Some(Reply::Goodbye);
-        }
-        outcome
-    }
-
-    async fn resume(&self) -> Outcome {
-        let mut queue = match self.load_queue().await {
-            Ok(Some(q)) => q,
-            Ok(None) => return Outcome::ask(Reply::NothingToResume),
-            Err(_) => return Outcome::end(Some(Reply::Trouble)),
-        };
-        let pos = queue.cursor;
-        let Some(track) = self.track(&queue, pos) else {
-            return Outcome::ask(Reply::NothingToResume);
-        };
-        let token = queue.token_for(pos);
-        let offset = queue.offset_ms.min(track.duration_ms);
-        self.save_queue(&queue).await;
-        let mut outcome = Outcome::end(None);
-        outcome.playback = Some(Playback::play(
-            PlayBehavior::ReplaceAll,
-            &token,
-            track,
-            offset,
-            None,
-        ));
-        outcome
-    }
-
-    async fn step(&self, step: Step) -> Outcome {
-        let (mut queue, pos) = match self.current().await {
-            Ok(Some(found)) => found,
-            Ok(None) => return Outcome::ask(Reply::NothingToResume),
-            Err(_) => return Outcome::end(Some(Reply::Trouble)),
-        };
-        match step {
-            Step::Next => self.advance(&mut queue, pos).await,
-            Step::Previous => {
-                // At the start of a queue that does not loop, "previous" restarts the track.
-                let target = queue.previous_position(pos).unwrap_or(pos);
-                self.play_position(&mut queue, target).await
-            }
-            Step::Again => self.play_position(&mut queue, pos).await,
-        }
-    }
-
-    /// Plays what follows `pos`, refilling the queue when it has run out.
-    async fn advance(&self, queue: &mut Queue, pos: usize) -> Outcome {
-        match self.next_position(queue, pos).await {
-            Some(next) => self.play_position(queue, next).await,
-            None => {
-                let mut outcome = Outcome::end(Some(Reply::EndOfQueue));
-                outcome.playback = Some(Playback::Stop);
-                outcome
-            }
-        }
-    }
-
-    async fn play_position(&self, queue: &mut Queue, pos: usize) -> Outcome {
-        let Some(track) = self.track(queue, pos) else {
-            return Outcome::end(Some(Reply::Trouble));
-        };
-        queue.move_to(pos);
-        let token = queue.token_for(pos);
-        self.save_queue(queue).await;
-        let mut outcome = Outcome::end(None);
-        outcome.upcoming = upcoming(self, queue, pos);
-        outcome.playback = Some(Playback::play(
-            PlayBehavior::ReplaceAll,
-            &token,
-            track,
-            0,
-            None,
-        ));
-        outcome
-    }
-
-    /// The position after `pos`; at the end of a queue that does not loop, more tracks of the
-    /// same selection are added first.
-    async fn next_position(&self, queue: &mut Queue, pos: usize) -> Option<usize> {
-        if let Some(next) = queue.next_position(pos) {
-            return Some(next);
-        }
-        let profile = self.profile().await;
-        let request = RecommendRequest {
-            user_id: &self.listener.user_id,
-            selection: &queue.selection,
-            profile: profile.as_ref(),
-            exclude: &queue.tracks,
-            limit: QUEUE_LENGTH,
-        };
-        match self.service.recommend(request).await {
-            Ok(rec) => {
-                queue.extend(rec.tracks.iter().map(|t| t.id.clone()));
-            }
-            Err(e) => {
-                tracing::info!(user_id = %self.listener.user_id, error = %e, "queue not refilled")
-            }
-        }
-        queue.next_position(pos)
-    }
-
-    async fn set_mode(&self, mode: Mode) -> Outcome {
-        let (mut queue, pos) = match self.current().await {
-            Ok(Some(found)) => found,
-            Ok(None) => return Outcome::ask(Reply::NothingPlaying),
-            Err(_) => return Outcome::end(Some(Reply::Trouble)),
-        };
-        queue.cursor = pos;
-        let reply = match mode {
-            Mode::Shuffle(on) => {
-                queue.set_shuffle(on, &mut rand::rng());
-                Reply::Shuffle(on)
-            }
-            Mode::Loop(on) => {
-                queue.looping = on;
-                Reply::Loop(on)
-            }
-        };
-        let mut outcome = Outcome::end(Some(reply));
-        // The device may already hold the next track of the old order: replace it.
-        if self.player.is_playing() {
-            outcome.playback = Some(match queue.next_position(pos) {
-                Some(next) => match self.track(&queue, next) {
-                    Some(track) => Playback::play(
-                        PlayBehavior::ReplaceEnqueued,
-                        &queue.token_for(next),
-                        track,
-                        0,
-                        None,
-                    ),
-                    None => Playback::ClearEnqueued,
-                },
-                None => Playback::ClearEnqueued,
-            });
-        }
-        self.save_queue(&queue).await;
-        outcome
-    }
-}
-
-fn upcoming(ctx: &Ctx<'_>, queue: &Queue, pos: usize) -> Vec<Arc<Track>> {
-    (pos + 1..queue.len())
-        .take(UPCOMING)
-        .filter_map(|p| ctx.track(queue, p))
-        .collect()
-}
-
-impl PlayerState {
-    fn token(&self) -> Option<Token> {
-        self.token.as_deref().and_then(|t| t.parse().ok())
     }
 }

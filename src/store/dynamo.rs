@@ -16,6 +16,7 @@
 use super::{Applied, ProfileChange, ProfileStore, StoreError};
 use crate::aws::AwsSettings;
 use crate::domain::{Playlist, Profile, Queue, QueueKey};
+use crate::error::{cause, message};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -211,7 +212,7 @@ impl DynamoStore {
 }
 
 fn invalid(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("invalid request: {e}"))
+    StoreError::Unavailable(message(format!("invalid request: {e}")))
 }
 
 /// SDK errors -> `StoreError`: timeouts and throttling keep their kind.
@@ -232,7 +233,8 @@ where
         SdkError::ServiceError(s) if s.err().code().is_some_and(|c| THROTTLING.contains(&c)) => {
             StoreError::Throttled
         }
-        _ => StoreError::Unavailable(DisplayErrorContext(&e).to_string()),
+        // The SDK's error stays here: callers get its text, not its type.
+        _ => StoreError::Unavailable(message(DisplayErrorContext(&e).to_string())),
     }
 }
 
@@ -263,14 +265,14 @@ fn body<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
     let text = item
         .get("body")
         .and_then(|v| v.as_s().ok())
-        .ok_or_else(|| StoreError::Corrupt("item without a body".into()))?;
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+        .ok_or_else(|| StoreError::Corrupt(message("item without a body")))?;
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(cause(e)))
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
     serde_json::to_string(value)
         .map(AttributeValue::S)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
+        .map_err(|e| StoreError::Corrupt(cause(e)))
 }
 
 impl DynamoStore {
@@ -492,7 +494,7 @@ impl ProfileStore for DynamoStore {
                         .set_key(Some(key.clone()))
                         .build()
                         .map(|d| WriteRequest::builder().delete_request(d).build())
-                        .map_err(|e| StoreError::Unavailable(e.to_string()))
+                        .map_err(|e| StoreError::Unavailable(message(e.to_string())))
                 })
                 .collect::<Result<_, _>>()?;
             for attempt in 0..8u32 {

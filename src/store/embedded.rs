@@ -12,6 +12,7 @@
 
 use super::{Applied, ProfileChange, ProfileStore, StoreError};
 use crate::domain::{Playlist, Profile, Queue, QueueKey};
+use crate::error::{cause, message};
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashMap;
@@ -116,10 +117,10 @@ impl EmbeddedStore {
     /// Opens (or creates) `dir/encore.redb` and starts its writer thread.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+            .map_err(|e| StoreError::Unavailable(message(format!("{}: {e}", dir.display()))))?;
         let path = dir.join("encore.redb");
         let db = create_waiting_for_lock(&path)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StoreError::Unavailable(message(format!("{}: {e}", path.display()))))?;
         let txn = db.begin_write().map_err(unavailable)?;
         for table in [PROFILES, QUEUES, PLAYLISTS, CHECKPOINTS] {
             txn.open_table(table).map_err(unavailable)?;
@@ -137,7 +138,9 @@ impl EmbeddedStore {
         std::thread::Builder::new()
             .name("encore-store-writer".into())
             .spawn(move || writer.run(queue))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| {
+                StoreError::Unavailable(message(format!("cannot start the writer thread: {e}")))
+            })?;
         Ok(EmbeddedStore {
             db,
             writes,
@@ -163,7 +166,7 @@ impl EmbeddedStore {
         let seq = self.unwritten.put(&key, value.clone());
         self.writes
             .send(Write::Queue(key, value, seq))
-            .map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))
+            .map_err(|_| StoreError::Unavailable(message("the store's writer has stopped")))
     }
 
     async fn submit<T>(
@@ -173,9 +176,9 @@ impl EmbeddedStore {
         let (tx, rx) = oneshot::channel();
         self.writes
             .send(make(tx))
-            .map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?;
+            .map_err(|_| StoreError::Unavailable(message("the store's writer has stopped")))?;
         rx.await
-            .map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?
+            .map_err(|_| StoreError::Unavailable(message("the store's writer has stopped")))?
     }
 }
 
@@ -237,11 +240,11 @@ impl Writer {
                 .is_some_and(|since| since.elapsed() >= DURABLE_EVERY)
                 && let Err(e) = self.make_durable()
             {
-                tracing::warn!(error = %e, "embedded store: making commits durable failed");
+                tracing::warn!(error = %crate::error::Chain(&e), "embedded store: making commits durable failed");
             }
         }
         if let Err(e) = self.make_durable() {
-            tracing::error!(error = %e, "embedded store: final flush failed");
+            tracing::error!(error = %crate::error::Chain(&e), "embedded store: final flush failed");
         }
     }
 
@@ -262,7 +265,7 @@ impl Writer {
         let mut durable_waiters = Vec::new();
         let committed = self.commit_batch(batch, &mut pending, &mut durable_waiters);
         if let Err(e) = &committed {
-            tracing::error!(error = %e, writes = pending.len(), "embedded store: a write batch failed and is lost");
+            tracing::error!(error = %crate::error::Chain(e), writes = pending.len(), "embedded store: a write batch failed and is lost");
         }
         for p in pending {
             p.answer(committed.as_ref().err(), &self.unwritten);
@@ -300,7 +303,7 @@ impl Writer {
                             None => queues.remove(key.as_str()).map(drop),
                         };
                         if let Err(e) = outcome {
-                            tracing::error!(error = %e, "embedded store: a queue write failed and is lost");
+                            tracing::error!(error = %crate::error::Chain(&e), "embedded store: a queue write failed and is lost");
                         }
                         pending.push(Pending::Queue(key, seq));
                     }
@@ -423,16 +426,16 @@ fn put_profile(
     Ok(profile.version)
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(cause(e))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(cause(e)))
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(cause(e)))
 }
 
 /// Joins key parts with the unit separator, which cannot appear in Alexa or catalog ids, so
@@ -540,7 +543,7 @@ impl ProfileStore for EmbeddedStore {
 
     async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, StoreError> {
         self.read(CHECKPOINTS, &compound_key(stream, shard))?
-            .map(|b| String::from_utf8(b).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .map(|b| String::from_utf8(b).map_err(|e| StoreError::Corrupt(cause(e))))
             .transpose()
     }
 

@@ -11,6 +11,7 @@ pub use dynamo::{DynamoSettings, DynamoStore, QUEUE_TTL, TTL_ATTRIBUTE};
 pub use embedded::EmbeddedStore;
 
 use crate::domain::{Playlist, Profile, Queue, QueueKey};
+use crate::error::Cause;
 use async_trait::async_trait;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -22,10 +23,10 @@ pub enum StoreError {
     Timeout,
     #[error("the store is throttling requests")]
     Throttled,
-    #[error("the store is unavailable: {0}")]
-    Unavailable(String),
-    #[error("a stored item could not be read: {0}")]
-    Corrupt(String),
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Cause),
+    #[error("a stored item could not be read or written")]
+    Corrupt(#[source] Cause),
 }
 
 #[async_trait]

@@ -181,3 +181,48 @@ pub async fn erasure_is_complete_and_contained(store: &dyn ProfileStore) {
     }
     store.erase_user("nobody").await.unwrap();
 }
+
+/// What every `FeedbackSink` must do: an event it acknowledged can be read back from where
+/// the sink keeps it (at least once: a stream may hold a record twice), whether the caller
+/// waited for each acknowledgement or handed many over and flushed; and a flush with nothing
+/// pending returns. `read_back` reads what the sink's backend now holds.
+pub async fn sink_keeps_what_it_acknowledged(
+    sink: &dyn encore::feedback::FeedbackSink,
+    read_back: impl AsyncFn() -> Vec<encore::feedback::FeedbackEvent>,
+) {
+    use encore::domain::Source;
+    use encore::feedback::{EventContext, EventKind, FeedbackEvent};
+    let events: Vec<FeedbackEvent> = (0..60)
+        .map(|i| {
+            FeedbackEvent::new(
+                &format!("contract-user{}", i % 7),
+                "device",
+                &TrackId(format!("t{i}")),
+                EventKind::PlayFinished,
+                200_000,
+                EventContext::default(),
+                Source::Mobile,
+            )
+        })
+        .collect();
+    for e in &events[..20] {
+        sink.send(e.clone())
+            .durable()
+            .await
+            .expect("an acknowledgement");
+    }
+    let deliveries: Vec<_> = events[20..].iter().map(|e| sink.send(e.clone())).collect();
+    sink.flush().await.expect("a flush");
+    for d in deliveries {
+        d.durable().await.expect("an acknowledgement");
+    }
+    let held: std::collections::HashSet<String> =
+        read_back().await.into_iter().map(|e| e.event_id).collect();
+    let missing: Vec<&str> = events
+        .iter()
+        .map(|e| e.event_id.as_str())
+        .filter(|id| !held.contains(*id))
+        .collect();
+    assert!(missing.is_empty(), "acknowledged but not kept: {missing:?}");
+    sink.flush().await.expect("a flush with nothing pending");
+}

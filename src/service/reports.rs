@@ -1,6 +1,7 @@
 //! Device reports: a stream started, nearly finished, finished, stopped or failed.
 
-use super::{Ctx, Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind};
+use super::ctx::Ctx;
+use super::{Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind};
 use crate::domain::Token;
 use crate::feedback::EventKind;
 

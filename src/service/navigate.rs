@@ -1,0 +1,169 @@
+//! Moving through the persisted queue: pause and stop, resume, next, previous, start over,
+//! shuffle and loop, and refilling a queue that ran out.
+
+use super::ctx::{Ctx, upcoming};
+use super::{Outcome, PlayBehavior, Playback, QUEUE_LENGTH, Reply};
+use crate::domain::Queue;
+use crate::recommend::RecommendRequest;
+
+pub(super) enum Step {
+    Next,
+    Previous,
+    Again,
+}
+
+pub(super) enum Mode {
+    Shuffle(bool),
+    Loop(bool),
+}
+
+impl Ctx<'_> {
+    pub(super) async fn stop(&self, said_stop: bool) -> Outcome {
+        if let Ok(Some((mut queue, pos))) = self.current().await {
+            queue.cursor = pos;
+            queue.offset_ms = self.player.offset_ms;
+            self.save_queue(&queue).await;
+        }
+        let mut outcome = Outcome::end(None);
+        outcome.playback = Some(Playback::Stop);
+        if said_stop && !self.player.is_playing() {
+            outcome.reply = Some(Reply::Goodbye);
+        }
+        outcome
+    }
+
+    pub(super) async fn resume(&self) -> Outcome {
+        let mut queue = match self.load_queue().await {
+            Ok(Some(q)) => q,
+            Ok(None) => return Outcome::ask(Reply::NothingToResume),
+            Err(_) => return Outcome::end(Some(Reply::Trouble)),
+        };
+        let pos = queue.cursor;
+        let Some(track) = self.track(&queue, pos) else {
+            return Outcome::ask(Reply::NothingToResume);
+        };
+        let token = queue.token_for(pos);
+        let offset = queue.offset_ms.min(track.duration_ms);
+        self.save_queue(&queue).await;
+        let mut outcome = Outcome::end(None);
+        outcome.playback = Some(Playback::play(
+            PlayBehavior::ReplaceAll,
+            &token,
+            track,
+            offset,
+            None,
+        ));
+        outcome
+    }
+
+    pub(super) async fn step(&self, step: Step) -> Outcome {
+        let (mut queue, pos) = match self.current().await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Outcome::ask(Reply::NothingToResume),
+            Err(_) => return Outcome::end(Some(Reply::Trouble)),
+        };
+        match step {
+            Step::Next => self.advance(&mut queue, pos).await,
+            Step::Previous => {
+                // At the start of a queue that does not loop, "previous" restarts the track.
+                let target = queue.previous_position(pos).unwrap_or(pos);
+                self.play_position(&mut queue, target).await
+            }
+            Step::Again => self.play_position(&mut queue, pos).await,
+        }
+    }
+
+    /// Plays what follows `pos`, refilling the queue when it has run out.
+    pub(super) async fn advance(&self, queue: &mut Queue, pos: usize) -> Outcome {
+        match self.next_position(queue, pos).await {
+            Some(next) => self.play_position(queue, next).await,
+            None => {
+                let mut outcome = Outcome::end(Some(Reply::EndOfQueue));
+                outcome.playback = Some(Playback::Stop);
+                outcome
+            }
+        }
+    }
+
+    pub(super) async fn play_position(&self, queue: &mut Queue, pos: usize) -> Outcome {
+        let Some(track) = self.track(queue, pos) else {
+            return Outcome::end(Some(Reply::Trouble));
+        };
+        queue.move_to(pos);
+        let token = queue.token_for(pos);
+        self.save_queue(queue).await;
+        let mut outcome = Outcome::end(None);
+        outcome.upcoming = upcoming(self, queue, pos);
+        outcome.playback = Some(Playback::play(
+            PlayBehavior::ReplaceAll,
+            &token,
+            track,
+            0,
+            None,
+        ));
+        outcome
+    }
+
+    /// The position after `pos`; at the end of a queue that does not loop, more tracks of the
+    /// same selection are added first.
+    pub(super) async fn next_position(&self, queue: &mut Queue, pos: usize) -> Option<usize> {
+        if let Some(next) = queue.next_position(pos) {
+            return Some(next);
+        }
+        let profile = self.profile().await;
+        let request = RecommendRequest {
+            user_id: &self.listener.user_id,
+            selection: &queue.selection,
+            profile: profile.as_ref(),
+            exclude: &queue.tracks,
+            limit: QUEUE_LENGTH,
+        };
+        match self.service.recommend(request).await {
+            Ok(rec) => {
+                queue.extend(rec.tracks.iter().map(|t| t.id.clone()));
+            }
+            Err(e) => {
+                tracing::info!(user_id = %self.listener.user_id, error = %crate::error::Chain(&e), "queue not refilled")
+            }
+        }
+        queue.next_position(pos)
+    }
+
+    pub(super) async fn set_mode(&self, mode: Mode) -> Outcome {
+        let (mut queue, pos) = match self.current().await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Outcome::ask(Reply::NothingPlaying),
+            Err(_) => return Outcome::end(Some(Reply::Trouble)),
+        };
+        queue.cursor = pos;
+        let reply = match mode {
+            Mode::Shuffle(on) => {
+                queue.set_shuffle(on, &mut rand::rng());
+                Reply::Shuffle(on)
+            }
+            Mode::Loop(on) => {
+                queue.looping = on;
+                Reply::Loop(on)
+            }
+        };
+        let mut outcome = Outcome::end(Some(reply));
+        // The device may already hold the next track of the old order: replace it.
+        if self.player.is_playing() {
+            outcome.playback = Some(match queue.next_position(pos) {
+                Some(next) => match self.track(&queue, next) {
+                    Some(track) => Playback::play(
+                        PlayBehavior::ReplaceEnqueued,
+                        &queue.token_for(next),
+                        track,
+                        0,
+                        None,
+                    ),
+                    None => Playback::ClearEnqueued,
+                },
+                None => Playback::ClearEnqueued,
+            });
+        }
+        self.save_queue(&queue).await;
+        outcome
+    }
+}

@@ -1,0 +1,72 @@
+//! Playing a selection (a mood, genre, artist, or more like the current track) as a new
+//! queue, and saying what is playing.
+
+use super::ctx::Ctx;
+use super::{Outcome, PlayBehavior, Playback, QUEUE_LENGTH, Reply, UPCOMING};
+use crate::domain::{Queue, Selection};
+use crate::recommend::{RecommendError, RecommendRequest};
+
+impl Ctx<'_> {
+    pub(super) async fn play(&self, selection: Selection) -> Outcome {
+        let profile = self.profile().await;
+        let request = RecommendRequest {
+            user_id: &self.listener.user_id,
+            selection: &selection,
+            profile: profile.as_ref(),
+            exclude: &[],
+            limit: QUEUE_LENGTH,
+        };
+        let rec = match self.service.recommend(request).await {
+            Ok(rec) => rec,
+            Err(RecommendError::NoMatch(selection)) => {
+                return Outcome::ask(Reply::NoMatch(selection));
+            }
+        };
+        let first = rec.tracks.first().clone();
+        let mut queue = Queue::new(
+            selection.clone(),
+            rec.id,
+            rec.model_version,
+            rec.tracks.iter().map(|t| t.id.clone()).collect(),
+        );
+        queue.experiment = rec.experiment;
+        queue.variant = rec.variant;
+        let token = queue.token_for(0);
+        self.save_queue(&queue).await;
+        let mut outcome = Outcome::end(Some(Reply::Playing {
+            selection,
+            track: first.clone(),
+        }));
+        outcome.playback = Some(Playback::play(
+            PlayBehavior::ReplaceAll,
+            &token,
+            first,
+            0,
+            None,
+        ));
+        outcome.upcoming = rec.tracks.iter().skip(1).take(UPCOMING).cloned().collect();
+        outcome
+    }
+
+    pub(super) async fn more_like_this(&self) -> Outcome {
+        match self.current().await {
+            Ok(Some((queue, pos))) => {
+                let seed = queue.track(queue.index_at(pos)).clone();
+                self.play(Selection::LikeTrack(seed)).await
+            }
+            Ok(None) => Outcome::ask(Reply::NothingPlaying),
+            Err(_) => Outcome::end(Some(Reply::Trouble)),
+        }
+    }
+
+    pub(super) async fn what_is_playing(&self) -> Outcome {
+        match self.current().await {
+            Ok(Some((queue, pos))) => match self.track(&queue, pos) {
+                Some(track) => Outcome::end(Some(Reply::NowPlaying(track))),
+                None => Outcome::ask(Reply::NothingPlaying),
+            },
+            Ok(None) => Outcome::ask(Reply::NothingPlaying),
+            Err(_) => Outcome::end(Some(Reply::Trouble)),
+        }
+    }
+}
