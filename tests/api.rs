@@ -168,11 +168,14 @@ impl App {
                 .unwrap(),
             None => req.body(Body::empty()).unwrap(),
         };
+        let (method, uri) = (req.method().to_string(), req.uri().to_string());
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        // Every answer a test gets is held to the document first.
+        common::openapi::document().check(&method, &uri, status.as_u16(), &body);
         Answer {
             status,
             headers,
@@ -417,8 +420,8 @@ async fn recommendations_carry_their_id_model_version_and_variant() {
     );
     assert_error(
         &app.get("/v1/me/recommendations?genre=polka", &t).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unprocessable",
+        StatusCode::NOT_FOUND,
+        "no_match",
     );
 }
 
@@ -508,14 +511,6 @@ async fn playlists_fit_the_duration_spread_artists_and_stay_with_their_owner() {
             "no name",
         ),
         (
-            json!({"name": "x", "seed_track_ids": ["nope"], "track_count": 5}),
-            "unknown seed",
-        ),
-        (
-            json!({"name": "x", "genre": "jazz", "duration_minutes": 600}),
-            "not enough jazz",
-        ),
-        (
             json!({"name": "x", "mood": "sad", "track_count": 5, "colour": "blue"}),
             "unknown field",
         ),
@@ -527,6 +522,22 @@ async fn playlists_fit_the_duration_spread_artists_and_stay_with_their_owner() {
             "{why}: {}",
             a.body
         );
+    }
+    // Well formed, but nothing in the catalog fits: 404, the way an unknown id is.
+    for (body, why) in [
+        (
+            json!({"name": "x", "seed_track_ids": ["nope"], "track_count": 5}),
+            "unknown seed track nope",
+        ),
+        (
+            json!({"name": "x", "genre": "jazz", "duration_minutes": 600}),
+            "minutes of music match",
+        ),
+    ] {
+        let a = app.post("/v1/playlists", &owner, body).await;
+        assert_error(&a, StatusCode::NOT_FOUND, "no_match");
+        let message = a.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{message}");
     }
     assert_error(
         &app.call(
@@ -592,7 +603,10 @@ async fn a_feedback_batch_keeps_the_good_events_and_names_the_bad_ones() {
             json!({"events": [{"track_id": "nope", "kind": "liked"}]}),
         )
         .await;
-    assert_eq!(all_bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A well-formed batch is accepted as a batch; its events' fates are in the body.
+    assert_eq!(all_bad.status, StatusCode::ACCEPTED);
+    assert_eq!(all_bad.body["accepted"], 0, "{}", all_bad.body);
+    assert_eq!(all_bad.body["errors"][0]["index"], 0, "{}", all_bad.body);
     let too_many: Vec<Value> = (0..501)
         .map(|_| json!({"track_id": id(0), "kind": "liked"}))
         .collect();
@@ -926,5 +940,28 @@ async fn a_linked_alexa_account_is_the_same_listener_as_the_app_user() {
         profile.body["liked"].as_array().unwrap().len(),
         1,
         "the forged token's dislike went elsewhere"
+    );
+}
+
+#[test]
+fn the_document_check_refuses_an_undeclared_status_and_a_body_off_its_schema() {
+    let doc = common::openapi::document();
+    let refused = |status: u16, body: Value| {
+        std::panic::catch_unwind(|| doc.check("GET", "/v1/me/profile", status, &body)).is_err()
+    };
+    let profile = json!({
+        "user_id": "u", "explicit_allowed": true, "preferred_genres": [], "plays": 0,
+        "finishes": 0, "skips": 0, "likes": 0, "dislikes": 0, "liked": [], "top_genres": [],
+        "top_artists": [],
+    });
+    assert!(!refused(200, profile.clone()), "a documented answer passes");
+    assert!(refused(418, profile.clone()), "an undeclared status");
+    let mut off = profile;
+    off["plays"] = json!("many");
+    assert!(refused(200, off), "a body off its schema");
+    let a_playlist = "/v1/playlists/abc?x=1";
+    assert!(
+        std::panic::catch_unwind(|| doc.check("GET", a_playlist, 200, &json!({"id": 1}))).is_err(),
+        "path templates match, and the query is ignored"
     );
 }

@@ -18,6 +18,7 @@ mod feedback;
 mod kinesis;
 mod nlu;
 mod offline;
+mod openapi;
 mod operations;
 mod properties;
 mod protocol;

@@ -2,7 +2,7 @@
 # The local DynamoDB- and Kinesis-compatible server (moto's server, from PyPI) for development
 # and tests, on loopback only.
 #
-#   infra/local/aws-local.sh install        install the tools (moto server, cfn-lint) into infra/local/.tools
+#   infra/local/aws-local.sh install        install the tools (moto server, cfn-lint, schemathesis) into infra/local/.tools
 #   infra/local/aws-local.sh start [PORT]   install if needed, start on 127.0.0.1:PORT (default 4566),
 #                                           wait until it answers, then create the table and the
 #                                           feedback stream (`encore init`)
@@ -10,7 +10,9 @@
 #   infra/local/aws-local.sh status         say whether it runs, and where
 #   infra/local/aws-local.sh with CMD ...   start a private server on a free port, run CMD with
 #                                           ENCORE_TEST_AWS_ENDPOINT and BENCH_AWS_ENDPOINT (and
-#                                           fake credentials) pointing at it, stop it, exit as CMD
+#                                           fake credentials) pointing at it and
+#                                           ENCORE_TEST_SCHEMATHESIS naming schemathesis, stop it,
+#                                           exit as CMD
 #
 # The server keeps everything in memory: a restart starts empty.
 set -euo pipefail
@@ -24,10 +26,10 @@ logfile="$tools/moto.log"
 
 install() {
   mkdir -p "$tools"
-  if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/cfn-lint" ]; then
-    echo "installing moto server and cfn-lint into $venv" >&2
+  if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/cfn-lint" ] || [ ! -x "$venv/bin/schemathesis" ]; then
+    echo "installing moto server, cfn-lint and schemathesis into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'cfn-lint>=1,<2'
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'cfn-lint>=1,<2' 'schemathesis>=4.32,<5'
   fi
 }
 
@@ -94,6 +96,7 @@ with() {
   wait_for_port "$port"
   echo "local DynamoDB/Kinesis server on 127.0.0.1:$port" >&2
   export ENCORE_TEST_AWS_ENDPOINT="http://127.0.0.1:$port" BENCH_AWS_ENDPOINT="http://127.0.0.1:$port"
+  export ENCORE_TEST_SCHEMATHESIS="$venv/bin/schemathesis"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
   unset AWS_PROFILE AWS_SESSION_TOKEN
   set +e

@@ -20,7 +20,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
-echo "== tools (moto server, cfn-lint)"
+echo "== tools (moto server, cfn-lint, schemathesis)"
 bash "$here/aws-local.sh" install
 
 echo "== cfn-lint infra/cloudformation/encore.yaml"

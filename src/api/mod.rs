@@ -77,6 +77,18 @@ pub struct RecommendationsQuery {
     pub limit: Option<usize>,
 }
 
+/// Whether `s` has something to read: a character that is neither white space nor a control
+/// character. The OpenAPI document says the same with the pattern `[^\s\x00-\x1f\x7f-\x9f]`.
+pub fn has_text(s: &str) -> bool {
+    s.chars().any(|c| !c.is_whitespace() && !c.is_control())
+}
+
+/// `s` as given has 1 to `max` characters (not bytes: the document counts characters) and
+/// something to read.
+pub fn text_within(s: &str, max: usize) -> bool {
+    has_text(s) && s.chars().count() <= max
+}
+
 /// Exactly one of mood, genre, artist (and seed tracks, for playlists).
 fn selection_of(
     mood: Option<&str>,
@@ -88,11 +100,12 @@ fn selection_of(
         return Err("give only one of mood, genre and artist".into());
     }
     let nonempty = |s: &str, what: &str| {
-        let s = s.trim();
-        if s.is_empty() || s.len() > 200 {
-            Err(format!("{what} must have 1 to 200 characters"))
+        if text_within(s, 200) {
+            Ok(s.trim().to_owned())
         } else {
-            Ok(s.to_owned())
+            Err(format!(
+                "{what} must have 1 to 200 characters, not all blank"
+            ))
         }
     };
     if let Some(m) = mood {
@@ -137,10 +150,10 @@ pub struct CreatePlaylist {
 
 impl CreatePlaylist {
     pub fn spec(self) -> Result<PlaylistSpec, String> {
-        let name = self.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err("name must have 1 to 100 characters".into());
+        if !text_within(&self.name, 100) {
+            return Err("name must have 1 to 100 characters, not all blank".into());
         }
+        let name = self.name.trim().to_owned();
         let selection = selection_of(
             self.mood.as_deref(),
             self.genre.as_deref(),
@@ -253,7 +266,9 @@ impl From<&Playlist> for PlaylistSummaryDto {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackBatch {
-    pub events: Vec<serde_json::Value>,
+    /// Objects, each checked on its own (one that is not a `FeedbackEventIn` is refused
+    /// alone).
+    pub events: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,7 +296,8 @@ pub fn feedback_inputs(batch: FeedbackBatch) -> Vec<Result<FeedbackInput, String
         .events
         .into_iter()
         .map(|v| {
-            let e: FeedbackEventIn = serde_json::from_value(v).map_err(|e| e.to_string())?;
+            let e: FeedbackEventIn =
+                serde_json::from_value(serde_json::Value::Object(v)).map_err(|e| e.to_string())?;
             Ok(FeedbackInput {
                 event_id: e.event_id,
                 device_id: e.device_id,

@@ -27,6 +27,9 @@ pub enum ApiError {
     Unauthorized(AuthError),
     #[error("not found")]
     NotFound,
+    /// The request is well formed but nothing in the catalog fits it.
+    #[error("{0}")]
+    NoMatch(String),
     #[error("{0}")]
     Conflict(String),
     #[error("request body too large")]
@@ -64,7 +67,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoMatch(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -79,6 +82,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized(e) => e.label(),
             ApiError::NotFound => "not_found",
+            ApiError::NoMatch(_) => "no_match",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge => "payload_too_large",
             ApiError::Unprocessable { .. } => "unprocessable",

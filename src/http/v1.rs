@@ -142,8 +142,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Body(v)),
+        match Json::<Object<T>>::from_request(req, state).await {
+            Ok(Json(Object(v))) => Ok(Body(v)),
             Err(JsonRejection::BytesRejection(r))
                 if r.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
@@ -152,6 +152,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::unprocessable(e.body_text())),
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
+    }
+}
+
+/// A body that must be a JSON object: serde would also build a struct from an array
+/// (`[null, null]`), which the OpenAPI document does not allow.
+struct Object<T>(T);
+
+impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        T::deserialize(serde_json::Value::Object(map))
+            .map(Object)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -164,7 +177,7 @@ impl From<MobileError> for ApiError {
     fn from(e: MobileError) -> Self {
         match e {
             MobileError::Invalid(m) => ApiError::unprocessable(m),
-            MobileError::NoMatch => ApiError::unprocessable("no track matches the request"),
+            MobileError::NoMatch(why) => ApiError::NoMatch(why),
             MobileError::NotFound => ApiError::NotFound,
             MobileError::Conflict(m) => ApiError::Conflict(m),
             MobileError::Unavailable { what, source } => ApiError::Unavailable {
@@ -263,11 +276,9 @@ async fn feedback(
         }
     }
     let accepted = event_ids.iter().filter(|e| e.is_some()).count();
-    let status = if accepted == 0 && total > 0 {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::ACCEPTED
-    };
+    // A well-formed batch is accepted as a batch, even when every event in it was refused:
+    // each event's fate is in `event_ids` and `errors`.
+    let status = StatusCode::ACCEPTED;
     Ok((
         status,
         Json(FeedbackResultDto {
@@ -314,9 +325,9 @@ async fn voice(
     Body(req): Body<VoiceRequest>,
 ) -> Result<Json<VoiceAnswer>, ApiError> {
     let api = &state.0.api;
-    if req.text.trim().is_empty() || req.text.len() > 1000 {
+    if !crate::api::text_within(&req.text, 1000) {
         return Err(ApiError::unprocessable(
-            "text must have 1 to 1000 characters",
+            "text must have 1 to 1000 characters, not all blank",
         ));
     }
     if !api.model.locales().any(|l| l == req.locale) {

@@ -22,8 +22,10 @@ pub const MAX_PLAYLISTS: usize = 200;
 pub enum MobileError {
     #[error("{0}")]
     Invalid(String),
-    #[error("nothing matches the request")]
-    NoMatch,
+    /// Nothing in the catalog fits (no track for the selection, an unknown seed, too little
+    /// music for the length asked).
+    #[error("{0}")]
+    NoMatch(String),
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -51,7 +53,9 @@ impl From<StoreError> for MobileError {
 impl From<RecommendError> for MobileError {
     fn from(e: RecommendError) -> Self {
         match e {
-            RecommendError::NoMatch(_) => MobileError::NoMatch,
+            RecommendError::NoMatch(_) => {
+                MobileError::NoMatch("no track matches the request".into())
+            }
         }
     }
 }
@@ -146,7 +150,7 @@ impl Service {
             PlaylistSource::Seeds(seeds) => {
                 for s in seeds {
                     if self.recommender.track(s).is_none() {
-                        return Err(MobileError::Invalid(format!("unknown seed track {s}")));
+                        return Err(MobileError::NoMatch(format!("unknown seed track {s}")));
                     }
                 }
                 seeds.iter().cloned().map(Selection::LikeTrack).collect()
@@ -181,7 +185,7 @@ impl Service {
             }
         }
         if pool.is_empty() {
-            return Err(MobileError::NoMatch);
+            return Err(MobileError::NoMatch("no track matches the request".into()));
         }
         let tracks = fit(pool, spec.length)?;
         let playlist = Playlist {
@@ -309,7 +313,10 @@ impl Service {
         prefs: Preferences,
     ) -> Result<Profile, MobileError> {
         if let Some(genres) = &prefs.preferred_genres
-            && (genres.len() > 20 || genres.iter().any(|g| g.is_empty() || g.len() > 64))
+            && (genres.len() > 20
+                || genres
+                    .iter()
+                    .any(|g| g.is_empty() || g.chars().count() > 64))
         {
             return Err(MobileError::Invalid(
                 "preferred_genres: at most 20 genres of 1 to 64 characters".into(),
@@ -358,7 +365,7 @@ fn fit(pool: Vec<Arc<Track>>, length: PlaylistLength) -> Result<Vec<Arc<Track>>,
                 out.push(t);
             }
             if total < target {
-                return Err(MobileError::Invalid(format!(
+                return Err(MobileError::NoMatch(format!(
                     "only {} minutes of music match the request",
                     total / 60_000
                 )));

@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod net;
+pub mod openapi;
 
 use async_trait::async_trait;
 use aws_lc_rs::rand::SystemRandom;
@@ -371,9 +372,14 @@ impl TestServer {
 
     /// A server on the given storage (e.g. `dynamo_storage`).
     pub async fn start_on(storage: StorageArgs, verifier: Option<Verifier>) -> TestServer {
-        init_tracing();
         let mut args = serve_args(verifier.is_none(), &storage.data_dir);
         args.storage = storage;
+        Self::start_with(args, verifier).await
+    }
+
+    /// A server with the given settings (e.g. the mobile API on).
+    pub async fn start_with(args: ServeArgs, verifier: Option<Verifier>) -> TestServer {
+        init_tracing();
         let parts = Components::load(&args.storage).await.unwrap();
         let app = Server::with_parts(&args, parts, verifier).await.unwrap();
         let addr = app.local_addr();
