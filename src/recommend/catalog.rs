@@ -35,6 +35,13 @@ pub enum CatalogError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// The file is there but does not parse.
+    #[error("{path} cannot be read as a catalog file")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: crate::error::Cause,
+    },
 }
 
 /// The fewest tracks a mood should offer before its ranges are relaxed to the nearest tracks.
@@ -139,14 +146,15 @@ pub fn read_tracks_csv(
         path: path.to_owned(),
         message,
     };
+    let unparsable = |e: csv::Error| CatalogError::Parse {
+        path: path.to_owned(),
+        source: crate::error::cause(e),
+    };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
-        .map_err(|e| invalid(e.to_string()))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| invalid(e.to_string()))?
-        .clone();
+        .map_err(unparsable)?;
+    let headers = reader.headers().map_err(unparsable)?.clone();
     for required in ["track_id", "artists", "track_name"] {
         if !headers.iter().any(|h| h == required) {
             return Err(invalid(format!("no {required:?} column")));
@@ -297,11 +305,10 @@ impl Manifest {
             path: path.clone(),
             source,
         })?;
-        let manifest: Manifest =
-            serde_json::from_str(&text).map_err(|e| CatalogError::Invalid {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| CatalogError::Parse {
+            path: path.clone(),
+            source: crate::error::cause(e),
+        })?;
         manifest
             .check_templates()
             .map_err(|message| CatalogError::Invalid { path, message })?;

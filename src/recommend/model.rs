@@ -57,6 +57,20 @@ pub enum ModelError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// The file is there but does not parse.
+    #[error("{path} cannot be read as a model file")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: crate::error::Cause,
+    },
+}
+
+fn unparsable(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> ModelError {
+    ModelError::Parse {
+        path: path.to_owned(),
+        source: crate::error::cause(e),
+    }
 }
 
 fn invalid(path: &Path, message: impl Into<String>) -> ModelError {
@@ -191,11 +205,11 @@ impl ItemFactors {
             vec![self.ids.len(), self.dim()],
             &bytes,
         )
-        .map_err(|e| invalid(dir, e.to_string()))?;
+        .map_err(|e| unparsable(dir, e))?;
         let meta = HashMap::from([("version".to_owned(), self.manifest.version.clone())]);
         let path = dir.join(FACTORS_FILE);
         let data = safetensors::serialize([(FACTORS_TENSOR, view)], Some(meta))
-            .map_err(|e| invalid(&path, e.to_string()))?;
+            .map_err(|e| unparsable(&path, e))?;
         std::fs::write(&path, data).map_err(io(&path))?;
         let path = dir.join(ITEMS_FILE);
         let mut items = self.ids.join("\n");
@@ -212,7 +226,7 @@ impl ItemFactors {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         let manifest: ModelManifest =
-            serde_json::from_str(&text).map_err(|e| invalid(&path, e.to_string()))?;
+            serde_json::from_str(&text).map_err(|e| unparsable(&path, e))?;
         if manifest.format != FORMAT || manifest.format_version != FORMAT_VERSION {
             return Err(invalid(
                 &path,
@@ -230,11 +244,11 @@ impl ItemFactors {
             .collect();
         let path = dir.join(FACTORS_FILE);
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let tensors = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| invalid(&path, e.to_string()))?;
+        let tensors =
+            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| unparsable(&path, e))?;
         let tensor = tensors
             .tensor(FACTORS_TENSOR)
-            .map_err(|e| invalid(&path, e.to_string()))?;
+            .map_err(|e| unparsable(&path, e))?;
         if tensor.dtype() != safetensors::Dtype::F32 || tensor.shape() != [ids.len(), manifest.dim]
         {
             return Err(invalid(
