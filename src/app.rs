@@ -121,7 +121,7 @@ impl Components {
             false => store,
         };
         let (sink, backend) = open_feedback(storage, stream)?;
-        let quality = Arc::new(Quality::default());
+        let quality = Arc::new(Quality::new(served_arms(&storage.recommender)));
         let feedback: Arc<dyn FeedbackSink> = Arc::new(ObservedSink::new(sink, quality.clone()));
         let settings = ServiceSettings {
             store_budget: storage.store_budget,
@@ -141,6 +141,18 @@ impl Components {
             quality,
         })
     }
+}
+
+/// The (experiment, variant) arms events may be attributed to: the configured experiment's
+/// variants, and what a remote endpoint answers with when it names none.
+fn served_arms(args: &crate::settings::RecommenderArgs) -> Vec<(String, String)> {
+    let mut arms: Vec<(String, String)> = args
+        .variants
+        .iter()
+        .map(|v| (args.experiment.clone(), v.name.clone()))
+        .collect();
+    arms.push(("remote".into(), "remote".into()));
+    arms
 }
 
 /// The recommender the settings ask for: the catalog with the served models, or a remote

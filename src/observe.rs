@@ -40,13 +40,23 @@ pub fn render() -> String {
     }
 }
 
-/// Counts a finished HTTP request and records its latency, by route and status.
+/// The method as a metric label: the standard methods as they are, anything else (a client
+/// may send any token) as OTHER, so no request can add a series.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("OTHER")
+}
+
+/// Counts a finished HTTP request and records its latency, by route (the matched route
+/// template or `unmatched`), method (`method_label`) and status.
 pub fn http_request(route: &str, method: &str, status: u16, seconds: f64) {
     let route = route.to_owned();
     metrics::counter!(
         "encore_http_requests_total",
         "route" => route.clone(),
-        "method" => method.to_owned(),
+        "method" => method_label(method),
         "status" => status.to_string()
     )
     .increment(1);

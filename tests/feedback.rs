@@ -255,7 +255,8 @@ async fn the_local_log_keeps_the_sink_contract() {
 async fn the_observed_sink_keeps_the_sink_contract() {
     let dir = tempfile::tempdir().unwrap();
     let log = std::sync::Arc::new(LocalLog::open(dir.path()).unwrap());
-    let observed = encore::feedback::ObservedSink::new(log.clone(), Default::default());
+    let quality = std::sync::Arc::new(encore::feedback::Quality::new([]));
+    let observed = encore::feedback::ObservedSink::new(log.clone(), quality);
     common::contract::sink_keeps_what_it_acknowledged(&observed, async || {
         common::logged_events(&log)
     })

@@ -8,6 +8,7 @@
 mod common;
 
 mod api;
+mod bounds;
 mod cli;
 mod consumer;
 mod conversation;

@@ -14,10 +14,11 @@ const ISSUER: &str = "encore-openapi-test";
 const AUDIENCE: &str = "encore";
 const SECRET: &str = "openapi-test-secret";
 
-fn token() -> String {
+/// A valid token for `serve_with_the_api`'s server, as user `sub`.
+pub fn token_for(sub: &str) -> String {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = serde_json::json!({
-        "sub": "schemathesis", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 3600,
+        "sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 3600,
     });
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -27,13 +28,10 @@ fn token() -> String {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schemathesis_finds_nothing_the_document_and_the_server_disagree_on() {
-    let schemathesis = std::env::var("ENCORE_TEST_SCHEMATHESIS").expect(
-        "ENCORE_TEST_SCHEMATHESIS names the schemathesis binary: run the suite with infra/local/run-tests.sh",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let mut args = common::serve_args(true, dir.path());
+/// A server on a real listener with the mobile API on (HS256 tokens from `token_for`),
+/// request verification off.
+pub async fn serve_with_the_api(data_dir: &std::path::Path) -> TestServer {
+    let mut args = common::serve_args(true, data_dir);
     args.api = ApiArgs {
         jwt_issuer: Some(ISSUER.into()),
         jwt_audience: Some(AUDIENCE.into()),
@@ -43,7 +41,16 @@ async fn schemathesis_finds_nothing_the_document_and_the_server_disagree_on() {
         rate_limit_burst: 100_000,
         ..ApiArgs::default()
     };
-    let server = TestServer::start_with(args, None).await;
+    TestServer::start_with(args, None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_nothing_the_document_and_the_server_disagree_on() {
+    let schemathesis = std::env::var("ENCORE_TEST_SCHEMATHESIS").expect(
+        "ENCORE_TEST_SCHEMATHESIS names the schemathesis binary: run the suite with infra/local/run-tests.sh",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with_the_api(dir.path()).await;
     let config = common::repo().join("tests/schemathesis/schemathesis.toml");
     let run = tokio::process::Command::new(schemathesis)
         .arg("--config-file")
@@ -51,7 +58,10 @@ async fn schemathesis_finds_nothing_the_document_and_the_server_disagree_on() {
         .arg("--no-color")
         .arg("run")
         .arg(server.url("/v1/openapi.json"))
-        .args(["--header", &format!("Authorization: Bearer {}", token())])
+        .args([
+            "--header",
+            &format!("Authorization: Bearer {}", token_for("schemathesis")),
+        ])
         .args([
             "--checks",
             "all",

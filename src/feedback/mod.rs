@@ -16,7 +16,10 @@ pub use kinesis::{
     KinesisConsumer, KinesisSink, KinesisStream, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
 };
 pub use log::{LocalLog, Record};
-pub use quality::{KEPT_MINUTES, ObservedSink, Quality, QualitySettings, Tally, VariantQuality};
+pub use quality::{
+    KEPT_MINUTES, ObservedSink, Quality, QualitySettings, Tally, UNKNOWN as UNKNOWN_ARM,
+    VariantQuality,
+};
 
 pub use crate::domain::Source;
 

@@ -135,22 +135,30 @@ struct State {
     drifting: HashSet<(String, String)>,
 }
 
-/// The tallies of every variant seen, since start.
+/// The tallies of every known variant, since start.
 pub struct Quality {
     started: Instant,
     state: Mutex<State>,
+    /// The (experiment, variant) arms the server serves. Events name their arm in a context
+    /// a client may write (app feedback), so only these are tallied and labelled; any other
+    /// counts under `UNKNOWN`/`UNKNOWN`. Without this a client could make a ring of a day's
+    /// buckets per made-up name (60 batches grew a server to 2.6 GB).
+    known: HashSet<(String, String)>,
 }
 
-impl Default for Quality {
-    fn default() -> Self {
+/// The experiment and variant an event is counted under when it names no known arm.
+pub const UNKNOWN: &str = "unknown";
+
+impl Quality {
+    /// Tallies for the given (experiment, variant) arms.
+    pub fn new(arms: impl IntoIterator<Item = (String, String)>) -> Self {
         Quality {
             started: Instant::now(),
             state: Mutex::default(),
+            known: arms.into_iter().collect(),
         }
     }
-}
 
-impl Quality {
     fn minute_now(&self) -> u64 {
         self.started.elapsed().as_secs() / 60
     }
@@ -166,6 +174,11 @@ impl Quality {
             return;
         };
         let experiment = event.context.experiment.as_deref().unwrap_or("");
+        let arm = (experiment.to_owned(), variant.to_owned());
+        let (experiment, variant) = match self.known.contains(&arm) {
+            true => (arm.0.as_str(), arm.1.as_str()),
+            false => (UNKNOWN, UNKNOWN),
+        };
         metrics::counter!(
             "encore_variant_events_total",
             "experiment" => experiment.to_owned(),
@@ -355,9 +368,30 @@ mod tests {
         }
     }
 
+    fn quality() -> Quality {
+        Quality::new(["a", "b"].map(|v| ("ranker".to_owned(), v.to_owned())))
+    }
+
+    #[test]
+    fn an_arm_the_server_does_not_serve_is_counted_as_unknown_not_kept_apart() {
+        let q = quality();
+        for i in 0..500 {
+            q.observe_at(&event(&format!("made-up-{i}"), EventKind::PlayFinished), 1);
+        }
+        plays(&q, "a", 1, 3, 3);
+        let out = q.evaluate_at(&settings(), 2);
+        let arms: Vec<(&str, &str, u64)> = out
+            .iter()
+            .map(|v| (v.experiment.as_str(), v.variant.as_str(), v.window.plays))
+            .collect();
+        assert_eq!(arms.len(), 2, "{arms:?}");
+        assert!(arms.contains(&("ranker", "a", 3)), "{arms:?}");
+        assert!(arms.contains(&(UNKNOWN, UNKNOWN, 500)), "{arms:?}");
+    }
+
     #[test]
     fn rates_cover_the_window_only() {
-        let q = Quality::default();
+        let q = quality();
         plays(&q, "a", 0, 10, 10); // outside a 10-minute window at minute 30
         plays(&q, "a", 25, 10, 5);
         q.observe_at(&event("a", EventKind::Liked), 25);
@@ -373,7 +407,7 @@ mod tests {
 
     #[test]
     fn a_fall_in_completion_beyond_the_margin_is_drift_and_a_recovery_ends_it() {
-        let q = Quality::default();
+        let q = quality();
         // Baseline: 80% completion over the hour before the window.
         for m in 0..50 {
             plays(&q, "a", m, 10, 8);
@@ -405,7 +439,7 @@ mod tests {
 
     #[test]
     fn too_few_plays_are_not_judged() {
-        let q = Quality::default();
+        let q = quality();
         plays(&q, "a", 0, 30, 30);
         plays(&q, "a", 55, 5, 0);
         let out = q.evaluate_at(&settings(), 59);
@@ -415,7 +449,7 @@ mod tests {
 
     #[test]
     fn buckets_older_than_a_day_are_forgotten() {
-        let q = Quality::default();
+        let q = quality();
         plays(&q, "a", 5, 10, 10);
         // A day later the same slot of the ring is reused.
         plays(&q, "a", 5 + KEPT_MINUTES, 10, 0);

@@ -102,6 +102,14 @@ impl InteractionModel {
         self.locales.keys().map(String::as_str)
     }
 
+    /// Whether some locale's model has an intent of this name: what a request may name is
+    /// anything, what the skill knows is this fixed set (metric labels use it).
+    pub fn knows_intent(&self, name: &str) -> bool {
+        self.locales
+            .values()
+            .any(|m| m.intent_names().any(|n| n == name))
+    }
+
     /// The model for `locale`: the same locale, else one of the same language, else en-US.
     pub fn locale(&self, locale: &str) -> &LocaleModel {
         if let Some(m) = self.locales.get(locale) {

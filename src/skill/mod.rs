@@ -128,8 +128,12 @@ impl Skill {
             return ResponseEnvelope::empty();
         };
         tracing::debug!(request = body.name(), ?command, "handling");
+        // A label from a fixed set: an intent the interaction model does not have is OTHER.
         let intent = match body {
-            envelope::RequestBody::IntentRequest(i) => i.intent.name.clone(),
+            envelope::RequestBody::IntentRequest(i) if self.model.knows_intent(&i.intent.name) => {
+                i.intent.name.clone()
+            }
+            envelope::RequestBody::IntentRequest(_) => "OTHER".to_owned(),
             _ => String::new(),
         };
         let labels = [("type", body.name().to_owned()), ("intent", intent)];
