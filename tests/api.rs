@@ -26,6 +26,7 @@ struct Key {
     encoding: EncodingKey,
     alg: Algorithm,
     kid: String,
+    public_pem: String,
 }
 
 impl Key {
@@ -44,6 +45,7 @@ impl Key {
             encoding,
             alg,
             kid: kid.into(),
+            public_pem: pair.public_key_pem(),
         }
     }
 
@@ -964,4 +966,41 @@ fn the_document_check_refuses_an_undeclared_status_and_a_body_off_its_schema() {
         std::panic::catch_unwind(|| doc.check("GET", a_playlist, 200, &json!({"id": 1}))).is_err(),
         "path templates match, and the query is ignored"
     );
+}
+
+#[tokio::test]
+async fn a_pem_key_file_accepts_tokens_that_name_a_key_id() {
+    // Identity providers put a kid in every token; a PEM file has none to match it with.
+    let dir = tempfile::tempdir().unwrap();
+    let (rsa, ec) = keys();
+    for key in [rsa, ec] {
+        let pem = dir.path().join(format!("{}.pem", key.kid));
+        std::fs::write(&pem, &key.public_pem).unwrap();
+        let verifier = JwtVerifier::new(JwtSettings {
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            keys: KeySource::File(pem),
+            leeway: Duration::from_secs(30),
+            refetch_interval: Duration::from_secs(60),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            verifier
+                .verify(&key.sign(&claims("pem-user")))
+                .await
+                .unwrap(),
+            "pem-user",
+            "{}",
+            key.kid
+        );
+        let other = Key::new("other", key.alg);
+        assert!(
+            verifier
+                .verify(&other.sign(&claims("pem-user")))
+                .await
+                .is_err(),
+            "another key's signature is still refused"
+        );
+    }
 }

@@ -221,7 +221,11 @@ impl JwtVerifier {
     fn key_for(&self, kid: Option<&str>) -> Option<Arc<DecodingKey>> {
         let keys = self.keys.load();
         match kid {
-            Some(kid) => keys.get(kid).cloned(),
+            // A key file (PEM) has no kid to match: its one key serves tokens that name any.
+            Some(kid) => keys
+                .get(kid)
+                .or_else(|| keys.get("").filter(|_| keys.len() == 1))
+                .cloned(),
             // No kid: only unambiguous with a single key.
             None if keys.len() == 1 => keys.values().next().cloned(),
             None => None,

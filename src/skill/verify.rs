@@ -19,8 +19,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const SIGNING_CERT_SAN: &str = "echo-api.amazon.com";
 /// How old a request may be.
 pub const MAX_REQUEST_AGE: Duration = Duration::from_secs(150);
-/// How far ahead of our clock a request's timestamp may be.
-pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(5);
+/// How far ahead of our clock a request's timestamp may be: as far as it may be behind, the
+/// way Amazon's own SDKs check it (|now - timestamp| <= 150 s); a device or fleet clock a few
+/// seconds fast is not a forged request.
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(150);
 /// How long a downloaded certificate chain is trusted before it is fetched again.
 pub const CERT_CACHE_TTL: Duration = Duration::from_secs(3600);
 /// Largest certificate chain we download.
