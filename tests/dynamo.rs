@@ -40,6 +40,12 @@ async fn erasing_a_listener_removes_all_of_theirs_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn ids_that_look_like_key_prefixes_stay_apart() {
+    contract::ids_that_look_like_key_prefixes_stay_apart(&store("prefix").await).await;
+    contract::ids_that_look_like_key_prefixes_stay_apart(&cached("c-prefix").await).await;
+}
+
+#[tokio::test]
 async fn a_write_from_a_stale_read_is_refused() {
     contract::stale_writes_conflict(&store("stale").await).await;
     contract::stale_writes_conflict(&cached("c-stale").await).await;

@@ -61,6 +61,13 @@ async fn writes_survive_a_reopen() {
 }
 
 #[tokio::test]
+async fn ids_that_look_like_key_prefixes_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::ids_that_look_like_key_prefixes_stay_apart(&EmbeddedStore::open(dir.path()).unwrap())
+        .await;
+}
+
+#[tokio::test]
 async fn erasing_a_listener_removes_all_of_theirs_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     contract::erasure_is_complete_and_contained(&EmbeddedStore::open(dir.path()).unwrap()).await;

@@ -438,10 +438,28 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(cause(e)))
 }
 
-/// Joins key parts with the unit separator, which cannot appear in Alexa or catalog ids, so
-/// keys cannot collide and one listener's items share a prefix.
+/// Joins key parts with the unit separator (U+001F), so one listener's items share a prefix.
+/// Ids are opaque and may hold any character, so each part is escaped first (U+001E becomes
+/// U+001E U+001E, U+001F becomes U+001E U+001D): a part never contains the separator, the
+/// first separator in a key ends its first part, and an id that looks like another id plus a
+/// separator cannot reach that id's items. Ids without either character, every id Alexa or
+/// an identity provider issues, keep the keys they always had.
 fn compound_key(first: &str, second: &str) -> String {
-    format!("{first}\u{1f}{second}")
+    let mut key = String::with_capacity(first.len() + second.len() + 1);
+    escape_into(&mut key, first);
+    key.push('\u{1f}');
+    escape_into(&mut key, second);
+    key
+}
+
+fn escape_into(key: &mut String, part: &str) {
+    for c in part.chars() {
+        match c {
+            '\u{1e}' => key.push_str("\u{1e}\u{1e}"),
+            '\u{1f}' => key.push_str("\u{1e}\u{1d}"),
+            c => key.push(c),
+        }
+    }
 }
 
 fn queue_key(key: &QueueKey) -> String {
@@ -572,5 +590,26 @@ impl ProfileStore for EmbeddedStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.submit(Write::Durable).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compound_key;
+
+    #[test]
+    fn ids_without_separators_keep_the_keys_they_always_had() {
+        assert_eq!(
+            compound_key("amzn1.ask.account.X", "device"),
+            "amzn1.ask.account.X\u{1f}device"
+        );
+    }
+
+    #[test]
+    fn a_part_never_holds_the_separator() {
+        let key = compound_key("a\u{1f}b\u{1e}", "c");
+        assert_eq!(key.matches('\u{1f}').count(), 1, "{key:?}");
+        assert!(!key.starts_with(&compound_key("a", "")));
+        assert_ne!(compound_key("a\u{1f}b", ""), compound_key("a", "b"));
     }
 }

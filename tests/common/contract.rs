@@ -226,3 +226,39 @@ pub async fn sink_keeps_what_it_acknowledged(
     assert!(missing.is_empty(), "acknowledged but not kept: {missing:?}");
     sink.flush().await.expect("a flush with nothing pending");
 }
+
+/// Ids are opaque: one that contains another's id and a separator the store might use
+/// (`\u{1f}`, `#`, `/`) neither sees nor erases the other's playlists.
+pub async fn ids_that_look_like_key_prefixes_stay_apart(store: &dyn ProfileStore) {
+    let victim = "victim";
+    let attackers = ["victim\u{1f}x", "victim#x", "victim/x", "victim\u{1f}"];
+    for user in std::iter::once(victim).chain(attackers) {
+        store
+            .put_playlist(&Playlist {
+                id: "p1".into(),
+                user_id: user.into(),
+                name: format!("of {user}"),
+                selection: None,
+                tracks: vec![TrackId("a".into())],
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+    }
+    let mine = store.playlists(victim).await.unwrap();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].user_id, victim);
+    for attacker in attackers {
+        store.erase_user(attacker).await.unwrap();
+        let theirs = store.playlists(attacker).await.unwrap();
+        assert!(theirs.is_empty(), "{attacker}: {theirs:?}");
+    }
+    store.flush().await.unwrap();
+    let kept = store.playlists(victim).await.unwrap();
+    assert_eq!(
+        kept.len(),
+        1,
+        "another id's erasure took the victim's: {kept:?}"
+    );
+    assert!(store.playlist(victim, "p1").await.unwrap().is_some());
+}
