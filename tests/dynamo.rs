@@ -40,6 +40,12 @@ async fn erasing_a_listener_removes_all_of_theirs_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn event_ids_are_deduplicated_per_listener() {
+    contract::event_ids_are_deduplicated_per_listener(&store("dedup").await).await;
+    contract::event_ids_are_deduplicated_per_listener(&cached("c-dedup").await).await;
+}
+
+#[tokio::test]
 async fn ids_that_look_like_key_prefixes_stay_apart() {
     contract::ids_that_look_like_key_prefixes_stay_apart(&store("prefix").await).await;
     contract::ids_that_look_like_key_prefixes_stay_apart(&cached("c-prefix").await).await;

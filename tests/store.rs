@@ -61,6 +61,13 @@ async fn writes_survive_a_reopen() {
 }
 
 #[tokio::test]
+async fn event_ids_are_deduplicated_per_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::event_ids_are_deduplicated_per_listener(&EmbeddedStore::open(dir.path()).unwrap())
+        .await;
+}
+
+#[tokio::test]
 async fn ids_that_look_like_key_prefixes_stay_apart() {
     let dir = tempfile::tempdir().unwrap();
     contract::ids_that_look_like_key_prefixes_stay_apart(&EmbeddedStore::open(dir.path()).unwrap())

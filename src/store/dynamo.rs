@@ -6,7 +6,7 @@
 //! | queue | `USER#<user>` | `QUEUE#<device>` | `body` (S, JSON), `updated_at` (N), `expires_at` (N, TTL: 30 days) |
 //! | playlist | `USER#<user>` | `PLAYLIST#<id>` | `body` (S, JSON), `created_at` (N) |
 //! | checkpoint | `CHECKPOINT#<stream>` | `SHARD#<shard>` | `sequence` (S), `updated_at` (N) |
-//! | applied event | `EVENT#<event id>` | `EVENT` | `expires_at` (N, TTL: 8 days, past the stream's 7-day retention) |
+//! | applied event | `EVENT#<event id>` | `USER#<user>` | `expires_at` (N, TTL: 8 days, past the stream's 7-day retention) |
 //!
 //! One listener's items share a partition, so a listener's playlists are one Query. Bodies
 //! are bounded (a profile keeps at most 100 recent plays and 500 likes and dislikes, a queue at
@@ -307,7 +307,8 @@ impl DynamoStore {
         let marker = Put::builder()
             .table_name(&self.table)
             .item("pk", s(format!("EVENT#{event_id}")))
-            .item("sk", s("EVENT"))
+            // Per listener: an event id is its sender's to make, and two may collide.
+            .item("sk", s(user_pk(user_id)))
             .item(TTL_ATTRIBUTE, n(now + APPLIED_EVENT_TTL.as_secs() as i64))
             .condition_expression("attribute_not_exists(pk)")
             .build()

@@ -385,7 +385,13 @@ fn apply_event(
     user_id: &str,
     change: &(dyn Fn(&mut Profile) + Send + Sync),
 ) -> Result<Applied, StoreError> {
-    if events.get(event_id).map_err(unavailable)?.is_some() {
+    // Per listener: an event id is its sender's to make, and two may collide.
+    let applied_key = compound_key(user_id, event_id);
+    if events
+        .get(applied_key.as_str())
+        .map_err(unavailable)?
+        .is_some()
+    {
         return Ok(Applied::Already);
     }
     let mut profile = match profiles.get(user_id).map_err(unavailable)? {
@@ -402,7 +408,9 @@ fn apply_event(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    events.insert(event_id, now).map_err(unavailable)?;
+    events
+        .insert(applied_key.as_str(), now)
+        .map_err(unavailable)?;
     Ok(Applied::Now)
 }
 

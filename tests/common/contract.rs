@@ -262,3 +262,40 @@ pub async fn ids_that_look_like_key_prefixes_stay_apart(store: &dyn ProfileStore
     );
     assert!(store.playlist(victim, "p1").await.unwrap().is_some());
 }
+
+/// An event id is the app's or the device's to make, so two listeners may send the same one:
+/// each listener's event is applied once, and neither is taken for the other's duplicate.
+pub async fn event_ids_are_deduplicated_per_listener(store: &dyn ProfileStore) {
+    use encore::store::Applied;
+    let like = |t: &str| -> encore::store::ProfileChange {
+        let t = TrackId(t.into());
+        std::sync::Arc::new(move |p: &mut Profile| p.like(&t))
+    };
+    assert_eq!(
+        store
+            .apply_event("shared-id", "first-listener", like("a"))
+            .await
+            .unwrap(),
+        Applied::Now
+    );
+    assert_eq!(
+        store
+            .apply_event("shared-id", "second-listener", like("b"))
+            .await
+            .unwrap(),
+        Applied::Now,
+        "another listener's event with the same id was dropped as a duplicate"
+    );
+    assert_eq!(
+        store
+            .apply_event("shared-id", "first-listener", like("c"))
+            .await
+            .unwrap(),
+        Applied::Already,
+        "the same listener's repeat is a duplicate"
+    );
+    let second = store.profile("second-listener").await.unwrap().unwrap();
+    assert_eq!(second.liked, vec![TrackId("b".into())]);
+    let first = store.profile("first-listener").await.unwrap().unwrap();
+    assert_eq!(first.liked, vec![TrackId("a".into())]);
+}
