@@ -35,6 +35,8 @@ pub struct Components {
     /// Where events go: `backend`'s sink, behind the quality tally.
     pub feedback: Arc<dyn FeedbackSink>,
     pub backend: FeedbackBackend,
+    /// Whether other instances may use the same store (DynamoDB).
+    shared_store: bool,
     /// The served model versions, for hot reloading.
     pub models: Arc<ModelSet>,
     /// Completion and skip rates per experiment variant, from every event sent.
@@ -137,6 +139,7 @@ impl Components {
             store,
             feedback,
             backend,
+            shared_store: storage.store == StoreKind::Dynamodb,
             models,
             quality,
         })
@@ -215,7 +218,13 @@ impl Components {
         let catalog = self.service.recommender().clone();
         match &self.backend {
             FeedbackBackend::Local(log) => {
-                Consumer::Local(LocalConsumer::new(log.clone(), self.store.clone(), catalog))
+                let consumer = LocalConsumer::new(log.clone(), self.store.clone(), catalog);
+                // The embedded store is one file with one writer, beside its one log; a
+                // DynamoDB table may have many instances' logs folding into it.
+                Consumer::Local(match self.shared_store {
+                    true => consumer.of_shared_store(),
+                    false => consumer,
+                })
             }
             FeedbackBackend::Kinesis(stream) => {
                 Consumer::Kinesis(stream.consumer(self.store.clone(), catalog))

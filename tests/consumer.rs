@@ -248,3 +248,53 @@ async fn the_whole_loop_play_event_profile_next_pick() {
     let profile = store.profile(&user).await.unwrap().unwrap();
     assert_eq!(profile.plays, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_with_their_own_logs_on_one_table_keep_their_own_checkpoints() {
+    // Two servers on one DynamoDB table, each with --feedback local: two logs, one store.
+    let tracks: Vec<TrackId> = Catalog::load(&common::repo().join("models"))
+        .unwrap()
+        .tracks()
+        .iter()
+        .take(10)
+        .map(|t| t.id.clone())
+        .collect();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let plays = [6u64, 4];
+    let mut instances = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let storage = common::dynamo_storage(dir.path(), "two-logs");
+        if i == 0 {
+            encore::cli::init::run(&storage).await.unwrap();
+        }
+        instances.push(encore::app::Components::load(&storage).await.unwrap());
+    }
+    for (i, parts) in instances.iter().enumerate() {
+        for track in tracks.iter().take(plays[i] as usize) {
+            let e = FeedbackEvent::new(
+                &format!("two-logs-listener-{i}"),
+                "d",
+                track,
+                EventKind::PlayFinished,
+                200_000,
+                EventContext::default(),
+                Source::Alexa,
+            );
+            parts.feedback.send(e).durable().await.unwrap();
+        }
+    }
+    // The first instance folds its log first; the second then folds its own.
+    for parts in &instances {
+        let consumer = parts.consumer();
+        while consumer.pass().await.unwrap().applied > 0 {}
+    }
+    for (i, parts) in instances.iter().enumerate() {
+        let profile = parts
+            .store
+            .profile(&format!("two-logs-listener-{i}"))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("listener {i}'s plays were never folded in"));
+        assert_eq!(profile.finishes, plays[i], "instance {i}");
+    }
+}

@@ -31,6 +31,9 @@ pub struct LocalConsumer {
     store: Arc<dyn ProfileStore>,
     catalog: Arc<dyn TrackLookup>,
     batch: usize,
+    /// The checkpoint's stream name: `LOCAL_STREAM`, or one of this log's own when several
+    /// logs fold into one shared store (`of_shared_store`).
+    stream: String,
 }
 
 impl LocalConsumer {
@@ -44,7 +47,17 @@ impl LocalConsumer {
             store,
             catalog,
             batch: BATCH,
+            stream: LOCAL_STREAM.to_owned(),
         }
+    }
+
+    /// For a store that other instances' logs fold into too (DynamoDB with
+    /// `--feedback local`): the checkpoint is this log's own (`local-log:<log id>`), so one
+    /// instance's position never skips or repeats another's records. A log that has none
+    /// yet starts from the shared `LOCAL_STREAM` checkpoint it used before.
+    pub fn of_shared_store(mut self) -> Self {
+        self.stream = format!("{LOCAL_STREAM}:{}", self.log.id());
+        self
     }
 
     /// Reads at most `batch` records per pass (small batches exercise restarts in tests).
@@ -55,7 +68,10 @@ impl LocalConsumer {
 
     /// The next record to read, from the checkpoint.
     pub async fn position(&self) -> Result<u64, StoreError> {
-        let checkpoint = self.store.checkpoint(LOCAL_STREAM, LOCAL_SHARD).await?;
+        let mut checkpoint = self.store.checkpoint(&self.stream, LOCAL_SHARD).await?;
+        if checkpoint.is_none() && self.stream != LOCAL_STREAM {
+            checkpoint = self.store.checkpoint(LOCAL_STREAM, LOCAL_SHARD).await?;
+        }
         Ok(checkpoint.and_then(|c| c.parse().ok()).unwrap_or(0))
     }
 
@@ -102,7 +118,7 @@ impl LocalConsumer {
 
     async fn checkpoint(&self, next: u64) -> Result<(), StoreError> {
         self.store
-            .put_checkpoint(LOCAL_STREAM, LOCAL_SHARD, &next.to_string())
+            .put_checkpoint(&self.stream, LOCAL_SHARD, &next.to_string())
             .await
     }
 }

@@ -31,6 +31,7 @@ pub struct LocalLog {
     appends: mpsc::Sender<Append>,
     /// Records below this number are durable and readable.
     durable: Arc<AtomicU64>,
+    id: String,
 }
 
 enum Append {
@@ -55,6 +56,7 @@ impl LocalLog {
     pub fn open_with_segment_size(dir: &Path, segment_bytes: u64) -> Result<Self, FeedbackError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let lock = lock(dir)?;
+        let id = log_id(dir)?;
         let segments = segments(dir)?;
         let (base, path) = match segments.last() {
             Some(&base) => (base, segment_path(dir, base)),
@@ -86,7 +88,14 @@ impl LocalLog {
             dir: dir.to_owned(),
             appends,
             durable,
+            id,
         })
+    }
+
+    /// This log's identity: made at random when the log is created and kept beside it, so
+    /// two logs (two instances' data directories) never pass for one.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// How many records are durable (the next record's number).
@@ -256,6 +265,28 @@ impl Writer {
         self.durable.store(self.next, Ordering::Release);
         Ok(())
     }
+}
+
+/// The file beside the segments that holds the log's id.
+const ID_FILE: &str = "LOG_ID";
+
+/// The id in `dir`'s `LOG_ID`, made (and made durable) if the log has none yet.
+fn log_id(dir: &Path) -> Result<String, FeedbackError> {
+    let path = dir.join(ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&path, e)),
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let tmp = dir.join(format!("{ID_FILE}.tmp"));
+    std::fs::write(&tmp, &id).map_err(|e| io(&tmp, e))?;
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+    Ok(id)
 }
 
 fn io(path: &Path, e: std::io::Error) -> FeedbackError {
