@@ -262,3 +262,33 @@ async fn the_observed_sink_keeps_the_sink_contract() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_zero_filled_tail_is_torn_not_records() {
+    // A crash can leave a segment extended with zeros (the size was made durable, the data
+    // was not). Zeros read as an empty record with a matching checksum; they are not events.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = LocalLog::open(dir.path()).unwrap();
+        for i in 0..3 {
+            log.send(event(i)).durable().await.unwrap();
+        }
+    }
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap()
+        .write_all(&[0u8; 4096])
+        .unwrap();
+    let log = LocalLog::open(dir.path()).unwrap();
+    assert_eq!(log.end(), 3, "the zeros are not records");
+    log.send(event(3)).durable().await.unwrap();
+    let records = log.read(0, 100).unwrap();
+    assert_eq!(records.len(), 4);
+    assert!(records.iter().all(|r| r.event.is_ok()), "{records:?}");
+}

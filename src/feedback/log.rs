@@ -322,7 +322,9 @@ fn next_record(reader: &mut impl Read, pos: u64) -> Result<Option<Vec<u8>>, u64>
     reader.read_exact(&mut header[1..]).map_err(|_| pos)?;
     let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
     let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-    if len > MAX_RECORD {
+    // No record is empty (an event is a JSON object): a zero length is zeros a crash left
+    // (an empty payload's checksum is zero too), never a record.
+    if len == 0 || len > MAX_RECORD {
         return Err(pos);
     }
     let mut payload = vec![0u8; len as usize];
@@ -382,6 +384,12 @@ fn torn_tail(path: &Path, at: u64, len: u64) -> Result<bool, FeedbackError> {
     let mut header = [0u8; 4];
     file.read_exact(&mut header).map_err(|e| io(path, e))?;
     let declared = u32::from_le_bytes(header) as u64;
+    if declared == 0 {
+        // Zeros to the end: the file was extended but the data never written.
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest).map_err(|e| io(path, e))?;
+        return Ok(rest.iter().all(|&b| b == 0));
+    }
     Ok(at + HEADER as u64 + declared >= len)
 }
 
