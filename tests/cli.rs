@@ -182,3 +182,87 @@ fn serve_starts_on_a_free_port_answers_and_stops_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
+
+#[test]
+fn a_listener_id_holding_a_newline_cannot_forge_a_text_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = encore()
+        .args([
+            "serve",
+            "--no-verify",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(at) = line.find("addr=") {
+            break line[at + 5..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Whatever happens below, the server does not outlive the test.
+    struct Killed(u32);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _guard = Killed(child.id());
+    let forged = "2026-12-01T00:00:00.000000Z ERROR encore: forged line";
+    let user = format!("amzn1.ask.account.evil\n{forged}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let post = |name: &str, token: &str| {
+            let mut request = common::fixture(name, token);
+            request["context"]["System"]["user"]["userId"] = user.clone().into();
+            if request.get("session").is_some() {
+                request["session"]["user"]["userId"] = user.clone().into();
+            }
+            client
+                .post(format!("http://{addr}/alexa"))
+                .json(&request)
+                .send()
+        };
+        let played: Value = post("play_mood_er", "")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = played["response"]["directives"][0]["audioItem"]["stream"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // A failed stream is logged as a warning with the listener's id.
+        assert_eq!(post("playback_failed", &token).await.unwrap().status(), 200);
+    });
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let _ = child.wait();
+    assert!(
+        rest.iter().any(|l| l.contains("playback failed")),
+        "the warning was logged: {rest:?}"
+    );
+    assert!(
+        !rest.iter().any(|l| l.starts_with(forged)),
+        "a forged line: {rest:?}"
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("evil\\n2026-12-01")),
+        "the id, escaped: {rest:?}"
+    );
+}

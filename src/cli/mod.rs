@@ -100,13 +100,15 @@ impl Cli {
             }),
             None => EnvFilter::new(default_level),
         };
+        let ansi = std::io::stderr().is_terminal();
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal());
+            .with_ansi(ansi);
         match self.log_format {
-            LogFormat::Json => builder.json().init(),
-            LogFormat::Text => builder.init(),
+            // JSON escapes what a field holds.
+            LogFormat::Json => builder.json().with_writer(std::io::stderr).init(),
+            // Text does not: a listener's token or id holding a newline could forge a line.
+            LogFormat::Text => builder.with_writer(move || OneLine { ansi }).init(),
         }
     }
 
@@ -132,9 +134,65 @@ impl Cli {
     }
 }
 
+/// Stderr for text logs, one event per line whatever its fields hold: control characters
+/// inside an event (a newline in a client's token, say) are written escaped (`\n`, `\x1b`),
+/// and only the event's own final newline ends the line. The formatter hands each event
+/// over in one write. With colours on, the escape character is the formatter's and is kept.
+struct OneLine {
+    ansi: bool,
+}
+
+impl std::io::Write for OneLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr()
+            .lock()
+            .write_all(&one_line(buf, self.ansi))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// `buf` with every control character but a final newline (and, with `ansi`, the escape
+/// character) written as an escape.
+fn one_line(buf: &[u8], ansi: bool) -> Vec<u8> {
+    let (body, end) = match buf.split_last() {
+        Some((b'\n', body)) => (body, &b"\n"[..]),
+        _ => (buf, &b""[..]),
+    };
+    let mut out = Vec::with_capacity(buf.len());
+    for &b in body {
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.push(b),
+            0x1b if ansi => out.push(b),
+            0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out.extend_from_slice(end);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    #[test]
+    fn a_text_log_event_stays_on_one_line() {
+        let forged = b"INFO report token=x\n2026-12-01T00:00:00Z ERROR forged\r\x1b[31m\n";
+        let out = String::from_utf8(super::one_line(forged, false)).unwrap();
+        assert_eq!(out.matches('\n').count(), 1, "{out:?}");
+        assert!(out.ends_with('\n'));
+        assert!(
+            out.contains("x\\n2026") && out.contains("\\x1b[31m"),
+            "{out:?}"
+        );
+        assert!(super::one_line(b"\x1b[2mcoloured\x1b[0m\n", true).starts_with(b"\x1b[2m"));
+    }
 
     #[test]
     fn the_command_tree_is_consistent() {
