@@ -10,6 +10,50 @@ use std::time::{Duration, Instant};
 
 use common::{encore_command as encore, run_encore as run};
 
+type Lines = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// `encore serve --no-verify` on a free port with logs in `format`: the child, its stderr
+/// from after the `listening` line, the lines before it, and the address it listens on.
+fn serve(dir: &std::path::Path, format: &str) -> (std::process::Child, Lines, Vec<String>, String) {
+    let mut child = encore()
+        .args([
+            "serve",
+            "--no-verify",
+            "--addr",
+            "127.0.0.1:0",
+            "--log-format",
+            format,
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut before = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        let addr = match v["fields"]["message"] == "listening" {
+            true => v["fields"]["addr"].as_str().map(str::to_owned),
+            false => line.find("listening addr=").map(|at| {
+                line[at + 15..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            }),
+        };
+        match addr {
+            Some(addr) => return (child, lines, before, addr),
+            None => before.push(line),
+        }
+    }
+}
+
 #[test]
 fn help_explains_each_command_and_setting() {
     let (ok, out, _) = run(&["--help"]);
@@ -109,33 +153,11 @@ fn serve_refuses_to_start_verified_without_a_skill_id() {
 #[test]
 fn serve_starts_on_a_free_port_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = encore()
-        .args([
-            "serve",
-            "--no-verify",
-            "--addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut warned = false;
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        warned |= v["level"] == "WARN" && line.contains("verification is OFF");
-        if v["fields"]["message"] == "listening" {
-            break v["fields"]["addr"].as_str().unwrap().to_owned();
-        }
-    };
+    let (mut child, lines, before, addr) = serve(dir.path(), "json");
+    let warned = before.iter().any(|line| {
+        let v: Value = serde_json::from_str(line).unwrap_or_default();
+        v["level"] == "WARN" && line.contains("verification is OFF")
+    });
     assert!(warned, "turning verification off is logged as a warning");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -186,34 +208,14 @@ fn serve_starts_on_a_free_port_answers_and_stops_on_sigterm() {
 #[test]
 fn a_listener_id_holding_a_newline_cannot_forge_a_text_log_line() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = encore()
-        .args([
-            "serve",
-            "--no-verify",
-            "--addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(at) = line.find("addr=") {
-            break line[at + 5..].split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let (mut child, lines, _, addr) = serve(dir.path(), "text");
     // Whatever happens below, the server does not outlive the test.
     struct Killed(u32);
     impl Drop for Killed {
         fn drop(&mut self) {
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", &self.0.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
     }
