@@ -127,6 +127,7 @@ impl Components {
         let feedback: Arc<dyn FeedbackSink> = Arc::new(ObservedSink::new(sink, quality.clone()));
         let settings = ServiceSettings {
             store_budget: storage.store_budget,
+            api_store_budget: storage.api_store_budget,
         };
         Ok(Components {
             service: Arc::new(Service::new(

@@ -66,6 +66,11 @@ pub struct StorageArgs {
     #[arg(long = "store-budget-ms", env = "ENCORE_STORE_BUDGET_MS", default_value = "150", value_parser = millis)]
     pub store_budget: Duration,
 
+    /// How long the mobile API waits for any one store call (or a feedback batch's
+    /// acknowledgement) before it answers 503, in milliseconds.
+    #[arg(long = "api-store-budget-ms", env = "ENCORE_API_STORE_BUDGET_MS", default_value = "1000", value_parser = millis)]
+    pub api_store_budget: Duration,
+
     /// Directory of the embedded store (profiles and playback queues).
     #[arg(long, env = "ENCORE_DATA_DIR", default_value = ".encore")]
     pub data_dir: PathBuf,

@@ -32,7 +32,13 @@ pub fn token_for(sub: &str) -> String {
 /// request verification off.
 pub async fn serve_with_the_api(data_dir: &std::path::Path) -> TestServer {
     let mut args = common::serve_args(true, data_dir);
-    args.api = ApiArgs {
+    args.api = api_args();
+    TestServer::start_with(args, None).await
+}
+
+/// The mobile API on, taking `token_for`'s tokens.
+pub fn api_args() -> ApiArgs {
+    ApiArgs {
         jwt_issuer: Some(ISSUER.into()),
         jwt_audience: Some(AUDIENCE.into()),
         jwt_dev_secret: Some(SECRET.into()),
@@ -40,8 +46,7 @@ pub async fn serve_with_the_api(data_dir: &std::path::Path) -> TestServer {
         rate_limit_per_minute: 1_000_000,
         rate_limit_burst: 100_000,
         ..ApiArgs::default()
-    };
-    TestServer::start_with(args, None).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

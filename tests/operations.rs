@@ -482,3 +482,44 @@ async fn a_panic_on_the_request_path_answers_500_in_the_error_shape_and_keeps_th
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mobile_request_on_a_store_that_never_answers_gets_503_within_its_budget() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = common::serve_args(true, dir.path());
+    args.api = crate::openapi::api_args();
+    args.shutdown_grace = Duration::from_secs(1);
+    let app = encore::app::Server::with_parts(&args, hanging_parts(dir.path(), 150), None)
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let token = crate::openapi::token_for("patient-app-user");
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/me/profile"),
+        (reqwest::Method::GET, "/v1/me/playlists"),
+        (reqwest::Method::DELETE, "/v1/me"),
+    ] {
+        // Before, these waited for the store as long as it took: here, for ever.
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            client
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(&token)
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path} hung on the store"))
+        .unwrap();
+        assert_eq!(answer.status(), 503, "{method} {path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    }
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+}

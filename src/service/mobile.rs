@@ -3,7 +3,7 @@
 
 use super::{Service, count_store_error};
 use crate::domain::{Playlist, Profile, Selection, Source, Track, TrackId};
-use crate::feedback::{EventContext, EventKind, FeedbackEvent};
+use crate::feedback::{EventContext, EventKind, FeedbackError, FeedbackEvent};
 use crate::recommend::{RecommendError, RecommendRequest, Recommendation};
 use crate::store::{StoreError, update_profile};
 use std::sync::Arc;
@@ -104,11 +104,21 @@ const MAX_EVENT_AGE_SECS: i64 = 30 * 24 * 3600;
 const MAX_EVENT_AHEAD_SECS: i64 = 300;
 
 impl Service {
+    /// A store call on the mobile path, within `api_store_budget`: one that does not answer
+    /// in time is a timeout (a 503 the app can retry), never a request that hangs.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.settings.api_store_budget, call)
+            .await
+            .unwrap_or(Err(StoreError::Timeout))
+    }
+
     /// The stored profile, or a new one; store failures are errors here (the app can retry).
     pub async fn profile_of(&self, user_id: &str) -> Result<Profile, MobileError> {
         Ok(self
-            .store
-            .profile(user_id)
+            .bounded(self.store.profile(user_id))
             .await?
             .unwrap_or_else(|| Profile::new(user_id)))
     }
@@ -139,7 +149,7 @@ impl Service {
         spec: PlaylistSpec,
     ) -> Result<(Playlist, Vec<Arc<Track>>), MobileError> {
         // The cheap refusal first.
-        if self.store.playlists(user_id).await?.len() >= MAX_PLAYLISTS {
+        if self.bounded(self.store.playlists(user_id)).await?.len() >= MAX_PLAYLISTS {
             return Err(MobileError::Conflict(format!(
                 "a listener keeps at most {MAX_PLAYLISTS} playlists"
             )));
@@ -199,18 +209,17 @@ impl Service {
             tracks: tracks.iter().map(|t| t.id.clone()).collect(),
             created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
         };
-        self.store.put_playlist(&playlist).await?;
+        self.bounded(self.store.put_playlist(&playlist)).await?;
         Ok((playlist, tracks))
     }
 
     pub async fn playlists(&self, user_id: &str) -> Result<Vec<Playlist>, MobileError> {
-        Ok(self.store.playlists(user_id).await?)
+        Ok(self.bounded(self.store.playlists(user_id)).await?)
     }
 
     /// The listener's playlist `id`: another listener's is "not found".
     pub async fn playlist(&self, user_id: &str, id: &str) -> Result<Playlist, MobileError> {
-        self.store
-            .playlist(user_id, id)
+        self.bounded(self.store.playlist(user_id, id))
             .await?
             .filter(|p| p.user_id == user_id)
             .ok_or(MobileError::NotFound)
@@ -245,7 +254,14 @@ impl Service {
             }
         }
         for d in deliveries {
-            d.durable().await.map_err(|e| MobileError::Unavailable {
+            let budget = self.settings.api_store_budget;
+            let durable = match tokio::time::timeout(budget, d.durable()).await {
+                Ok(done) => done,
+                Err(_) => Err(FeedbackError::Io(crate::error::message(
+                    "not durable within the budget",
+                ))),
+            };
+            durable.map_err(|e| MobileError::Unavailable {
                 what: "the feedback sink",
                 source: crate::error::cause(e),
             })?;
@@ -301,7 +317,7 @@ impl Service {
 
     /// Erases the listener's profile, queues and playlists.
     pub async fn erase(&self, user_id: &str) -> Result<(), MobileError> {
-        self.store.erase_user(user_id).await?;
+        self.bounded(self.store.erase_user(user_id)).await?;
         self.recommender.forget(user_id).await;
         tracing::info!(user_id, "listener erased");
         Ok(())
@@ -322,15 +338,16 @@ impl Service {
                 "preferred_genres: at most 20 genres of 1 to 64 characters".into(),
             ));
         }
-        let profile = update_profile(self.store.as_ref(), user_id, |p| {
-            if let Some(e) = prefs.explicit_allowed {
-                p.explicit_allowed = e;
-            }
-            if let Some(g) = &prefs.preferred_genres {
-                p.preferred_genres = g.iter().map(|g| g.to_lowercase()).collect();
-            }
-        })
-        .await?;
+        let profile = self
+            .bounded(update_profile(self.store.as_ref(), user_id, |p| {
+                if let Some(e) = prefs.explicit_allowed {
+                    p.explicit_allowed = e;
+                }
+                if let Some(g) = &prefs.preferred_genres {
+                    p.preferred_genres = g.iter().map(|g| g.to_lowercase()).collect();
+                }
+            }))
+            .await?;
         self.recommender.forget(user_id).await;
         Ok(profile)
     }

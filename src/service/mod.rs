@@ -47,12 +47,16 @@ pub struct ServiceSettings {
     /// How long the voice path waits for any one store call before it goes on without it
     /// (a profile read that misses it serves the listener as a new one).
     pub store_budget: Duration,
+    /// The same bound for each store call (and feedback acknowledgement) on the mobile path,
+    /// where an unanswered call becomes a 503 instead of a request that hangs.
+    pub api_store_budget: Duration,
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
         ServiceSettings {
             store_budget: Duration::from_millis(150),
+            api_store_budget: Duration::from_secs(1),
         }
     }
 }

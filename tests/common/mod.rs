@@ -45,6 +45,7 @@ pub fn storage(data_dir: &Path) -> StorageArgs {
         profile_cache_ttl: std::time::Duration::from_millis(30_000),
         profile_cache_capacity: 100_000,
         store_budget: std::time::Duration::from_millis(150),
+        api_store_budget: std::time::Duration::from_secs(1),
         data_dir: data_dir.to_owned(),
         models: repo().join("models"),
         intents: repo().join("intents"),
