@@ -236,29 +236,19 @@ async fn stop_with_a_request_in_flight(
     args: &encore::settings::ServeArgs,
     parts: Components,
 ) -> Duration {
-    let app = encore::app::Server::with_parts(args, parts, None)
-        .await
-        .unwrap();
-    let url = format!("http://{}/alexa", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    let server = common::TestServer::start_with_parts(args, parts, None).await;
     let hanging = tokio::spawn(
         reqwest::Client::new()
-            .post(url)
+            .post(server.url("/alexa"))
             .json(&common::fixture("like", ""))
             .send(),
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!hanging.is_finished(), "the request is in flight");
     let started = Instant::now();
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(20), server)
+    tokio::time::timeout(Duration::from_secs(20), server.stop())
         .await
-        .expect("the server stops")
-        .unwrap()
-        .unwrap();
+        .expect("the server stops");
     let took = started.elapsed();
     hanging.abort();
     took
@@ -447,14 +437,7 @@ async fn a_panic_on_the_request_path_answers_500_in_the_error_shape_and_keeps_th
     let dir = tempfile::tempdir().unwrap();
     let args = common::serve_args(true, dir.path());
     let parts = Components::with_store(&common::storage(dir.path()), Arc::new(Panicking)).unwrap();
-    let app = encore::app::Server::with_parts(&args, parts, None)
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    let server = common::TestServer::start_with_parts(&args, parts, None).await;
     // One connection for everything: a dropped connection would fail the second request.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
@@ -462,7 +445,7 @@ async fn a_panic_on_the_request_path_answers_500_in_the_error_shape_and_keeps_th
         .unwrap();
     for _ in 0..2 {
         let response = client
-            .post(format!("{base}/alexa"))
+            .post(server.url("/alexa"))
             .header("x-request-id", "panic-probe")
             .json(&common::fixture("play_mood_er", ""))
             .send()
@@ -477,10 +460,9 @@ async fn a_panic_on_the_request_path_answers_500_in_the_error_shape_and_keeps_th
             "the cause is not sent: {body}"
         );
     }
-    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    let health = client.get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK, "the server still serves");
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,14 +472,8 @@ async fn a_mobile_request_on_a_store_that_never_answers_gets_503_within_its_budg
     let mut args = common::serve_args(true, dir.path());
     args.api = crate::openapi::api_args();
     args.shutdown_grace = Duration::from_secs(1);
-    let app = encore::app::Server::with_parts(&args, hanging_parts(dir.path(), 150), None)
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    let parts = hanging_parts(dir.path(), 150);
+    let server = common::TestServer::start_with_parts(&args, parts, None).await;
     let client = reqwest::Client::new();
     let token = crate::openapi::token_for("patient-app-user");
     for (method, path) in [
@@ -509,7 +485,7 @@ async fn a_mobile_request_on_a_store_that_never_answers_gets_503_within_its_budg
         let answer = tokio::time::timeout(
             Duration::from_secs(10),
             client
-                .request(method.clone(), format!("{base}{path}"))
+                .request(method.clone(), server.url(path))
                 .bearer_auth(&token)
                 .send(),
         )
@@ -520,6 +496,7 @@ async fn a_mobile_request_on_a_store_that_never_answers_gets_503_within_its_budg
         let body: Value = answer.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unavailable", "{body}");
     }
-    stop.send(()).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+    tokio::time::timeout(Duration::from_secs(30), server.stop())
+        .await
+        .expect("the server stops");
 }

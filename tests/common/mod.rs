@@ -380,9 +380,18 @@ impl TestServer {
 
     /// A server with the given settings (e.g. the mobile API on).
     pub async fn start_with(args: ServeArgs, verifier: Option<Verifier>) -> TestServer {
-        init_tracing();
         let parts = Components::load(&args.storage).await.unwrap();
-        let app = Server::with_parts(&args, parts, verifier).await.unwrap();
+        Self::start_with_parts(&args, parts, verifier).await
+    }
+
+    /// A server over parts the test built (e.g. over a store that hangs or panics).
+    pub async fn start_with_parts(
+        args: &ServeArgs,
+        parts: Components,
+        verifier: Option<Verifier>,
+    ) -> TestServer {
+        init_tracing();
+        let app = Server::with_parts(args, parts, verifier).await.unwrap();
         let addr = app.local_addr();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(app.run_until(async move {
