@@ -16,7 +16,7 @@ use super::{
 };
 use crate::domain::TrackLookup;
 use crate::error::message;
-use crate::store::{ProfileStore, StoreError};
+use crate::store::ProfileStore;
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -477,7 +477,7 @@ impl KinesisConsumer {
                 .store
                 .checkpoint(&self.stream, shard.shard_id())
                 .await
-                .map_err(store_error)?;
+                .map_err(FeedbackError::Store)?;
             checkpoints.insert(shard.shard_id().to_owned(), cp);
         }
         let mut progress = Progress::default();
@@ -569,7 +569,7 @@ impl KinesisConsumer {
                             if let Some(seq) = &last {
                                 let _ = self.store.put_checkpoint(&self.stream, shard, seq).await;
                             }
-                            return Err(store_error(e));
+                            return Err(FeedbackError::Store(e));
                         }
                     }
                 }
@@ -579,14 +579,14 @@ impl KinesisConsumer {
                 self.store
                     .put_checkpoint(&self.stream, shard, seq)
                     .await
-                    .map_err(store_error)?;
+                    .map_err(FeedbackError::Store)?;
             }
             iterator = out.next_shard_iterator().map(str::to_owned);
             if iterator.is_none() || (closed && records.is_empty()) {
                 self.store
                     .put_checkpoint(&self.stream, shard, SHARD_END)
                     .await
-                    .map_err(store_error)?;
+                    .map_err(FeedbackError::Store)?;
                 return Ok(true);
             }
             metrics::gauge!("encore_consumer_millis_behind_latest", "shard" => shard.to_owned())
@@ -669,10 +669,6 @@ async fn scan_stream(
         }
     }
     Ok(malformed)
-}
-
-fn store_error(e: StoreError) -> FeedbackError {
-    FeedbackError::Store(e)
 }
 
 #[cfg(test)]

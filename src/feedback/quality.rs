@@ -143,7 +143,8 @@ pub struct Quality {
     /// a client may write (app feedback), so only these are tallied and labelled; any other
     /// counts under `UNKNOWN`/`UNKNOWN`. Without this a client could make a ring of a day's
     /// buckets per made-up name (60 batches grew a server to 2.6 GB).
-    known: HashSet<(String, String)>,
+    /// experiment -> its variants.
+    known: HashMap<String, HashSet<String>>,
 }
 
 /// The experiment and variant an event is counted under when it names no known arm.
@@ -155,7 +156,10 @@ impl Quality {
         Quality {
             started: Instant::now(),
             state: Mutex::default(),
-            known: arms.into_iter().collect(),
+            known: arms.into_iter().fold(HashMap::new(), |mut known, (e, v)| {
+                known.entry(e).or_insert_with(HashSet::new).insert(v);
+                known
+            }),
         }
     }
 
@@ -174,9 +178,13 @@ impl Quality {
             return;
         };
         let experiment = event.context.experiment.as_deref().unwrap_or("");
-        let arm = (experiment.to_owned(), variant.to_owned());
-        let (experiment, variant) = match self.known.contains(&arm) {
-            true => (arm.0.as_str(), arm.1.as_str()),
+        // Looked up by reference: an event costs no allocation to be told apart.
+        let served = self
+            .known
+            .get(experiment)
+            .is_some_and(|variants| variants.contains(variant));
+        let (experiment, variant) = match served {
+            true => (experiment, variant),
             false => (UNKNOWN, UNKNOWN),
         };
         metrics::counter!(
