@@ -61,6 +61,7 @@ impl ProfileStore for Hanging {
 fn hanging_parts(dir: &std::path::Path, budget_ms: u64) -> Components {
     let mut storage = common::storage(dir);
     storage.store_budget = std::time::Duration::from_millis(budget_ms);
+    storage.api_store_budget = std::time::Duration::from_secs(1);
     Components::with_store(&storage, Arc::new(Hanging)).unwrap()
 }
 
