@@ -268,6 +268,8 @@ pub struct RouterSettings {
     pub max_body_bytes: usize,
     /// Requests handled at once before load shedding.
     pub max_in_flight: usize,
+    /// How long a request may take to send its body.
+    pub body_read_timeout: Duration,
     /// How long the voice path may take before it apologises instead.
     pub alexa_deadline: Duration,
     /// The mobile API's token verifier (none: the API answers 503).
@@ -294,6 +296,7 @@ impl RouterSettings {
         Ok(RouterSettings {
             max_body_bytes: settings.max_body_bytes,
             max_in_flight: settings.max_in_flight,
+            body_read_timeout: settings.body_read_timeout,
             alexa_deadline: settings.alexa_deadline,
             jwt,
             rate_limit: RateLimit {
@@ -324,6 +327,7 @@ pub fn build_router(
     let limits = http::Limits {
         max_body_bytes: settings.max_body_bytes,
         max_in_flight: settings.max_in_flight,
+        body_read_timeout: settings.body_read_timeout,
     };
     http::router(AppState(Arc::new(App { skill, api })), limits)
 }
@@ -332,6 +336,7 @@ pub fn build_router(
 pub struct Server {
     listener: TcpListener,
     router: axum::Router,
+    connections: http::ConnectionLimits,
     store: Arc<dyn ProfileStore>,
     feedback: Arc<dyn FeedbackSink>,
     /// The in-process consumer, with `--feedback local`.
@@ -380,6 +385,10 @@ impl Server {
         Ok(Server {
             listener,
             router,
+            connections: http::ConnectionLimits {
+                header_read_timeout: settings.header_read_timeout,
+                max_connections: settings.max_connections,
+            },
             consumer,
             store: parts.store,
             feedback: parts.feedback,
@@ -427,12 +436,10 @@ impl Server {
         // One deadline for the whole stop, from the signal: in-flight requests may use the
         // first three quarters of the grace, the flushes after them what is left.
         let (signalled, on_signal) = tokio::sync::oneshot::channel::<Instant>();
-        let serve = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = signalled.send(Instant::now() + self.shutdown_grace);
-            })
-            .into_future();
+        let serve = http::serve(self.listener, self.router, self.connections, async move {
+            shutdown.await;
+            let _ = signalled.send(Instant::now() + self.shutdown_grace);
+        });
         let grace = self.shutdown_grace;
         let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<Instant>();
         let requests_end = async move {
@@ -445,7 +452,7 @@ impl Server {
             }
         };
         tokio::select! {
-            served = serve => served?,
+            () = serve => {}
             () = requests_end => tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight at the shutdown deadline; stopping anyway"),
         }
         // Served to the end without a signal (the listener failed): the grace starts now.

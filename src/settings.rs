@@ -190,6 +190,24 @@ pub struct ServeArgs {
     #[arg(long, env = "ENCORE_MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: usize,
 
+    /// How long a connection may take to send a request's headers, in seconds; an idle
+    /// keep-alive connection is closed after the same time. Keep it above the load balancer's
+    /// idle timeout (60 s on an ALB), so the balancer never reuses a connection Encore is
+    /// closing.
+    #[arg(long = "header-read-timeout-secs", env = "ENCORE_HEADER_READ_TIMEOUT_SECS", default_value = "65", value_parser = seconds)]
+    pub header_read_timeout: Duration,
+
+    /// How long a request may take to send its body, in seconds (then 408). A body is read
+    /// before the request takes one of the --max-in-flight slots, so a client that stalls
+    /// mid-body holds none.
+    #[arg(long = "body-read-timeout-secs", env = "ENCORE_BODY_READ_TIMEOUT_SECS", default_value = "10", value_parser = seconds)]
+    pub body_read_timeout: Duration,
+
+    /// Connections open at once; past that, new ones wait in the listen backlog. Each may
+    /// hold up to --max-body-bytes while its body is read.
+    #[arg(long, env = "ENCORE_MAX_CONNECTIONS", default_value_t = 2048)]
+    pub max_connections: usize,
+
     /// How long the voice path may take before the listener hears an apology instead (the
     /// platform gives up after about 8 s), in milliseconds.
     #[arg(long = "alexa-deadline-ms", env = "ENCORE_ALEXA_DEADLINE_MS", default_value = "6000", value_parser = millis)]

@@ -8,6 +8,16 @@ use crate::openapi::{serve_with_the_api, token_for};
 
 use serde_json::{Value, json};
 
+/// The id of the demo catalog's first track.
+fn first_track() -> String {
+    encore::recommend::Catalog::load(&common::repo().join("models"))
+        .unwrap()
+        .tracks()[0]
+        .id
+        .0
+        .clone()
+}
+
 async fn metrics(client: &reqwest::Client, server: &common::TestServer) -> String {
     client
         .get(server.url("/metrics"))
@@ -24,12 +34,7 @@ async fn app_feedback_naming_made_up_experiment_arms_is_tallied_as_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve_with_the_api(dir.path()).await;
     let client = reqwest::Client::new();
-    let track = encore::recommend::Catalog::load(&common::repo().join("models"))
-        .unwrap()
-        .tracks()[0]
-        .id
-        .0
-        .clone();
+    let track = first_track();
     // Before, every made-up (experiment, variant) got a day of minute buckets and a series
     // of its own: 60 such batches grew a server to 2.6 GB.
     for batch in 0..20 {
@@ -113,5 +118,131 @@ async fn intent_names_the_skill_does_not_have_are_counted_as_other() {
         text.contains("intent=\"OTHER\""),
         "counted as OTHER:\n{text}"
     );
+    server.stop().await;
+}
+
+/// A server whose connections must send their headers within 1 s and their bodies within
+/// 1 s, with 16 requests in flight.
+async fn serve_with_short_read_timeouts(dir: &std::path::Path) -> common::TestServer {
+    let mut args = common::serve_args(true, dir);
+    args.max_in_flight = 16;
+    args.header_read_timeout = std::time::Duration::from_secs(1);
+    args.body_read_timeout = std::time::Duration::from_secs(1);
+    common::TestServer::start_with(args, None).await
+}
+
+/// Opens a connection and sends `head` and `body_start`, then nothing more.
+async fn stall(server: &common::TestServer, head: &str, body_start: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body_start.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Everything the server sends on `stream` until it closes it (at most 10 s).
+async fn until_closed(mut stream: tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut got),
+    )
+    .await
+    .expect("the server closes a stalled connection")
+    .unwrap_or_default();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_stalled_mid_body_hold_no_request_slot_and_are_cut_at_the_body_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with_short_read_timeouts(dir.path()).await;
+    // Four times as many as there are slots, each promising 1,000 bytes and sending 9.
+    let head = "POST /alexa HTTP/1.1\r\nHost: encore\r\nContent-Type: application/json\r\n\
+                Content-Length: 1000\r\n\r\n";
+    let mut stalled = Vec::new();
+    for _ in 0..64 {
+        stalled.push(stall(&server, head, "{\"version").await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Before, each stalled body held a slot: the health check and a real listener got 503
+    // for as long as the connections stayed open.
+    let client = reqwest::Client::new();
+    let health = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let play = common::post_raw(
+        &client,
+        &server,
+        None,
+        None,
+        serde_json::to_vec(&common::fixture("play_mood_er", "")).unwrap(),
+    )
+    .await;
+    assert_eq!(play.status(), 200, "{}", play.text().await.unwrap());
+    // And the stalled ones are answered 408 and closed once the body timeout has passed.
+    for stream in stalled {
+        let answer = until_closed(stream).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("\"request_timeout\""), "{answer}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_stalled_in_its_headers_is_closed_at_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with_short_read_timeouts(dir.path()).await;
+    // Before, a connection that never finished its headers stayed open for ever.
+    let stalled = stall(
+        &server,
+        "POST /alexa HTTP/1.1\r\nHost: encore\r\nX-Slow: ",
+        "",
+    )
+    .await;
+    let idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    until_closed(stalled).await;
+    // A connection that sends nothing at all is closed by the same timeout.
+    until_closed(idle).await;
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_events_with_overlong_or_made_up_context_are_refused_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with_the_api(dir.path()).await;
+    let client = reqwest::Client::new();
+    let track = first_track();
+    // Before, each was accepted: a 200 KB genre went onto the stream and into the profile.
+    let events = json!({"events": [
+        {"track_id": track, "kind": "liked", "context": {"genre": "g".repeat(200 * 1024)}},
+        {"track_id": track, "kind": "liked", "context": {"mood": "made-up"}},
+        {"track_id": track, "kind": "liked", "context": {"variant": ""}},
+        {"track_id": track, "kind": "liked", "context": {"seed_track_id": "no-such-track"}},
+        {"track_id": track, "kind": "liked", "context": {"mood": "happy", "variant": "control"}},
+    ]});
+    let answer: Value = client
+        .post(server.url("/v1/feedback"))
+        .bearer_auth(token_for("context-attacker"))
+        .json(&events)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let errors = answer["errors"].as_array().unwrap();
+    let refused: Vec<(u64, &str)> = errors
+        .iter()
+        .map(|e| (e["index"].as_u64().unwrap(), e["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(refused.len(), 4, "{answer}");
+    assert!(refused[0].1.contains("context.genre"), "{refused:?}");
+    assert!(refused[1].1.contains("context.mood"), "{refused:?}");
+    assert!(refused[2].1.contains("context.variant"), "{refused:?}");
+    assert!(refused[3].1.contains("seed_track_id"), "{refused:?}");
     server.stop().await;
 }

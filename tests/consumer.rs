@@ -298,3 +298,56 @@ async fn instances_with_their_own_logs_on_one_table_keep_their_own_checkpoints()
         assert_eq!(profile.finishes, plays[i], "instance {i}");
     }
 }
+
+#[tokio::test]
+async fn events_with_huge_contexts_keep_a_profile_within_its_stored_size() {
+    // The events reach the log unchecked, as records from another producer would: each
+    // finished play names a new 200 KB genre and a 256-character track id. Before, three of
+    // them pushed a profile past DynamoDB's 400 KB item limit, and 190 made the embedded
+    // store 227 MB.
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ProfileStore> =
+        Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
+    let log = Arc::new(LocalLog::open(&dir.path().join("log")).unwrap());
+    let huge = "g".repeat(200 * 1024);
+    for i in 0..60 {
+        let context = EventContext {
+            genre: Some(format!("{i}{huge}")),
+            ..EventContext::default()
+        };
+        let track = TrackId(format!("{i:0>256}"));
+        for kind in [
+            EventKind::PlayStarted,
+            EventKind::PlayFinished,
+            EventKind::Liked,
+        ] {
+            let event = FeedbackEvent::new(
+                "hoarder",
+                "d",
+                &track,
+                kind,
+                200_000,
+                context.clone(),
+                Source::Mobile,
+            );
+            log.send(event).durable().await.unwrap();
+        }
+    }
+    let consumer = LocalConsumer::new(log, store.clone(), catalog()).with_batch(50);
+    let mut applied = 0;
+    loop {
+        let p = consumer.pass().await.unwrap();
+        applied += p.applied;
+        if p == encore::feedback::Progress::default() {
+            break;
+        }
+    }
+    assert_eq!(applied, 180, "every event is applied");
+    let profile = store.profile("hoarder").await.unwrap().unwrap();
+    assert_eq!((profile.finishes, profile.likes), (60, 60));
+    let stored = serde_json::to_vec(&profile).unwrap().len();
+    assert!(
+        stored <= encore::domain::STORED_LIMIT_BYTES,
+        "the profile weighs {stored} bytes"
+    );
+}

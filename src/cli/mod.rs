@@ -50,7 +50,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum EncoreCommand {
     /// Run the HTTP server: the Alexa skill endpoint at POST /alexa and /healthz.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create what the configured store needs (the DynamoDB table with its TTL, or the
     /// embedded file). Safe to run again: what exists is left as it is.
     Init(init::InitArgs),

@@ -10,8 +10,8 @@ mod track;
 pub use mood::Mood;
 pub use playlist::Playlist;
 pub use profile::{
-    KNOWN_AFTER, PRECOMPUTED_LIMIT, PlayOutcomes, Precomputed, Profile, RECENT_LIMIT, Taste,
-    bandit_key,
+    KNOWN_AFTER, PRECOMPUTED_LIMIT, PlayOutcomes, Precomputed, Profile, RECENT_LIMIT,
+    STORED_LIMIT_BYTES, Taste, bandit_key,
 };
 pub use queue::{Queue, QueueKey, Token};
 pub use track::{AudioFeatures, Track, TrackId, TrackLookup};

@@ -18,6 +18,13 @@ pub const BANDIT_LIMIT: usize = 500;
 pub const PRECOMPUTED_LIMIT: usize = 100;
 /// The weight at which the taste centroid stops slowing down: newer plays keep moving it.
 const TASTE_MEMORY: f32 = 50.0;
+/// The most a stored profile may weigh, roughly as JSON, whatever events arrive: well inside
+/// DynamoDB's 400 KB item limit, and small enough that one listener cannot slow down the
+/// embedded store's writes for others. The counts above bound each collection; this bounds
+/// them together, whatever the length of the ids in them.
+pub const STORED_LIMIT_BYTES: usize = 192 * 1024;
+/// What an entry costs besides its strings (quotes, separators, a number or two).
+const ENTRY_OVERHEAD: usize = 16;
 
 /// Finished and skipped plays of one track: a Beta posterior's evidence for the bandit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +215,79 @@ impl Profile {
     pub fn dislikes(&self, track: &TrackId) -> bool {
         self.disliked.contains(track)
     }
+
+    /// About what the profile weighs stored (its strings and a fixed cost per entry).
+    pub fn approximate_bytes(&self) -> usize {
+        let ids =
+            |list: &[TrackId]| -> usize { list.iter().map(|t| t.0.len() + ENTRY_OVERHEAD).sum() };
+        let keys = |map: &BTreeMap<String, f32>| -> usize {
+            map.keys().map(|k| k.len() + ENTRY_OVERHEAD).sum()
+        };
+        let precomputed = self
+            .precomputed
+            .as_ref()
+            .map_or(0, |p| p.model_version.len() + ids(&p.tracks));
+        1024 + self.user_id.len()
+            + ids(&self.liked)
+            + ids(&self.disliked)
+            + ids(&self.recent)
+            + keys(&self.genres)
+            + keys(&self.artists)
+            + self
+                .bandit
+                .keys()
+                .map(|k| k.len() + 2 * ENTRY_OVERHEAD)
+                .sum::<usize>()
+            + self
+                .preferred_genres
+                .iter()
+                .map(|g| g.len() + ENTRY_OVERHEAD)
+                .sum::<usize>()
+            + precomputed
+    }
+
+    /// Sheds the least useful entries until the profile weighs at most `limit` bytes
+    /// (`approximate_bytes`): a quarter of the bandit counters with the least evidence, then
+    /// of the weakest affinities, then the oldest plays and opinions, in rounds. Counts and
+    /// the taste centroid are kept. Returns whether anything was shed.
+    pub fn fit_within(&mut self, limit: usize) -> bool {
+        let mut shed = false;
+        while self.approximate_bytes() > limit {
+            let before = self.approximate_bytes();
+            shed_quarter_by(&mut self.bandit, |o| o.finished + o.skipped);
+            shed_weakest_quarter(&mut self.genres);
+            shed_weakest_quarter(&mut self.artists);
+            for list in [&mut self.recent, &mut self.liked, &mut self.disliked] {
+                list.truncate(list.len() - list.len().div_ceil(4));
+            }
+            if let Some(p) = &mut self.precomputed {
+                p.tracks.truncate(p.tracks.len() / 2);
+            }
+            shed = true;
+            if self.approximate_bytes() >= before {
+                break;
+            }
+        }
+        shed
+    }
+}
+
+/// Removes the quarter (rounded up) of `map`'s entries with the least `evidence`.
+fn shed_quarter_by<V>(map: &mut BTreeMap<String, V>, evidence: impl Fn(&V) -> u32) {
+    let mut order: Vec<(u32, String)> = map.iter().map(|(k, v)| (evidence(v), k.clone())).collect();
+    order.sort_unstable();
+    for (_, k) in order.into_iter().take(map.len().div_ceil(4)) {
+        map.remove(&k);
+    }
+}
+
+/// Removes the quarter (rounded up) of the affinities nearest zero.
+fn shed_weakest_quarter(map: &mut BTreeMap<String, f32>) {
+    let mut order: Vec<(f32, String)> = map.iter().map(|(k, v)| (v.abs(), k.clone())).collect();
+    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    for (_, k) in order.into_iter().take(map.len().div_ceil(4)) {
+        map.remove(&k);
+    }
 }
 
 /// Moves `track` to the front of `list`, keeping at most `limit` entries.
@@ -246,6 +326,43 @@ mod tests {
         assert_eq!(p.bandit.len(), BANDIT_LIMIT);
         let item = serde_json::to_vec(&p).unwrap();
         assert!(item.len() < 100 * 1024, "{} bytes", item.len());
+    }
+
+    #[test]
+    fn a_profile_of_the_longest_ids_sheds_its_least_useful_entries_to_fit() {
+        let mut p = Profile::new("u");
+        let long = |i: usize| TrackId(format!("{i:0>256}"));
+        for i in 0..(OPINION_LIMIT * 2 + RECENT_LIMIT + BANDIT_LIMIT) {
+            p.like(&long(i));
+            p.dislike(&long(i + 100_000));
+            p.played(&long(i));
+            p.record_outcome(&long(i), &format!("genre={}", "g".repeat(256)), i % 3 == 0);
+        }
+        assert!(
+            p.approximate_bytes() > STORED_LIMIT_BYTES,
+            "the attack is too small"
+        );
+        let finished_best = p
+            .bandit
+            .iter()
+            .max_by_key(|(_, o)| o.finished + o.skipped)
+            .map(|(k, _)| k.clone())
+            .unwrap();
+        assert!(p.fit_within(STORED_LIMIT_BYTES));
+        let stored = serde_json::to_vec(&p).unwrap().len();
+        assert!(stored <= STORED_LIMIT_BYTES, "{stored} bytes");
+        assert!(
+            p.bandit.contains_key(&finished_best),
+            "the most evidence stays"
+        );
+        assert_eq!(
+            p.liked[0],
+            long(OPINION_LIMIT * 2 + RECENT_LIMIT + BANDIT_LIMIT - 1)
+        );
+        assert!(
+            !p.fit_within(STORED_LIMIT_BYTES),
+            "a profile that fits is left as it is"
+        );
     }
 
     #[test]

@@ -74,7 +74,40 @@ pub struct EventContext {
     pub variant: Option<String>,
 }
 
+/// The longest string a context field may hold (as `schemas/feedback-event.v1.json` says).
+pub const MAX_CONTEXT_CHARS: usize = 256;
+
 impl EventContext {
+    /// Whether a client may send this context: a mood the skill knows, and every string
+    /// within `MAX_CONTEXT_CHARS`. Returns why not.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(mood) = &self.mood
+            && mood.parse::<crate::domain::Mood>().is_err()
+        {
+            let known: Vec<&str> = crate::domain::Mood::ALL.iter().map(|m| m.id()).collect();
+            return Err(format!("context.mood must be one of {}", known.join(", ")));
+        }
+        for (name, value) in [
+            ("mood", &self.mood),
+            ("genre", &self.genre),
+            ("artist", &self.artist),
+            ("seed_track_id", &self.seed_track_id),
+            ("recommendation_id", &self.recommendation_id),
+            ("model_version", &self.model_version),
+            ("experiment", &self.experiment),
+            ("variant", &self.variant),
+        ] {
+            if let Some(v) = value
+                && (v.is_empty() || v.chars().count() > MAX_CONTEXT_CHARS)
+            {
+                return Err(format!(
+                    "context.{name} must have 1 to {MAX_CONTEXT_CHARS} characters"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The request that produced the track, when the event names one.
     pub fn selection(&self) -> Option<Selection> {
         if let Some(m) = &self.mood {

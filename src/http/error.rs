@@ -34,6 +34,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body too large")]
     TooLarge,
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     #[error("{message}")]
     Unprocessable { message: String, details: Value },
     #[error("too many requests")]
@@ -70,6 +72,7 @@ impl ApiError {
             ApiError::NotFound | ApiError::NoMatch(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::NoMatch(_) => "no_match",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge => "payload_too_large",
+            ApiError::BodyTimeout(_) => "request_timeout",
             ApiError::Unprocessable { .. } => "unprocessable",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",

@@ -3,9 +3,11 @@
 
 mod alexa;
 mod error;
+mod listen;
 mod v1;
 
 pub use error::{ApiError, REQUEST_ID, current_request_id};
+pub use listen::{ConnectionLimits, serve};
 pub use v1::{MobileApi, ROUTES, RateLimit};
 
 use crate::skill::Skill;
@@ -35,8 +37,11 @@ pub struct App {
 pub struct Limits {
     pub max_body_bytes: usize,
     /// Requests handled at once; more are refused at once with 503 (load shedding) instead
-    /// of queueing without bound.
+    /// of queueing without bound. The health, readiness and metrics routes do not count.
     pub max_in_flight: usize,
+    /// How long a request may take to send its body (then 408). Bodies are read before the
+    /// request takes an in-flight slot.
+    pub body_read_timeout: std::time::Duration,
 }
 
 pub fn router(state: AppState, limits: Limits) -> Router {
@@ -49,19 +54,69 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(GlobalConcurrencyLimitLayer::new(
             limits.max_in_flight.max(1),
         ));
-    Router::new()
+    // What does the work is behind the in-flight limit; what the platform polls is not, so
+    // an instance busy to its limit is still seen alive and can say whether it is ready.
+    let work = Router::new()
         .route("/alexa", post(alexa::handle))
+        .merge(v1::routes())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(shed);
+    let body = BodyRead {
+        limit: limits.max_body_bytes,
+        timeout: limits.body_read_timeout,
+    };
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .merge(v1::routes())
-        .fallback(|| async { ApiError::NotFound })
+        .merge(work)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(shed)
+        // Outside the in-flight limit: a client that stalls mid-body holds no slot.
+        .layer(middleware::from_fn_with_state(body, read_body))
         // Inside `track`, so a panic's 500 carries the request id and is counted.
         .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(track))
         .with_state(state)
+}
+
+#[derive(Clone, Copy)]
+struct BodyRead {
+    limit: usize,
+    timeout: std::time::Duration,
+}
+
+/// Reads a request's whole body, at most `limit` bytes within `timeout`, before the request
+/// goes on: one over the limit is 413 at once (by its declared length when it has one), one
+/// that does not arrive in time is 408. A request without a body passes straight on.
+async fn read_body(State(read): State<BodyRead>, req: Request, next: Next) -> Response {
+    use axum::body::{Body, HttpBody};
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    if req.body().size_hint().lower() > read.limit as u64 {
+        return ApiError::TooLarge.into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let bytes =
+        match tokio::time::timeout(read.timeout, axum::body::to_bytes(body, read.limit)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) => {
+                let too_large = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                return if too_large {
+                    ApiError::TooLarge.into_response()
+                } else {
+                    ApiError::BadRequest(format!("the request body could not be read: {e}"))
+                        .into_response()
+                };
+            }
+            Err(_) => {
+                metrics::counter!("encore_http_body_timeouts_total").increment(1);
+                return ApiError::BodyTimeout(read.timeout.as_secs()).into_response();
+            }
+        };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// A handler that panicked answers 500 in the error shape, and the connection stays up.

@@ -281,6 +281,12 @@ impl Service {
         if input.device_id.is_empty() || input.device_id.len() > 256 {
             return Err("device_id must have 1 to 256 characters".into());
         }
+        input.context.check()?;
+        if let Some(seed) = &input.context.seed_track_id
+            && self.recommender.track(&TrackId(seed.clone())).is_none()
+        {
+            return Err("context.seed_track_id is not a catalog track".into());
+        }
         let kind = match input.kind {
             // A play that ends before 30 s is a skip, whatever the app called it.
             EventKind::PlayFinished => EventKind::of_ending(true, input.position_ms),

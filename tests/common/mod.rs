@@ -354,6 +354,9 @@ pub fn serve_args(no_verify: bool, data_dir: &Path) -> ServeArgs {
         no_verify,
         max_body_bytes: 256 * 1024,
         max_in_flight: 1024,
+        header_read_timeout: std::time::Duration::from_secs(65),
+        body_read_timeout: std::time::Duration::from_secs(10),
+        max_connections: 2048,
         alexa_deadline: std::time::Duration::from_millis(6000),
         shutdown_grace: std::time::Duration::from_secs(20),
         api: ApiArgs::default(),
@@ -461,6 +464,7 @@ pub fn router_settings() -> encore::app::RouterSettings {
     encore::app::RouterSettings {
         max_body_bytes: 64 * 1024,
         max_in_flight: 1024,
+        body_read_timeout: std::time::Duration::from_secs(10),
         alexa_deadline: std::time::Duration::from_secs(6),
         jwt: None,
         rate_limit: encore::http::RateLimit {
