@@ -83,7 +83,9 @@ async fn schemathesis_finds_nothing_the_document_and_the_server_disagree_on() {
             "--seed",
             "20261201",
         ])
-        .args(["--workers", "2", "--request-timeout", "30"])
+        // One worker: with two, the coverage phase's generators share state across threads
+        // and now and then fail with "Inconsistent results" (seen on a loaded machine).
+        .args(["--workers", "1", "--request-timeout", "30"])
         .args(["--suppress-health-check", "all"])
         .args(["--generation-database", "none"])
         .current_dir(dir.path())
@@ -120,7 +122,7 @@ fn findings(stdout: &str) -> String {
         return report.to_owned();
     }
     let head: String = report.chars().take(MOST).collect();
-    let last: Vec<&str> = stdout.lines().rev().take(12).collect();
+    let last: Vec<&str> = stdout.lines().rev().take(40).collect();
     let last: Vec<&str> = last.into_iter().rev().collect();
     format!("{head}\n[...]\n{}", last.join("\n"))
 }
