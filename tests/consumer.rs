@@ -351,3 +351,119 @@ async fn events_with_huge_contexts_keep_a_profile_within_its_stored_size() {
         "the profile weighs {stored} bytes"
     );
 }
+
+#[tokio::test]
+async fn a_record_the_store_refuses_is_set_aside_and_the_records_after_it_go_on() {
+    use encore::cli::dead_letters::{DeadLettersCommand, ListArgs, ReplayArgs, run};
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::dynamo_storage(dir.path(), "poison");
+    let dynamo = encore::store::DynamoStore::connect(&encore::app::dynamo_settings(&storage)).await;
+    dynamo.init().await.unwrap();
+    let store: Arc<dyn ProfileStore> = Arc::new(dynamo);
+    let log = Arc::new(LocalLog::open(&dir.path().join("log")).unwrap());
+    let track = Catalog::load(&common::repo().join("models"))
+        .unwrap()
+        .tracks()[0]
+        .id
+        .clone();
+    // A user id past DynamoDB's 2,048-byte key limit: the store refuses its event every
+    // time. Before, the pass failed on it again and again, and nothing after it was folded.
+    let poison_user = "p".repeat(3000);
+    for user in ["before", poison_user.as_str(), "after"] {
+        let event = FeedbackEvent::new(
+            user,
+            "d",
+            &track,
+            EventKind::Liked,
+            0,
+            EventContext::default(),
+            Source::Mobile,
+        );
+        log.send(event).durable().await.unwrap();
+    }
+    let consumer = LocalConsumer::new(log, store.clone(), catalog());
+    let mut total = encore::feedback::Progress::default();
+    for _ in 0..3 {
+        let p = consumer
+            .pass()
+            .await
+            .unwrap_or_else(|e| panic!("the pass stopped at the refused record: {e}"));
+        total.applied += p.applied;
+        total.set_aside += p.set_aside;
+    }
+    assert_eq!((total.applied, total.set_aside), (2, 1));
+    for user in ["before", "after"] {
+        let profile = store.profile(user).await.unwrap().unwrap();
+        assert_eq!(profile.liked, vec![track.clone()], "{user}");
+    }
+    let letters = store.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let record: FeedbackEvent =
+        serde_json::from_str(letters[0].record.as_deref().unwrap()).unwrap();
+    assert_eq!(record.user_id, poison_user);
+    assert!(
+        letters[0].reason.contains("refused"),
+        "{}",
+        letters[0].reason
+    );
+    // The operator's view, and a replay that cannot succeed yet: the letter stays.
+    let listed = run(&DeadLettersCommand::List(ListArgs {
+        storage: storage.clone(),
+        limit: 10,
+        json: false,
+    }))
+    .await
+    .unwrap();
+    assert!(listed.contains(&letters[0].id), "{listed}");
+    assert!(listed.ends_with("1 dead letter(s)"), "{listed}");
+    let replayed = run(&DeadLettersCommand::Replay(ReplayArgs {
+        storage,
+        id: None,
+        limit: 10,
+    }))
+    .await
+    .unwrap();
+    assert!(
+        replayed.contains("0 dead letter(s) into profiles; 1 still refused"),
+        "{replayed}"
+    );
+    assert_eq!(store.dead_letters(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_dead_letter_replays_into_its_profile_once_and_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ProfileStore> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let track = Catalog::load(&common::repo().join("models"))
+        .unwrap()
+        .tracks()[0]
+        .id
+        .clone();
+    let event = FeedbackEvent::new(
+        "patient",
+        "d",
+        &track,
+        EventKind::Liked,
+        0,
+        EventContext::default(),
+        Source::Mobile,
+    );
+    let letter = encore::store::DeadLetter::new(
+        "local-log/0/7".into(),
+        &serde_json::to_vec(&event).unwrap(),
+        "the store refused it".into(),
+    );
+    store.put_dead_letter(&letter).await.unwrap();
+    let catalog: Arc<dyn encore::domain::TrackLookup> = catalog();
+    let replayed = encore::feedback::replay(&store, &catalog, &letter)
+        .await
+        .unwrap();
+    assert_eq!(replayed, encore::feedback::Replayed::Applied);
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+    // Replayed twice (a letter set aside again by a consumer that restarted): counted once.
+    encore::feedback::replay(&store, &catalog, &letter)
+        .await
+        .unwrap();
+    let profile = store.profile("patient").await.unwrap().unwrap();
+    assert_eq!((profile.likes, profile.liked.len()), (1, 1));
+}

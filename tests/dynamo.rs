@@ -34,6 +34,12 @@ async fn every_item_type_round_trips() {
 }
 
 #[tokio::test]
+async fn dead_letters_are_kept_listed_and_deleted() {
+    contract::dead_letters_are_kept_listed_and_deleted(&store("letters").await).await;
+    contract::dead_letters_are_kept_listed_and_deleted(&cached("c-letters").await).await;
+}
+
+#[tokio::test]
 async fn erasing_a_listener_removes_all_of_theirs_and_nothing_else() {
     contract::erasure_is_complete_and_contained(&store("erase").await).await;
     contract::erasure_is_complete_and_contained(&cached("c-erase").await).await;
@@ -258,6 +264,15 @@ impl ProfileStore for Probe {
     }
     async fn put_checkpoint(&self, stream: &str, shard: &str, seq: &str) -> Result<(), StoreError> {
         self.inner.put_checkpoint(stream, shard, seq).await
+    }
+    async fn put_dead_letter(&self, l: &encore::store::DeadLetter) -> Result<(), StoreError> {
+        self.inner.put_dead_letter(l).await
+    }
+    async fn dead_letters(&self, n: usize) -> Result<Vec<encore::store::DeadLetter>, StoreError> {
+        self.inner.dead_letters(n).await
+    }
+    async fn delete_dead_letter(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.delete_dead_letter(id).await
     }
     async fn apply_event(
         &self,

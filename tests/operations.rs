@@ -52,6 +52,15 @@ impl ProfileStore for Hanging {
     async fn put_checkpoint(&self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
         std::future::pending().await
     }
+    async fn put_dead_letter(&self, _: &encore::store::DeadLetter) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn dead_letters(&self, _: usize) -> Result<Vec<encore::store::DeadLetter>, StoreError> {
+        std::future::pending().await
+    }
+    async fn delete_dead_letter(&self, _: &str) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
     async fn apply_event(&self, _: &str, _: &str, _: ProfileChange) -> Result<Applied, StoreError> {
         std::future::pending().await
     }
@@ -358,6 +367,15 @@ impl ProfileStore for HangingFlush {
     async fn put_checkpoint(&self, s: &str, sh: &str, p: &str) -> Result<(), StoreError> {
         Hanging.put_checkpoint(s, sh, p).await
     }
+    async fn put_dead_letter(&self, l: &encore::store::DeadLetter) -> Result<(), StoreError> {
+        Hanging.put_dead_letter(l).await
+    }
+    async fn dead_letters(&self, n: usize) -> Result<Vec<encore::store::DeadLetter>, StoreError> {
+        Hanging.dead_letters(n).await
+    }
+    async fn delete_dead_letter(&self, id: &str) -> Result<(), StoreError> {
+        Hanging.delete_dead_letter(id).await
+    }
     async fn apply_event(&self, u: &str, e: &str, c: ProfileChange) -> Result<Applied, StoreError> {
         Hanging.apply_event(u, e, c).await
     }
@@ -425,6 +443,15 @@ impl ProfileStore for Panicking {
         Ok(None)
     }
     async fn put_checkpoint(&self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn put_dead_letter(&self, _: &encore::store::DeadLetter) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn dead_letters(&self, _: usize) -> Result<Vec<encore::store::DeadLetter>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn delete_dead_letter(&self, _: &str) -> Result<(), StoreError> {
         Ok(())
     }
     async fn apply_event(&self, _: &str, _: &str, _: ProfileChange) -> Result<Applied, StoreError> {

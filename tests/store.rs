@@ -68,6 +68,13 @@ async fn event_ids_are_deduplicated_per_listener() {
 }
 
 #[tokio::test]
+async fn dead_letters_are_kept_listed_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::dead_letters_are_kept_listed_and_deleted(&EmbeddedStore::open(dir.path()).unwrap())
+        .await;
+}
+
+#[tokio::test]
 async fn ids_that_look_like_key_prefixes_stay_apart() {
     let dir = tempfile::tempdir().unwrap();
     contract::ids_that_look_like_key_prefixes_stay_apart(&EmbeddedStore::open(dir.path()).unwrap())

@@ -36,13 +36,14 @@ pub async fn run(args: &ConsumeArgs) -> anyhow::Result<String> {
         total.applied += p.applied;
         total.duplicates += p.duplicates;
         total.malformed += p.malformed;
+        total.set_aside += p.set_aside;
         if p == Progress::default() {
             break;
         }
     }
     parts.store.flush().await?;
     Ok(format!(
-        "applied {} events, {} duplicates skipped, {} malformed records skipped",
-        total.applied, total.duplicates, total.malformed
+        "applied {} events, {} duplicates skipped, {} records set aside as dead letters ({} of them malformed; encore dead-letters list)",
+        total.applied, total.duplicates, total.set_aside, total.malformed
     ))
 }

@@ -5,6 +5,7 @@
 pub mod batch_recommend;
 pub mod catalog;
 pub mod consume;
+pub mod dead_letters;
 pub mod evaluate;
 pub mod init;
 pub mod model;
@@ -84,6 +85,10 @@ pub enum EncoreCommand {
     /// may keep writing it) or the whole Kinesis stream (--feedback kinesis), counting each
     /// event id once. A play is a play that ended: finished, skipped (under 30 s) or stopped.
     Report(report::ReportArgs),
+    /// Feedback records the consumer set aside because the store refused them: list them, or
+    /// replay them into profiles once the cause is fixed.
+    #[command(subcommand)]
+    DeadLetters(dead_letters::DeadLettersCommand),
 }
 
 impl Cli {
@@ -119,6 +124,7 @@ impl Cli {
             EncoreCommand::Say(args) => return say::run(args).await,
             EncoreCommand::Init(args) => init::run(&args.storage).await?,
             EncoreCommand::Consume(args) => consume::run(args).await?,
+            EncoreCommand::DeadLetters(command) => dead_letters::run(command).await?,
             EncoreCommand::Catalog(command) => catalog::run(command)?,
             EncoreCommand::Train(args) => train::run(args)?,
             EncoreCommand::Evaluate(args) => evaluate::run(args)?,

@@ -1,10 +1,16 @@
 //! The consumer: reads feedback events from the local log and folds each into its listener's
 //! profile exactly once (the store applies an event and records its id in one transaction),
 //! checkpointing its position in the store.
+//!
+//! No record stops the pipeline. One the store refuses (`StoreError::Refused`, `Corrupt`, a
+//! conflict that does not clear) is tried `POISON_ATTEMPTS` times, then set aside as a dead
+//! letter in the store, and the records after it go on; so is one that cannot be decoded.
+//! A store that is down, slow or throttling is not the record's fault: the pass stops before
+//! the record and the next pass tries it again, for as long as the outage lasts.
 
 use super::{FeedbackError, LocalLog, fold};
 use crate::domain::TrackLookup;
-use crate::store::{Applied, ProfileStore, StoreError};
+use crate::store::{Applied, DeadLetter, ProfileStore, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +23,10 @@ const BATCH: usize = 500;
 const POLL: Duration = Duration::from_millis(50);
 /// How often progress is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// How many times a record the store refuses is tried before it is set aside.
+pub const POISON_ATTEMPTS: u32 = 3;
+/// The pause between those tries.
+const POISON_RETRY: Duration = Duration::from_millis(50);
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +34,8 @@ pub struct Progress {
     pub applied: u64,
     pub duplicates: u64,
     pub malformed: u64,
+    /// Records set aside as dead letters (malformed ones included).
+    pub set_aside: u64,
 }
 
 pub struct LocalConsumer {
@@ -88,17 +100,26 @@ impl LocalConsumer {
         for record in records {
             match record.event {
                 Err(reason) => {
-                    tracing::warn!(
-                        offset = record.offset,
-                        reason,
-                        "feedback: malformed record skipped"
-                    );
                     metrics::counter!("encore_consumer_events_total", "outcome" => "malformed")
                         .increment(1);
                     progress.malformed += 1;
+                    let letter = DeadLetter::new(
+                        self.letter_id(record.offset),
+                        &[],
+                        format!("malformed: {reason}"),
+                    );
+                    if let Err(e) = set_aside(&self.store, letter, &mut progress).await {
+                        if next != from {
+                            self.checkpoint(next).await?;
+                        }
+                        return Err(e);
+                    }
                 }
                 Ok(event) => {
-                    if let Err(e) = apply(&self.store, &self.catalog, event, &mut progress).await {
+                    let id = self.letter_id(record.offset);
+                    let folded =
+                        fold_in(&self.store, &self.catalog, event, id, &mut progress).await;
+                    if let Err(e) = folded {
                         if next != from {
                             self.checkpoint(next).await?;
                         }
@@ -116,11 +137,104 @@ impl LocalConsumer {
         Ok(progress)
     }
 
+    /// The dead-letter id of the record at `offset`.
+    fn letter_id(&self, offset: u64) -> String {
+        format!("{}/{LOCAL_SHARD}/{offset:020}", self.stream)
+    }
+
     async fn checkpoint(&self, next: u64) -> Result<(), StoreError> {
         self.store
             .put_checkpoint(&self.stream, LOCAL_SHARD, &next.to_string())
             .await
     }
+}
+
+/// Folds `event` in, or sets it aside as dead letter `letter_id` once the store has refused
+/// it `POISON_ATTEMPTS` times. Fails only when the store is unavailable (the caller stops
+/// before the record and tries it again later).
+pub(super) async fn fold_in(
+    store: &Arc<dyn ProfileStore>,
+    catalog: &Arc<dyn TrackLookup>,
+    event: super::FeedbackEvent,
+    letter_id: String,
+    progress: &mut Progress,
+) -> Result<(), StoreError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let error = match apply(store, catalog, event.clone(), progress).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => e,
+        };
+        if attempt < POISON_ATTEMPTS {
+            tokio::time::sleep(POISON_RETRY * attempt).await;
+            continue;
+        }
+        let record = serde_json::to_vec(&event).unwrap_or_default();
+        let reason = format!(
+            "the store refused it {attempt} times: {}",
+            crate::error::Chain(&error)
+        );
+        return set_aside(store, DeadLetter::new(letter_id, &record, reason), progress).await;
+    }
+}
+
+/// What replaying a dead letter did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// Folded in now, or found applied before: the letter is removed.
+    Applied,
+    /// Still cannot be applied: the letter stays, with this reason.
+    Kept(String),
+}
+
+/// Tries dead letter `letter` once more: folded in (exactly once, as ever), it is removed;
+/// still refused or unreadable, it stays with the new reason. Fails only when the store is
+/// unavailable.
+pub async fn replay(
+    store: &Arc<dyn ProfileStore>,
+    catalog: &Arc<dyn TrackLookup>,
+    letter: &DeadLetter,
+) -> Result<Replayed, StoreError> {
+    let event = match letter.record.as_deref().map(serde_json::from_str) {
+        Some(Ok(event)) => event,
+        Some(Err(e)) => return Ok(Replayed::Kept(format!("not an event: {e}"))),
+        None => return Ok(Replayed::Kept(letter.reason.clone())),
+    };
+    match apply(store, catalog, event, &mut Progress::default()).await {
+        Ok(()) => {
+            store.delete_dead_letter(&letter.id).await?;
+            Ok(Replayed::Applied)
+        }
+        Err(e) if e.is_transient() => Err(e),
+        Err(e) => {
+            let reason = format!("replay refused: {}", crate::error::Chain(&e));
+            let kept = DeadLetter {
+                reason: reason.clone(),
+                ..letter.clone()
+            };
+            store.put_dead_letter(&kept).await?;
+            Ok(Replayed::Kept(reason))
+        }
+    }
+}
+
+/// Stores `letter`, counting and logging it.
+pub(super) async fn set_aside(
+    store: &Arc<dyn ProfileStore>,
+    letter: DeadLetter,
+    progress: &mut Progress,
+) -> Result<(), StoreError> {
+    store.put_dead_letter(&letter).await?;
+    tracing::warn!(
+        id = letter.id,
+        reason = letter.reason,
+        "feedback: record set aside as a dead letter (encore dead-letters list)"
+    );
+    metrics::counter!("encore_consumer_dead_letters_total").increment(1);
+    progress.set_aside += 1;
+    Ok(())
 }
 
 /// Folds one event into its listener's profile exactly once, counting the outcome.

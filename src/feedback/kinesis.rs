@@ -16,7 +16,7 @@ use super::{
 };
 use crate::domain::TrackLookup;
 use crate::error::message;
-use crate::store::ProfileStore;
+use crate::store::{DeadLetter, ProfileStore};
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -484,6 +484,7 @@ impl KinesisConsumer {
         // Parents first: a child shard is read once its parents are read to their end (or
         // have expired from the stream).
         let mut done: Vec<String> = Vec::new();
+        let mut failed: Option<FeedbackError> = None;
         for _round in 0..=shards.len() {
             let mut advanced = false;
             for shard in &shards {
@@ -508,11 +509,20 @@ impl KinesisConsumer {
                     .and_then(|r| r.ending_sequence_number())
                     .is_some();
                 let checkpoint = checkpoints.get(&id).cloned().flatten();
-                let ended = self
+                // A shard that cannot go on now (the store is down) does not hold up the
+                // others: its error is reported once every shard has had its turn.
+                match self
                     .read_shard(&id, closed, checkpoint, &mut progress)
-                    .await?;
-                if ended {
-                    checkpoints.insert(id.clone(), Some(SHARD_END.to_owned()));
+                    .await
+                {
+                    Ok(true) => {
+                        checkpoints.insert(id.clone(), Some(SHARD_END.to_owned()));
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(shard = id, error = %crate::error::Chain(&e), "feedback: shard stopped for this pass; the others go on");
+                        failed.get_or_insert(e);
+                    }
                 }
                 done.push(id);
                 advanced = true;
@@ -521,7 +531,10 @@ impl KinesisConsumer {
                 break;
             }
         }
-        Ok(progress)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(progress),
+        }
     }
 
     /// Reads one shard from its checkpoint to its current end; returns whether the shard is
@@ -553,15 +566,32 @@ impl KinesisConsumer {
             for record in records {
                 match serde_json::from_slice::<FeedbackEvent>(record.data().as_ref()) {
                     Err(e) => {
-                        tracing::warn!(shard, sequence = record.sequence_number(), error = %crate::error::Chain(&e), "feedback: malformed record skipped");
                         metrics::counter!("encore_consumer_events_total", "outcome" => "malformed")
                             .increment(1);
                         progress.malformed += 1;
+                        let letter = DeadLetter::new(
+                            letter_id(&self.stream, shard, record.sequence_number()),
+                            record.data().as_ref(),
+                            format!("malformed: {}", crate::error::Chain(&e)),
+                        );
+                        let kept = super::consumer::set_aside(&self.store, letter, progress).await;
+                        if let Err(e) = kept {
+                            if let Some(seq) = &last {
+                                let _ = self.store.put_checkpoint(&self.stream, shard, seq).await;
+                            }
+                            return Err(FeedbackError::Store(e));
+                        }
                     }
                     Ok(event) => {
-                        let applied =
-                            super::consumer::apply(&self.store, &self.catalog, event, progress)
-                                .await;
+                        let id = letter_id(&self.stream, shard, record.sequence_number());
+                        let applied = super::consumer::fold_in(
+                            &self.store,
+                            &self.catalog,
+                            event,
+                            id,
+                            progress,
+                        )
+                        .await;
                         if let Err(e) = applied {
                             // Keep what this page did: without it, a store that fails now and
                             // then would have a large page read again from its start each
@@ -597,6 +627,11 @@ impl KinesisConsumer {
         }
         Ok(false)
     }
+}
+
+/// The dead-letter id of record `sequence` of `shard`.
+fn letter_id(stream: &str, shard: &str, sequence: &str) -> String {
+    format!("{stream}/{shard}/{sequence}")
 }
 
 /// An iterator over `shard` after sequence number `after`, or from its oldest record.

@@ -9,7 +9,9 @@ mod kinesis;
 mod log;
 mod quality;
 
-pub use consumer::{Consumer, LOCAL_SHARD, LOCAL_STREAM, LocalConsumer, Progress};
+pub use consumer::{
+    Consumer, LOCAL_SHARD, LOCAL_STREAM, LocalConsumer, POISON_ATTEMPTS, Progress, Replayed, replay,
+};
 pub use event::{EventContext, EventKind, FeedbackEvent, SCHEMA_VERSION, SKIP_THRESHOLD_MS};
 pub use fold::fold;
 pub use kinesis::{

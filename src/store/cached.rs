@@ -2,7 +2,7 @@
 //! track. The instance's own writes update the cache; a write that finds the profile changed
 //! elsewhere (a conflict) drops the entry, so the retry reads the store.
 
-use super::{Applied, ProfileChange, ProfileStore, StoreError};
+use super::{Applied, DeadLetter, ProfileChange, ProfileStore, StoreError};
 use crate::domain::{Playlist, Profile, Queue, QueueKey};
 use async_trait::async_trait;
 use moka::future::Cache;
@@ -91,6 +91,18 @@ impl ProfileStore for CachedStore {
         let erased = self.inner.erase_user(user_id).await;
         self.profiles.invalidate(user_id).await;
         erased
+    }
+
+    async fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.inner.put_dead_letter(letter).await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.dead_letters(limit).await
+    }
+
+    async fn delete_dead_letter(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.delete_dead_letter(id).await
     }
 
     async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, StoreError> {

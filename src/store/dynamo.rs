@@ -7,13 +7,14 @@
 //! | playlist | `USER#<user>` | `PLAYLIST#<id>` | `body` (S, JSON), `created_at` (N) |
 //! | checkpoint | `CHECKPOINT#<stream>` | `SHARD#<shard>` | `sequence` (S), `updated_at` (N) |
 //! | applied event | `EVENT#<event id>` | `USER#<user>` | `expires_at` (N, TTL: 8 days, past the stream's 7-day retention) |
+//! | dead letter | `DEADLETTER` | `<stream>/<shard>/<position>` | `body` (S, JSON: the record, at most 256 KB, and why), `created_at` (N) |
 //!
 //! One listener's items share a partition, so a listener's playlists are one Query. Bodies
 //! are bounded (a profile keeps at most 100 recent plays and 500 likes and dislikes, a queue at
 //! most 1,000 tracks), so no item nears DynamoDB's 400 KB limit. SDK types and errors stay in
 //! this module: callers see `StoreError` (throttling and timeouts included).
 
-use super::{Applied, ProfileChange, ProfileStore, StoreError};
+use super::{Applied, DeadLetter, ProfileChange, ProfileStore, StoreError};
 use crate::aws::AwsSettings;
 use crate::domain::{Playlist, Profile, Queue, QueueKey};
 use crate::error::{cause, message};
@@ -34,6 +35,9 @@ pub const QUEUE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long an applied event's marker is kept: longer than the stream keeps records, so no
 /// redelivery can outlive it.
 pub const APPLIED_EVENT_TTL: Duration = Duration::from_secs(8 * 24 * 3600);
+
+/// The partition of the dead letters (few: a record lands here only when it cannot be applied).
+const DEAD_LETTER_PK: &str = "DEADLETTER";
 
 /// The TTL attribute.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -212,7 +216,7 @@ impl DynamoStore {
 }
 
 fn invalid(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(message(format!("invalid request: {e}")))
+    StoreError::Refused(message(format!("invalid request: {e}")))
 }
 
 /// SDK errors -> `StoreError`: timeouts and throttling keep their kind.
@@ -232,6 +236,10 @@ where
         SdkError::DispatchFailure(f) if f.is_timeout() => StoreError::Timeout,
         SdkError::ServiceError(s) if s.err().code().is_some_and(|c| THROTTLING.contains(&c)) => {
             StoreError::Throttled
+        }
+        // A key or item over DynamoDB's limits, say: the same request will never succeed.
+        SdkError::ServiceError(s) if s.err().code() == Some("ValidationException") => {
+            StoreError::Refused(message(DisplayErrorContext(&e).to_string()))
         }
         // The SDK's error stays here: callers get its text, not its type.
         _ => StoreError::Unavailable(message(DisplayErrorContext(&e).to_string())),
@@ -338,6 +346,15 @@ impl DynamoStore {
                     }
                     if failed(0) {
                         return Err(StoreError::Conflict);
+                    }
+                    let invalid = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ValidationError"));
+                    if invalid {
+                        return Err(StoreError::Refused(message(
+                            DisplayErrorContext(&e).to_string(),
+                        )));
                     }
                 }
                 Err(store_error(e))
@@ -526,6 +543,35 @@ impl ProfileStore for DynamoStore {
                 return Err(StoreError::Throttled);
             }
         }
+        Ok(())
+    }
+
+    async fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.put(HashMap::from([
+            ("pk".to_owned(), s(DEAD_LETTER_PK)),
+            ("sk".to_owned(), s(&letter.id)),
+            ("body".to_owned(), json(letter)?),
+            ("created_at".to_owned(), n(letter.at)),
+        ]))
+        .await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let items = self
+            .query_partition(DEAD_LETTER_PK.to_owned(), None, Some("body"))
+            .await?;
+        items.iter().take(limit).map(body).collect()
+    }
+
+    async fn delete_dead_letter(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(DEAD_LETTER_PK))
+            .key("sk", s(id))
+            .send()
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 

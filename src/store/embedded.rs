@@ -10,7 +10,7 @@
 //! on `flush()` and when the store is dropped, so a crash loses at most the last interval of
 //! queue positions and opinions. Feedback events, which must never be lost, do not live here.
 
-use super::{Applied, ProfileChange, ProfileStore, StoreError};
+use super::{Applied, DeadLetter, ProfileChange, ProfileStore, StoreError};
 use crate::domain::{Playlist, Profile, Queue, QueueKey};
 use crate::error::{cause, message};
 use async_trait::async_trait;
@@ -26,6 +26,8 @@ const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
 const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
 const PLAYLISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("playlists");
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+/// Feedback records the consumer set aside, by `DeadLetter::id` (JSON).
+const DEAD_LETTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("dead_letters");
 /// Feedback event ids already applied (value: when, seconds since the epoch).
 const EVENTS: TableDefinition<&str, u64> = TableDefinition::new("applied_events");
 /// The longest a committed write stays without fsync.
@@ -56,11 +58,11 @@ enum Write {
         ProfileChange,
         oneshot::Sender<Result<Applied, StoreError>>,
     ),
-    /// A plain insert whose caller waits for the commit.
+    /// A plain insert whose caller waits for the commit (`None` deletes).
     Put(
         Other,
         String,
-        Vec<u8>,
+        Option<Vec<u8>>,
         oneshot::Sender<Result<(), StoreError>>,
     ),
     Durable(oneshot::Sender<Result<(), StoreError>>),
@@ -73,6 +75,7 @@ enum Write {
 enum Other {
     Playlists,
     Checkpoints,
+    DeadLetters,
 }
 
 /// Queue key -> (sequence number, new value or `None` for a delete).
@@ -122,7 +125,7 @@ impl EmbeddedStore {
         let db = create_waiting_for_lock(&path)
             .map_err(|e| StoreError::Unavailable(message(format!("{}: {e}", path.display()))))?;
         let txn = db.begin_write().map_err(unavailable)?;
-        for table in [PROFILES, QUEUES, PLAYLISTS, CHECKPOINTS] {
+        for table in [PROFILES, QUEUES, PLAYLISTS, CHECKPOINTS, DEAD_LETTERS] {
             txn.open_table(table).map_err(unavailable)?;
         }
         txn.open_table(EVENTS).map_err(unavailable)?;
@@ -291,6 +294,7 @@ impl Writer {
             let mut queues = txn.open_table(QUEUES).map_err(unavailable)?;
             let mut playlists = txn.open_table(PLAYLISTS).map_err(unavailable)?;
             let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(unavailable)?;
+            let mut dead_letters = txn.open_table(DEAD_LETTERS).map_err(unavailable)?;
             let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
             for write in batch {
                 match write {
@@ -321,8 +325,12 @@ impl Writer {
                         let table = match table {
                             Other::Playlists => &mut playlists,
                             Other::Checkpoints => &mut checkpoints,
+                            Other::DeadLetters => &mut dead_letters,
                         };
-                        let outcome = table.insert(key.as_str(), value.as_slice()).map(drop);
+                        let outcome = match &value {
+                            Some(bytes) => table.insert(key.as_str(), bytes.as_slice()).map(drop),
+                            None => table.remove(key.as_str()).map(drop),
+                        };
                         pending.push(Pending::Put(outcome.map_err(unavailable), ack));
                     }
                     Write::Durable(ack) => durable_waiters.push(ack),
@@ -563,7 +571,7 @@ impl ProfileStore for EmbeddedStore {
     async fn put_playlist(&self, playlist: &Playlist) -> Result<(), StoreError> {
         let key = compound_key(&playlist.user_id, &playlist.id);
         let value = encode(playlist)?;
-        self.submit(|ack| Write::Put(Other::Playlists, key, value, ack))
+        self.submit(|ack| Write::Put(Other::Playlists, key, Some(value), ack))
             .await
     }
 
@@ -581,7 +589,30 @@ impl ProfileStore for EmbeddedStore {
     ) -> Result<(), StoreError> {
         let key = compound_key(stream, shard);
         let value = sequence.as_bytes().to_vec();
-        self.submit(|ack| Write::Put(Other::Checkpoints, key, value, ack))
+        self.submit(|ack| Write::Put(Other::Checkpoints, key, Some(value), ack))
+            .await
+    }
+
+    async fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        let (key, value) = (letter.id.clone(), encode(letter)?);
+        self.submit(|ack| Write::Put(Other::DeadLetters, key, Some(value), ack))
+            .await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(DEAD_LETTERS).map_err(unavailable)?;
+        let mut letters = Vec::new();
+        for entry in table.iter().map_err(unavailable)?.take(limit) {
+            let (_, value) = entry.map_err(unavailable)?;
+            letters.push(decode(value.value())?);
+        }
+        Ok(letters)
+    }
+
+    async fn delete_dead_letter(&self, id: &str) -> Result<(), StoreError> {
+        let key = id.to_owned();
+        self.submit(|ack| Write::Put(Other::DeadLetters, key, None, ack))
             .await
     }
 

@@ -27,6 +27,10 @@ pub enum StoreError {
     Unavailable(#[source] Cause),
     #[error("a stored item could not be read or written")]
     Corrupt(#[source] Cause),
+    /// The store refused this request as invalid (a key or item over its limits): trying it
+    /// again cannot help.
+    #[error("the store refused the request as invalid")]
+    Refused(#[source] Cause),
 }
 
 #[async_trait]
@@ -76,6 +80,14 @@ pub trait ProfileStore: Send + Sync {
         change: ProfileChange,
     ) -> Result<Applied, StoreError>;
 
+    /// Sets a record aside (replacing a letter with the same id).
+    async fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError>;
+
+    /// The letters set aside, oldest id first, at most `limit`.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+
+    async fn delete_dead_letter(&self, id: &str) -> Result<(), StoreError>;
+
     /// Makes every acknowledged write durable (called at shutdown).
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
@@ -91,6 +103,50 @@ impl StoreError {
             StoreError::Throttled => "throttled",
             StoreError::Unavailable(_) => "unavailable",
             StoreError::Corrupt(_) => "corrupt",
+            StoreError::Refused(_) => "refused",
+        }
+    }
+
+    /// Whether the store, not the request, is at fault (an outage, a timeout, throttling):
+    /// the same request may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Timeout | StoreError::Throttled | StoreError::Unavailable(_)
+        )
+    }
+}
+
+/// The most of a dead letter's record that is kept (DynamoDB items stop at 400 KB).
+pub const DEAD_LETTER_MAX_BYTES: usize = 256 * 1024;
+
+/// A feedback record the consumer could not apply, set aside so that the records after it
+/// go on (`encore dead-letters` lists and replays them).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    /// Where it was read, `<stream>/<shard>/<position>`: unique, so setting the same record
+    /// aside twice keeps one letter.
+    pub id: String,
+    /// The record as read (JSON text), when it was readable as text and at most
+    /// `DEAD_LETTER_MAX_BYTES`; otherwise only its size and the reason are kept.
+    pub record: Option<String>,
+    pub bytes: usize,
+    pub reason: String,
+    /// When it was set aside, Unix seconds.
+    pub at: i64,
+}
+
+impl DeadLetter {
+    pub fn new(id: String, record: &[u8], reason: String) -> Self {
+        let text = (record.len() <= DEAD_LETTER_MAX_BYTES)
+            .then(|| std::str::from_utf8(record).ok().map(str::to_owned))
+            .flatten();
+        DeadLetter {
+            id,
+            record: text,
+            bytes: record.len(),
+            reason,
+            at: time::OffsetDateTime::now_utc().unix_timestamp(),
         }
     }
 }

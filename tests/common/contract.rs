@@ -299,3 +299,38 @@ pub async fn event_ids_are_deduplicated_per_listener(store: &dyn ProfileStore) {
     let first = store.profile("first-listener").await.unwrap().unwrap();
     assert_eq!(first.liked, vec![TrackId("a".into())]);
 }
+
+/// Dead letters: kept with their record, listed in id order, replaced by id, deleted.
+pub async fn dead_letters_are_kept_listed_and_deleted(store: &dyn ProfileStore) {
+    use encore::store::DeadLetter;
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+    let second = DeadLetter::new(
+        "s/0/00000000000000000002".into(),
+        b"{\"b\":2}",
+        "why".into(),
+    );
+    let first = DeadLetter::new(
+        "s/0/00000000000000000001".into(),
+        b"{\"a\":1}",
+        "why".into(),
+    );
+    let unreadable = DeadLetter::new("s/1/9".into(), &[0xff, 0xfe], "not text".into());
+    for letter in [&second, &first, &unreadable] {
+        store.put_dead_letter(letter).await.unwrap();
+    }
+    let again = DeadLetter {
+        reason: "still refused".into(),
+        ..first.clone()
+    };
+    store.put_dead_letter(&again).await.unwrap();
+    let listed = store.dead_letters(10).await.unwrap();
+    assert_eq!(listed, vec![again, second.clone(), unreadable.clone()]);
+    assert_eq!(listed[2].record, None);
+    assert_eq!(listed[2].bytes, 2);
+    assert_eq!(store.dead_letters(1).await.unwrap().len(), 1);
+    store.delete_dead_letter(&first.id).await.unwrap();
+    assert_eq!(
+        store.dead_letters(10).await.unwrap(),
+        vec![second, unreadable]
+    );
+}
