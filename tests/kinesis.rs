@@ -451,3 +451,113 @@ async fn the_kinesis_sink_keeps_the_sink_contract() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_id_too_long_for_a_partition_key_still_ships_and_stalls_no_one() {
+    let (direct, stream) = new_stream("longkey").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = stream_at(&common::aws_endpoint(), &stream)
+        .await
+        .sink(dir.path())
+        .unwrap();
+    // Before, Kinesis refused every call holding this listener's 300-character key, and
+    // the shipper retried it for ever: nobody's events were delivered, across restarts.
+    let long_user = "l".repeat(300);
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let mut e = event(i);
+        if i % 4 == 0 {
+            e.user_id = long_user.clone();
+        }
+        sent.push(e.event_id.clone());
+        drop(sink.send(e));
+    }
+    sink.flush().await.unwrap();
+    wait_drained(&sink).await;
+    let delivered: HashSet<String> = read_stream(&direct, &stream)
+        .await
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(delivered, sent.into_iter().collect::<HashSet<_>>());
+    // One listener, one key: all of theirs on one shard, in order.
+    let key = encore::feedback::partition_key(&long_user);
+    assert!(key.chars().count() <= 256, "{key}");
+    assert_eq!(key, encore::feedback::partition_key(&long_user));
+    let mut keyed = 0;
+    for shard in shards(&direct, &stream).await {
+        let it = from_the_start(&direct, &stream, shard.shard_id()).await;
+        let page = direct
+            .get_records()
+            .shard_iterator(it)
+            .send()
+            .await
+            .unwrap();
+        keyed += page
+            .records()
+            .iter()
+            .filter(|r| r.partition_key() == key)
+            .count();
+    }
+    assert_eq!(keyed, 5, "the long id's events carry its hashed key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_makes_kinesis_refuse_the_whole_call_is_found_and_set_aside() {
+    // A fake Kinesis that refuses any call holding the track "poison" as invalid (as it
+    // does a record over 1 MB): the local server cannot be made to refuse one record so.
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let kept = accepted.clone();
+    let url = fake_http(move |req| {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let events: Vec<FeedbackEvent> = body["Records"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(r["Data"].as_str().unwrap())
+                    .unwrap();
+                serde_json::from_slice(&data).unwrap()
+            })
+            .collect();
+        if events.iter().any(|e| e.track_id.0 == "poison") {
+            let error = serde_json::json!({"__type": "InvalidArgumentException", "message": "record too large"});
+            return ("400 Bad Request".into(), "application/x-amz-json-1.1".into(), error.to_string().into_bytes());
+        }
+        let results: Vec<serde_json::Value> = events
+            .iter()
+            .map(|_| serde_json::json!({"SequenceNumber": "1", "ShardId": "shardId-000000000000"}))
+            .collect();
+        kept.lock().unwrap().extend(events.into_iter().map(|e| e.event_id));
+        let reply = serde_json::json!({"FailedRecordCount": 0, "Records": results});
+        ("200 OK".into(), "application/x-amz-json-1.1".into(), reply.to_string().into_bytes())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = stream_at(&url, "fake").await.sink(dir.path()).unwrap();
+    let mut good = Vec::new();
+    for i in 0..300 {
+        let mut e = event(i);
+        if i == 137 {
+            e.track_id = TrackId("poison".into());
+        } else {
+            good.push(e.event_id.clone());
+        }
+        drop(sink.send(e));
+    }
+    sink.flush().await.unwrap();
+    // Before, the whole batch was retried for ever and nothing after it shipped.
+    wait_drained(&sink).await;
+    let accepted = accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), good.len(), "each good record accepted once");
+    assert_eq!(
+        accepted.iter().collect::<HashSet<_>>(),
+        good.iter().collect::<HashSet<_>>()
+    );
+    let set_aside =
+        std::fs::read_to_string(dir.path().join(encore::feedback::SET_ASIDE_FILE)).unwrap();
+    assert_eq!(set_aside.lines().count(), 1, "{set_aside}");
+    assert!(set_aside.contains("poison"), "{set_aside}");
+}

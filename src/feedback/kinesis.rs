@@ -39,6 +39,10 @@ const LINGER: Duration = Duration::from_millis(20);
 /// Backoff between retries of refused records: jittered, doubling from 50 ms to 5 s.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_CAP: Duration = Duration::from_secs(5);
+/// The file in the spool directory where records Kinesis refuses as invalid are kept.
+pub const SET_ASIDE_FILE: &str = "set-aside.jsonl";
+/// The longest partition key Kinesis takes, in characters.
+const MAX_PARTITION_KEY_CHARS: usize = 256;
 /// How long a graceful stop waits for the spool to drain.
 const DRAIN_WAIT: Duration = Duration::from_secs(10);
 /// The checkpoint value of a shard read to its end (closed after a reshard).
@@ -200,6 +204,7 @@ impl KinesisSink {
     fn start(stream: KinesisStream, spool_dir: &Path) -> Result<Self, FeedbackError> {
         let spool = Arc::new(LocalLog::open(spool_dir)?);
         let mark = ShippedMark(spool_dir.join("SHIPPED"));
+        let set_aside = spool_dir.join(SET_ASIDE_FILE);
         let shipped = Arc::new(AtomicU64::new(mark.read()));
         let wake = Arc::new(Notify::new());
         let shipper = Shipper {
@@ -209,6 +214,7 @@ impl KinesisSink {
             shipped: shipped.clone(),
             wake: wake.clone(),
             mark,
+            set_aside,
         };
         let shipper = tokio::spawn(shipper.run());
         Ok(KinesisSink {
@@ -292,6 +298,8 @@ struct Shipper {
     shipped: Arc<AtomicU64>,
     wake: Arc<Notify>,
     mark: ShippedMark,
+    /// Where records Kinesis refuses as invalid are set aside (JSON lines).
+    set_aside: PathBuf,
 }
 
 impl Shipper {
@@ -349,7 +357,7 @@ impl Shipper {
             .map_err(|e| FeedbackError::Io(crate::error::cause(e)))??;
         let batch = select_batch(from, records)?;
         let next = batch.next;
-        let mut pending: Vec<PutRecordsRequestEntry> = batch
+        let entries: Vec<PutRecordsRequestEntry> = batch
             .records
             .into_iter()
             .map(|(key, data)| {
@@ -360,6 +368,69 @@ impl Shipper {
                     .map_err(build_error)
             })
             .collect::<Result<_, _>>()?;
+        // Kinesis refuses a whole call for one invalid record: such a call is split in
+        // halves until the record is alone, and that one is set aside. Halves go in order,
+        // so one listener's records keep theirs.
+        let mut chunks = vec![entries];
+        while let Some(chunk) = chunks.pop() {
+            if let Err(chunk) = self.ship_chunk(chunk).await {
+                match chunk.len() {
+                    0 => {}
+                    1 => self.put_aside(&chunk[0]).await,
+                    n => {
+                        let mut first = chunk;
+                        let second = first.split_off(n / 2);
+                        chunks.push(second);
+                        chunks.push(first);
+                    }
+                }
+            }
+        }
+        Ok(next)
+    }
+
+    /// Appends `entry` to the set-aside file (it is then as good as shipped), counting it.
+    async fn put_aside(&self, entry: &PutRecordsRequestEntry) {
+        let line = serde_json::json!({
+            "partition_key": entry.partition_key(),
+            "record": String::from_utf8_lossy(entry.data().as_ref()),
+            "reason": "Kinesis refused it as invalid",
+            "at": time::OffsetDateTime::now_utc().unix_timestamp(),
+        });
+        let path = self.set_aside.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            writeln!(file, "{line}")?;
+            file.sync_all()
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {
+                metrics::counter!("encore_feedback_set_aside_total").increment(1);
+                tracing::error!(
+                    file = %self.set_aside.display(),
+                    "feedback: Kinesis refused a record as invalid; it is set aside and the rest ship"
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "feedback: cannot set aside a record Kinesis refused; dropping it")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "feedback: cannot set aside a record Kinesis refused; dropping it")
+            }
+        }
+    }
+
+    /// Sends `pending` until Kinesis has accepted all of it, retrying refused records and
+    /// outages; gives the whole chunk back when Kinesis refuses the call as invalid.
+    async fn ship_chunk(
+        &self,
+        mut pending: Vec<PutRecordsRequestEntry>,
+    ) -> Result<(), Vec<PutRecordsRequestEntry>> {
         let mut attempt = 0u32;
         while !pending.is_empty() {
             let sent = pending.len();
@@ -387,6 +458,17 @@ impl Shipper {
                     }
                     pending = refused;
                 }
+                Err(e)
+                    if e.as_service_error().is_some_and(|s| {
+                        matches!(
+                            s.code(),
+                            Some("InvalidArgumentException" | "ValidationException")
+                        )
+                    }) =>
+                {
+                    tracing::warn!(error = %DisplayErrorContext(&e), records = sent, "feedback: Kinesis refused the call as invalid; splitting it");
+                    return Err(pending);
+                }
                 Err(e) => {
                     tracing::warn!(error = %DisplayErrorContext(&e), records = sent, "feedback: stream unreachable, records stay in the spool");
                 }
@@ -398,7 +480,7 @@ impl Shipper {
                 tokio::time::sleep(ceiling.mul_f64(0.5 + rand::random::<f64>() / 2.0)).await;
             }
         }
-        Ok(next)
+        Ok(())
     }
 }
 
@@ -437,13 +519,27 @@ fn select_batch(from: u64, records: Vec<super::Record>) -> Result<Batch, Feedbac
             break;
         }
         bytes += size;
-        taken.push((event.user_id, data));
+        taken.push((partition_key(&event.user_id), data));
         next = record.offset + 1;
     }
     Ok(Batch {
         records: taken,
         next,
     })
+}
+
+/// The partition key of a listener's events: the user id, or, when it is not 1 to 256
+/// characters (Kinesis's limits), `xxh3:` and its 128-bit hash, so one listener's events
+/// still share a key and a shard.
+pub fn partition_key(user_id: &str) -> String {
+    let chars = user_id.chars().count();
+    if (1..=MAX_PARTITION_KEY_CHARS).contains(&chars) {
+        return user_id.to_owned();
+    }
+    format!(
+        "xxh3:{:032x}",
+        xxhash_rust::xxh3::xxh3_128(user_id.as_bytes())
+    )
 }
 
 /// The entries Kinesis did not accept, in request order. `accepted` is the per-record

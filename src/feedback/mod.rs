@@ -16,6 +16,7 @@ pub use event::{EventContext, EventKind, FeedbackEvent, SCHEMA_VERSION, SKIP_THR
 pub use fold::fold;
 pub use kinesis::{
     KinesisConsumer, KinesisSink, KinesisStream, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
+    SET_ASIDE_FILE, partition_key,
 };
 pub use log::{LocalLog, Record};
 pub use quality::{
