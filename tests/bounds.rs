@@ -246,3 +246,83 @@ async fn app_events_with_overlong_or_made_up_context_are_refused_one_by_one() {
     assert!(refused[3].1.contains("seed_track_id"), "{refused:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_listener_is_not_folded_back_in_from_events_before_the_erasure() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with_the_api(dir.path()).await;
+    let client = reqwest::Client::new();
+    let track = first_track();
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let post = |user: &str, kind: &str, at: time::OffsetDateTime, n: usize| {
+        let events: Vec<Value> = (0..n)
+            .map(|_| json!({"track_id": track, "kind": kind, "occurred_at": rfc3339(at)}))
+            .collect();
+        client
+            .post(server.url("/v1/feedback"))
+            .bearer_auth(token_for(user))
+            .json(&json!({ "events": events }))
+            .send()
+    };
+    let counts = |user: &str| {
+        let request = client
+            .get(server.url("/v1/me/profile"))
+            .bearer_auth(token_for(user));
+        async move {
+            let profile: Value = request.send().await.unwrap().json().await.unwrap();
+            (
+                profile["plays"].as_u64().unwrap(),
+                profile["likes"].as_u64().unwrap(),
+            )
+        }
+    };
+    for run in 0..3 {
+        let user = format!("leaver-{run}");
+        let before = time::OffsetDateTime::now_utc() - time::Duration::seconds(2);
+        // Events the consumer may not have folded in yet, then the erasure, then events the
+        // app had queued from before it. Before, the profile came back every time.
+        assert_eq!(
+            post(&user, "play_started", before, 20)
+                .await
+                .unwrap()
+                .status(),
+            202
+        );
+        let erased = client
+            .delete(server.url("/v1/me"))
+            .bearer_auth(token_for(&user))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(erased.status(), 204);
+        assert_eq!(
+            post(&user, "play_started", before, 20)
+                .await
+                .unwrap()
+                .status(),
+            202
+        );
+        // One like from after the erasure: once it shows, everything before it in the log
+        // has been through the consumer.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let after = time::OffsetDateTime::now_utc();
+        assert_eq!(post(&user, "liked", after, 1).await.unwrap().status(), 202);
+        let mut seen = (0, 0);
+        for _ in 0..200 {
+            seen = counts(&user).await;
+            if seen.1 > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(
+            seen,
+            (0, 1),
+            "run {run}: (plays, likes); only the like after the erasure counts"
+        );
+    }
+    server.stop().await;
+}

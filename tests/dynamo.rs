@@ -34,6 +34,12 @@ async fn every_item_type_round_trips() {
 }
 
 #[tokio::test]
+async fn an_erased_listener_stays_erased() {
+    contract::erasure_wins_over_what_happened_before_it(&store("erased").await).await;
+    contract::erasure_wins_over_what_happened_before_it(&cached("c-erased").await).await;
+}
+
+#[tokio::test]
 async fn dead_letters_are_kept_listed_and_deleted() {
     contract::dead_letters_are_kept_listed_and_deleted(&store("letters").await).await;
     contract::dead_letters_are_kept_listed_and_deleted(&cached("c-letters").await).await;
@@ -278,9 +284,10 @@ impl ProfileStore for Probe {
         &self,
         event_id: &str,
         user_id: &str,
+        at: i64,
         change: ProfileChange,
     ) -> Result<Applied, StoreError> {
-        self.inner.apply_event(event_id, user_id, change).await
+        self.inner.apply_event(event_id, user_id, at, change).await
     }
 }
 

@@ -61,7 +61,13 @@ impl ProfileStore for Hanging {
     async fn delete_dead_letter(&self, _: &str) -> Result<(), StoreError> {
         std::future::pending().await
     }
-    async fn apply_event(&self, _: &str, _: &str, _: ProfileChange) -> Result<Applied, StoreError> {
+    async fn apply_event(
+        &self,
+        _: &str,
+        _: &str,
+        _: i64,
+        _: ProfileChange,
+    ) -> Result<Applied, StoreError> {
         std::future::pending().await
     }
 }
@@ -376,8 +382,14 @@ impl ProfileStore for HangingFlush {
     async fn delete_dead_letter(&self, id: &str) -> Result<(), StoreError> {
         Hanging.delete_dead_letter(id).await
     }
-    async fn apply_event(&self, u: &str, e: &str, c: ProfileChange) -> Result<Applied, StoreError> {
-        Hanging.apply_event(u, e, c).await
+    async fn apply_event(
+        &self,
+        u: &str,
+        e: &str,
+        at: i64,
+        c: ProfileChange,
+    ) -> Result<Applied, StoreError> {
+        Hanging.apply_event(u, e, at, c).await
     }
     async fn flush(&self) -> Result<(), StoreError> {
         std::future::pending().await
@@ -454,7 +466,13 @@ impl ProfileStore for Panicking {
     async fn delete_dead_letter(&self, _: &str) -> Result<(), StoreError> {
         Ok(())
     }
-    async fn apply_event(&self, _: &str, _: &str, _: ProfileChange) -> Result<Applied, StoreError> {
+    async fn apply_event(
+        &self,
+        _: &str,
+        _: &str,
+        _: i64,
+        _: ProfileChange,
+    ) -> Result<Applied, StoreError> {
         panic!("a bug in the store adapter")
     }
 }

@@ -68,6 +68,13 @@ async fn event_ids_are_deduplicated_per_listener() {
 }
 
 #[tokio::test]
+async fn an_erased_listener_stays_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::erasure_wins_over_what_happened_before_it(&EmbeddedStore::open(dir.path()).unwrap())
+        .await;
+}
+
+#[tokio::test]
 async fn dead_letters_are_kept_listed_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     contract::dead_letters_are_kept_listed_and_deleted(&EmbeddedStore::open(dir.path()).unwrap())

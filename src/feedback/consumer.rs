@@ -36,6 +36,8 @@ pub struct Progress {
     pub malformed: u64,
     /// Records set aside as dead letters (malformed ones included).
     pub set_aside: u64,
+    /// Events of listeners erased after they happened, left out.
+    pub erased: u64,
 }
 
 pub struct LocalConsumer {
@@ -246,8 +248,9 @@ pub(super) async fn apply(
 ) -> Result<(), StoreError> {
     let track = catalog.track(&event.track_id);
     let (event_id, user_id) = (event.event_id.clone(), event.user_id.clone());
+    let at = event.occurred_at_ms();
     let change = Arc::new(move |p: &mut crate::domain::Profile| fold(p, &event, track.as_deref()));
-    let outcome = match store.apply_event(&event_id, &user_id, change).await? {
+    let outcome = match store.apply_event(&event_id, &user_id, at, change).await? {
         Applied::Now => {
             progress.applied += 1;
             "applied"
@@ -255,6 +258,10 @@ pub(super) async fn apply(
         Applied::Already => {
             progress.duplicates += 1;
             "duplicate"
+        }
+        Applied::Erased => {
+            progress.erased += 1;
+            "erased"
         }
     };
     metrics::counter!("encore_consumer_events_total", "outcome" => outcome).increment(1);

@@ -166,6 +166,16 @@ pub struct FeedbackEvent {
 }
 
 impl FeedbackEvent {
+    /// When it happened, in Unix milliseconds; an unreadable time counts as the earliest
+    /// possible (so an erasure always covers it).
+    pub fn occurred_at_ms(&self) -> i64 {
+        time::OffsetDateTime::parse(
+            &self.occurred_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_or(i64::MIN, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
     /// A new event with a fresh id, happening now.
     pub fn new(
         user_id: &str,

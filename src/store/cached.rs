@@ -122,9 +122,13 @@ impl ProfileStore for CachedStore {
         &self,
         event_id: &str,
         user_id: &str,
+        occurred_at_ms: i64,
         change: ProfileChange,
     ) -> Result<Applied, StoreError> {
-        let applied = self.inner.apply_event(event_id, user_id, change).await;
+        let applied = self
+            .inner
+            .apply_event(event_id, user_id, occurred_at_ms, change)
+            .await;
         self.profiles.invalidate(user_id).await;
         applied
     }

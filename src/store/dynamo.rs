@@ -7,6 +7,7 @@
 //! | playlist | `USER#<user>` | `PLAYLIST#<id>` | `body` (S, JSON), `created_at` (N) |
 //! | checkpoint | `CHECKPOINT#<stream>` | `SHARD#<shard>` | `sequence` (S), `updated_at` (N) |
 //! | applied event | `EVENT#<event id>` | `USER#<user>` | `expires_at` (N, TTL: 8 days, past the stream's 7-day retention) |
+//! | erasure marker | `USER#<user>` | `ERASED` | `erased_at` (N, Unix ms), `expires_at` (N, TTL: 31 days, past the oldest event the app may send) |
 //! | dead letter | `DEADLETTER` | `<stream>/<shard>/<position>` | `body` (S, JSON: the record, at most 256 KB, and why), `created_at` (N) |
 //!
 //! One listener's items share a partition, so a listener's playlists are one Query. Bodies
@@ -26,7 +27,9 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
-use aws_sdk_dynamodb::types::{DeleteRequest, Put, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    ConditionCheck, DeleteRequest, Put, TransactWriteItem, WriteRequest,
+};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +38,12 @@ pub const QUEUE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long an applied event's marker is kept: longer than the stream keeps records, so no
 /// redelivery can outlive it.
 pub const APPLIED_EVENT_TTL: Duration = Duration::from_secs(8 * 24 * 3600);
+
+/// How long an erasure marker is kept: past the stream's retention and the oldest
+/// `occurred_at` the app may send (30 days), so no event from before an erasure outlives it.
+pub const ERASURE_TTL: Duration = Duration::from_secs(31 * 24 * 3600);
+/// The sort key of a listener's erasure marker.
+const ERASED_SK: &str = "ERASED";
 
 /// The partition of the dead letters (few: a record lands here only when it cannot be applied).
 const DEAD_LETTER_PK: &str = "DEADLETTER";
@@ -215,6 +224,24 @@ impl DynamoStore {
     }
 }
 
+/// The optimistic lock on a profile write after reading `version` (0: there was none): the
+/// stored version must still be the one read, and a profile read as absent must still be
+/// absent. So a write from a read before an erasure cannot put the old profile back.
+fn version_condition(read: u64) -> String {
+    match read {
+        0 => "attribute_not_exists(pk)".to_owned(),
+        _ => "#version = :read".to_owned(),
+    }
+}
+
+fn version_names(read: u64) -> Option<HashMap<String, String>> {
+    (read > 0).then(|| HashMap::from([("#version".to_owned(), "version".to_owned())]))
+}
+
+fn version_values(read: u64) -> Option<Item> {
+    (read > 0).then(|| HashMap::from([(":read".to_owned(), n(read as i64))]))
+}
+
 fn invalid(e: impl std::fmt::Display) -> StoreError {
     StoreError::Refused(message(format!("invalid request: {e}")))
 }
@@ -290,6 +317,7 @@ impl DynamoStore {
         &self,
         event_id: &str,
         user_id: &str,
+        occurred_at_ms: i64,
         change: &ProfileChange,
     ) -> Result<Applied, StoreError> {
         let mut profile = self
@@ -307,9 +335,9 @@ impl DynamoStore {
             .item("version", n(profile.version as i64))
             .item("body", json(&profile)?)
             .item("updated_at", n(now))
-            .condition_expression("attribute_not_exists(pk) OR #version = :read")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":read", n(read as i64))
+            .set_condition_expression(Some(version_condition(read)))
+            .set_expression_attribute_names(version_names(read))
+            .set_expression_attribute_values(version_values(read))
             .build()
             .map_err(invalid)?;
         let marker = Put::builder()
@@ -321,11 +349,25 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(invalid)?;
+        // Folded only if the listener was not erased after the event happened.
+        let not_erased = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(user_pk(user_id)))
+            .key("sk", s(ERASED_SK))
+            .condition_expression("attribute_not_exists(pk) OR erased_at < :at")
+            .expression_attribute_values(":at", n(occurred_at_ms))
+            .build()
+            .map_err(invalid)?;
         let result = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(profile_put).build())
             .transact_items(TransactWriteItem::builder().put(marker).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(not_erased)
+                    .build(),
+            )
             .send()
             .await;
         match result {
@@ -341,6 +383,9 @@ impl DynamoStore {
                             .and_then(|r| r.code())
                             == Some("ConditionalCheckFailed")
                     };
+                    if failed(2) {
+                        return Ok(Applied::Erased);
+                    }
                     if failed(1) {
                         return Ok(Applied::Already);
                     }
@@ -369,12 +414,16 @@ impl ProfileStore for DynamoStore {
         &self,
         event_id: &str,
         user_id: &str,
+        occurred_at_ms: i64,
         change: ProfileChange,
     ) -> Result<Applied, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_apply(event_id, user_id, &change).await {
+            match self
+                .try_apply(event_id, user_id, occurred_at_ms, &change)
+                .await
+            {
                 Err(StoreError::Conflict) if attempt < super::PROFILE_UPDATE_ATTEMPTS => {
                     super::conflict_backoff(attempt).await;
                 }
@@ -415,9 +464,9 @@ impl ProfileStore for DynamoStore {
             .item("version", n(next as i64))
             .item("body", json(&stored)?)
             .item("updated_at", n(now_secs()))
-            .condition_expression("attribute_not_exists(pk) OR #version = :read")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":read", n(profile.version as i64))
+            .set_condition_expression(Some(version_condition(profile.version)))
+            .set_expression_attribute_names(version_names(profile.version))
+            .set_expression_attribute_values(version_values(profile.version))
             .send()
             .await;
         match result {
@@ -499,11 +548,32 @@ impl ProfileStore for DynamoStore {
     }
 
     async fn erase_user(&self, user_id: &str) -> Result<(), StoreError> {
+        // The marker first: from now on no event from before this moment is folded in, and
+        // no profile write from a read before it goes through (its version is gone).
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        self.put(HashMap::from([
+            ("pk".to_owned(), s(user_pk(user_id))),
+            ("sk".to_owned(), s(ERASED_SK)),
+            ("erased_at".to_owned(), n(now_ms)),
+            (
+                TTL_ATTRIBUTE.to_owned(),
+                n(now_secs() + ERASURE_TTL.as_secs() as i64),
+            ),
+        ]))
+        .await?;
         // Every item of the listener shares the partition: list the keys, delete in batches
         // of 25 (BatchWriteItem's limit), resending what comes back unprocessed.
-        let keys = self
+        let keys: Vec<Item> = self
             .query_partition(user_pk(user_id), None, Some("pk, sk"))
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|key| {
+                key.get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    != Some(ERASED_SK)
+            })
+            .collect();
         for chunk in keys.chunks(25) {
             let mut requests: Vec<WriteRequest> = chunk
                 .iter()

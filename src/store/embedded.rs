@@ -26,6 +26,8 @@ const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
 const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
 const PLAYLISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("playlists");
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+/// Erased listeners: user id -> when, Unix milliseconds (see `ProfileStore::erase_user`).
+const ERASURES: TableDefinition<&str, i64> = TableDefinition::new("erasures");
 /// Feedback records the consumer set aside, by `DeadLetter::id` (JSON).
 const DEAD_LETTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("dead_letters");
 /// Feedback event ids already applied (value: when, seconds since the epoch).
@@ -52,9 +54,11 @@ enum Write {
     /// A queue key, its new value (`None` deletes) and its overlay sequence number.
     Queue(String, Option<Arc<[u8]>>, u64),
     /// A feedback event's effect on a profile, applied once per event id.
+    /// Event id, user id, when the event happened (Unix ms), the change.
     Apply(
         String,
         String,
+        i64,
         ProfileChange,
         oneshot::Sender<Result<Applied, StoreError>>,
     ),
@@ -129,6 +133,7 @@ impl EmbeddedStore {
             txn.open_table(table).map_err(unavailable)?;
         }
         txn.open_table(EVENTS).map_err(unavailable)?;
+        txn.open_table(ERASURES).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
         let unwritten = Arc::new(Overlay::default());
@@ -296,6 +301,7 @@ impl Writer {
             let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(unavailable)?;
             let mut dead_letters = txn.open_table(DEAD_LETTERS).map_err(unavailable)?;
             let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
+            let mut erasures = txn.open_table(ERASURES).map_err(unavailable)?;
             for write in batch {
                 match write {
                     Write::Profile(profile, ack) => {
@@ -311,14 +317,22 @@ impl Writer {
                         }
                         pending.push(Pending::Queue(key, seq));
                     }
-                    Write::Apply(event_id, user_id, change, ack) => {
-                        let outcome = apply_event(
-                            &mut profiles,
-                            &mut events,
-                            &event_id,
-                            &user_id,
-                            change.as_ref(),
-                        );
+                    Write::Apply(event_id, user_id, at, change, ack) => {
+                        let erased = erasures
+                            .get(user_id.as_str())
+                            .map_err(unavailable)
+                            .map(|e| e.map(|e| e.value()));
+                        let outcome = match erased {
+                            Err(e) => Err(e),
+                            Ok(Some(erased_at)) if at <= erased_at => Ok(Applied::Erased),
+                            Ok(_) => apply_event(
+                                &mut profiles,
+                                &mut events,
+                                &event_id,
+                                &user_id,
+                                change.as_ref(),
+                            ),
+                        };
                         pending.push(Pending::Apply(outcome, ack));
                     }
                     Write::Put(table, key, value, ack) => {
@@ -335,7 +349,15 @@ impl Writer {
                     }
                     Write::Durable(ack) => durable_waiters.push(ack),
                     Write::Erase(user_id, ack) => {
-                        let outcome = erase(&mut profiles, &mut queues, &mut playlists, &user_id);
+                        let now_ms =
+                            time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+                        let outcome = erasures
+                            .insert(user_id.as_str(), now_ms as i64)
+                            .map(drop)
+                            .map_err(unavailable)
+                            .and_then(|()| {
+                                erase(&mut profiles, &mut queues, &mut playlists, &user_id)
+                            });
                         pending.push(Pending::Put(outcome, ack));
                     }
                 }
@@ -620,10 +642,11 @@ impl ProfileStore for EmbeddedStore {
         &self,
         event_id: &str,
         user_id: &str,
+        occurred_at_ms: i64,
         change: ProfileChange,
     ) -> Result<Applied, StoreError> {
         let (event_id, user_id) = (event_id.to_owned(), user_id.to_owned());
-        self.submit(|ack| Write::Apply(event_id, user_id, change, ack))
+        self.submit(|ack| Write::Apply(event_id, user_id, occurred_at_ms, change, ack))
             .await
     }
 

@@ -57,7 +57,10 @@ pub trait ProfileStore: Send + Sync {
     async fn playlists(&self, user_id: &str) -> Result<Vec<Playlist>, StoreError>;
 
     async fn put_playlist(&self, playlist: &Playlist) -> Result<(), StoreError>;
-    /// Deletes everything kept for `user_id`: profile, queues, playlists.
+    /// Deletes everything kept for `user_id`: profile, queues, playlists; and keeps an
+    /// erasure marker (the user id and the time), first, so that no event that happened
+    /// before the erasure is folded back in (`apply_event`) and no write from a read before
+    /// it puts the old profile back (`put_profile`).
     async fn erase_user(&self, user_id: &str) -> Result<(), StoreError>;
 
     /// The last sequence number a consumer finished on `shard` of `stream`.
@@ -72,11 +75,14 @@ pub trait ProfileStore: Send + Sync {
 
     /// Applies `change` to the listener's profile and marks `event_id` applied, in one
     /// transaction; if the event was applied before, changes nothing. This is what makes a
-    /// redelivered or duplicated feedback event count once.
+    /// redelivered or duplicated feedback event count once. An event that happened
+    /// (`occurred_at_ms`, Unix milliseconds) no later than the listener's erasure changes
+    /// nothing either (`Applied::Erased`).
     async fn apply_event(
         &self,
         event_id: &str,
         user_id: &str,
+        occurred_at_ms: i64,
         change: ProfileChange,
     ) -> Result<Applied, StoreError>;
 
@@ -161,6 +167,8 @@ pub enum Applied {
     Now,
     /// The event had been applied before: nothing changed.
     Already,
+    /// The listener was erased after the event happened: nothing changed.
+    Erased,
 }
 
 /// How many times an optimistic profile update is tried before a conflict is given up on.

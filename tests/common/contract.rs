@@ -273,14 +273,14 @@ pub async fn event_ids_are_deduplicated_per_listener(store: &dyn ProfileStore) {
     };
     assert_eq!(
         store
-            .apply_event("shared-id", "first-listener", like("a"))
+            .apply_event("shared-id", "first-listener", now_ms(), like("a"))
             .await
             .unwrap(),
         Applied::Now
     );
     assert_eq!(
         store
-            .apply_event("shared-id", "second-listener", like("b"))
+            .apply_event("shared-id", "second-listener", now_ms(), like("b"))
             .await
             .unwrap(),
         Applied::Now,
@@ -288,7 +288,7 @@ pub async fn event_ids_are_deduplicated_per_listener(store: &dyn ProfileStore) {
     );
     assert_eq!(
         store
-            .apply_event("shared-id", "first-listener", like("c"))
+            .apply_event("shared-id", "first-listener", now_ms(), like("c"))
             .await
             .unwrap(),
         Applied::Already,
@@ -332,5 +332,62 @@ pub async fn dead_letters_are_kept_listed_and_deleted(store: &dyn ProfileStore) 
     assert_eq!(
         store.dead_letters(10).await.unwrap(),
         vec![second, unreadable]
+    );
+}
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// An erased listener stays erased: events from before the erasure (still in the log, or
+/// redelivered) change nothing, a write from a read before it cannot put the profile back,
+/// and what the listener does afterwards counts.
+pub async fn erasure_wins_over_what_happened_before_it(store: &dyn ProfileStore) {
+    use encore::store::{Applied, StoreError};
+    let like = |t: &str| -> encore::store::ProfileChange {
+        let t = TrackId(t.into());
+        std::sync::Arc::new(move |p: &mut Profile| p.like(&t))
+    };
+    let before = now_ms();
+    assert_eq!(
+        store
+            .apply_event("e1", "leaver", before, like("a"))
+            .await
+            .unwrap(),
+        Applied::Now
+    );
+    let read_before = store.profile("leaver").await.unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store.erase_user("leaver").await.unwrap();
+    assert_eq!(
+        store
+            .apply_event("e2", "leaver", before, like("b"))
+            .await
+            .unwrap(),
+        Applied::Erased,
+        "an event from before the erasure was folded back in"
+    );
+    assert_eq!(store.profile("leaver").await.unwrap(), None);
+    let mut stale = read_before.clone();
+    stale.like(&TrackId("c".into()));
+    assert!(
+        matches!(store.put_profile(&stale).await, Err(StoreError::Conflict)),
+        "a write from a read before the erasure went through"
+    );
+    assert_eq!(store.profile("leaver").await.unwrap(), None);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(
+        store
+            .apply_event("e3", "leaver", now_ms(), like("d"))
+            .await
+            .unwrap(),
+        Applied::Now
+    );
+    let after = store.profile("leaver").await.unwrap().unwrap();
+    assert_eq!(
+        after.liked,
+        vec![TrackId("d".into())],
+        "only the new like, on a new profile"
     );
 }
