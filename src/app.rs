@@ -128,6 +128,7 @@ impl Components {
         let settings = ServiceSettings {
             store_budget: storage.store_budget,
             api_store_budget: storage.api_store_budget,
+            feedback_ack_budget: storage.feedback_ack_budget,
         };
         Ok(Components {
             service: Arc::new(Service::new(

@@ -71,6 +71,13 @@ pub struct StorageArgs {
     #[arg(long = "api-store-budget-ms", env = "ENCORE_API_STORE_BUDGET_MS", default_value = "1000", value_parser = millis)]
     pub api_store_budget: Duration,
 
+    /// How long the voice path waits for a device report's feedback event to be
+    /// acknowledged (with Kinesis: accepted by the stream) before it answers anyway, in
+    /// milliseconds. The platform does not resend a report, and a report's answer carries
+    /// no speech, so waiting here costs the listener nothing they hear.
+    #[arg(long = "feedback-ack-budget-ms", env = "ENCORE_FEEDBACK_ACK_BUDGET_MS", default_value = "1000", value_parser = millis)]
+    pub feedback_ack_budget: Duration,
+
     /// Directory of the embedded store (profiles and playback queues).
     #[arg(long, env = "ENCORE_DATA_DIR", default_value = ".encore")]
     pub data_dir: PathBuf,

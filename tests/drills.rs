@@ -2,8 +2,10 @@
 //! starts), with the real `encore serve` and `encore consume` processes under load:
 //!
 //! 1. both processes are killed (SIGKILL) mid-load and started again;
-//! 2. the stream is unreachable for a while (a proxy holds every Kinesis call);
-//! 3. the profile store times out for a while (the proxy holds every DynamoDB call 2 s).
+//! 2. the serving task is replaced: `encore serve` is killed and its data directory (the
+//!    spool) deleted, as when ECS replaces a task and its ephemeral disk goes with it;
+//! 3. the stream is unreachable for a while (a proxy holds every Kinesis call);
+//! 4. the profile store times out for a while (the proxy holds every DynamoDB call 2 s).
 //!
 //! Throughout, an app posts feedback batches (`POST /v1/feedback`, its own event ids,
 //! retrying a batch with the same ids until it is acknowledged, as a real app does), and a
@@ -348,13 +350,26 @@ async fn drill(stack: &mut Stack, name: &str, kills: bool, fault: impl AsyncFnOn
         seen.clone(),
         stop.clone(),
     ));
-    let voice = tokio::spawn(voice_load(base, prefix.clone(), seen.clone(), stop.clone()));
+    // Three devices, each with listeners of its own. A device report is answered once its
+    // event is on the stream, so one device alone asks for music only every few hundred ms.
+    let voices: Vec<_> = (0..3)
+        .map(|d| {
+            tokio::spawn(voice_load(
+                base.clone(),
+                format!("{prefix}-d{d}"),
+                seen.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     fault(stack).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
     app.await.unwrap();
-    voice.await.unwrap();
+    for voice in voices {
+        voice.await.unwrap();
+    }
 
     let acked = seen.acked.lock().unwrap().clone();
     let total: usize = acked.values().map(HashSet::len).sum();
@@ -507,6 +522,24 @@ async fn fault_drills_lose_nothing_acknowledged_and_keep_the_voice_path_answerin
             s.start_consume();
             println!(
                 "started both again; serve answered /healthz after {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        },
+    )
+    .await;
+
+    drill(
+        &mut stack,
+        "replace the serving task (its disk gone)",
+        true,
+        async |s: &mut Stack| {
+            println!("SIGKILL encore serve and delete its data directory, spool included");
+            Stack::kill(&mut s.serve);
+            std::fs::remove_dir_all(s.dir.path().join("serve")).unwrap();
+            let t = Instant::now();
+            s.start_serve().await;
+            println!(
+                "a new serve on an empty data directory answered /healthz after {:.1} s",
                 t.elapsed().as_secs_f64()
             );
         },

@@ -1,7 +1,10 @@
 //! Feedback on Kinesis Data Streams.
 //!
 //! Producing: `KinesisSink` writes each event to a durable local spool (a `LocalLog` under
-//! `<data-dir>/feedback-spool/`) and acknowledges it once it is there; a shipper task sends
+//! `<data-dir>/feedback-spool/`) and acknowledges it once Kinesis has accepted it, or, while
+//! the stream cannot be reached, once it is durable in the spool: so what was acknowledged
+//! survives the task being replaced (its disk gone) whenever the stream was up, and only an
+//! outage leaves acknowledged events on the task's disk until they ship. A shipper task sends
 //! the spool to the stream in batches of at most 500 records and 5 MB after a short linger,
 //! partition key = user id, retries only the records Kinesis refused (jittered backoff), and
 //! records how far it has shipped only after Kinesis accepted everything before that point.
@@ -193,8 +196,18 @@ fn fault_of(code: Option<&str>) -> StreamFault {
     }
 }
 
+/// What the shipper tells waiting acknowledgements: how far the stream has accepted the
+/// spool, and whether the stream is failing now (then the spool's durability is the
+/// acknowledgement).
+#[derive(Debug, Clone, Copy, Default)]
+struct ShipState {
+    shipped: u64,
+    down: bool,
+}
+
 pub struct KinesisSink {
     spool: Arc<LocalLog>,
+    state: tokio::sync::watch::Receiver<ShipState>,
     shipped: Arc<AtomicU64>,
     wake: Arc<Notify>,
     shipper: tokio::task::JoinHandle<()>,
@@ -206,6 +219,10 @@ impl KinesisSink {
         let mark = ShippedMark(spool_dir.join("SHIPPED"));
         let set_aside = spool_dir.join(SET_ASIDE_FILE);
         let shipped = Arc::new(AtomicU64::new(mark.read()));
+        let (state_tx, state) = tokio::sync::watch::channel(ShipState {
+            shipped: shipped.load(Ordering::Acquire),
+            down: false,
+        });
         let wake = Arc::new(Notify::new());
         let shipper = Shipper {
             client: stream.client,
@@ -215,10 +232,12 @@ impl KinesisSink {
             wake: wake.clone(),
             mark,
             set_aside,
+            state: state_tx,
         };
         let shipper = tokio::spawn(shipper.run());
         Ok(KinesisSink {
             spool,
+            state,
             shipped,
             wake,
             shipper,
@@ -242,11 +261,27 @@ impl Drop for KinesisSink {
 
 #[async_trait]
 impl FeedbackSink for KinesisSink {
+    /// The delivery resolves once Kinesis has the record, or, while the stream is failing,
+    /// once the spool has it durably.
     fn send(&self, event: FeedbackEvent) -> Delivery {
-        let delivery = self.spool.send(event);
+        let numbered = self.spool.send_numbered(event);
         metrics::counter!("encore_feedback_spooled_total").increment(1);
         self.wake.notify_one();
-        delivery
+        let mut state = self.state.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let outcome = match numbered.await {
+                Err(_) => Err(FeedbackError::Closed),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(number)) => {
+                    // A shipper that has stopped leaves the record durable in the spool.
+                    let _ = state.wait_for(|s| s.shipped > number || s.down).await;
+                    Ok(())
+                }
+            };
+            let _ = tx.send(outcome);
+        });
+        Delivery::from(rx)
     }
 
     /// Waits until the spool is durable and, for up to 10 s, until it has drained to the
@@ -300,6 +335,7 @@ struct Shipper {
     mark: ShippedMark,
     /// Where records Kinesis refuses as invalid are set aside (JSON lines).
     set_aside: PathBuf,
+    state: tokio::sync::watch::Sender<ShipState>,
 }
 
 impl Shipper {
@@ -345,6 +381,7 @@ impl Shipper {
                 }
             }
             self.shipped.store(next, Ordering::Release);
+            self.state.send_modify(|s| s.shipped = next);
         }
     }
 
@@ -474,12 +511,17 @@ impl Shipper {
                 }
             }
             if !pending.is_empty() {
+                // Acknowledgements stop waiting for the stream while it fails.
+                self.state
+                    .send_if_modified(|s| !std::mem::replace(&mut s.down, true));
                 attempt += 1;
                 let ceiling =
                     (RETRY_FIRST * 2u32.saturating_pow(attempt.min(10) - 1)).min(RETRY_CAP);
                 tokio::time::sleep(ceiling.mul_f64(0.5 + rand::random::<f64>() / 2.0)).await;
             }
         }
+        self.state
+            .send_if_modified(|s| std::mem::replace(&mut s.down, false));
         Ok(())
     }
 }

@@ -35,8 +35,23 @@ pub struct LocalLog {
 }
 
 enum Append {
-    Event(Vec<u8>, oneshot::Sender<Result<(), FeedbackError>>),
+    Event(Vec<u8>, Ack),
     Flush(oneshot::Sender<Result<(), FeedbackError>>),
+}
+
+/// Who waits for an event's record: for it to be durable, or for its record number too.
+enum Ack {
+    Durable(oneshot::Sender<Result<(), FeedbackError>>),
+    At(oneshot::Sender<Result<u64, FeedbackError>>),
+}
+
+impl Ack {
+    fn fail(self, e: FeedbackError) {
+        match self {
+            Ack::Durable(tx) => drop(tx.send(Err(e))),
+            Ack::At(tx) => drop(tx.send(Err(e))),
+        }
+    }
 }
 
 /// A record read back: its number and its event, or why it could not be decoded.
@@ -115,6 +130,35 @@ impl LocalLog {
         Ok(())
     }
 
+    /// Appends `event`; the answer is its record number, once the record is durable.
+    pub fn send_numbered(
+        &self,
+        event: FeedbackEvent,
+    ) -> oneshot::Receiver<Result<u64, FeedbackError>> {
+        let (tx, rx) = oneshot::channel();
+        self.append(event, Ack::At(tx));
+        rx
+    }
+
+    fn append(&self, event: FeedbackEvent, ack: Ack) {
+        match serde_json::to_vec(&event) {
+            Ok(bytes) => match self.appends.send(Append::Event(bytes, ack)) {
+                Ok(()) => metrics::counter!("encore_feedback_produced_total").increment(1),
+                Err(mpsc::SendError(Append::Event(_, ack))) => {
+                    metrics::counter!("encore_feedback_failed_total", "reason" => "closed")
+                        .increment(1);
+                    ack.fail(FeedbackError::Closed);
+                }
+                Err(_) => {}
+            },
+            Err(e) => {
+                metrics::counter!("encore_feedback_failed_total", "reason" => "encode")
+                    .increment(1);
+                ack.fail(FeedbackError::Encode(crate::error::cause(e)));
+            }
+        }
+    }
+
     /// Up to `max` durable records from record `from` on.
     pub fn read(&self, from: u64, max: usize) -> Result<Vec<Record>, FeedbackError> {
         read_records(&self.dir, from, self.end(), max)
@@ -132,22 +176,7 @@ impl LocalLog {
 impl FeedbackSink for LocalLog {
     fn send(&self, event: FeedbackEvent) -> Delivery {
         let (tx, rx) = oneshot::channel();
-        match serde_json::to_vec(&event) {
-            Ok(bytes) => match self.appends.send(Append::Event(bytes, tx)) {
-                Ok(()) => metrics::counter!("encore_feedback_produced_total").increment(1),
-                Err(mpsc::SendError(Append::Event(_, tx))) => {
-                    metrics::counter!("encore_feedback_failed_total", "reason" => "closed")
-                        .increment(1);
-                    let _ = tx.send(Err(FeedbackError::Closed));
-                }
-                Err(_) => {}
-            },
-            Err(e) => {
-                metrics::counter!("encore_feedback_failed_total", "reason" => "encode")
-                    .increment(1);
-                let _ = tx.send(Err(FeedbackError::Encode(crate::error::cause(e))));
-            }
-        }
+        self.append(event, Ack::Durable(tx));
         Delivery(rx)
     }
 
@@ -217,15 +246,25 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let mut number = self.next;
             let outcome = self.append(&batch);
             if let Err(e) = &outcome {
                 tracing::error!(error = %crate::error::Chain(e), "feedback log: a batch could not be written");
             }
             for append in batch {
-                let ack = match append {
-                    Append::Event(_, ack) | Append::Flush(ack) => ack,
-                };
-                let _ = ack.send(outcome.clone());
+                match append {
+                    Append::Flush(ack) => {
+                        let _ = ack.send(outcome.clone());
+                    }
+                    Append::Event(_, Ack::Durable(ack)) => {
+                        let _ = ack.send(outcome.clone());
+                        number += 1;
+                    }
+                    Append::Event(_, Ack::At(ack)) => {
+                        let _ = ack.send(outcome.clone().map(|()| number));
+                        number += 1;
+                    }
+                }
             }
         }
     }

@@ -75,6 +75,12 @@ impl std::fmt::Display for StreamFault {
 /// it before they answer (the voice path within its store budget).
 pub struct Delivery(oneshot::Receiver<Result<(), FeedbackError>>);
 
+impl From<oneshot::Receiver<Result<(), FeedbackError>>> for Delivery {
+    fn from(rx: oneshot::Receiver<Result<(), FeedbackError>>) -> Self {
+        Delivery(rx)
+    }
+}
+
 impl Delivery {
     pub async fn durable(self) -> Result<(), FeedbackError> {
         self.0.await.map_err(|_| FeedbackError::Closed)?

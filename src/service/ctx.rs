@@ -59,13 +59,14 @@ impl Ctx<'_> {
         );
         metrics::counter!("encore_feedback_events_total", "kind" => kind.as_str()).increment(1);
         let delivery = self.service.feedback.send(event);
-        match tokio::time::timeout(self.service.settings.store_budget, delivery.durable()).await {
+        let budget = self.service.settings.feedback_ack_budget;
+        match tokio::time::timeout(budget, delivery.durable()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!(user_id = %self.listener.user_id, error = %crate::error::Chain(&e), "feedback event not made durable")
             }
             Err(_) => {
-                tracing::warn!(user_id = %self.listener.user_id, "feedback event not yet durable at the store budget; answering anyway")
+                tracing::warn!(user_id = %self.listener.user_id, "feedback event not yet acknowledged within --feedback-ack-budget-ms; answering anyway")
             }
         }
     }

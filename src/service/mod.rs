@@ -50,6 +50,8 @@ pub struct ServiceSettings {
     /// The same bound for each store call (and feedback acknowledgement) on the mobile path,
     /// where an unanswered call becomes a 503 instead of a request that hangs.
     pub api_store_budget: Duration,
+    /// How long the voice path waits for a device report's event to be acknowledged.
+    pub feedback_ack_budget: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -57,6 +59,7 @@ impl Default for ServiceSettings {
         ServiceSettings {
             store_budget: Duration::from_millis(150),
             api_store_budget: Duration::from_secs(1),
+            feedback_ack_budget: Duration::from_secs(1),
         }
     }
 }

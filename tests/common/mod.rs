@@ -48,6 +48,7 @@ pub fn storage(data_dir: &Path) -> StorageArgs {
         // Wide: a loaded CI disk must not turn a slow commit into a 503. The tests over a
         // store that hangs set it back to the default.
         api_store_budget: std::time::Duration::from_secs(10),
+        feedback_ack_budget: std::time::Duration::from_secs(1),
         data_dir: data_dir.to_owned(),
         models: repo().join("models"),
         intents: repo().join("intents"),
