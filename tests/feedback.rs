@@ -186,23 +186,75 @@ async fn a_torn_final_record_is_cut_off_and_appending_goes_on() {
     assert_eq!(read[10].offset, 10);
 }
 
-#[tokio::test]
-async fn damage_before_the_end_is_an_error_not_a_silent_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let log = LocalLog::open(dir.path()).unwrap();
-        for i in 0..10 {
-            log.send(event(i)).durable().await.unwrap();
-        }
+/// Ten durable records in a fresh log in `dir`, then the segment's bytes.
+async fn ten_records(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+    let log = LocalLog::open(dir).unwrap();
+    for i in 0..10 {
+        log.send(event(i)).durable().await.unwrap();
     }
-    let segment = dir.path().join(format!("{:020}.log", 0));
-    let mut bytes = std::fs::read(&segment).unwrap();
+    drop(log);
+    let segment = dir.join(format!("{:020}.log", 0));
+    let bytes = std::fs::read(&segment).unwrap();
+    (segment, bytes)
+}
+
+/// Which records of `log` decode, by number.
+fn decodable(log: &LocalLog) -> Vec<(u64, bool)> {
+    log.read(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.offset, r.event.is_ok()))
+        .collect()
+}
+
+#[tokio::test]
+async fn damage_before_the_end_is_stepped_over_as_one_record_and_the_log_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (segment, mut bytes) = ten_records(dir.path()).await;
     bytes[20] ^= 0xff; // inside the first record's payload
     std::fs::write(&segment, bytes).unwrap();
-    let err = LocalLog::open(dir.path())
-        .err()
-        .expect("opening a damaged log fails");
-    assert!(err.to_string().contains("damaged"), "{err}");
+
+    let log = LocalLog::open(dir.path()).expect("a damaged log still opens");
+    assert_eq!(log.end(), 10, "the damaged record keeps its number");
+    let read = decodable(&log);
+    let expected: Vec<(u64, bool)> = (0..10).map(|i| (i, i != 0)).collect();
+    assert_eq!(read, expected, "only the damaged record fails to decode");
+    let damaged = log.read(0, 1).unwrap().remove(0).event.unwrap_err();
+    assert!(damaged.contains("damaged record"), "{damaged}");
+    log.send(event(10)).durable().await.unwrap();
+    assert_eq!(
+        decodable(&log).last(),
+        Some(&(10, true)),
+        "appending goes on"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_header_is_stepped_over_to_the_next_good_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (segment, mut bytes) = ten_records(dir.path()).await;
+    // The fourth record's length: walk the headers to it and make it absurd.
+    let mut at = 0;
+    for _ in 0..3 {
+        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    bytes[at..at + 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    std::fs::write(&segment, bytes).unwrap();
+
+    let log = LocalLog::open(dir.path()).expect("a damaged log still opens");
+    assert_eq!(log.end(), 10);
+    let expected: Vec<(u64, bool)> = (0..10).map(|i| (i, i != 3)).collect();
+    assert_eq!(decodable(&log), expected);
+    let events = log.read(4, 6).unwrap();
+    let ids: Vec<String> = events
+        .into_iter()
+        .map(|r| r.event.unwrap().track_id.0)
+        .collect();
+    let sent: Vec<String> = (4..10).map(|i| format!("track-{i}")).collect();
+    assert_eq!(
+        ids, sent,
+        "the records after the damage are the ones written there"
+    );
 }
 
 #[tokio::test]

@@ -5,8 +5,12 @@
 //! by the number of its first record and a new one starts past `SEGMENT_BYTES`. One writer
 //! thread appends what has queued up, fsyncs once per batch, and only then acknowledges the
 //! batch and makes it visible to readers, so a reader never sees a record a crash could take
-//! back. On open, a torn final record (a crash mid-append) is cut off; damage anywhere else is
-//! an error, never silently dropped.
+//! back. On open, a torn final record (a crash mid-append) is cut off. Damage anywhere else
+//! (a flipped bit on disk) is stepped over, never silently: the damaged stretch, up to the
+//! next record whose header and checksum agree, reads back as one record that cannot be
+//! decoded (its number kept, so what comes after keeps its numbers when only a payload was
+//! hit), the consumers set it aside like any malformed record, and opening the log logs it and
+//! counts it in `encore_feedback_log_damaged_total`.
 
 use super::{Delivery, FeedbackError, FeedbackEvent, FeedbackSink};
 use async_trait::async_trait;
@@ -374,14 +378,14 @@ fn next_record(reader: &mut impl Read, pos: u64) -> Result<Option<Vec<u8>>, u64>
     Ok(Some(payload))
 }
 
-/// Counts the good records of the last segment and returns (records, end of the last good
-/// one), cutting off a torn final record.
+/// Counts the records of the last segment and returns (records, end of the last good one),
+/// cutting off a torn final record and stepping over damage before it.
 fn recover(path: &Path) -> Result<(u64, u64), FeedbackError> {
-    let Ok(file) = File::open(path) else {
+    let Ok(mut file) = File::open(path) else {
         return Ok((0, 0));
     };
     let len = file.metadata().map_err(|e| io(path, e))?.len();
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::new(file.try_clone().map_err(|e| io(path, e))?);
     let (mut records, mut pos) = (0u64, 0u64);
     loop {
         match next_record(&mut reader, pos) {
@@ -391,25 +395,58 @@ fn recover(path: &Path) -> Result<(u64, u64), FeedbackError> {
             }
             Ok(None) => return Ok((records, pos)),
             Err(bad) => {
-                // A torn append leaves one partial record at the very end. Anything after a
-                // damaged record means damage, which is not ours to discard.
-                if !torn_tail(path, bad, len)? {
-                    return Err(FeedbackError::Corrupt(format!(
-                        "{}: damaged record at byte {bad}",
-                        path.display()
-                    )));
+                let after = resync(&mut file, path, bad, len)?;
+                if after == len && torn_tail(path, bad, len)? {
+                    tracing::warn!(path = %path.display(), at = bad, dropped_bytes = len - bad, "feedback log: cut off a torn final record");
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| io(path, e))?;
+                    file.set_len(bad).map_err(|e| io(path, e))?;
+                    file.sync_all().map_err(|e| io(path, e))?;
+                    return Ok((records, bad));
                 }
-                tracing::warn!(path = %path.display(), at = bad, dropped_bytes = len - bad, "feedback log: cut off a torn final record");
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| io(path, e))?;
-                file.set_len(bad).map_err(|e| io(path, e))?;
-                file.sync_all().map_err(|e| io(path, e))?;
-                return Ok((records, bad));
+                tracing::error!(path = %path.display(), at = bad, skipped_bytes = after - bad, record = records, "feedback log: stepped over a damaged record; it reads back as one that cannot be decoded");
+                metrics::counter!("encore_feedback_log_damaged_total").increment(1);
+                records += 1;
+                if after == len {
+                    return Ok((records, len));
+                }
+                pos = after;
+                file.seek(SeekFrom::Start(pos)).map_err(|e| io(path, e))?;
+                reader = BufReader::new(file.try_clone().map_err(|e| io(path, e))?);
             }
         }
     }
+}
+
+/// Where reading goes on after a damaged record at `at` in `file` (`len` bytes long): past
+/// the record itself when its declared length leads to a good record or to the end (only its
+/// payload was hit), else at the first later offset where a header and its checksum agree,
+/// else at the end.
+fn resync(file: &mut File, path: &Path, at: u64, len: u64) -> Result<u64, FeedbackError> {
+    file.seek(SeekFrom::Start(at)).map_err(|e| io(path, e))?;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest).map_err(|e| io(path, e))?;
+    let good_at = |i: usize| -> bool {
+        let mut slice = &rest[i.min(rest.len())..];
+        i == rest.len() || matches!(next_record(&mut slice, 0), Ok(Some(_)))
+    };
+    if rest.len() >= HEADER {
+        let declared = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let past = HEADER + declared;
+        if declared > 0 && declared <= MAX_RECORD as usize && past <= rest.len() && good_at(past) {
+            return Ok(at + past as u64);
+        }
+    }
+    let found = (1..rest.len().saturating_sub(HEADER)).find(|&i| {
+        let declared = u32::from_le_bytes(rest[i..i + 4].try_into().expect("4 bytes"));
+        declared > 0
+            && declared <= MAX_RECORD
+            && i + HEADER + declared as usize <= rest.len()
+            && good_at(i)
+    });
+    Ok(found.map_or(len, |i| at + i as u64))
 }
 
 /// Whether the bad record at `at` is the file's last: its declared length reaches the end of
@@ -441,8 +478,9 @@ fn read_records(dir: &Path, from: u64, end: u64, max: usize) -> Result<Vec<Recor
     for &base in &bases[start.min(bases.len())..] {
         offset = offset.max(base);
         let path = segment_path(dir, base);
-        let file = File::open(&path).map_err(|e| io(&path, e))?;
-        let mut reader = BufReader::new(file);
+        let mut file = File::open(&path).map_err(|e| io(&path, e))?;
+        let len = file.metadata().map_err(|e| io(&path, e))?.len();
+        let mut reader = BufReader::new(file.try_clone().map_err(|e| io(&path, e))?);
         let mut pos = 0u64;
         while offset < end && out.len() < max {
             match next_record(&mut reader, pos) {
@@ -455,13 +493,27 @@ fn read_records(dir: &Path, from: u64, end: u64, max: usize) -> Result<Vec<Recor
                     offset += 1;
                 }
                 Ok(None) => break,
-                // Without the writer's end, a torn final record is one still being written.
-                Err(_) if end == u64::MAX && Some(base) == last => return Ok(out),
                 Err(at) => {
-                    return Err(FeedbackError::Corrupt(format!(
-                        "{}: damaged record at byte {at}",
-                        path.display()
-                    )));
+                    let after = resync(&mut file, &path, at, len)?;
+                    // Without the writer's end, a torn final record is one still being written.
+                    if after == len && end == u64::MAX && Some(base) == last {
+                        return Ok(out);
+                    }
+                    if offset >= from {
+                        let event = Err(format!(
+                            "damaged record: {} bytes at byte {at} of {} stepped over",
+                            after - at,
+                            path.display()
+                        ));
+                        out.push(Record { offset, event });
+                    }
+                    offset += 1;
+                    if after == len {
+                        break;
+                    }
+                    pos = after;
+                    file.seek(SeekFrom::Start(pos)).map_err(|e| io(&path, e))?;
+                    reader = BufReader::new(file.try_clone().map_err(|e| io(&path, e))?);
                 }
             }
         }
