@@ -123,7 +123,9 @@ impl Components {
             false => store,
         };
         let (sink, backend) = open_feedback(storage, stream)?;
-        let quality = Arc::new(Quality::new(served_arms(&storage.recommender)));
+        let arms = served_arms(&storage.recommender);
+        crate::observe::zero_at_start(&arms);
+        let quality = Arc::new(Quality::new(arms));
         let feedback: Arc<dyn FeedbackSink> = Arc::new(ObservedSink::new(sink, quality.clone()));
         let settings = ServiceSettings {
             store_budget: storage.store_budget,

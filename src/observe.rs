@@ -62,3 +62,130 @@ pub fn http_request(route: &str, method: &str, status: u16, seconds: f64) {
     .increment(1);
     metrics::histogram!("encore_http_request_duration_seconds", "route" => route).record(seconds);
 }
+
+/// Registers at zero the series the dashboard and alerts query, so a fresh instance exposes
+/// them before its first request or event: a rate over a series that does not exist yet is
+/// no data, and an alert on it cannot fire. Registering adds nothing to a count, so calling
+/// this again (every `Components::load`) changes no value. `arms` are the experiment arms
+/// the server serves. The label values are the fixed sets the code counts under.
+pub fn zero_at_start(arms: &[(String, String)]) {
+    // What is recorded before the recorder is installed is lost (the model's info included).
+    prometheus();
+    for name in [
+        "encore_http_shed_total",
+        "encore_http_panics_total",
+        "encore_http_body_timeouts_total",
+        "encore_alexa_deadline_exceeded_total",
+        "encore_feedback_produced_total",
+        "encore_feedback_spooled_total",
+        "encore_feedback_delivered_total",
+        "encore_feedback_refused_total",
+        "encore_feedback_set_aside_total",
+        "encore_feedback_log_damaged_total",
+        "encore_consumer_dead_letters_total",
+        "encore_profiles_trimmed_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for status in ["200", "400", "500", "503"] {
+        metrics::counter!("encore_http_requests_total", "route" => "/alexa", "method" => "POST", "status" => status)
+            .increment(0);
+    }
+    metrics::counter!("encore_alexa_requests_total", "type" => "LaunchRequest", "intent" => "")
+        .increment(0);
+    let labelled: [(&'static str, &'static str, &[&'static str]); 6] = [
+        (
+            "encore_verification_failures_total",
+            "reason",
+            &[
+                "missing_header",
+                "cert_url",
+                "cert_fetch",
+                "cert_chain",
+                "cert_expired",
+                "cert_name",
+                "signature",
+                "malformed",
+                "timestamp",
+                "skill_id",
+            ],
+        ),
+        (
+            "encore_auth_failures_total",
+            "reason",
+            &[
+                "missing_token",
+                "malformed_token",
+                "expired_token",
+                "token_not_yet_valid",
+                "wrong_audience",
+                "wrong_issuer",
+                "wrong_algorithm",
+                "bad_signature",
+                "unknown_key",
+                "no_subject",
+            ],
+        ),
+        (
+            "encore_recommend_cache_total",
+            "result",
+            &["hit", "miss", "bypass"],
+        ),
+        (
+            "encore_remote_recommender_total",
+            "outcome",
+            &["ok", "fallback"],
+        ),
+        (
+            "encore_feedback_failed_total",
+            "reason",
+            &["closed", "encode"],
+        ),
+        (
+            "encore_consumer_events_total",
+            "outcome",
+            &["applied", "duplicate", "erased", "malformed"],
+        ),
+    ];
+    for (name, label, values) in labelled {
+        for &value in values {
+            metrics::counter!(name, label => value).increment(0);
+        }
+    }
+    for operation in [
+        "profile_read",
+        "profile_write",
+        "queue_read",
+        "queue_write",
+        "mobile",
+    ] {
+        for kind in [
+            "conflict",
+            "timeout",
+            "throttled",
+            "unavailable",
+            "corrupt",
+            "refused",
+        ] {
+            metrics::counter!("encore_store_errors_total", "operation" => operation, "kind" => kind)
+                .increment(0);
+        }
+    }
+    for (experiment, variant) in arms {
+        for kind in ["play_finished", "skipped", "stopped", "liked"] {
+            metrics::counter!(
+                "encore_variant_events_total",
+                "experiment" => experiment.clone(),
+                "variant" => variant.clone(),
+                "kind" => kind
+            )
+            .increment(0);
+        }
+        let labels = [
+            ("experiment", experiment.clone()),
+            ("variant", variant.clone()),
+        ];
+        metrics::gauge!("encore_variant_window_plays", &labels).increment(0.0);
+        metrics::gauge!("encore_variant_drifting", &labels).increment(0.0);
+    }
+}

@@ -4,55 +4,10 @@
 use crate::common;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{encore_command as encore, run_encore as run};
-
-type Lines = std::io::Lines<BufReader<std::process::ChildStderr>>;
-
-/// `encore serve --no-verify` on a free port with logs in `format`: the child, its stderr
-/// from after the `listening` line, the lines before it, and the address it listens on.
-fn serve(dir: &std::path::Path, format: &str) -> (std::process::Child, Lines, Vec<String>, String) {
-    let mut child = encore()
-        .args([
-            "serve",
-            "--no-verify",
-            "--addr",
-            "127.0.0.1:0",
-            "--log-format",
-            format,
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut before = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        let addr = match v["fields"]["message"] == "listening" {
-            true => v["fields"]["addr"].as_str().map(str::to_owned),
-            false => line.find("listening addr=").map(|at| {
-                line[at + 15..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_owned()
-            }),
-        };
-        match addr {
-            Some(addr) => return (child, lines, before, addr),
-            None => before.push(line),
-        }
-    }
-}
+use common::{run_encore as run, spawn_serve};
 
 #[test]
 fn help_explains_each_command_and_setting() {
@@ -153,7 +108,7 @@ fn serve_refuses_to_start_verified_without_a_skill_id() {
 #[test]
 fn serve_starts_on_a_free_port_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, lines, before, addr) = serve(dir.path(), "json");
+    let (mut child, lines, before, addr) = spawn_serve(dir.path(), "json", &[]);
     let warned = before.iter().any(|line| {
         let v: Value = serde_json::from_str(line).unwrap_or_default();
         v["level"] == "WARN" && line.contains("verification is OFF")
@@ -208,7 +163,7 @@ fn serve_starts_on_a_free_port_answers_and_stops_on_sigterm() {
 #[test]
 fn a_listener_id_holding_a_newline_cannot_forge_a_text_log_line() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, lines, _, addr) = serve(dir.path(), "text");
+    let (mut child, lines, _, addr) = spawn_serve(dir.path(), "text", &[]);
     // Whatever happens below, the server does not outlive the test.
     struct Killed(u32);
     impl Drop for Killed {

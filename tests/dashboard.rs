@@ -1,6 +1,7 @@
 //! The Grafana dashboard in `infra/grafana/` queries only metrics that exist: each name it
-//! uses is one the code emits (a `_bucket` series only of a histogram), and the ones a voice
-//! conversation produces are on `/metrics` after one.
+//! uses is one the code emits (a `_bucket` series only of a histogram), the counters it
+//! queries are on a fresh instance's `/metrics` at zero before any traffic, and the ones a
+//! voice conversation produces are on `/metrics` after one.
 
 use crate::common;
 
@@ -187,11 +188,61 @@ async fn what_a_conversation_produces_is_on_metrics_under_the_names_the_dashboar
     // The stopped play counts for the variant that served it.
     let line = text
         .lines()
-        .find(|l| l.starts_with("encore_variant_window_plays{"))
-        .unwrap();
-    assert!(
-        line.contains("variant=\"control\"") && line.contains("experiment=\"default\""),
-        "{line}"
-    );
+        .find(|l| {
+            l.starts_with("encore_variant_window_plays{") && l.contains("variant=\"control\"")
+        })
+        .unwrap_or_else(|| panic!("no window plays for the control arm in:\n{text}"));
+    assert!(line.contains("experiment=\"default\""), "{line}");
     assert!(line.ends_with(" 1"), "{line}");
+}
+
+/// Gauges a fresh embedded default has no value for: per Kinesis shard, of the Kinesis
+/// spool, of a model directory (the default serves the catalog), and rates over plays that
+/// have not happened (their play counts are exposed at zero).
+const NO_VALUE_YET: [&str; 6] = [
+    "encore_consumer_millis_behind_latest",
+    "encore_feedback_spool_depth",
+    "encore_model_info",
+    "encore_variant_completion_rate",
+    "encore_variant_skip_rate",
+    "encore_variant_likes_per_play",
+];
+
+#[test]
+fn a_fresh_instance_exposes_every_counter_the_dashboard_queries_before_any_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _lines, _, addr) = common::spawn_serve(dir.path(), "json", &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let text = rt.block_on(async {
+        let r = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (_, histograms) = emitted();
+    let exposed = metric_names(&text);
+    let queried: BTreeSet<String> = dashboard_queries()
+        .iter()
+        .flat_map(|q| metric_names(q))
+        .collect();
+    let missing: Vec<&String> = queried
+        .iter()
+        .filter(|name| !name.ends_with("_bucket") && !histograms.contains(name.as_str()))
+        .filter(|name| !NO_VALUE_YET.contains(&name.as_str()))
+        .filter(|name| !exposed.contains(name.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "a fresh instance does not expose {missing:?}:\n{text}"
+    );
+    // The ratios the error panels divide have a zero to divide by, and their numerators exist.
+    for series in [
+        r#"encore_http_requests_total{route="/alexa",method="POST",status="500"} 0"#,
+        r#"encore_recommend_cache_total{result="hit"} 0"#,
+        r#"encore_verification_failures_total{reason="signature"} 0"#,
+    ] {
+        assert!(text.contains(series), "no {series} in:\n{text}");
+    }
 }

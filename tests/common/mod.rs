@@ -474,3 +474,55 @@ pub fn router_settings() -> encore::app::RouterSettings {
         },
     }
 }
+
+/// The stderr lines of a child process.
+pub type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
+
+/// `encore serve --no-verify` on a free port with logs in `format` and `extra` arguments: the
+/// child, its stderr from after the `listening` line, the lines before it, and the address
+/// it listens on.
+pub fn spawn_serve(
+    dir: &Path,
+    format: &str,
+    extra: &[&str],
+) -> (std::process::Child, Lines, Vec<String>, String) {
+    use std::io::BufRead;
+    let mut child = encore_command()
+        .args([
+            "serve",
+            "--no-verify",
+            "--addr",
+            "127.0.0.1:0",
+            "--log-format",
+            format,
+        ])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut before = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        let addr = match v["fields"]["message"] == "listening" {
+            true => v["fields"]["addr"].as_str().map(str::to_owned),
+            false => line.find(" listening addr=").map(|at| {
+                line[at + 16..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            }),
+        };
+        match addr {
+            Some(addr) => return (child, lines, before, addr),
+            None => before.push(line),
+        }
+    }
+}
