@@ -268,3 +268,77 @@ async fn a_cached_certificate_is_refused_once_it_expires() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_flood_of_other_certificate_urls_cannot_evict_the_real_chain() {
+    let (s, f, _d) = server().await;
+    let client = reqwest::Client::new();
+    let launch = || serde_json::to_vec(&fixture("launch", "")).unwrap();
+    let r = post_signed(&client, &s, &fixture("launch", ""), &pki().good, "good").await;
+    assert_eq!(r.status(), 200);
+    // The same real chain under 500 other accepted URLs (S3 ignores a query string), each
+    // with a forged signature.
+    for i in 0..500 {
+        let url = format!("{GOOD_URL}?flood={i}");
+        let forged = common::post_raw(&client, &s, Some(&url), Some("AAAA"), launch()).await;
+        assert_eq!(forged.status(), 400);
+    }
+    let r = post_signed(&client, &s, &fixture("launch", ""), &pki().good, "good").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        f.fetches_of(GOOD_URL),
+        1,
+        "the real chain was downloaded again after the flood"
+    );
+}
+
+#[tokio::test]
+async fn a_chain_that_could_not_be_fetched_is_not_fetched_again_at_once() {
+    let (s, f, _d) = server().await;
+    let client = reqwest::Client::new();
+    let missing = "https://s3.amazonaws.com/echo.api/missing.pem";
+    let body = serde_json::to_vec(&fixture("launch", "")).unwrap();
+    let signature = pki().good.sign(&body);
+    for _ in 0..20 {
+        let r = common::post_raw(&client, &s, Some(missing), Some(&signature), body.clone()).await;
+        refused(r, "could not be fetched").await;
+    }
+    assert_eq!(f.fetches_of(missing), 1, "20 requests, one download");
+}
+
+#[tokio::test]
+async fn a_certificate_download_that_never_ends_is_cut_at_its_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Answers one request with a chunked body of up to 256 MiB, and says how much it sent
+    // before the client hung up.
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 4096];
+        let _ = socket.read(&mut request).await.unwrap();
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-pem-file\r\ntransfer-encoding: chunked\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "A".repeat(64 * 1024));
+        let mut sent = 0usize;
+        for _ in 0..4096 {
+            if socket.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            sent += 64 * 1024;
+        }
+        sent
+    });
+    let fetcher = encore::skill::verify::HttpCertFetcher::new().unwrap();
+    let url = reqwest::Url::parse(&format!("http://{addr}/echo.api/endless.pem")).unwrap();
+    let err = encore::skill::verify::CertFetcher::fetch(&fetcher, &url)
+        .await
+        .expect_err("an endless chain is refused");
+    assert!(err.contains("over 65536 bytes"), "{err}");
+    let sent = server.await.unwrap();
+    assert!(
+        sent < 16 * 1024 * 1024,
+        "the fetcher kept reading: {} MiB sent before it hung up",
+        sent / (1024 * 1024)
+    );
+}

@@ -25,8 +25,14 @@ pub const MAX_REQUEST_AGE: Duration = Duration::from_secs(150);
 pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(150);
 /// How long a downloaded certificate chain is trusted before it is fetched again.
 pub const CERT_CACHE_TTL: Duration = Duration::from_secs(3600);
-/// Largest certificate chain we download.
-const MAX_CHAIN_BYTES: usize = 64 * 1024;
+/// Largest certificate chain we download: the download stops as soon as it is longer.
+pub const MAX_CHAIN_BYTES: usize = 64 * 1024;
+/// How long a URL whose chain could not be fetched or was refused is refused without
+/// fetching it again, so a flood of requests naming it costs one download.
+pub const FAILED_CHAIN_TTL: Duration = Duration::from_secs(10);
+/// How many chains may be downloading at once; a request that would start another is
+/// refused (a real request's chain is already cached).
+pub const DOWNLOADS_IN_FLIGHT: usize = 4;
 
 /// Why a request was refused. Its `reason` is what the 400 answer says.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +114,8 @@ impl HttpCertFetcher {
 #[async_trait]
 impl CertFetcher for HttpCertFetcher {
     async fn fetch(&self, url: &Url) -> Result<Vec<u8>, String> {
-        let response = self
+        let too_large = || format!("certificate chain over {MAX_CHAIN_BYTES} bytes");
+        let mut response = self
             .client
             .get(url.clone())
             .send()
@@ -117,11 +124,22 @@ impl CertFetcher for HttpCertFetcher {
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-        if bytes.len() > MAX_CHAIN_BYTES {
-            return Err("certificate chain too large".into());
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_CHAIN_BYTES as u64)
+        {
+            return Err(too_large());
         }
-        Ok(bytes.to_vec())
+        // Read as it arrives and stop past the cap: a server that sends without end costs
+        // 64 KiB, not whatever it sends in the timeout.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            if bytes.len() + chunk.len() > MAX_CHAIN_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 }
 
@@ -133,12 +151,19 @@ struct SigningCert {
     valid_until: i64,
 }
 
+/// Chains are cached in two tiers: `proven`, the chains a request's signature has verified
+/// against (the platform's real one), and `certs`, every chain that passed its checks. A
+/// flood of requests naming other URLs (S3 serves the same chain for any query string) can
+/// only churn `certs`; the real chain stays in `proven` and is not downloaded again.
 pub struct Verifier {
     skill_ids: Vec<String>,
     roots: Vec<TrustAnchor<'static>>,
     fetcher: Arc<dyn CertFetcher>,
     clock: Arc<dyn Clock>,
+    proven: Cache<String, Arc<SigningCert>>,
     certs: Cache<String, Arc<SigningCert>>,
+    failed: Cache<String, Rejection>,
+    downloads: tokio::sync::Semaphore,
 }
 
 impl Verifier {
@@ -153,10 +178,19 @@ impl Verifier {
             roots,
             fetcher,
             clock,
+            proven: Cache::builder()
+                .max_capacity(16)
+                .time_to_live(CERT_CACHE_TTL)
+                .build(),
             certs: Cache::builder()
                 .max_capacity(64)
                 .time_to_live(CERT_CACHE_TTL)
                 .build(),
+            failed: Cache::builder()
+                .max_capacity(4096)
+                .time_to_live(FAILED_CHAIN_TTL)
+                .build(),
+            downloads: tokio::sync::Semaphore::new(DOWNLOADS_IN_FLIGHT),
         }
     }
 
@@ -190,14 +224,15 @@ impl Verifier {
         let signature = base64::engine::general_purpose::STANDARD
             .decode(signature.trim())
             .map_err(|_| Rejection::Signature)?;
-        let cert = self
-            .certs
-            .try_get_with(url.to_string(), self.fetch_and_check(&url))
-            .await
-            .map_err(|e: Arc<Rejection>| (*e).clone())?;
+        let key = url.to_string();
+        let (cert, proven) = match self.proven.get(&key).await {
+            Some(cert) => (cert, true),
+            None => (self.chain(&url).await?, false),
+        };
         let now = self.now_secs();
         if now < cert.valid_from || now > cert.valid_until {
-            self.certs.invalidate(url.as_str()).await;
+            self.proven.invalidate(&key).await;
+            self.certs.invalidate(&key).await;
             return Err(Rejection::CertExpired);
         }
         let leaf = webpki::EndEntityCert::try_from(&cert.leaf)
@@ -207,7 +242,34 @@ impl Verifier {
             body,
             &signature,
         )
-        .map_err(|_| Rejection::Signature)
+        .map_err(|_| Rejection::Signature)?;
+        if !proven {
+            self.proven.insert(key, cert).await;
+        }
+        Ok(())
+    }
+
+    /// The checked chain at `url`: cached, or downloaded (one download per URL at a time, at
+    /// most `DOWNLOADS_IN_FLIGHT` in all), or the failure remembered from a recent try.
+    async fn chain(&self, url: &Url) -> Result<Arc<SigningCert>, Rejection> {
+        let key = url.to_string();
+        if let Some(failure) = self.failed.get(&key).await {
+            return Err(failure);
+        }
+        let fetched = self
+            .certs
+            .try_get_with(key.clone(), async {
+                let _permit = self.downloads.try_acquire().map_err(|_| {
+                    Rejection::CertFetch("too many certificate downloads in flight".into())
+                })?;
+                let checked = self.fetch_and_check(url).await;
+                if let Err(e) = &checked {
+                    self.failed.insert(key.clone(), e.clone()).await;
+                }
+                checked
+            })
+            .await;
+        fetched.map_err(|e: Arc<Rejection>| (*e).clone())
     }
 
     async fn fetch_and_check(&self, url: &Url) -> Result<Arc<SigningCert>, Rejection> {

@@ -194,18 +194,36 @@ pub fn pki() -> &'static Pki {
     })
 }
 
-/// Serves the test chains by URL and counts downloads.
+/// Serves the test chains by URL, ignoring the query string as S3 does, and counts
+/// downloads, in all and by URL.
 pub struct StaticFetcher {
     chains: HashMap<String, String>,
     pub fetches: AtomicUsize,
+    pub by_url: std::sync::Mutex<HashMap<String, usize>>,
+}
+
+impl StaticFetcher {
+    /// How many times `url` was downloaded.
+    pub fn fetches_of(&self, url: &str) -> usize {
+        let by_url = self.by_url.lock().unwrap();
+        by_url.get(url).copied().unwrap_or(0)
+    }
 }
 
 #[async_trait]
 impl CertFetcher for StaticFetcher {
     async fn fetch(&self, url: &Url) -> Result<Vec<u8>, String> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
+        *self
+            .by_url
+            .lock()
+            .unwrap()
+            .entry(url.to_string())
+            .or_default() += 1;
+        let mut object = url.clone();
+        object.set_query(None);
         self.chains
-            .get(url.as_str())
+            .get(object.as_str())
             .map(|p| p.as_bytes().to_vec())
             .ok_or_else(|| "HTTP 404".to_owned())
     }
@@ -225,6 +243,7 @@ pub fn fetcher() -> Arc<StaticFetcher> {
     Arc::new(StaticFetcher {
         chains,
         fetches: AtomicUsize::new(0),
+        by_url: Default::default(),
     })
 }
 
