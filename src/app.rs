@@ -278,6 +278,9 @@ pub struct RouterSettings {
     /// The mobile API's token verifier (none: the API answers 503).
     pub jwt: Option<Arc<JwtVerifier>>,
     pub rate_limit: RateLimit,
+    /// Whether `/readyz` and `/metrics` are on their own address (`--admin-addr`) rather
+    /// than on the service's.
+    pub admin_apart: bool,
 }
 
 impl RouterSettings {
@@ -306,6 +309,7 @@ impl RouterSettings {
                 per_minute: settings.api.rate_limit_per_minute,
                 burst: settings.api.rate_limit_burst,
             },
+            admin_apart: settings.admin_addr.is_some(),
         })
     }
 }
@@ -332,13 +336,19 @@ pub fn build_router(
         max_in_flight: settings.max_in_flight,
         body_read_timeout: settings.body_read_timeout,
     };
-    http::router(AppState(Arc::new(App { skill, api })), limits)
+    http::router(
+        AppState(Arc::new(App { skill, api })),
+        limits,
+        !settings.admin_apart,
+    )
 }
 
 /// A bound, ready server. Tests build it on port 0 and read `local_addr()`.
 pub struct Server {
     listener: TcpListener,
     router: axum::Router,
+    /// `--admin-addr`'s listener and its router (readiness and metrics).
+    admin: Option<(TcpListener, axum::Router)>,
     connections: http::ConnectionLimits,
     store: Arc<dyn ProfileStore>,
     feedback: Arc<dyn FeedbackSink>,
@@ -383,11 +393,21 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", settings.addr))?;
         let router = build_router(&parts, verifier, RouterSettings::from_args(settings).await?);
+        let admin = match settings.admin_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the admin address {addr}"))?;
+                Some((listener, http::admin_router(parts.service.clone())))
+            }
+            None => None,
+        };
         // With the local log, the server folds it into profiles itself.
         let consumer = parts.feedback_log().is_some().then(|| parts.consumer());
         Ok(Server {
             listener,
             router,
+            admin,
             connections: http::ConnectionLimits {
                 header_read_timeout: settings.header_read_timeout,
                 max_connections: settings.max_connections,
@@ -410,6 +430,12 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    /// Where `/readyz` and `/metrics` are served when `--admin-addr` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        let (listener, _) = self.admin.as_ref()?;
+        listener.local_addr().ok()
+    }
+
     /// Serves until `shutdown` resolves, lets in-flight requests finish, then makes the
     /// feedback log durable, lets the consumer fold the rest into profiles, and makes the
     /// store durable.
@@ -417,7 +443,19 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "listening");
+        let addr = self.local_addr();
+        // The admin address answers until the service has stopped serving, so readiness and
+        // metrics stay visible while requests drain.
+        let (stop_admin, admin_stop) = tokio::sync::oneshot::channel::<()>();
+        if let Some(at) = self.admin_addr() {
+            tracing::info!(admin_addr = %at, "serving /healthz, /readyz and /metrics on the admin address");
+        }
+        let admin = self.admin.map(|(listener, router)| {
+            tokio::spawn(http::serve(listener, router, self.connections, async {
+                let _ = admin_stop.await;
+            }))
+        });
+        tracing::info!(addr = %addr, "listening");
         // The consumer folds feedback into profiles in process, until the server has stopped
         // and the log is flushed; then it makes a last pass.
         let (stop_consumer, consumer_stop) = tokio::sync::oneshot::channel::<()>();
@@ -460,6 +498,13 @@ impl Server {
         }
         // Served to the end without a signal (the listener failed): the grace starts now.
         let deadline = deadline_rx.await.unwrap_or_else(|_| Instant::now() + grace);
+        let _ = stop_admin.send(());
+        if let Some(admin) = admin {
+            let abort = admin.abort_handle();
+            if tokio::time::timeout_at(deadline, admin).await.is_err() {
+                abort.abort();
+            }
+        }
         if let Some(w) = watcher {
             w.abort();
         }

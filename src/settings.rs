@@ -175,6 +175,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ENCORE_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 
+    /// A second address for `/readyz` and `/metrics` (and `/healthz`), which are then not
+    /// served on `--addr`: give the load balancer `--addr` only, and point its health check
+    /// and the metrics scraper here. Unset: all three are on `--addr`.
+    #[arg(long = "admin-addr", env = "ENCORE_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+
     #[command(flatten)]
     pub storage: StorageArgs,
 

@@ -223,3 +223,51 @@ fn a_listener_id_holding_a_newline_cannot_forge_a_text_log_line() {
         "the id, escaped: {rest:?}"
     );
 }
+
+#[test]
+fn with_an_admin_address_readiness_and_metrics_are_served_there_and_not_on_the_service_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _lines, before, addr) =
+        spawn_serve(dir.path(), "json", &["--admin-addr", "127.0.0.1:0"]);
+    let admin = before
+        .iter()
+        .find_map(|line| {
+            let v: Value = serde_json::from_str(line).ok()?;
+            v["fields"]["admin_addr"].as_str().map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no admin address logged in {before:?}"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let statuses = rt.block_on(async {
+        let get = async |base: &str, path: &str| {
+            reqwest::get(format!("http://{base}{path}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        let voice = reqwest::Client::new()
+            .post(format!("http://{admin}/alexa"))
+            .json(&common::fixture("launch", ""))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        [
+            get(&addr, "/healthz").await,
+            get(&addr, "/readyz").await,
+            get(&addr, "/metrics").await,
+            get(&admin, "/healthz").await,
+            get(&admin, "/readyz").await,
+            get(&admin, "/metrics").await,
+            voice,
+        ]
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        statuses,
+        [200, 404, 404, 200, 200, 200, 404],
+        "service: healthz, readyz, metrics; admin: healthz, readyz, metrics, alexa"
+    );
+}

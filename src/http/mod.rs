@@ -10,6 +10,7 @@ pub use error::{ApiError, REQUEST_ID, current_request_id};
 pub use listen::{ConnectionLimits, serve};
 pub use v1::{MobileApi, ROUTES, RateLimit};
 
+use crate::service::Service;
 use crate::skill::Skill;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
@@ -44,7 +45,10 @@ pub struct Limits {
     pub body_read_timeout: std::time::Duration,
 }
 
-pub fn router(state: AppState, limits: Limits) -> Router {
+/// The service's router. With `admin_here` it also answers `/readyz` and `/metrics`; without
+/// them (they are on `admin_router`, on an address the load balancer does not expose) it
+/// answers only `/healthz` of the three.
+pub fn router(state: AppState, limits: Limits, admin_here: bool) -> Router {
     let shed = tower::ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
             metrics::counter!("encore_http_shed_total").increment(1);
@@ -65,10 +69,11 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         limit: limits.max_body_bytes,
         timeout: limits.body_read_timeout,
     };
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+    let polled = match admin_here {
+        true => admin_routes(state.0.api.service.clone()),
+        false => Router::new().route("/healthz", get(|| async { "ok" })),
+    };
+    polled
         .merge(work)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         // Outside the in-flight limit: a client that stalls mid-body holds no slot.
@@ -140,15 +145,26 @@ async fn metrics_text() -> Response {
         .into_response()
 }
 
+/// What an operator's tools poll: `/healthz`, `/readyz` and `/metrics`.
+fn admin_routes<S: Clone + Send + Sync + 'static>(service: Arc<Service>) -> Router<S> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(move || readyz(service.clone())))
+        .route("/metrics", get(metrics_text))
+}
+
+/// `/healthz`, `/readyz` and `/metrics` alone, for `--admin-addr`; requests to it are
+/// counted and logged like the service's.
+pub fn admin_router(service: Arc<Service>) -> Router {
+    admin_routes(service)
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn(track))
+}
+
 /// 200 when the profile store, the feedback sink and the model all answer; 503 naming
 /// what does not.
-async fn readyz(State(state): State<AppState>) -> Response {
-    let checks = state
-        .0
-        .api
-        .service
-        .readiness(std::time::Duration::from_secs(1))
-        .await;
+async fn readyz(service: Arc<Service>) -> Response {
+    let checks = service.readiness(std::time::Duration::from_secs(1)).await;
     let ready = checks.iter().all(|(_, r)| r.is_ok());
     let detail: serde_json::Map<String, serde_json::Value> = checks
         .into_iter()

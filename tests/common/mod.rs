@@ -369,6 +369,7 @@ pub fn now_timestamp(offset_secs: i64) -> String {
 pub fn serve_args(no_verify: bool, data_dir: &Path) -> ServeArgs {
     ServeArgs {
         addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: None,
         storage: storage(data_dir),
         skill_ids: vec![SKILL_ID.to_owned()],
         no_verify,
@@ -491,6 +492,7 @@ pub fn router_settings() -> encore::app::RouterSettings {
             per_minute: 600,
             burst: 60,
         },
+        admin_apart: false,
     }
 }
 
