@@ -37,6 +37,8 @@ pub struct Components {
     pub backend: FeedbackBackend,
     /// Whether other instances may use the same store (DynamoDB).
     shared_store: bool,
+    /// How long the local log keeps folded segments.
+    feedback_retention: Duration,
     /// The served model versions, for hot reloading.
     pub models: Arc<ModelSet>,
     /// Completion and skip rates per experiment variant, from every event sent.
@@ -144,6 +146,7 @@ impl Components {
             feedback,
             backend,
             shared_store: storage.store == StoreKind::Dynamodb,
+            feedback_retention: storage.feedback_retention,
             models,
             quality,
         })
@@ -222,7 +225,8 @@ impl Components {
         let catalog = self.service.recommender().clone();
         match &self.backend {
             FeedbackBackend::Local(log) => {
-                let consumer = LocalConsumer::new(log.clone(), self.store.clone(), catalog);
+                let consumer = LocalConsumer::new(log.clone(), self.store.clone(), catalog)
+                    .with_retention(self.feedback_retention);
                 // The embedded store is one file with one writer, beside its one log; a
                 // DynamoDB table may have many instances' logs folding into it.
                 Consumer::Local(match self.shared_store {

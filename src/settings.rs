@@ -78,6 +78,13 @@ pub struct StorageArgs {
     #[arg(long = "feedback-ack-budget-ms", env = "ENCORE_FEEDBACK_ACK_BUDGET_MS", default_value = "1000", value_parser = millis)]
     pub feedback_ack_budget: Duration,
 
+    /// How long the local feedback log keeps what has been folded into profiles, in hours: a
+    /// segment (64 MiB) whose records are all folded and whose newest is older than this is
+    /// deleted, so the log's disk is this window plus one segment. `encore train` reads the
+    /// log, so keep it as long as training looks back. 0 deletes segments once folded.
+    #[arg(long = "feedback-retention-hours", env = "ENCORE_FEEDBACK_RETENTION_HOURS", default_value = "168", value_parser = hours)]
+    pub feedback_retention: Duration,
+
     /// Directory of the embedded store (profiles and playback queues).
     #[arg(long, env = "ENCORE_DATA_DIR", default_value = ".encore")]
     pub data_dir: PathBuf,

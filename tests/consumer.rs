@@ -467,3 +467,57 @@ async fn a_dead_letter_replays_into_its_profile_once_and_is_removed() {
     let profile = store.profile("patient").await.unwrap().unwrap();
     assert_eq!((profile.likes, profile.liked.len()), (1, 1));
 }
+
+/// A store and a log of small segments in `dir` holding `events(..)`'s 60 events.
+async fn small_segments(dir: &Path) -> (Arc<dyn ProfileStore>, Arc<LocalLog>) {
+    let store: Arc<dyn ProfileStore> = Arc::new(EmbeddedStore::open(&dir.join("store")).unwrap());
+    let log = Arc::new(LocalLog::open_with_segment_size(&dir.join("log"), 2_000).unwrap());
+    let tracks: Vec<TrackId> = (0..20).map(|i| TrackId(format!("t{i}"))).collect();
+    for e in events(&tracks) {
+        log.send(e).durable().await.unwrap();
+    }
+    (store, log)
+}
+
+#[tokio::test]
+async fn the_local_log_is_trimmed_once_folded_and_past_its_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = small_segments(dir.path()).await;
+    let logdir = dir.path().join("log");
+    let before = common::segment_count(&logdir);
+    assert!(before > 5, "{before} segments");
+
+    // Folded half way: only the segments wholly before the checkpoint are deleted.
+    let consumer = LocalConsumer::new(log.clone(), store.clone(), catalog())
+        .with_retention(std::time::Duration::ZERO)
+        .with_batch(30);
+    consumer.pass().await.unwrap();
+    let after_half = common::segment_count(&logdir);
+    assert!(
+        after_half < before && after_half > 1,
+        "{before} -> {after_half}"
+    );
+    let left: Vec<u64> = log.read(0, 100).unwrap().iter().map(|r| r.offset).collect();
+    assert!(left[0] > 0 && left[0] <= 30, "kept from record {}", left[0]);
+    assert_eq!(left.last(), Some(&59), "nothing unfolded is deleted");
+
+    // Folded to the end: only the segment being written is left, and numbering goes on.
+    while consumer.pass().await.unwrap() != encore::feedback::Progress::default() {}
+    assert_eq!(common::segment_count(&logdir), 1);
+    drop(consumer);
+    drop(log);
+    let reopened = LocalLog::open_with_segment_size(&logdir, 2_000).unwrap();
+    assert_eq!(reopened.end(), 60);
+}
+
+#[tokio::test]
+async fn folded_segments_inside_the_retention_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = small_segments(dir.path()).await;
+    let before = common::segment_count(&dir.path().join("log"));
+    let consumer = LocalConsumer::new(log.clone(), store, catalog())
+        .with_retention(std::time::Duration::from_secs(3600));
+    while consumer.pass().await.unwrap() != encore::feedback::Progress::default() {}
+    assert_eq!(common::segment_count(&dir.path().join("log")), before);
+    assert_eq!(log.read(0, 100).unwrap().len(), 60, "all still readable");
+}

@@ -267,16 +267,7 @@ async fn records_are_read_in_order_across_segments() {
         sent.push(e.event_id.clone());
         log.send(e).durable().await.unwrap();
     }
-    let segments = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "log")
-        })
-        .count();
+    let segments = common::segment_count(dir.path());
     assert!(segments > 3, "{segments} segments");
     let all: Vec<String> = common::logged_events(&log)
         .into_iter()

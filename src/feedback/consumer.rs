@@ -48,6 +48,8 @@ pub struct LocalConsumer {
     /// The checkpoint's stream name: `LOCAL_STREAM`, or one of this log's own when several
     /// logs fold into one shared store (`of_shared_store`).
     stream: String,
+    /// How long folded segments are kept (`LocalLog::trim`); none: for ever.
+    retention: Option<Duration>,
 }
 
 impl LocalConsumer {
@@ -62,7 +64,14 @@ impl LocalConsumer {
             catalog,
             batch: BATCH,
             stream: LOCAL_STREAM.to_owned(),
+            retention: None,
         }
+    }
+
+    /// Deletes the log's segments once they are folded and older than `retention`.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
     }
 
     /// For a store that other instances' logs fold into too (DynamoDB with
@@ -78,6 +87,29 @@ impl LocalConsumer {
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
         self
+    }
+
+    /// Trims the log up to `folded` (a record the checkpoint has passed); a failure is logged
+    /// and tried again after the next pass.
+    fn trim(&self, folded: u64) {
+        let Some(retention) = self.retention else {
+            return;
+        };
+        match self.log.trim(folded, retention) {
+            Ok((0, _)) => {}
+            Ok((segments, bytes)) => {
+                metrics::counter!("encore_feedback_log_trimmed_segments_total")
+                    .increment(segments as u64);
+                tracing::info!(
+                    segments,
+                    bytes,
+                    "feedback log: deleted segments folded in and past retention"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::error::Chain(&e), "feedback log: trimming failed")
+            }
+        }
     }
 
     /// The next record to read, from the checkpoint.
@@ -133,6 +165,7 @@ impl LocalConsumer {
         }
         if next != from {
             self.checkpoint(next).await?;
+            self.trim(next);
         }
         metrics::gauge!("encore_consumer_lag_records")
             .set(self.log.end().saturating_sub(next) as f64);

@@ -122,6 +122,34 @@ impl LocalLog {
         self.durable.load(Ordering::Acquire)
     }
 
+    /// Deletes the segments whose records all come before `folded` and whose newest record
+    /// was written longer than `retention` ago (by the segment's modification time); the
+    /// segment being written is never deleted. Returns (segments, bytes) deleted.
+    pub fn trim(&self, folded: u64, retention: Duration) -> Result<(usize, u64), FeedbackError> {
+        let bases = segments(&self.dir)?;
+        let now = std::time::SystemTime::now();
+        let (mut count, mut bytes) = (0, 0);
+        for pair in bases.windows(2) {
+            if pair[1] > folded {
+                break;
+            }
+            let path = segment_path(&self.dir, pair[0]);
+            let meta = std::fs::metadata(&path).map_err(|e| io(&path, e))?;
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|at| now.duration_since(at).ok())
+                .unwrap_or_default();
+            if age < retention {
+                break;
+            }
+            std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+            count += 1;
+            bytes += meta.len();
+        }
+        Ok((count, bytes))
+    }
+
     /// Deletes the segments whose records all come before `offset` (shipped elsewhere).
     pub fn discard_before(&self, offset: u64) -> Result<(), FeedbackError> {
         let bases = segments(&self.dir)?;

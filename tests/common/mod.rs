@@ -49,6 +49,7 @@ pub fn storage(data_dir: &Path) -> StorageArgs {
         // store that hangs set it back to the default.
         api_store_budget: std::time::Duration::from_secs(10),
         feedback_ack_budget: std::time::Duration::from_secs(1),
+        feedback_retention: std::time::Duration::from_secs(168 * 3600),
         data_dir: data_dir.to_owned(),
         models: repo().join("models"),
         intents: repo().join("intents"),
@@ -546,4 +547,18 @@ pub fn spawn_serve(
             None => before.push(line),
         }
     }
+}
+
+/// How many segment files a feedback log directory holds.
+pub fn segment_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count()
 }
