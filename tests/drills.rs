@@ -490,9 +490,10 @@ async fn drill(stack: &mut Stack, name: &str, kills: bool, fault: impl AsyncFnOn
 async fn fault_drills_lose_nothing_acknowledged_and_keep_the_voice_path_answering() {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let storage = common::kinesis_storage(dir.path(), "drill");
+    let mut storage = common::kinesis_storage(dir.path(), "drill");
+    storage.aws_endpoint = Some(common::drill_aws_endpoint());
     encore::cli::init::run(&storage).await.unwrap();
-    let proxy = FaultProxy::start(&common::aws_endpoint()).await;
+    let proxy = FaultProxy::start(&common::drill_aws_endpoint()).await;
     let mut stack = Stack {
         proxy,
         storage,

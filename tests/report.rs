@@ -184,7 +184,9 @@ fn the_report_refuses_what_it_cannot_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_reads_the_whole_stream_counting_each_event_once() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = common::kinesis_storage(dir.path(), "report");
+    let mut storage = common::kinesis_storage(dir.path(), "report");
+    // Nothing here is about timeouts: a local server kept busy by the other tests may be slow.
+    storage.store_timeout = std::time::Duration::from_secs(10);
     let stream =
         KinesisStream::connect(&encore::app::aws_settings(&storage), &storage.stream).await;
     stream.create().await.unwrap();

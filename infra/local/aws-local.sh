@@ -10,7 +10,8 @@
 #   infra/local/aws-local.sh status         say whether it runs, and where
 #   infra/local/aws-local.sh with CMD ...   start a private server on a free port, run CMD with
 #                                           ENCORE_TEST_AWS_ENDPOINT and BENCH_AWS_ENDPOINT (and
-#                                           fake credentials) pointing at it and
+#                                           fake credentials) pointing at it, a second one for the
+#                                           fault drills at ENCORE_TEST_DRILL_AWS_ENDPOINT, and
 #                                           ENCORE_TEST_SCHEMATHESIS naming schemathesis, stop it,
 #                                           exit as CMD
 #
@@ -86,16 +87,26 @@ status() {
   fi
 }
 
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 with() {
   install
-  local port
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  local port drills
+  port="$(free_port)"
+  drills="$(free_port)"
   "$venv/bin/python" "$here/moto_serial.py" 127.0.0.1 "$port" >"$tools/moto-private.log" 2>&1 &
   local server=$!
-  trap "kill $server 2>/dev/null || true" EXIT
+  # A second one for the fault drills, whose load would queue every other test behind it.
+  "$venv/bin/python" "$here/moto_serial.py" 127.0.0.1 "$drills" >"$tools/moto-drills.log" 2>&1 &
+  local drill_server=$!
+  trap "kill $server $drill_server 2>/dev/null || true" EXIT
   wait_for_port "$port"
-  echo "local DynamoDB/Kinesis server on 127.0.0.1:$port" >&2
+  wait_for_port "$drills"
+  echo "local DynamoDB/Kinesis servers on 127.0.0.1:$port and (for the drills) 127.0.0.1:$drills" >&2
   export ENCORE_TEST_AWS_ENDPOINT="http://127.0.0.1:$port" BENCH_AWS_ENDPOINT="http://127.0.0.1:$port"
+  export ENCORE_TEST_DRILL_AWS_ENDPOINT="http://127.0.0.1:$drills"
   export ENCORE_TEST_SCHEMATHESIS="$venv/bin/schemathesis"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
   unset AWS_PROFILE AWS_SESSION_TOKEN

@@ -70,6 +70,13 @@ pub fn aws_endpoint() -> String {
     )
 }
 
+/// The local server the fault drills use: one of their own when the test command started
+/// it (their load would otherwise queue every other test's calls behind theirs on a server
+/// that answers one request at a time), else the shared one.
+pub fn drill_aws_endpoint() -> String {
+    std::env::var("ENCORE_TEST_DRILL_AWS_ENDPOINT").unwrap_or_else(|_| aws_endpoint())
+}
+
 /// DynamoDB and a Kinesis stream of its own on the local server.
 pub fn kinesis_storage(data_dir: &Path, name: &str) -> StorageArgs {
     StorageArgs {
