@@ -252,3 +252,126 @@ async fn toggling_shuffle_or_loop_while_playing_replaces_what_the_device_has_enq
     assert_eq!(play(&r).0, "REPLACE_ENQUEUED");
     echo.server.stop().await;
 }
+
+/// An Echo over parts the test keeps a hand on: the store and the feedback log.
+async fn echo_over_parts(
+    dir: &std::path::Path,
+) -> (
+    Echo,
+    std::sync::Arc<dyn encore::store::ProfileStore>,
+    std::sync::Arc<encore::feedback::LocalLog>,
+) {
+    let storage = common::storage(dir);
+    let parts = encore::app::Components::load(&storage).await.unwrap();
+    let store = parts.store.clone();
+    let log = parts.feedback_log().unwrap().clone();
+    let args = common::serve_args(false, dir);
+    let server = TestServer::start_with_parts(&args, parts, Some(verifier(fetcher()))).await;
+    let echo = Echo {
+        client: reqwest::Client::new(),
+        server,
+    };
+    (echo, store, log)
+}
+
+/// The events in `log` so far, as (kind, track id).
+fn events_in(log: &encore::feedback::LocalLog) -> Vec<(&'static str, String)> {
+    common::logged_events(log)
+        .into_iter()
+        .map(|e| (e.kind.as_str(), e.track_id.0))
+        .collect()
+}
+
+fn track_of(token: &str) -> String {
+    token.parse::<encore::domain::Token>().unwrap().track_id.0
+}
+
+#[tokio::test]
+async fn interruptions_and_pauses_are_not_endings_and_one_play_is_one_play() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, _, log) = echo_over_parts(dir.path()).await;
+    let (_, t1, _, _) = play(&echo.send("play_mood_er", "", None).await);
+    echo.send("playback_started", &t1, Some(0)).await;
+    // "Alexa, I like this" at 10 s: the device stops the stream to listen, then resumes it.
+    echo.send("playback_stopped", &t1, Some(10_000)).await;
+    echo.send("like", &t1, Some(10_000)).await;
+    echo.send("playback_started", &t1, Some(10_000)).await;
+    // It plays to its end and the next one starts.
+    let (_, t2, _, _) = play(
+        &echo
+            .send("playback_nearly_finished", &t1, Some(180_000))
+            .await,
+    );
+    echo.send("playback_finished", &t1, Some(212_000)).await;
+    echo.send("playback_started", &t2, Some(0)).await;
+    // "Alexa, next" 5 s in: the stream stops to listen, then Encore moves on.
+    echo.send("playback_stopped", &t2, Some(5_000)).await;
+    let (_, t3, _, _) = play(&echo.send("next", &t2, Some(5_000)).await);
+    echo.send("playback_started", &t3, Some(0)).await;
+    // "Alexa, pause" at 40 s, then "resume": one play, on a new stream.
+    echo.send("pause", &t3, Some(40_000)).await;
+    echo.send("playback_stopped", &t3, Some(40_000)).await;
+    let (_, t3b, _, _) = play(&echo.send("resume", &t3, Some(40_000)).await);
+    echo.send("playback_started", &t3b, Some(40_000)).await;
+    // It finishes, and the device reports that twice.
+    echo.send("playback_finished", &t3b, Some(200_000)).await;
+    echo.send("playback_finished", &t3b, Some(200_000)).await;
+
+    let (a, b, c) = (track_of(&t1), track_of(&t2), track_of(&t3));
+    assert_eq!(
+        events_in(&log),
+        [
+            ("play_started", a.clone()),
+            ("liked", a.clone()),
+            ("play_finished", a),
+            ("play_started", b.clone()),
+            ("skipped", b),
+            ("play_started", c.clone()),
+            ("play_finished", c),
+        ],
+        "three plays: one finished after a like, one skipped, one finished after a pause"
+    );
+    echo.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_pause_nobody_comes_back_to_ends_the_play_and_a_late_resume_is_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, store, log) = echo_over_parts(dir.path()).await;
+    let (_, t1, _, _) = play(&echo.send("play_mood_er", "", None).await);
+    echo.send("playback_started", &t1, Some(0)).await;
+    echo.send("pause", &t1, Some(45_000)).await;
+    echo.send("playback_stopped", &t1, Some(45_000)).await;
+    // The pause began longer ago than ABANDONED_AFTER_MS.
+    let request = fixture("playback_started", &t1);
+    let key = encore::domain::QueueKey {
+        user_id: request["context"]["System"]["user"]["userId"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        device_id: request["context"]["System"]["device"]["deviceId"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let mut queue = store.queue(&key).await.unwrap().unwrap();
+    let open = queue.open_play.as_mut().expect("the paused play is open");
+    open.stopped_at_ms = open
+        .stopped_at_ms
+        .map(|at| at - encore::domain::ABANDONED_AFTER_MS - 1);
+    store.put_queue(&key, &queue).await.unwrap();
+
+    let (_, t1b, _, _) = play(&echo.send("resume", &t1, Some(45_000)).await);
+    echo.send("playback_started", &t1b, Some(45_000)).await;
+    let a = track_of(&t1);
+    assert_eq!(
+        events_in(&log),
+        [
+            ("play_started", a.clone()),
+            ("stopped", a.clone()),
+            ("play_started", a),
+        ],
+        "the abandoned play ended where it stopped; the resume an hour later is a new play"
+    );
+    echo.server.stop().await;
+}

@@ -139,14 +139,14 @@ async fn what_a_conversation_produces_is_on_metrics_under_the_names_the_dashboar
         .await
         .unwrap();
     let router = build_router(&parts, None, common::router_settings());
-    // Play, start, stop after a minute (a play that ended), like.
+    // Play, start, finish after a minute (a play that ended).
     let (status, played) = post(&router, common::fixture("play_mood_er", "")).await;
     assert_eq!(status, StatusCode::OK);
     let token = played["response"]["directives"][0]["audioItem"]["stream"]["token"]
         .as_str()
         .unwrap_or_else(|| panic!("no Play directive in {played:#}"))
         .to_owned();
-    for (name, offset) in [("playback_started", 0), ("playback_stopped", 60_000)] {
+    for (name, offset) in [("playback_started", 0), ("playback_finished", 60_000)] {
         let mut r = common::fixture(name, &token);
         r["request"]["offsetInMilliseconds"] = offset.into();
         assert_eq!(post(&router, r).await.0, StatusCode::OK, "{name}");
@@ -185,7 +185,7 @@ async fn what_a_conversation_produces_is_on_metrics_under_the_names_the_dashboar
             "{name} is not on /metrics after a conversation:\n{text}"
         );
     }
-    // The stopped play counts for the variant that served it.
+    // The finished play counts for the variant that served it.
     let line = text
         .lines()
         .find(|l| {

@@ -46,6 +46,41 @@ pub struct Queue {
     /// Counts the Play directives issued, so that no two tokens are equal even when a looping
     /// queue plays the same track again.
     pub seq: u64,
+    /// The play in progress on the device, from its start to its ending (none in queues
+    /// stored before plays were tracked).
+    #[serde(default)]
+    pub open_play: Option<OpenPlay>,
+    /// The token of the last play that ended, so a second report of its end is not a second
+    /// ending.
+    #[serde(default)]
+    pub ended: Option<String>,
+}
+
+/// A play that has started and not ended. The stream may stop without the play ending: the
+/// listener speaking to the device ("Alexa, I like this") or pausing stops it, and it starts
+/// again from where it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenPlay {
+    /// The token of the stream playing it (a resume carries the play to the new stream's).
+    pub token: String,
+    /// How far it had played when its stream last stopped.
+    pub offset_ms: u64,
+    /// When its stream last stopped (Unix milliseconds), while it is stopped.
+    pub stopped_at_ms: Option<i64>,
+}
+
+/// A play whose stream has been stopped this long (a pause nobody came back to) is over:
+/// its ending is recorded at the next report or request about the queue, and a later resume
+/// is a new play. Half an hour: longer than a phone call or a meal's interruption, shorter
+/// than the gap between two listening sessions.
+pub const ABANDONED_AFTER_MS: i64 = 30 * 60 * 1000;
+
+impl OpenPlay {
+    /// Whether its stream has been stopped for `ABANDONED_AFTER_MS` at `now_ms`.
+    pub fn is_abandoned(&self, now_ms: i64) -> bool {
+        self.stopped_at_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) >= ABANDONED_AFTER_MS)
+    }
 }
 
 impl Queue {
@@ -72,6 +107,8 @@ impl Queue {
             shuffle: false,
             looping: false,
             seq: 0,
+            open_play: None,
+            ended: None,
         }
     }
 

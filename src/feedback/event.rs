@@ -37,13 +37,14 @@ impl EventKind {
         }
     }
 
-    /// The kind of a play that ended at `position_ms`, having `finished` or not: anything that
-    /// ends before `SKIP_THRESHOLD_MS` is a skip. The one place this rule lives.
+    /// The kind of a play that ended at `position_ms`, having `finished` or not: a play that
+    /// finished is finished (a track shorter than the threshold too), one that did not is a
+    /// skip before `SKIP_THRESHOLD_MS` and a stop after. The one place this rule lives.
     pub fn of_ending(finished: bool, position_ms: u64) -> EventKind {
-        if position_ms < SKIP_THRESHOLD_MS {
-            EventKind::Skipped
-        } else if finished {
+        if finished {
             EventKind::PlayFinished
+        } else if position_ms < SKIP_THRESHOLD_MS {
+            EventKind::Skipped
         } else {
             EventKind::Stopped
         }
@@ -214,7 +215,8 @@ mod tests {
     #[test]
     fn a_play_that_ends_before_thirty_seconds_is_a_skip() {
         assert_eq!(EventKind::of_ending(false, 29_999), EventKind::Skipped);
-        assert_eq!(EventKind::of_ending(true, 10_000), EventKind::Skipped);
+        // A track shorter than the threshold that played to its end was not skipped.
+        assert_eq!(EventKind::of_ending(true, 10_000), EventKind::PlayFinished);
         assert_eq!(EventKind::of_ending(false, 30_000), EventKind::Stopped);
         assert_eq!(EventKind::of_ending(true, 200_000), EventKind::PlayFinished);
     }

@@ -29,9 +29,10 @@ impl Ctx<'_> {
     }
 
     /// Records an event about `track`, from `queue` (whose recommendation it names) when it is
-    /// known. It hands the event to the feedback sink and waits, within the store budget,
-    /// until it is durable: an answer to the device then means the event will not be lost. A
-    /// sink slower than that does not hold the answer back (the event is still on its way).
+    /// known. It hands the event to the feedback sink and waits, within
+    /// `--feedback-ack-budget-ms`, until the sink acknowledges it: an answer to the device
+    /// then means the event will not be lost. A sink slower than that does not hold the
+    /// answer back (the event is still on its way).
     pub(super) async fn emit(
         &self,
         queue: Option<&Queue>,
@@ -68,6 +69,49 @@ impl Ctx<'_> {
             Err(_) => {
                 tracing::warn!(user_id = %self.listener.user_id, "feedback event not yet acknowledged within --feedback-ack-budget-ms; answering anyway")
             }
+        }
+    }
+
+    /// Ends `queue`'s open play, if it has one: its ending (a skip before 30 s, a stop after,
+    /// at the furthest offset known) is recorded once, and the play is closed. Encore calls
+    /// this when it moves on from the track (next, previous, start over, a dislike, a new
+    /// queue, a failure) and when a paused play turns out abandoned.
+    pub(super) async fn end_open_play(&self, queue: &mut Queue) {
+        self.end_open_play_as(queue, false).await;
+    }
+
+    /// `end_open_play`, recording a finish when `finished`.
+    pub(super) async fn end_open_play_as(&self, queue: &mut Queue, finished: bool) {
+        let Some(open) = queue.open_play.take() else {
+            return;
+        };
+        let Ok(token) = open.token.parse::<Token>() else {
+            return;
+        };
+        // The device's offset is the freshest when it is about this stream.
+        let offset = match self.player.token.as_deref() == Some(open.token.as_str()) {
+            true => self.player.offset_ms.max(open.offset_ms),
+            false => open.offset_ms,
+        };
+        let ours = (token.queue_id == queue.id).then_some(&*queue);
+        self.emit(
+            ours,
+            &token.track_id,
+            EventKind::of_ending(finished, offset),
+            offset,
+        )
+        .await;
+        queue.ended = Some(open.token);
+    }
+
+    /// Ends `queue`'s open play if its stream has been stopped for `ABANDONED_AFTER_MS`.
+    pub(super) async fn end_if_abandoned(&self, queue: &mut Queue) {
+        if queue
+            .open_play
+            .as_ref()
+            .is_some_and(|o| o.is_abandoned(now_ms()))
+        {
+            self.end_open_play(queue).await;
         }
     }
 
@@ -148,6 +192,11 @@ impl Ctx<'_> {
             .unwrap_or(queue.cursor);
         Ok(Some((queue, pos)))
     }
+}
+
+/// Now, in Unix milliseconds.
+pub(super) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 pub(super) fn upcoming(ctx: &Ctx<'_>, queue: &Queue, pos: usize) -> Vec<Arc<Track>> {

@@ -1,9 +1,9 @@
 //! Moving through the persisted queue: pause and stop, resume, next, previous, start over,
 //! shuffle and loop, and refilling a queue that ran out.
 
-use super::ctx::{Ctx, upcoming};
+use super::ctx::{Ctx, now_ms, upcoming};
 use super::{Outcome, PlayBehavior, Playback, QUEUE_LENGTH, Reply};
-use crate::domain::Queue;
+use crate::domain::{Queue, Token};
 use crate::recommend::RecommendRequest;
 
 pub(super) enum Step {
@@ -18,10 +18,20 @@ pub(super) enum Mode {
 }
 
 impl Ctx<'_> {
+    /// Pause and stop: the stream stops, the play stays open (a resume goes on with it).
     pub(super) async fn stop(&self, said_stop: bool) -> Outcome {
         if let Ok(Some((mut queue, pos))) = self.current().await {
             queue.cursor = pos;
             queue.offset_ms = self.player.offset_ms;
+            let playing = self.player.token.as_deref();
+            if let Some(open) = queue
+                .open_play
+                .as_mut()
+                .filter(|o| Some(o.token.as_str()) == playing)
+            {
+                open.offset_ms = self.player.offset_ms;
+                open.stopped_at_ms.get_or_insert_with(now_ms);
+            }
             self.save_queue(&queue).await;
         }
         let mut outcome = Outcome::end(None);
@@ -42,7 +52,18 @@ impl Ctx<'_> {
         let Some(track) = self.track(&queue, pos) else {
             return Outcome::ask(Reply::NothingToResume);
         };
+        self.end_if_abandoned(&mut queue).await;
         let token = queue.token_for(pos);
+        // The paused play goes on in the new stream: its start is not a second play.
+        if let Some(open) = queue.open_play.as_mut() {
+            let same_track = open
+                .token
+                .parse::<Token>()
+                .is_ok_and(|t| t.queue_id == token.queue_id && t.index == token.index);
+            if same_track {
+                open.token = token.to_string();
+            }
+        }
         let offset = queue.offset_ms.min(track.duration_ms);
         self.save_queue(&queue).await;
         let mut outcome = Outcome::end(None);
@@ -78,6 +99,8 @@ impl Ctx<'_> {
         match self.next_position(queue, pos).await {
             Some(next) => self.play_position(queue, next).await,
             None => {
+                self.end_open_play(queue).await;
+                self.save_queue(queue).await;
                 let mut outcome = Outcome::end(Some(Reply::EndOfQueue));
                 outcome.playback = Some(Playback::Stop);
                 outcome
@@ -89,6 +112,8 @@ impl Ctx<'_> {
         let Some(track) = self.track(queue, pos) else {
             return Outcome::end(Some(Reply::Trouble));
         };
+        // Encore moves on: the track that was playing has ended here.
+        self.end_open_play(queue).await;
         queue.move_to(pos);
         let token = queue.token_for(pos);
         self.save_queue(queue).await;

@@ -8,6 +8,7 @@ use crate::recommend::{RecommendError, RecommendRequest};
 
 impl Ctx<'_> {
     pub(super) async fn play(&self, selection: Selection) -> Outcome {
+        self.end_replaced_play().await;
         let profile = self.profile().await;
         let request = RecommendRequest {
             user_id: &self.listener.user_id,
@@ -46,6 +47,19 @@ impl Ctx<'_> {
         ));
         outcome.upcoming = rec.tracks.iter().skip(1).take(UPCOMING).cloned().collect();
         outcome
+    }
+
+    /// A new queue replaces the device's: the play open in it, if the device names one of
+    /// its streams, has ended. The queue is read only when the device names a stream.
+    async fn end_replaced_play(&self) {
+        if self.player.token().is_none() {
+            return;
+        }
+        if let Ok(Some(mut old)) = self.load_queue().await
+            && old.open_play.is_some()
+        {
+            self.end_open_play(&mut old).await;
+        }
     }
 
     pub(super) async fn more_like_this(&self) -> Outcome {

@@ -1,8 +1,10 @@
-//! Device reports: a stream started, nearly finished, finished, stopped or failed.
+//! Device reports: a stream started, nearly finished, finished, stopped or failed. A play is
+//! one play from its first start to its ending, however often its stream stops and starts
+//! in between (see `Queue::open_play`).
 
-use super::ctx::Ctx;
+use super::ctx::{Ctx, now_ms};
 use super::{Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind};
-use crate::domain::Token;
+use crate::domain::{OpenPlay, Queue, Token};
 use crate::feedback::EventKind;
 
 impl Ctx<'_> {
@@ -27,24 +29,70 @@ impl Ctx<'_> {
             self.emit_from_token(&token, &event).await;
             return Outcome::silent();
         };
-        // The play reaches the profile through the feedback consumer.
-        if let Some(kind) = event_kind(&event) {
-            self.emit(Some(&queue), &token.track_id, kind, event.offset_ms)
-                .await;
-        }
+        // A pause nobody came back to has ended, whatever this report says next.
+        self.end_if_abandoned(&mut queue).await;
+        let open_here = queue
+            .open_play
+            .as_ref()
+            .is_some_and(|open| open.token == event.token);
         match event.kind {
             PlaybackEventKind::Started => {
+                match queue.open_play.as_mut() {
+                    // The stream of the open play again: the listener spoke, or resumed.
+                    Some(open) if open_here => open.stopped_at_ms = None,
+                    _ => {
+                        // Another play still open: the device has moved on from it. A device
+                        // moves on by itself only when a track ends (its Finished report was
+                        // lost); from a stopped one, something else did.
+                        let finished = queue
+                            .open_play
+                            .as_ref()
+                            .is_some_and(|o| o.stopped_at_ms.is_none());
+                        self.end_open_play_as(&mut queue, finished).await;
+                        self.emit(
+                            Some(&queue),
+                            &token.track_id,
+                            EventKind::PlayStarted,
+                            event.offset_ms,
+                        )
+                        .await;
+                        queue.open_play = Some(OpenPlay {
+                            token: event.token.clone(),
+                            offset_ms: event.offset_ms,
+                            stopped_at_ms: None,
+                        });
+                    }
+                }
                 queue.move_to(pos);
                 self.save_queue(&queue).await;
                 Outcome::silent()
             }
+            // A stop is not an ending: the listener speaking to the device stops the stream
+            // too, and it starts again. The play ends when it finishes, when Encore moves on,
+            // or when it stays stopped (`ABANDONED_AFTER_MS`).
             PlaybackEventKind::Stopped => {
                 queue.cursor = pos;
                 queue.offset_ms = event.offset_ms;
+                if let Some(open) = queue.open_play.as_mut().filter(|_| open_here) {
+                    open.offset_ms = event.offset_ms;
+                    open.stopped_at_ms = Some(now_ms());
+                }
                 self.save_queue(&queue).await;
                 Outcome::silent()
             }
-            PlaybackEventKind::Finished => Outcome::silent(),
+            PlaybackEventKind::Finished => {
+                if self.close(&mut queue, &event, open_here) {
+                    self.emit(
+                        Some(&queue),
+                        &token.track_id,
+                        EventKind::PlayFinished,
+                        event.offset_ms,
+                    )
+                    .await;
+                    self.save_queue(&queue).await;
+                }
+                Outcome::silent()
+            }
             PlaybackEventKind::NearlyFinished => {
                 let Some(next) = self.next_position(&mut queue, pos).await else {
                     return Outcome::silent();
@@ -66,9 +114,32 @@ impl Ctx<'_> {
             }
             PlaybackEventKind::Failed => {
                 tracing::warn!(user_id = %self.listener.user_id, track = %token.track_id, "playback failed, skipping");
+                if self.close(&mut queue, &event, open_here) {
+                    self.emit(
+                        Some(&queue),
+                        &token.track_id,
+                        EventKind::Failed,
+                        event.offset_ms,
+                    )
+                    .await;
+                }
                 self.advance(&mut queue, pos).await
             }
         }
+    }
+
+    /// Closes the play a Finished or Failed report ends: the open one when it is this
+    /// stream's, else (its start report was lost) the stream's own, unless that has ended
+    /// already (the report came twice). Whether the ending is to be recorded.
+    fn close(&self, queue: &mut Queue, event: &PlaybackEvent, open_here: bool) -> bool {
+        if queue.ended.as_deref() == Some(event.token.as_str()) {
+            return false;
+        }
+        if open_here {
+            queue.open_play = None;
+        }
+        queue.ended = Some(event.token.clone());
+        true
     }
 }
 
@@ -85,14 +156,13 @@ impl Ctx<'_> {
     }
 }
 
-/// The event a device report makes: a start, an ending (the 30 s rule applied) or a failure.
-/// NearlyFinished makes none.
+/// The event a device report makes when its queue is not at hand: a start, a finish or a
+/// failure. A stop (an interruption, as likely as an ending) and NearlyFinished make none.
 fn event_kind(event: &PlaybackEvent) -> Option<EventKind> {
     match event.kind {
         PlaybackEventKind::Started => Some(EventKind::PlayStarted),
-        PlaybackEventKind::Stopped => Some(EventKind::of_ending(false, event.offset_ms)),
-        PlaybackEventKind::Finished => Some(EventKind::of_ending(true, event.offset_ms)),
+        PlaybackEventKind::Finished => Some(EventKind::PlayFinished),
         PlaybackEventKind::Failed => Some(EventKind::Failed),
-        PlaybackEventKind::NearlyFinished => None,
+        PlaybackEventKind::Stopped | PlaybackEventKind::NearlyFinished => None,
     }
 }
