@@ -375,3 +375,28 @@ async fn a_pause_nobody_comes_back_to_ends_the_play_and_a_late_resume_is_a_new_o
     );
     echo.server.stop().await;
 }
+
+#[tokio::test]
+async fn a_late_stop_report_about_an_older_stream_does_not_move_the_queue_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start(dir.path()).await;
+    let (_, t1, track1, _) = play(&echo.send("play_mood_er", "", None).await);
+    echo.send("playback_started", &t1, Some(0)).await;
+    let (_, t2, track2, _) = play(
+        &echo
+            .send("playback_nearly_finished", &t1, Some(180_000))
+            .await,
+    );
+    echo.send("playback_finished", &t1, Some(212_000)).await;
+    echo.send("playback_started", &t2, Some(0)).await;
+    // The first stream's stop report arrives late, after the second has started.
+    echo.send("playback_stopped", &t1, Some(211_000)).await;
+    let (_, _, resumed, offset) = play(&echo.send("resume", &t1, Some(211_000)).await);
+    assert_ne!(track1, track2);
+    assert_eq!(
+        (resumed.as_str(), offset),
+        (track2.as_str(), 0),
+        "resume plays the track that is playing, not the one the late report named"
+    );
+    echo.server.stop().await;
+}

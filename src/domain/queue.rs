@@ -171,6 +171,15 @@ impl Queue {
         }
     }
 
+    /// The sequence number of the newest stream the device is known to have played (the
+    /// open play's, else the last ended one's).
+    pub fn newest_played_seq(&self) -> Option<u64> {
+        let seq = |t: &String| t.parse::<Token>().ok().map(|t| t.seq);
+        let open = self.open_play.as_ref().and_then(|o| seq(&o.token));
+        let ended = self.ended.as_ref().and_then(seq);
+        open.max(ended)
+    }
+
     /// Makes `pos` the current position, from the start of its track.
     pub fn move_to(&mut self, pos: usize) {
         self.cursor = pos;

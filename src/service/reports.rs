@@ -71,6 +71,16 @@ impl Ctx<'_> {
             // too, and it starts again. The play ends when it finishes, when Encore moves on,
             // or when it stays stopped (`ABANDONED_AFTER_MS`).
             PlaybackEventKind::Stopped => {
+                // A late report about a stream older than the newest one played, or about
+                // one whose play has ended, moves nothing back.
+                let stale = queue
+                    .newest_played_seq()
+                    .is_some_and(|newest| token.seq < newest)
+                    || queue.ended.as_deref() == Some(event.token.as_str());
+                if stale {
+                    tracing::debug!(token = event.token, "stop report about an older stream");
+                    return Outcome::silent();
+                }
                 queue.cursor = pos;
                 queue.offset_ms = event.offset_ms;
                 if let Some(open) = queue.open_play.as_mut().filter(|_| open_here) {
