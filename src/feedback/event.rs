@@ -49,6 +49,14 @@ impl EventKind {
             EventKind::Stopped
         }
     }
+
+    /// The kind of a play a client says finished at `position_ms`, of a track `duration_ms`
+    /// long: before `SKIP_THRESHOLD_MS` it is a finish only if that is (within a second) the
+    /// track's end, and a skip otherwise, whatever the client called it.
+    pub fn of_finish(position_ms: u64, duration_ms: u64) -> EventKind {
+        let at_end = position_ms.saturating_add(1_000) >= duration_ms;
+        Self::of_ending(position_ms >= SKIP_THRESHOLD_MS || at_end, position_ms)
+    }
 }
 
 /// What produced the track: the request (at most one of mood, genre, artist, seed track)
@@ -219,5 +227,12 @@ mod tests {
         assert_eq!(EventKind::of_ending(true, 10_000), EventKind::PlayFinished);
         assert_eq!(EventKind::of_ending(false, 30_000), EventKind::Stopped);
         assert_eq!(EventKind::of_ending(true, 200_000), EventKind::PlayFinished);
+        // A client's "finished" 12 s into a 3-minute track is a skip; at the end of a 12 s one,
+        // a finish.
+        assert_eq!(EventKind::of_finish(12_000, 180_000), EventKind::Skipped);
+        assert_eq!(
+            EventKind::of_finish(12_000, 12_500),
+            EventKind::PlayFinished
+        );
     }
 }

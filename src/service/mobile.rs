@@ -275,9 +275,9 @@ impl Service {
         input: FeedbackInput,
         now: time::OffsetDateTime,
     ) -> Result<FeedbackEvent, String> {
-        if self.recommender.track(&input.track_id).is_none() {
+        let Some(track) = self.recommender.track(&input.track_id) else {
             return Err(format!("unknown track {}", input.track_id));
-        }
+        };
         if input.device_id.is_empty() || input.device_id.len() > 256 {
             return Err("device_id must have 1 to 256 characters".into());
         }
@@ -288,8 +288,7 @@ impl Service {
             return Err("context.seed_track_id is not a catalog track".into());
         }
         let kind = match input.kind {
-            // A play that ends before 30 s is a skip, whatever the app called it.
-            EventKind::PlayFinished => EventKind::of_ending(true, input.position_ms),
+            EventKind::PlayFinished => EventKind::of_finish(input.position_ms, track.duration_ms),
             EventKind::Stopped => EventKind::of_ending(false, input.position_ms),
             k => k,
         };
