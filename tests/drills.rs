@@ -397,24 +397,31 @@ async fn drill(stack: &mut Stack, name: &str, kills: bool, fault: impl AsyncFnOn
     assert!(total > 0, "no event was acknowledged");
 
     // Every acknowledged event reaches the stream.
-    let stream = KinesisStream::connect(
-        &encore::app::aws_settings(&stack.storage),
-        &stack.storage.stream,
-    )
-    .await;
+    // The check reads straight from the local server, which answers one call at a time and
+    // is busy with the consumer: it gets 10 s a call, and a scan that fails is tried again.
+    let reader = StorageArgs {
+        store_timeout: Duration::from_secs(10),
+        ..stack.storage.clone()
+    };
+    let stream =
+        KinesisStream::connect(&encore::app::aws_settings(&reader), &stack.storage.stream).await;
     let wanted: HashSet<&String> = acked.values().flatten().collect();
     let started = Instant::now();
     let (mut on_stream, mut records) = (HashSet::new(), 0u64);
     while started.elapsed() < Duration::from_secs(90) {
         on_stream.clear();
         records = 0;
-        stream
+        let scanned = stream
             .scan(|e| {
                 records += 1;
                 on_stream.insert(e.event_id);
             })
-            .await
-            .unwrap();
+            .await;
+        if let Err(e) = scanned {
+            println!("reading the stream failed ({e}); trying again");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         if wanted.iter().all(|id| on_stream.contains(*id)) {
             break;
         }
@@ -432,8 +439,7 @@ async fn drill(stack: &mut Stack, name: &str, kills: bool, fault: impl AsyncFnOn
     );
 
     // ...and is folded into its listener's profile exactly once.
-    let store =
-        encore::store::DynamoStore::connect(&encore::app::dynamo_settings(&stack.storage)).await;
+    let store = encore::store::DynamoStore::connect(&encore::app::dynamo_settings(&reader)).await;
     // The local server answers one call at a time, and the consumer keeps it busy: a read
     // that times out is tried again.
     let finishes = async |user: &str| {
