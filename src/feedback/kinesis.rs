@@ -365,8 +365,9 @@ impl Shipper {
             // The mark's fsync and the segment removal are blocking file work: off the
             // async workers.
             let (mark, spool) = (self.mark.clone(), self.spool.clone());
-            let done =
-                tokio::task::spawn_blocking(move || (mark.write(next), spool.discard_before(next)));
+            let done = tokio::task::spawn_blocking(move || {
+                (mark.write(next), spool.trim(next, Duration::ZERO))
+            });
             match done.await {
                 Ok((written, discarded)) => {
                     if let Err(e) = written {
@@ -444,17 +445,16 @@ impl Shipper {
             writeln!(file, "{line}")?;
             file.sync_all()
         })
-        .await;
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|written| written);
         match written {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 metrics::counter!("encore_feedback_set_aside_total").increment(1);
                 tracing::error!(
                     file = %self.set_aside.display(),
                     "feedback: Kinesis refused a record as invalid; it is set aside and the rest ship"
                 );
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "feedback: cannot set aside a record Kinesis refused; dropping it")
             }
             Err(e) => {
                 tracing::error!(error = %e, "feedback: cannot set aside a record Kinesis refused; dropping it")

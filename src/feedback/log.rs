@@ -122,9 +122,10 @@ impl LocalLog {
         self.durable.load(Ordering::Acquire)
     }
 
-    /// Deletes the segments whose records all come before `folded` and whose newest record
-    /// was written longer than `retention` ago (by the segment's modification time); the
-    /// segment being written is never deleted. Returns (segments, bytes) deleted.
+    /// Deletes the segments whose records all come before `folded` (folded into profiles, or
+    /// shipped elsewhere) and whose newest record was written longer than `retention` ago
+    /// (by the segment's modification time; `Duration::ZERO` deletes them all); the segment
+    /// being written is never deleted. Returns (segments, bytes) deleted.
     pub fn trim(&self, folded: u64, retention: Duration) -> Result<(usize, u64), FeedbackError> {
         let bases = segments(&self.dir)?;
         let now = std::time::SystemTime::now();
@@ -148,18 +149,6 @@ impl LocalLog {
             bytes += meta.len();
         }
         Ok((count, bytes))
-    }
-
-    /// Deletes the segments whose records all come before `offset` (shipped elsewhere).
-    pub fn discard_before(&self, offset: u64) -> Result<(), FeedbackError> {
-        let bases = segments(&self.dir)?;
-        for pair in bases.windows(2) {
-            if pair[1] <= offset {
-                let path = segment_path(&self.dir, pair[0]);
-                std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
-            }
-        }
-        Ok(())
     }
 
     /// Appends `event`; the answer is its record number, once the record is durable.
@@ -413,7 +402,7 @@ fn recover(path: &Path) -> Result<(u64, u64), FeedbackError> {
         return Ok((0, 0));
     };
     let len = file.metadata().map_err(|e| io(path, e))?.len();
-    let mut reader = BufReader::new(file.try_clone().map_err(|e| io(path, e))?);
+    let mut reader = reader_at(&mut file, path, 0)?;
     let (mut records, mut pos) = (0u64, 0u64);
     loop {
         match next_record(&mut reader, pos) {
@@ -441,11 +430,17 @@ fn recover(path: &Path) -> Result<(u64, u64), FeedbackError> {
                     return Ok((records, len));
                 }
                 pos = after;
-                file.seek(SeekFrom::Start(pos)).map_err(|e| io(path, e))?;
-                reader = BufReader::new(file.try_clone().map_err(|e| io(path, e))?);
+                reader = reader_at(&mut file, path, pos)?;
             }
         }
     }
+}
+
+/// A buffered reader of `file` from byte `pos`. It shares the file's position, so `resync`
+/// can read ahead on `file` and reading goes on from a new reader.
+fn reader_at(file: &mut File, path: &Path, pos: u64) -> Result<BufReader<File>, FeedbackError> {
+    file.seek(SeekFrom::Start(pos)).map_err(|e| io(path, e))?;
+    Ok(BufReader::new(file.try_clone().map_err(|e| io(path, e))?))
 }
 
 /// Where reading goes on after a damaged record at `at` in `file` (`len` bytes long): past
@@ -508,7 +503,7 @@ fn read_records(dir: &Path, from: u64, end: u64, max: usize) -> Result<Vec<Recor
         let path = segment_path(dir, base);
         let mut file = File::open(&path).map_err(|e| io(&path, e))?;
         let len = file.metadata().map_err(|e| io(&path, e))?.len();
-        let mut reader = BufReader::new(file.try_clone().map_err(|e| io(&path, e))?);
+        let mut reader = reader_at(&mut file, &path, 0)?;
         let mut pos = 0u64;
         while offset < end && out.len() < max {
             match next_record(&mut reader, pos) {
@@ -540,8 +535,7 @@ fn read_records(dir: &Path, from: u64, end: u64, max: usize) -> Result<Vec<Recor
                         break;
                     }
                     pos = after;
-                    file.seek(SeekFrom::Start(pos)).map_err(|e| io(&path, e))?;
-                    reader = BufReader::new(file.try_clone().map_err(|e| io(&path, e))?);
+                    reader = reader_at(&mut file, &path, pos)?;
                 }
             }
         }
