@@ -18,6 +18,11 @@ pub use track::{AudioFeatures, Track, TrackId, TrackLookup};
 
 use serde::{Deserialize, Serialize};
 
+/// Now, in Unix milliseconds: the unit of the times kept with queues and erasures.
+pub fn unix_ms_now() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// What a listener asked to hear. It is kept with the queue so the queue can be refilled
 /// with more of the same when it runs out.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //! budget, the profile, the queue, the current track, and feedback events made durable.
 
 use super::{Service, count_store_error};
-use crate::domain::{Listener, Profile, Queue, QueueKey, Token, Track, TrackId};
+use crate::domain::{Listener, Profile, Queue, QueueKey, Token, Track, TrackId, unix_ms_now};
 use crate::feedback::{EventContext, EventKind, FeedbackEvent};
 use crate::service::{PlayerState, UPCOMING};
 use crate::store::{ProfileStore, StoreError, update_profile};
@@ -109,7 +109,7 @@ impl Ctx<'_> {
         if queue
             .open_play
             .as_ref()
-            .is_some_and(|o| o.is_abandoned(now_ms()))
+            .is_some_and(|o| o.is_abandoned(unix_ms_now()))
         {
             self.end_open_play(queue).await;
         }
@@ -192,11 +192,6 @@ impl Ctx<'_> {
             .unwrap_or(queue.cursor);
         Ok(Some((queue, pos)))
     }
-}
-
-/// Now, in Unix milliseconds.
-pub(super) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 pub(super) fn upcoming(ctx: &Ctx<'_>, queue: &Queue, pos: usize) -> Vec<Arc<Track>> {

@@ -1,9 +1,9 @@
 //! Moving through the persisted queue: pause and stop, resume, next, previous, start over,
 //! shuffle and loop, and refilling a queue that ran out.
 
-use super::ctx::{Ctx, now_ms, upcoming};
+use super::ctx::{Ctx, upcoming};
 use super::{Outcome, PlayBehavior, Playback, QUEUE_LENGTH, Reply};
-use crate::domain::{Queue, Token};
+use crate::domain::{Queue, Token, unix_ms_now};
 use crate::recommend::RecommendRequest;
 
 pub(super) enum Step {
@@ -30,7 +30,7 @@ impl Ctx<'_> {
                 .filter(|o| Some(o.token.as_str()) == playing)
             {
                 open.offset_ms = self.player.offset_ms;
-                open.stopped_at_ms.get_or_insert_with(now_ms);
+                open.stopped_at_ms.get_or_insert_with(unix_ms_now);
             }
             self.save_queue(&queue).await;
         }

@@ -8,7 +8,20 @@ use crate::recommend::{RecommendError, RecommendRequest};
 
 impl Ctx<'_> {
     pub(super) async fn play(&self, selection: Selection) -> Outcome {
-        self.end_replaced_play().await;
+        // The queue is read only when the device names a stream, to end its play.
+        let replaced = match self.player.token() {
+            Some(_) => self.load_queue().await.ok().flatten(),
+            None => None,
+        };
+        self.play_replacing(selection, replaced).await
+    }
+
+    /// Plays `selection` as a new queue that replaces `replaced`, the device's: the play
+    /// open in it has ended.
+    async fn play_replacing(&self, selection: Selection, replaced: Option<Queue>) -> Outcome {
+        if let Some(mut old) = replaced {
+            self.end_open_play(&mut old).await;
+        }
         let profile = self.profile().await;
         let request = RecommendRequest {
             user_id: &self.listener.user_id,
@@ -49,24 +62,12 @@ impl Ctx<'_> {
         outcome
     }
 
-    /// A new queue replaces the device's: the play open in it, if the device names one of
-    /// its streams, has ended. The queue is read only when the device names a stream.
-    async fn end_replaced_play(&self) {
-        if self.player.token().is_none() {
-            return;
-        }
-        if let Ok(Some(mut old)) = self.load_queue().await
-            && old.open_play.is_some()
-        {
-            self.end_open_play(&mut old).await;
-        }
-    }
-
     pub(super) async fn more_like_this(&self) -> Outcome {
         match self.current().await {
             Ok(Some((queue, pos))) => {
                 let seed = queue.track(queue.index_at(pos)).clone();
-                self.play(Selection::LikeTrack(seed)).await
+                self.play_replacing(Selection::LikeTrack(seed), Some(queue))
+                    .await
             }
             Ok(None) => Outcome::ask(Reply::NothingPlaying),
             Err(_) => Outcome::end(Some(Reply::Trouble)),

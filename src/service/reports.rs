@@ -2,9 +2,9 @@
 //! one play from its first start to its ending, however often its stream stops and starts
 //! in between (see `Queue::open_play`).
 
-use super::ctx::{Ctx, now_ms};
+use super::ctx::Ctx;
 use super::{Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind};
-use crate::domain::{OpenPlay, Queue, Token};
+use crate::domain::{OpenPlay, Queue, Token, unix_ms_now};
 use crate::feedback::EventKind;
 
 impl Ctx<'_> {
@@ -85,20 +85,17 @@ impl Ctx<'_> {
                 queue.offset_ms = event.offset_ms;
                 if let Some(open) = queue.open_play.as_mut().filter(|_| open_here) {
                     open.offset_ms = event.offset_ms;
-                    open.stopped_at_ms = Some(now_ms());
+                    open.stopped_at_ms = Some(unix_ms_now());
                 }
                 self.save_queue(&queue).await;
                 Outcome::silent()
             }
             PlaybackEventKind::Finished => {
-                if self.close(&mut queue, &event, open_here) {
-                    self.emit(
-                        Some(&queue),
-                        &token.track_id,
-                        EventKind::PlayFinished,
-                        event.offset_ms,
-                    )
-                    .await;
+                let kind = EventKind::PlayFinished;
+                if self
+                    .end_reported(&mut queue, &token, &event, open_here, kind)
+                    .await
+                {
                     self.save_queue(&queue).await;
                 }
                 Outcome::silent()
@@ -124,24 +121,25 @@ impl Ctx<'_> {
             }
             PlaybackEventKind::Failed => {
                 tracing::warn!(user_id = %self.listener.user_id, track = %token.track_id, "playback failed, skipping");
-                if self.close(&mut queue, &event, open_here) {
-                    self.emit(
-                        Some(&queue),
-                        &token.track_id,
-                        EventKind::Failed,
-                        event.offset_ms,
-                    )
+                let kind = EventKind::Failed;
+                self.end_reported(&mut queue, &token, &event, open_here, kind)
                     .await;
-                }
                 self.advance(&mut queue, pos).await
             }
         }
     }
 
-    /// Closes the play a Finished or Failed report ends: the open one when it is this
-    /// stream's, else (its start report was lost) the stream's own, unless that has ended
-    /// already (the report came twice). Whether the ending is to be recorded.
-    fn close(&self, queue: &mut Queue, event: &PlaybackEvent, open_here: bool) -> bool {
+    /// Ends the play a Finished or Failed report is about, recording `kind`: the open one
+    /// when it is this stream's, else (its start report was lost) the stream's own, unless
+    /// that has ended already (the report came twice). Whether it ended here.
+    async fn end_reported(
+        &self,
+        queue: &mut Queue,
+        token: &Token,
+        event: &PlaybackEvent,
+        open_here: bool,
+        kind: EventKind,
+    ) -> bool {
         if queue.ended.as_deref() == Some(event.token.as_str()) {
             return false;
         }
@@ -149,6 +147,8 @@ impl Ctx<'_> {
             queue.open_play = None;
         }
         queue.ended = Some(event.token.clone());
+        self.emit(Some(queue), &token.track_id, kind, event.offset_ms)
+            .await;
         true
     }
 }

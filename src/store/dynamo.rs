@@ -17,7 +17,7 @@
 
 use super::{Applied, DeadLetter, ProfileChange, ProfileStore, StoreError};
 use crate::aws::AwsSettings;
-use crate::domain::{Playlist, Profile, Queue, QueueKey};
+use crate::domain::{Playlist, Profile, Queue, QueueKey, unix_ms_now};
 use crate::error::{cause, message};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -550,11 +550,10 @@ impl ProfileStore for DynamoStore {
     async fn erase_user(&self, user_id: &str) -> Result<(), StoreError> {
         // The marker first: from now on no event from before this moment is folded in, and
         // no profile write from a read before it goes through (its version is gone).
-        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
         self.put(HashMap::from([
             ("pk".to_owned(), s(user_pk(user_id))),
             ("sk".to_owned(), s(ERASED_SK)),
-            ("erased_at".to_owned(), n(now_ms)),
+            ("erased_at".to_owned(), n(unix_ms_now())),
             (
                 TTL_ATTRIBUTE.to_owned(),
                 n(now_secs() + ERASURE_TTL.as_secs() as i64),

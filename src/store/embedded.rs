@@ -11,7 +11,7 @@
 //! queue positions and opinions. Feedback events, which must never be lost, do not live here.
 
 use super::{Applied, DeadLetter, ProfileChange, ProfileStore, StoreError};
-use crate::domain::{Playlist, Profile, Queue, QueueKey};
+use crate::domain::{Playlist, Profile, Queue, QueueKey, unix_ms_now};
 use crate::error::{cause, message};
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -349,10 +349,8 @@ impl Writer {
                     }
                     Write::Durable(ack) => durable_waiters.push(ack),
                     Write::Erase(user_id, ack) => {
-                        let now_ms =
-                            time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
                         let outcome = erasures
-                            .insert(user_id.as_str(), now_ms as i64)
+                            .insert(user_id.as_str(), unix_ms_now())
                             .map(drop)
                             .map_err(unavailable)
                             .and_then(|()| {
