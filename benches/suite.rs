@@ -7,7 +7,7 @@
 //! Encore runs in child processes of this one (the bench binary started again with
 //! `BENCH_ROLE=encore`), on the embedded default, so that their peak memory is their own.
 //! A child makes its own test PKI and token keys, starts the server, plays one mood for every
-//! listener (so that NearlyFinished and Resume have queues), writes the wrk scripts into its
+//! listener and skips once (so that NearlyFinished and Resume have queues), writes the wrk scripts into its
 //! directory and says `ready ADDR`; it stops when its stdin closes.
 //!
 //! Run with `benches/run-load.sh` (release build; installs `wrk`). Settings: BENCH_SECONDS
@@ -120,38 +120,51 @@ fn encore_role() {
     drop(rt);
 }
 
-/// Plays a mood for each listener, then writes the voice scripts: PlayMood, NearlyFinished
-/// on each listener's first track, and Pause and Resume in turn.
+/// Plays a mood for each listener and skips to its second track, then writes the voice
+/// scripts: PlayMood; NearlyFinished on each listener's first and second stream in turn (a
+/// device reports each stream once: the same report again would be answered as a
+/// duplicate, which is not the path to measure); Pause and Resume in turn.
 async fn write_voice_scripts(dir: &Path, addr: SocketAddr, listeners: u64) {
     let client = reqwest::Client::new();
-    let mut nearly = Vec::new();
+    let send = |(body, sig): (String, String)| {
+        let client = client.clone();
+        async move {
+            let answer: Value = client
+                .post(format!("http://{addr}/alexa"))
+                .header("content-type", "application/json")
+                .header("Signature-256", sig)
+                .header(
+                    "SignatureCertChainUrl",
+                    format!("{}good.pem", common::CERT_BASE),
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["response"]["directives"][0]["audioItem"]["stream"]["token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no Play directive in {answer}"))
+                .to_owned()
+        }
+    };
+    let mut nearly = vec![Vec::new(), Vec::new()];
     let mut pause_resume = Vec::new();
     let play: Vec<(String, String)> = (0..listeners)
         .map(|i| signed("play_mood_er", "", i))
         .collect();
-    for (i, (body, sig)) in play.iter().enumerate() {
-        let answer: Value = client
-            .post(format!("http://{addr}/alexa"))
-            .header("content-type", "application/json")
-            .header("Signature-256", sig)
-            .header(
-                "SignatureCertChainUrl",
-                format!("{}good.pem", common::CERT_BASE),
-            )
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = answer["response"]["directives"][0]["audioItem"]["stream"]["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no Play directive in {answer}"));
-        nearly.push(signed("playback_nearly_finished", token, i as u64));
-        pause_resume.push(signed("pause", token, i as u64));
-        pause_resume.push(signed("resume", token, i as u64));
+    for (i, request) in play.iter().enumerate() {
+        let i = i as u64;
+        let first = send(request.clone()).await;
+        let second = send(signed("next", &first, i)).await;
+        nearly[0].push(signed("playback_nearly_finished", &first, i));
+        nearly[1].push(signed("playback_nearly_finished", &second, i));
+        pause_resume.push(signed("pause", &second, i));
+        pause_resume.push(signed("resume", &second, i));
     }
+    let nearly: Vec<(String, String)> = nearly.concat();
     std::fs::write(dir.join("play.lua"), alexa_script(&play)).unwrap();
     std::fs::write(dir.join("nearly.lua"), alexa_script(&nearly)).unwrap();
     std::fs::write(dir.join("pause-resume.lua"), alexa_script(&pause_resume)).unwrap();
