@@ -150,7 +150,7 @@ async fn write_voice_scripts(dir: &Path, addr: SocketAddr, listeners: u64) {
                 .to_owned()
         }
     };
-    let mut nearly = vec![Vec::new(), Vec::new()];
+    let mut nearly = [Vec::new(), Vec::new()];
     let mut pause_resume = Vec::new();
     let play: Vec<(String, String)> = (0..listeners)
         .map(|i| signed("play_mood_er", "", i))

@@ -133,6 +133,7 @@ impl Components {
             store_budget: storage.store_budget,
             api_store_budget: storage.api_store_budget,
             feedback_ack_budget: storage.feedback_ack_budget,
+            apology_audio_url: storage.apology_audio_url.clone(),
         };
         Ok(Components {
             service: Arc::new(Service::new(

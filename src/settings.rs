@@ -78,6 +78,13 @@ pub struct StorageArgs {
     #[arg(long = "feedback-ack-budget-ms", env = "ENCORE_FEEDBACK_ACK_BUDGET_MS", default_value = "1000", value_parser = millis)]
     pub feedback_ack_budget: Duration,
 
+    /// An HTTPS URL of a short spoken clip ("Sorry, these songs won't play right now"),
+    /// played when three streams in a row fail and Encore stops trying. Host it apart from
+    /// the music. Without it, playback stops silently (an answer to a device report cannot
+    /// speak) and the listener's next resume apologises.
+    #[arg(long, env = "ENCORE_APOLOGY_AUDIO_URL", value_parser = https_url)]
+    pub apology_audio_url: Option<String>,
+
     /// How long the local feedback log keeps what has been folded into profiles, in hours: a
     /// segment (64 MiB) whose records are all folded and whose newest is older than this is
     /// deleted, so the log's disk is this window plus one segment. `encore train` reads the
@@ -495,4 +502,14 @@ fn window_minutes(s: &str) -> Result<Duration, String> {
 /// The quality baseline: 1 to 23 hours (the tallies keep a day).
 fn baseline_hours(s: &str) -> Result<Duration, String> {
     whole(s, Duration::from_secs(3600), 1..=23)
+}
+
+/// An `https://` URL (the AudioPlayer plays nothing else).
+fn https_url(s: &str) -> Result<String, String> {
+    match s.strip_prefix("https://") {
+        Some(rest) if !rest.is_empty() && s.len() <= 1024 => Ok(s.to_owned()),
+        _ => Err(format!(
+            "{s:?} is not an https:// URL of at most 1024 bytes"
+        )),
+    }
 }

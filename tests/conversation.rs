@@ -28,6 +28,17 @@ impl Echo {
     }
 
     async fn send(&self, name: &str, token: &str, offset: Option<u64>) -> Value {
+        self.send_edited(name, token, offset, |_| {}).await
+    }
+
+    /// `send`, with the request changed by `edit` before it is signed.
+    async fn send_edited(
+        &self,
+        name: &str,
+        token: &str,
+        offset: Option<u64>,
+        edit: impl FnOnce(&mut Value),
+    ) -> Value {
         let mut request = fixture(name, token);
         if let Some(offset) = offset {
             request["context"]["AudioPlayer"]["offsetInMilliseconds"] = offset.into();
@@ -35,6 +46,7 @@ impl Echo {
                 request["request"]["offsetInMilliseconds"] = offset.into();
             }
         }
+        edit(&mut request);
         let r = post_signed(&self.client, &self.server, &request, &pki().good, "good").await;
         assert_eq!(r.status(), 200, "{name}");
         r.json().await.unwrap()
@@ -261,7 +273,18 @@ async fn echo_over_parts(
     std::sync::Arc<dyn encore::store::ProfileStore>,
     std::sync::Arc<encore::feedback::LocalLog>,
 ) {
-    let storage = common::storage(dir);
+    echo_over_storage(dir, common::storage(dir)).await
+}
+
+/// `echo_over_parts` on `storage` (in `dir`).
+async fn echo_over_storage(
+    dir: &std::path::Path,
+    storage: StorageArgs,
+) -> (
+    Echo,
+    std::sync::Arc<dyn encore::store::ProfileStore>,
+    std::sync::Arc<encore::feedback::LocalLog>,
+) {
     let parts = encore::app::Components::load(&storage).await.unwrap();
     let store = parts.store.clone();
     let log = parts.feedback_log().unwrap().clone();
@@ -398,5 +421,134 @@ async fn a_late_stop_report_about_an_older_stream_does_not_move_the_queue_back()
         (track2.as_str(), 0),
         "resume plays the track that is playing, not the one the late report named"
     );
+    echo.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_nearly_finished_report_that_comes_twice_or_after_a_shuffle_enqueues_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start(dir.path()).await;
+    let (_, t1, _, _) = play(&echo.send("play_mood_er", "", None).await);
+    echo.send("playback_started", &t1, Some(0)).await;
+    let first = echo
+        .send("playback_nearly_finished", &t1, Some(180_000))
+        .await;
+    assert_eq!(play(&first).0, "ENQUEUE");
+    let again = echo
+        .send("playback_nearly_finished", &t1, Some(180_500))
+        .await;
+    assert!(is_empty(&again), "the report came twice: {again}");
+    // Shuffle replaces what is enqueued; a late NearlyFinished must not add another.
+    let shuffled = echo.send("shuffle_on", &t1, Some(181_000)).await;
+    assert_eq!(play(&shuffled).0, "REPLACE_ENQUEUED", "{shuffled}");
+    let late = echo
+        .send("playback_nearly_finished", &t1, Some(181_500))
+        .await;
+    assert!(is_empty(&late), "after the shuffle: {late}");
+    echo.server.stop().await;
+}
+
+/// A PlaybackFailed report about `failed` while the device plays `playing`.
+async fn failed_while_playing(echo: &Echo, failed: &str, playing: &str) -> Value {
+    let playing = playing.to_owned();
+    echo.send_edited("playback_failed", failed, None, move |r| {
+        r["request"]["currentPlaybackState"]["token"] = playing.clone().into();
+        r["context"]["AudioPlayer"]["token"] = playing.into();
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_failed_enqueued_stream_is_replaced_and_the_song_playing_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, _, log) = echo_over_parts(dir.path()).await;
+    let (_, t1, _, _) = play(&echo.send("play_mood_er", "", None).await);
+    echo.send("playback_started", &t1, Some(0)).await;
+    let (_, t2, _, _) = play(
+        &echo
+            .send("playback_nearly_finished", &t1, Some(180_000))
+            .await,
+    );
+    // The enqueued stream fails to load while the first one still plays.
+    let r = failed_while_playing(&echo, &t2, &t1).await;
+    let (behavior, t3, _, _) = play(&r);
+    assert_eq!(behavior, "REPLACE_ENQUEUED", "{r}");
+    assert_ne!(track_of(&t3), track_of(&t2));
+    assert_ne!(track_of(&t3), track_of(&t1));
+    echo.send("playback_finished", &t1, Some(212_000)).await;
+    echo.send("playback_started", &t3, Some(0)).await;
+    let events = events_in(&log);
+    assert_eq!(
+        events,
+        vec![
+            ("play_started", track_of(&t1)),
+            ("failed", track_of(&t2)),
+            ("play_finished", track_of(&t1)),
+            ("play_started", track_of(&t3)),
+        ],
+        "the song that was playing is not cut off"
+    );
+    // Reported twice, the failure changes nothing more.
+    let again = failed_while_playing(&echo, &t2, &t3).await;
+    assert!(is_empty(&again), "{again}");
+    echo.server.stop().await;
+}
+
+#[tokio::test]
+async fn streams_failing_in_a_row_stop_after_three_and_resume_apologises() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, _, log) = echo_over_parts(dir.path()).await;
+    let (_, mut token, _, _) = play(&echo.send("play_mood_er", "", None).await);
+    let mut failed = Vec::new();
+    for _ in 1..3 {
+        let r = echo.send("playback_failed", &token, Some(0)).await;
+        failed.push(track_of(&token));
+        let (behavior, next, _, _) = play(&r);
+        assert_eq!(behavior, "REPLACE_ALL");
+        token = next;
+    }
+    // The third failure in a row: no fourth track is tried.
+    let r = echo.send("playback_failed", &token, Some(0)).await;
+    failed.push(track_of(&token));
+    assert_eq!(
+        r["response"]["directives"],
+        serde_json::json!([{ "type": "AudioPlayer.Stop" }]),
+        "{r}"
+    );
+    let kinds: Vec<(&str, String)> = failed.iter().map(|t| ("failed", t.clone())).collect();
+    assert_eq!(events_in(&log), kinds);
+    // The listener asks to resume: they hear why it stopped, and it tries again.
+    let r = echo.send("resume", &token, Some(0)).await;
+    assert!(speech(&r).contains("so I stopped"), "{r}");
+    let (_, again, _, _) = play(&r);
+    let r = echo.send("playback_failed", &again, Some(0)).await;
+    assert_eq!(play(&r).0, "REPLACE_ALL", "the count starts again: {r}");
+    echo.server.stop().await;
+}
+
+#[tokio::test]
+async fn with_an_apology_clip_the_listener_hears_it_when_encore_stops_trying() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = common::storage(dir.path());
+    let clip = "https://audio.encore.example/sorry.mp3";
+    storage.apology_audio_url = Some(clip.to_owned());
+    let (echo, _, _) = echo_over_storage(dir.path(), storage).await;
+    let (_, mut token, _, _) = play(&echo.send("play_mood_er", "", None).await);
+    for _ in 1..3 {
+        token = play(&echo.send("playback_failed", &token, Some(0)).await).1;
+    }
+    let r = echo.send("playback_failed", &token, Some(0)).await;
+    let d = &r["response"]["directives"][0];
+    assert_eq!(d["playBehavior"], "REPLACE_ALL", "{r}");
+    assert_eq!(d["audioItem"]["stream"]["url"], clip, "{r}");
+    // Its own reports are not about a queue: nothing is enqueued after it.
+    let clip_token = d["audioItem"]["stream"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = echo
+        .send("playback_nearly_finished", &clip_token, Some(5_000))
+        .await;
+    assert!(is_empty(&r), "{r}");
     echo.server.stop().await;
 }

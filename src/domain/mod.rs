@@ -13,7 +13,9 @@ pub use profile::{
     KNOWN_AFTER, PRECOMPUTED_LIMIT, PlayOutcomes, Precomputed, Profile, RECENT_LIMIT,
     STORED_LIMIT_BYTES, Taste, bandit_key,
 };
-pub use queue::{ABANDONED_AFTER_MS, OpenPlay, Queue, QueueKey, Token};
+pub use queue::{
+    ABANDONED_AFTER_MS, Enqueued, MAX_CONSECUTIVE_FAILURES, OpenPlay, Queue, QueueKey, Token,
+};
 pub use track::{AudioFeatures, Track, TrackId, TrackLookup};
 
 use serde::{Deserialize, Serialize};

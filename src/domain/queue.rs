@@ -54,7 +54,27 @@ pub struct Queue {
     /// ending.
     #[serde(default)]
     pub ended: Option<String>,
+    /// What the device holds as its next stream, and after which stream, so a report that
+    /// comes late or twice does not enqueue a second one.
+    #[serde(default)]
+    pub enqueued: Option<Enqueued>,
+    /// Streams that failed in a row since one last started (see `MAX_CONSECUTIVE_FAILURES`).
+    #[serde(default)]
+    pub failures: u32,
 }
+
+/// A stream handed to the device to play after another (`Enqueue`, `ReplaceEnqueued`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enqueued {
+    /// The token of the stream it follows.
+    pub after: String,
+    /// Its own token.
+    pub token: String,
+}
+
+/// After this many streams in a row fail, Encore stops trying the next track (a dead CDN
+/// must not walk the listener through the whole queue) and apologises instead.
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 3;
 
 /// A play that has started and not ended. The stream may stop without the play ending: the
 /// listener speaking to the device ("Alexa, I like this") or pausing stops it, and it starts
@@ -109,6 +129,8 @@ impl Queue {
             seq: 0,
             open_play: None,
             ended: None,
+            enqueued: None,
+            failures: 0,
         }
     }
 
@@ -171,13 +193,15 @@ impl Queue {
         }
     }
 
-    /// The sequence number of the newest stream the device is known to have played (the
-    /// open play's, else the last ended one's).
+    /// The sequence number of the newest stream the device is known to have played: the
+    /// open play's, else the last ended one's. (An enqueued stream can fail, and so end,
+    /// while an older one plays on: the open play comes first.)
     pub fn newest_played_seq(&self) -> Option<u64> {
         let seq = |t: &String| t.parse::<Token>().ok().map(|t| t.seq);
-        let open = self.open_play.as_ref().and_then(|o| seq(&o.token));
-        let ended = self.ended.as_ref().and_then(seq);
-        open.max(ended)
+        match &self.open_play {
+            Some(open) => seq(&open.token),
+            None => self.ended.as_ref().and_then(seq),
+        }
     }
 
     /// Makes `pos` the current position, from the start of its track.

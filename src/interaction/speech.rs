@@ -126,6 +126,8 @@ pub fn words(reply: &Reply, lang: Lang) -> Words {
         (Reply::Loop(false), De) => say("Wiederholung ist aus.".into()),
         (Reply::EndOfQueue, En) => say("That was the last song. Ask for a mood to hear more.".into()),
         (Reply::EndOfQueue, De) => say("Das war das letzte Lied. Wünsch dir eine Stimmung, um mehr zu hören.".into()),
+        (Reply::PlaybackFailing, En) => say("Sorry, the last few songs wouldn't play, so I stopped. Let's try again.".into()),
+        (Reply::PlaybackFailing, De) => say("Entschuldige, die letzten Lieder ließen sich nicht abspielen, deshalb habe ich angehalten. Ich versuche es noch einmal.".into()),
         (Reply::Trouble, En) => say("Sorry, I'm having trouble right now. Please try again in a moment.".into()),
         (Reply::Trouble, De) => say("Entschuldige, gerade gibt es ein Problem. Bitte versuch es gleich noch einmal.".into()),
     }

@@ -91,6 +91,8 @@ pub enum Reply {
     Shuffle(bool),
     Loop(bool),
     EndOfQueue,
+    /// Playback stopped because streams failed one after another; trying again.
+    PlaybackFailing,
     /// Something behind the service failed; apologise without detail.
     Trouble,
 }

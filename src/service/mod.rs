@@ -40,9 +40,11 @@ pub struct Service {
     recommender: Arc<dyn Recommender>,
     feedback: Arc<dyn FeedbackSink>,
     settings: ServiceSettings,
+    /// The apology clip, as a track to play (from `ServiceSettings::apology_audio_url`).
+    apology: Option<Arc<crate::domain::Track>>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServiceSettings {
     /// How long the voice path waits for any one store call before it goes on without it
     /// (a profile read that misses it serves the listener as a new one).
@@ -52,6 +54,10 @@ pub struct ServiceSettings {
     pub api_store_budget: Duration,
     /// How long the voice path waits for a device report's event to be acknowledged.
     pub feedback_ack_budget: Duration,
+    /// A short spoken clip (HTTPS) played when streams fail one after another and Encore
+    /// stops trying (`MAX_CONSECUTIVE_FAILURES`). Without it, playback stops silently (a
+    /// device report's answer cannot speak) and the next resume apologises.
+    pub apology_audio_url: Option<String>,
 }
 
 impl Default for ServiceSettings {
@@ -60,6 +66,7 @@ impl Default for ServiceSettings {
             store_budget: Duration::from_millis(150),
             api_store_budget: Duration::from_secs(1),
             feedback_ack_budget: Duration::from_secs(1),
+            apology_audio_url: None,
         }
     }
 }
@@ -77,11 +84,27 @@ impl Service {
         feedback: Arc<dyn FeedbackSink>,
         settings: ServiceSettings,
     ) -> Self {
+        let apology = settings.apology_audio_url.as_ref().map(|url| {
+            Arc::new(crate::domain::Track {
+                id: crate::domain::TrackId(reports::APOLOGY_TOKEN.to_owned()),
+                title: "Encore".to_owned(),
+                artist: "Playback stopped".to_owned(),
+                album: String::new(),
+                genre: String::new(),
+                duration_ms: 10_000,
+                popularity: 0,
+                explicit: false,
+                features: Default::default(),
+                stream_url: url.clone(),
+                art_url: None,
+            })
+        });
         Service {
             store,
             recommender,
             feedback,
             settings,
+            apology,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::ctx::{Ctx, upcoming};
 use super::{Outcome, PlayBehavior, Playback, QUEUE_LENGTH, Reply};
-use crate::domain::{Queue, Token, unix_ms_now};
+use crate::domain::{Enqueued, MAX_CONSECUTIVE_FAILURES, Queue, Token, unix_ms_now};
 use crate::recommend::RecommendRequest;
 
 pub(super) enum Step {
@@ -64,9 +64,13 @@ impl Ctx<'_> {
                 open.token = token.to_string();
             }
         }
+        queue.enqueued = None;
+        // Playback stopped after streams failed in a row: say so, and try again.
+        let reply = (queue.failures >= MAX_CONSECUTIVE_FAILURES).then_some(Reply::PlaybackFailing);
+        queue.failures = 0;
         let offset = queue.offset_ms.min(track.duration_ms);
         self.save_queue(&queue).await;
-        let mut outcome = Outcome::end(None);
+        let mut outcome = Outcome::end(reply);
         outcome.playback = Some(Playback::play(
             PlayBehavior::ReplaceAll,
             &token,
@@ -112,8 +116,10 @@ impl Ctx<'_> {
         let Some(track) = self.track(queue, pos) else {
             return Outcome::end(Some(Reply::Trouble));
         };
-        // Encore moves on: the track that was playing has ended here.
+        // Encore moves on: the track that was playing has ended here, and what the device
+        // had enqueued is replaced.
         self.end_open_play(queue).await;
+        queue.enqueued = None;
         queue.move_to(pos);
         let token = queue.token_for(pos);
         self.save_queue(queue).await;
@@ -154,6 +160,26 @@ impl Ctx<'_> {
         queue.next_position(pos)
     }
 
+    /// What replaces the stream the device holds after the one it plays (at `pos`): the
+    /// next track in the queue's order, or nothing. Recorded as the queue's `enqueued`.
+    pub(super) fn replace_enqueued(&self, queue: &mut Queue, pos: usize) -> Playback {
+        queue.enqueued = None;
+        let Some((next, track)) = queue
+            .next_position(pos)
+            .and_then(|next| Some((next, self.track(queue, next)?)))
+        else {
+            return Playback::ClearEnqueued;
+        };
+        let token = queue.token_for(next);
+        if let Some(playing) = &self.player.token {
+            queue.enqueued = Some(Enqueued {
+                after: playing.clone(),
+                token: token.to_string(),
+            });
+        }
+        Playback::play(PlayBehavior::ReplaceEnqueued, &token, track, 0, None)
+    }
+
     pub(super) async fn set_mode(&self, mode: Mode) -> Outcome {
         let (mut queue, pos) = match self.current().await {
             Ok(Some(found)) => found,
@@ -174,19 +200,7 @@ impl Ctx<'_> {
         let mut outcome = Outcome::end(Some(reply));
         // The device may already hold the next track of the old order: replace it.
         if self.player.is_playing() {
-            outcome.playback = Some(match queue.next_position(pos) {
-                Some(next) => match self.track(&queue, next) {
-                    Some(track) => Playback::play(
-                        PlayBehavior::ReplaceEnqueued,
-                        &queue.token_for(next),
-                        track,
-                        0,
-                        None,
-                    ),
-                    None => Playback::ClearEnqueued,
-                },
-                None => Playback::ClearEnqueued,
-            });
+            outcome.playback = Some(self.replace_enqueued(&mut queue, pos));
         }
         self.save_queue(&queue).await;
         outcome

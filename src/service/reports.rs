@@ -4,7 +4,7 @@
 
 use super::ctx::Ctx;
 use super::{Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind};
-use crate::domain::{OpenPlay, Queue, Token, unix_ms_now};
+use crate::domain::{Enqueued, MAX_CONSECUTIVE_FAILURES, OpenPlay, Queue, Token, unix_ms_now};
 use crate::feedback::EventKind;
 
 impl Ctx<'_> {
@@ -63,6 +63,15 @@ impl Ctx<'_> {
                         });
                     }
                 }
+                // A stream plays: what was enqueued is playing, and the failures in a row end.
+                if queue
+                    .enqueued
+                    .as_ref()
+                    .is_some_and(|e| e.token == event.token)
+                {
+                    queue.enqueued = None;
+                }
+                queue.failures = 0;
                 queue.move_to(pos);
                 self.save_queue(&queue).await;
                 Outcome::silent()
@@ -73,11 +82,7 @@ impl Ctx<'_> {
             PlaybackEventKind::Stopped => {
                 // A late report about a stream older than the newest one played, or about
                 // one whose play has ended, moves nothing back.
-                let stale = queue
-                    .newest_played_seq()
-                    .is_some_and(|newest| token.seq < newest)
-                    || queue.ended.as_deref() == Some(event.token.as_str());
-                if stale {
+                if is_stale(&queue, &token, &event) {
                     tracing::debug!(token = event.token, "stop report about an older stream");
                     return Outcome::silent();
                 }
@@ -101,6 +106,16 @@ impl Ctx<'_> {
                 Outcome::silent()
             }
             PlaybackEventKind::NearlyFinished => {
+                // The device already holds what follows this stream (the report came twice,
+                // or after a shuffle or loop change replaced it).
+                if queue
+                    .enqueued
+                    .as_ref()
+                    .is_some_and(|e| e.after == event.token)
+                {
+                    tracing::debug!(token = event.token, "next stream already enqueued");
+                    return Outcome::silent();
+                }
                 let Some(next) = self.next_position(&mut queue, pos).await else {
                     return Outcome::silent();
                 };
@@ -108,6 +123,10 @@ impl Ctx<'_> {
                     return Outcome::silent();
                 };
                 let next_token = queue.token_for(next);
+                queue.enqueued = Some(Enqueued {
+                    after: event.token.clone(),
+                    token: next_token.to_string(),
+                });
                 self.save_queue(&queue).await;
                 let mut outcome = Outcome::silent();
                 outcome.playback = Some(Playback::play(
@@ -120,13 +139,67 @@ impl Ctx<'_> {
                 outcome
             }
             PlaybackEventKind::Failed => {
-                tracing::warn!(user_id = %self.listener.user_id, track = %token.track_id, "playback failed, skipping");
+                // Late, or reported twice: it was dealt with, or the device has moved on.
+                if is_stale(&queue, &token, &event) {
+                    tracing::debug!(token = event.token, "failure report about an older stream");
+                    return Outcome::silent();
+                }
                 let kind = EventKind::Failed;
-                self.end_reported(&mut queue, &token, &event, open_here, kind)
-                    .await;
+                if !self
+                    .end_reported(&mut queue, &token, &event, open_here, kind)
+                    .await
+                {
+                    // Reported twice: it was dealt with the first time.
+                    return Outcome::silent();
+                }
+                queue.failures += 1;
+                // The device names the stream it plays: another one means the stream that
+                // failed was the enqueued one, and the song playing goes on.
+                let queued = self.player.is_playing()
+                    && self
+                        .player
+                        .token
+                        .as_deref()
+                        .is_some_and(|playing| playing != event.token);
+                tracing::warn!(user_id = %self.listener.user_id, track = %token.track_id, queued, failures = queue.failures, "playback failed");
+                if queue.failures >= MAX_CONSECUTIVE_FAILURES {
+                    return self.give_up(&mut queue, queued).await;
+                }
+                if queued {
+                    let mut outcome = Outcome::silent();
+                    outcome.playback = Some(self.replace_enqueued(&mut queue, pos));
+                    self.save_queue(&queue).await;
+                    return outcome;
+                }
                 self.advance(&mut queue, pos).await
             }
         }
+    }
+
+    /// After `MAX_CONSECUTIVE_FAILURES` streams failed in a row, Encore stops trying: the
+    /// apology clip (`--apology-audio-url`) takes the place of the next stream, or playback
+    /// stops (after the song playing, when the stream that failed was the enqueued one). A
+    /// resume then says what happened and tries again.
+    async fn give_up(&self, queue: &mut Queue, queued: bool) -> Outcome {
+        metrics::counter!("encore_playback_given_up_total").increment(1);
+        queue.enqueued = None;
+        self.save_queue(queue).await;
+        let mut outcome = Outcome::silent();
+        outcome.playback = Some(match (&self.service.apology, queued) {
+            (Some(clip), queued) => Playback::Play {
+                behavior: match queued {
+                    true => PlayBehavior::ReplaceEnqueued,
+                    false => PlayBehavior::ReplaceAll,
+                },
+                token: APOLOGY_TOKEN.to_owned(),
+                track: clip.clone(),
+                offset_ms: 0,
+                expected_previous: None,
+            },
+            (None, true) => Playback::ClearEnqueued,
+            (None, false) => Playback::Stop,
+        });
+        outcome
     }
 
     /// Ends the play a Finished or Failed report is about, recording `kind`: the open one
@@ -153,6 +226,9 @@ impl Ctx<'_> {
     }
 }
 
+/// The apology clip's token: not a queue's, so reports about it change nothing.
+pub(super) const APOLOGY_TOKEN: &str = "encore-apology";
+
 impl Ctx<'_> {
     /// Records a report's event when its queue is not at hand (unreadable, or replaced
     /// since): the play still happened, so it counts, without the recommendation's context.
@@ -164,6 +240,15 @@ impl Ctx<'_> {
                 .await;
         }
     }
+}
+
+/// Whether a report is about a stream older than the newest one played, or about one
+/// whose play has ended: then it is late (or came twice) and changes nothing.
+fn is_stale(queue: &Queue, token: &Token, event: &PlaybackEvent) -> bool {
+    queue
+        .newest_played_seq()
+        .is_some_and(|newest| token.seq < newest)
+        || queue.ended.as_deref() == Some(event.token.as_str())
 }
 
 /// The event a device report makes when its queue is not at hand: a start, a finish or a

@@ -244,12 +244,19 @@ impl Skill {
     }
 }
 
+/// What the device plays: a failure report's own `currentPlaybackState` (which tells an
+/// enqueued stream's failure from the playing one's), else the context's AudioPlayer.
 fn player_state(envelope: &RequestEnvelope) -> PlayerState {
-    let Some(ap) = envelope
-        .context
-        .as_ref()
-        .and_then(|c| c.audio_player.as_ref())
-    else {
+    let reported = match &envelope.request.body {
+        RequestBody::PlaybackFailed(r) => r.current_playback_state.as_ref(),
+        _ => None,
+    };
+    let Some(ap) = reported.or_else(|| {
+        envelope
+            .context
+            .as_ref()
+            .and_then(|c| c.audio_player.as_ref())
+    }) else {
         return PlayerState::default();
     };
     PlayerState {
