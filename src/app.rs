@@ -134,6 +134,7 @@ impl Components {
             api_store_budget: storage.api_store_budget,
             feedback_ack_budget: storage.feedback_ack_budget,
             apology_audio_url: storage.apology_audio_url.clone(),
+            session_rerank: storage.session_rerank,
         };
         Ok(Components {
             service: Arc::new(Service::new(

@@ -85,6 +85,11 @@ pub struct StorageArgs {
     #[arg(long, env = "ENCORE_APOLOGY_AUDIO_URL", value_parser = https_url)]
     pub apology_audio_url: Option<String>,
 
+    /// Whether a skip, a dislike or a "next" re-ranks the rest of the queue at once, by what
+    /// the session has shown (`false` keeps the recommender's order: the static queue).
+    #[arg(long, env = "ENCORE_SESSION_RERANK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub session_rerank: bool,
+
     /// How long the local feedback log keeps what has been folded into profiles, in hours: a
     /// segment (64 MiB) whose records are all folded and whose newest is older than this is
     /// deleted, so the log's disk is this window plus one segment. `encore train` reads the

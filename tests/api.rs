@@ -916,7 +916,8 @@ async fn a_linked_alexa_account_is_the_same_listener_as_the_app_user() {
             .unwrap()
             .trim_end_matches(".mp3")
     );
-    // A token that does not verify leaves the platform's user id in place.
+    // A token that does not verify is not served as anyone else (the platform user's queue
+    // would be found without a word): the listener is asked to link again.
     let forged = Key::new("rsa-1", Algorithm::RS256).sign(&claims("linked-listener"));
     let play = app
         .call(
@@ -926,23 +927,29 @@ async fn a_linked_alexa_account_is_the_same_listener_as_the_app_user() {
             Some(alexa("play_mood_er", "", Some(&forged))),
         )
         .await;
-    let other = play.body["response"]["directives"][0]["audioItem"]["stream"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.call(
-        Method::POST,
-        "/alexa",
-        None,
-        Some(alexa("dislike", &other, Some(&forged))),
-    )
-    .await;
-    let profile = app.get("/v1/me/profile", &linked).await;
-    assert_eq!(
-        profile.body["liked"].as_array().unwrap().len(),
-        1,
-        "the forged token's dislike went elsewhere"
+    assert_eq!(play.status, StatusCode::OK);
+    let response = &play.body["response"];
+    assert_eq!(response["card"]["type"], "LinkAccount", "{}", play.body);
+    assert!(response.get("directives").is_none(), "{}", play.body);
+    assert!(
+        response["outputSpeech"]["ssml"]
+            .as_str()
+            .unwrap()
+            .contains("link it again")
     );
+    // A device report under a refused token records nothing, as anyone.
+    let report = app
+        .call(
+            Method::POST,
+            "/alexa",
+            None,
+            Some(alexa("dislike", &playing, Some(&forged))),
+        )
+        .await;
+    assert_eq!(report.body["response"]["card"]["type"], "LinkAccount");
+    let profile = app.get("/v1/me/profile", &linked).await;
+    assert_eq!(profile.body["liked"].as_array().unwrap().len(), 1);
+    assert_eq!(profile.body["dislikes"], 0, "{}", profile.body);
 }
 
 #[test]

@@ -177,10 +177,11 @@ async fn converse(storage: StorageArgs) {
         "liking does not interrupt the music"
     );
 
-    // The stream fails: the next track starts.
+    // The stream fails: another track starts (what follows was re-ranked by the like).
     let r = echo.send("playback_failed", &t4, None).await;
-    let (behavior, t5, track, _) = play(&r);
-    assert_eq!((behavior, track.as_str()), ("REPLACE_ALL", track3.as_str()));
+    let (behavior, t5, track5, _) = play(&r);
+    assert_eq!(behavior, "REPLACE_ALL");
+    assert_ne!(track5, track2);
 
     // "stop": the music stops, the session ends, and nothing restarts by itself.
     let r = echo.send("stop", &t5, Some(30_000)).await;
@@ -198,7 +199,7 @@ async fn converse(storage: StorageArgs) {
     let (behavior, _, track, offset) = play(&r);
     assert_eq!(
         (behavior, track.as_str(), offset),
-        ("REPLACE_ALL", track3.as_str(), 30_000)
+        ("REPLACE_ALL", track5.as_str(), 30_000)
     );
     assert!(
         r["response"].get("outputSpeech").is_none(),
@@ -550,5 +551,109 @@ async fn with_an_apology_clip_the_listener_hears_it_when_encore_stops_trying() {
         .send("playback_nearly_finished", &clip_token, Some(5_000))
         .await;
     assert!(is_empty(&r), "{r}");
+    echo.server.stop().await;
+}
+
+/// A listener who wants two genres (the queue's first two tracks'), lets those play and
+/// says "next" 5 s into anything else, over `steps` tracks of a mood queue, on a server
+/// with the session re-ranking on or off: how many tracks they skipped.
+async fn skips_of_a_two_genre_listener(rerank: bool, steps: usize) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = common::storage(dir.path());
+    storage.session_rerank = rerank;
+    let parts = encore::app::Components::load(&storage).await.unwrap();
+    let recommender = parts.service.recommender().clone();
+    let args = common::serve_args(false, dir.path());
+    let server = TestServer::start_with_parts(&args, parts, Some(verifier(fetcher()))).await;
+    let echo = Echo {
+        client: reqwest::Client::new(),
+        server,
+    };
+    let genre = |token: &str| {
+        let id = encore::domain::TrackId(track_of(token));
+        recommender.track(&id).unwrap().genre.clone()
+    };
+    let (_, mut token, _, _) = play(&echo.send("play_mood_er", "", None).await);
+    let mut wanted = vec![genre(&token)];
+    let mut skips = 0;
+    for step in 0..steps {
+        echo.send("playback_started", &token, Some(0)).await;
+        if step == 1 {
+            wanted.push(genre(&token));
+        }
+        let next = if wanted.contains(&genre(&token)) {
+            let r = echo
+                .send("playback_nearly_finished", &token, Some(190_000))
+                .await;
+            echo.send("playback_finished", &token, Some(200_000)).await;
+            play(&r).1
+        } else {
+            skips += 1;
+            play(&echo.send("next", &token, Some(5_000)).await).1
+        };
+        token = next;
+    }
+    echo.server.stop().await;
+    skips
+}
+
+#[tokio::test]
+async fn skips_re_rank_the_rest_of_the_session_so_a_listener_skips_less_than_with_a_static_queue() {
+    let adaptive = skips_of_a_two_genre_listener(true, 20).await;
+    let fixed = skips_of_a_two_genre_listener(false, 20).await;
+    assert!(
+        adaptive < fixed,
+        "skips in 20 tracks: {adaptive} re-ranked, {fixed} with the static queue"
+    );
+}
+
+#[tokio::test]
+async fn a_recognised_voice_is_its_own_listener_and_the_device_reports_follow_its_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, store, log) = echo_over_parts(dir.path()).await;
+    let person = "amzn1.ask.person.ENCORETESTPERSONA";
+    let account = common::fixture("play_mood_er", "")["context"]["System"]["user"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let as_person = |r: &mut Value| {
+        r["context"]["System"]["person"] = serde_json::json!({ "personId": person });
+    };
+    // The person asks for music; the device then reports its stream (naming no person).
+    let (_, t1, _, _) = play(&echo.send("play_mood_person", "", None).await);
+    echo.send("playback_started", &t1, Some(0)).await;
+    // The person likes it.
+    echo.send_edited("like", &t1, Some(20_000), as_person).await;
+    // The device's own report of the stream's end is the person's play too.
+    echo.send("playback_finished", &t1, Some(200_000)).await;
+    let users: Vec<String> = common::logged_events(&log)
+        .into_iter()
+        .map(|e| e.user_id)
+        .collect();
+    assert_eq!(
+        users,
+        vec![person; 3],
+        "start, like, finish are the person's"
+    );
+    let liked = |user: &str| {
+        let store = store.clone();
+        let user = user.to_owned();
+        async move {
+            store
+                .profile(&user)
+                .await
+                .unwrap()
+                .map(|p| p.liked.len())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(
+        liked(person).await,
+        1,
+        "the like is in the person's profile"
+    );
+    assert_eq!(liked(&account).await, 0, "not in the account's");
+    // The account holder, unrecognised, says "resume": the device's queue is found.
+    let (_, _, _, _) = play(&echo.send("resume", &t1, Some(200_000)).await);
     echo.server.stop().await;
 }

@@ -150,6 +150,7 @@ async fn a_server_that_never_answers_is_a_typed_timeout() {
 fn listener() -> Listener {
     Listener {
         user_id: "u1".into(),
+        account_id: None,
         device_id: "d1".into(),
         locale: "en-US".into(),
         source: Source::Alexa,

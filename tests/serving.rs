@@ -158,6 +158,7 @@ async fn the_ab_split_follows_the_hash_and_the_variant_travels_into_feedback_eve
         let (variant, version) = [("old", "v1"), ("new", "v2")][expected];
         let listener = Listener {
             user_id: user.clone(),
+            account_id: None,
             device_id: "d".into(),
             locale: "en-US".into(),
             source: Source::Alexa,

@@ -51,6 +51,7 @@ pub async fn run(args: &SayArgs) -> anyhow::Result<()> {
     let model = parts.model.locale(&args.locale);
     let listener = Listener {
         user_id: args.user.clone(),
+        account_id: None,
         device_id: TEXT_DEVICE.to_owned(),
         locale: model.locale.clone(),
         source: Source::Mobile,

@@ -14,7 +14,8 @@ pub use profile::{
     STORED_LIMIT_BYTES, Taste, bandit_key,
 };
 pub use queue::{
-    ABANDONED_AFTER_MS, Enqueued, MAX_CONSECUTIVE_FAILURES, OpenPlay, Queue, QueueKey, Token,
+    ABANDONED_AFTER_MS, Enqueued, MAX_CONSECUTIVE_FAILURES, OpenPlay, Queue, QueueKey,
+    SESSION_SIGNALS, Signal, Token,
 };
 pub use track::{AudioFeatures, Track, TrackId, TrackLookup};
 
@@ -56,7 +57,12 @@ impl Selection {
 /// device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
+    /// Whose profile and feedback this is: a recognised person's, else the account's.
     pub user_id: String,
+    /// The account a recognised person (`context.System.person`) speaks through: the
+    /// device's queues are the account's, so its reports (which name no person) find them.
+    /// None when no person was recognised.
+    pub account_id: Option<String>,
     pub device_id: String,
     pub locale: String,
     pub source: Source,

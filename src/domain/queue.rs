@@ -61,7 +61,27 @@ pub struct Queue {
     /// Streams that failed in a row since one last started (see `MAX_CONSECUTIVE_FAILURES`).
     #[serde(default)]
     pub failures: u32,
+    /// Who started the queue, when a recognised person did (their user id): the device's
+    /// reports, which name no person, are theirs.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// What the listener has shown in this queue, newest last (at most `SESSION_SIGNALS`):
+    /// the session's fast path re-ranks what has not played yet by it.
+    #[serde(default)]
+    pub session: Vec<Signal>,
 }
+
+/// One thing the listener showed about a track in this session: a skip, a dislike or a
+/// "next" counts against it (and tracks like it), a finish or a like for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    pub track: TrackId,
+    /// Negative against, positive for.
+    pub weight: f32,
+}
+
+/// The most session signals a queue keeps (the newest).
+pub const SESSION_SIGNALS: usize = 32;
 
 /// A stream handed to the device to play after another (`Enqueue`, `ReplaceEnqueued`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +151,8 @@ impl Queue {
             ended: None,
             enqueued: None,
             failures: 0,
+            session: Vec::new(),
+            owner: None,
         }
     }
 
@@ -201,6 +223,34 @@ impl Queue {
         match &self.open_play {
             Some(open) => seq(&open.token),
             None => self.ended.as_ref().and_then(seq),
+        }
+    }
+
+    /// Records what the listener showed about `track`, keeping the newest `SESSION_SIGNALS`.
+    pub fn note(&mut self, track: &TrackId, weight: f32) {
+        if self.session.len() >= SESSION_SIGNALS {
+            self.session.remove(0);
+        }
+        self.session.push(Signal {
+            track: track.clone(),
+            weight,
+        });
+    }
+
+    /// Puts what follows playback position `pos` in order of `score` (highest first; ties
+    /// keep their order). Tokens name track indices, so every token stays valid.
+    pub fn reorder_after(&mut self, pos: usize, score: impl Fn(usize, &TrackId) -> f32) {
+        let Some(rest) = self.order.get(pos + 1..) else {
+            return;
+        };
+        let mut scored: Vec<(f32, usize)> = rest
+            .iter()
+            .enumerate()
+            .map(|(rank, &ix)| (score(rank, &self.tracks[ix]), ix))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (slot, (_, ix)) in self.order[pos + 1..].iter_mut().zip(scored) {
+            *slot = ix;
         }
     }
 

@@ -340,6 +340,7 @@ async fn voice(
     }
     let listener = Listener {
         user_id: user,
+        account_id: None,
         device_id: VOICE_DEVICE.to_owned(),
         locale: req.locale.clone(),
         source: Source::Mobile,

@@ -126,6 +126,8 @@ pub fn words(reply: &Reply, lang: Lang) -> Words {
         (Reply::Loop(false), De) => say("Wiederholung ist aus.".into()),
         (Reply::EndOfQueue, En) => say("That was the last song. Ask for a mood to hear more.".into()),
         (Reply::EndOfQueue, De) => say("Das war das letzte Lied. Wünsch dir eine Stimmung, um mehr zu hören.".into()),
+        (Reply::RelinkAccount, En) => say("Your Encore account link needs renewing. I've sent a card to the Alexa app to link it again.".into()),
+        (Reply::RelinkAccount, De) => say("Die Verknüpfung mit deinem Encore-Konto muss erneuert werden. Ich habe dir in der Alexa-App eine Karte geschickt, um sie neu zu verknüpfen.".into()),
         (Reply::PlaybackFailing, En) => say("Sorry, the last few songs wouldn't play, so I stopped. Let's try again.".into()),
         (Reply::PlaybackFailing, De) => say("Entschuldige, die letzten Lieder ließen sich nicht abspielen, deshalb habe ich angehalten. Ich versuche es noch einmal.".into()),
         (Reply::Trouble, En) => say("Sorry, I'm having trouble right now. Please try again in a moment.".into()),

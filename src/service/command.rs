@@ -91,6 +91,8 @@ pub enum Reply {
     Shuffle(bool),
     Loop(bool),
     EndOfQueue,
+    /// The linked account's token was refused: link the account again.
+    RelinkAccount,
     /// Playback stopped because streams failed one after another; trying again.
     PlaybackFailing,
     /// Something behind the service failed; apologise without detail.

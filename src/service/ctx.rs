@@ -49,8 +49,12 @@ impl Ctx<'_> {
                 &queue.variant,
             )
         });
+        // A report names no person: events about a person's queue are theirs.
+        let owner = queue
+            .and_then(|q| q.owner.as_deref())
+            .filter(|_| self.listener.account_id.is_none());
         let event = FeedbackEvent::new(
-            &self.listener.user_id,
+            owner.unwrap_or(&self.listener.user_id),
             &self.listener.device_id,
             track,
             kind,
@@ -93,14 +97,13 @@ impl Ctx<'_> {
             true => self.player.offset_ms.max(open.offset_ms),
             false => open.offset_ms,
         };
-        let ours = (token.queue_id == queue.id).then_some(&*queue);
-        self.emit(
-            ours,
-            &token.track_id,
-            EventKind::of_ending(finished, offset),
-            offset,
-        )
-        .await;
+        let ours = token.queue_id == queue.id;
+        let kind = EventKind::of_ending(finished, offset);
+        self.emit(ours.then_some(&*queue), &token.track_id, kind, offset)
+            .await;
+        if ours {
+            super::session::note(queue, &token.track_id, kind);
+        }
         queue.ended = Some(open.token);
     }
 

@@ -1,6 +1,7 @@
 //! The use cases, one file each: `play` (a selection as a new queue), `navigate` (the
 //! persisted queue), `opinion` (likes and dislikes), `reports` (what the device reports),
-//! `mobile` (the app's operations), over `ctx` (one command's context). A `Command` (what
+//! `mobile` (the app's operations), over `ctx` (one command's context) and `session` (the
+//! in-session re-ranking of a queue). A `Command` (what
 //! the listener or the device asked) goes in with the listener and the player's state; an
 //! `Outcome` (what to say, what to play, whether the session goes on) comes out. No wire format and no storage engine is known here.
 
@@ -11,6 +12,7 @@ mod navigate;
 mod opinion;
 mod play;
 mod reports;
+mod session;
 
 pub use command::{
     Command, Outcome, PlayBehavior, Playback, PlaybackEvent, PlaybackEventKind, PlayerState, Reply,
@@ -58,6 +60,8 @@ pub struct ServiceSettings {
     /// stops trying (`MAX_CONSECUTIVE_FAILURES`). Without it, playback stops silently (a
     /// device report's answer cannot speak) and the next resume apologises.
     pub apology_audio_url: Option<String>,
+    /// Whether the session's signals re-rank the rest of a queue (`service::session`).
+    pub session_rerank: bool,
 }
 
 impl Default for ServiceSettings {
@@ -67,6 +71,7 @@ impl Default for ServiceSettings {
             api_store_budget: Duration::from_secs(1),
             feedback_ack_budget: Duration::from_secs(1),
             apology_audio_url: None,
+            session_rerank: true,
         }
     }
 }
@@ -168,7 +173,11 @@ impl Service {
         command: Command,
     ) -> Outcome {
         let key = QueueKey {
-            user_id: listener.user_id.clone(),
+            user_id: listener
+                .account_id
+                .as_ref()
+                .unwrap_or(&listener.user_id)
+                .clone(),
             device_id: listener.device_id.clone(),
         };
         let ctx = Ctx {

@@ -100,10 +100,11 @@ impl Ctx<'_> {
 
     /// Plays what follows `pos`, refilling the queue when it has run out.
     pub(super) async fn advance(&self, queue: &mut Queue, pos: usize) -> Outcome {
+        // The play ends first: a skip re-ranks what the next track is chosen from.
+        self.end_open_play(queue).await;
         match self.next_position(queue, pos).await {
             Some(next) => self.play_position(queue, next).await,
             None => {
-                self.end_open_play(queue).await;
                 self.save_queue(queue).await;
                 let mut outcome = Outcome::end(Some(Reply::EndOfQueue));
                 outcome.playback = Some(Playback::Stop);
@@ -138,26 +139,41 @@ impl Ctx<'_> {
     /// The position after `pos`; at the end of a queue that does not loop, more tracks of the
     /// same selection are added first.
     pub(super) async fn next_position(&self, queue: &mut Queue, pos: usize) -> Option<usize> {
+        // What the session has shown orders what is left, before the next one is chosen.
+        if self.service.settings.session_rerank
+            && let Some(more) = super::session::wants(queue, pos)
+        {
+            if more > 0 {
+                self.extend_queue(queue, more).await;
+            }
+            super::session::rerank(queue, pos, self.service.recommender.as_ref());
+        }
         if let Some(next) = queue.next_position(pos) {
             return Some(next);
         }
+        self.extend_queue(queue, QUEUE_LENGTH).await;
+        queue.next_position(pos)
+    }
+
+    /// Adds up to `more` tracks of the queue's selection, none already queued (a failure
+    /// is logged and adds none).
+    pub(super) async fn extend_queue(&self, queue: &mut Queue, more: usize) {
         let profile = self.profile().await;
         let request = RecommendRequest {
             user_id: &self.listener.user_id,
             selection: &queue.selection,
             profile: profile.as_ref(),
             exclude: &queue.tracks,
-            limit: QUEUE_LENGTH,
+            limit: more,
         };
         match self.service.recommend(request).await {
             Ok(rec) => {
                 queue.extend(rec.tracks.iter().map(|t| t.id.clone()));
             }
             Err(e) => {
-                tracing::info!(user_id = %self.listener.user_id, error = %crate::error::Chain(&e), "queue not refilled")
+                tracing::info!(user_id = %self.listener.user_id, error = %crate::error::Chain(&e), "queue not extended")
             }
         }
-        queue.next_position(pos)
     }
 
     /// What replaces the stream the device holds after the one it plays (at `pos`): the

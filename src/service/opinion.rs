@@ -30,12 +30,14 @@ impl Ctx<'_> {
         };
         self.emit(Some(&queue), &id, kind, self.player.offset_ms)
             .await;
+        super::session::note(&mut queue, &id, kind);
         // Lists ranked before the opinion are stale now.
         self.service
             .recommender
             .forget(&self.listener.user_id)
             .await;
         if like {
+            self.save_queue(&queue).await;
             return Outcome::end(Some(Reply::Liked(track)));
         }
         // A disliked track stops at once: the next one starts.

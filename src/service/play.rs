@@ -43,6 +43,11 @@ impl Ctx<'_> {
             rec.model_version,
             rec.tracks.iter().map(|t| t.id.clone()).collect(),
         );
+        queue.owner = self
+            .listener
+            .account_id
+            .as_ref()
+            .map(|_| self.listener.user_id.clone());
         queue.experiment = rec.experiment;
         queue.variant = rec.variant;
         let token = queue.token_for(0);

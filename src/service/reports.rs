@@ -222,6 +222,7 @@ impl Ctx<'_> {
         queue.ended = Some(event.token.clone());
         self.emit(Some(queue), &token.track_id, kind, event.offset_ms)
             .await;
+        super::session::note(queue, &token.track_id, kind);
         true
     }
 }

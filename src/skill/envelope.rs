@@ -42,6 +42,16 @@ pub struct User {
     pub access_token: Option<String>,
 }
 
+/// A person Alexa recognised by voice (`context.System.person`): one of the account's
+/// household, with a linked account of their own when they linked one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    pub person_id: String,
+    #[serde(default)]
+    pub access_token: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Context {
     #[serde(rename = "System")]
@@ -55,6 +65,9 @@ pub struct Context {
 pub struct SystemState {
     pub application: Application,
     pub user: User,
+    /// The recognised voice on a shared device, when Alexa knows it.
+    #[serde(default)]
+    pub person: Option<Person>,
     #[serde(default)]
     pub device: Option<Device>,
     #[serde(default)]
@@ -324,6 +337,16 @@ impl RequestEnvelope {
         self.users()
             .find_map(|u| u.access_token.as_deref())
             .filter(|t| !t.is_empty())
+    }
+
+    /// The recognised person, when Alexa names one (with a non-empty id).
+    pub fn person(&self) -> Option<&Person> {
+        self.context
+            .as_ref()?
+            .system
+            .person
+            .as_ref()
+            .filter(|p| !p.person_id.is_empty())
     }
 
     pub fn device_id(&self) -> Option<&str> {

@@ -11,7 +11,8 @@ use crate::domain::{Listener, Source, Track};
 use crate::interaction::speech::{self, Lang};
 use crate::interaction::{self, InteractionModel, SlotFill};
 use crate::service::{
-    self, Command, Outcome, PlaybackEvent, PlaybackEventKind, PlayerState, Service, SessionEffect,
+    self, Command, Outcome, PlaybackEvent, PlaybackEventKind, PlayerState, Reply, Service,
+    SessionEffect,
 };
 use envelope::{RequestBody, RequestEnvelope};
 use response::{
@@ -70,19 +71,45 @@ impl Skill {
         self
     }
 
-    /// The app's user id for a linked account, else the platform's user id. A token that
-    /// does not verify is ignored (logged): the listener is served as the platform user.
-    async fn user_of(&self, envelope: &RequestEnvelope, platform_user: &str) -> String {
-        if let (Some(accounts), Some(token)) = (&self.accounts, envelope.access_token()) {
-            match accounts.verify(token).await {
-                Ok(user) => return user,
-                Err(e) => tracing::info!(
+    /// Who the listener is, and (for a recognised person) the account they speak through.
+    /// A recognised voice (`context.System.person`) is that person: their linked account if
+    /// they linked one, else their person id. The account is its linked account, else the
+    /// platform's user id. A linked account's token that does not verify is `None`:
+    /// serving the platform user instead would find another listener's queue and profile
+    /// without a word.
+    async fn user_of(
+        &self,
+        envelope: &RequestEnvelope,
+        platform_user: &str,
+    ) -> Option<(String, Option<String>)> {
+        let account = self.linked(envelope.access_token(), platform_user).await?;
+        match envelope.person() {
+            Some(person) => {
+                let token = person.access_token.as_deref().filter(|t| !t.is_empty());
+                let user = self.linked(token, &person.person_id).await?;
+                Some((user, Some(account)))
+            }
+            None => Some((account, None)),
+        }
+    }
+
+    /// The app's user id for a linked account's `token`, `fallback` without one, `None`
+    /// when the token is refused.
+    async fn linked(&self, token: Option<&str>, fallback: &str) -> Option<String> {
+        let (Some(accounts), Some(token)) = (&self.accounts, token) else {
+            return Some(fallback.to_owned());
+        };
+        match accounts.verify(token).await {
+            Ok(user) => Some(user),
+            Err(e) => {
+                tracing::info!(
                     reason = e.label(),
-                    "linked account token refused; serving the platform user"
-                ),
+                    "linked account token refused; asking to link again"
+                );
+                metrics::counter!("encore_linked_account_refused_total").increment(1);
+                None
             }
         }
-        platform_user.to_owned()
     }
 
     /// Verifies, understands and answers one request. A refused request is an `Err`: the
@@ -116,8 +143,25 @@ impl Skill {
             );
             return ResponseEnvelope::empty();
         };
+        let Some((listener_id, account_id)) = self.user_of(&envelope, user_id).await else {
+            // Nothing is played or recorded as anyone else; a listener who can be spoken
+            // to hears why, with a card to link the account again.
+            let body = &envelope.request.body;
+            let spoken = matches!(
+                body,
+                RequestBody::LaunchRequest {} | RequestBody::IntentRequest(_)
+            );
+            if !spoken {
+                return ResponseEnvelope::empty();
+            }
+            let outcome = Outcome::end(Some(Reply::RelinkAccount));
+            let mut envelope = render(body, outcome, Lang::of(&locale));
+            envelope.response.card = Some(Card::LinkAccount);
+            return envelope;
+        };
         let listener = Listener {
-            user_id: self.user_of(&envelope, user_id).await,
+            user_id: listener_id,
+            account_id,
             device_id: envelope.device_id().unwrap_or("unknown-device").to_owned(),
             locale,
             source: Source::Alexa,

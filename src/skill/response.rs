@@ -65,6 +65,8 @@ pub enum Card {
         #[serde(skip_serializing_if = "Option::is_none")]
         image: Option<CardImage>,
     },
+    /// Asks the listener, in the Alexa app, to link their account.
+    LinkAccount,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -50,6 +50,7 @@ pub fn storage(data_dir: &Path) -> StorageArgs {
         api_store_budget: std::time::Duration::from_secs(10),
         feedback_ack_budget: std::time::Duration::from_secs(1),
         apology_audio_url: None,
+        session_rerank: true,
         feedback_retention: std::time::Duration::from_secs(168 * 3600),
         data_dir: data_dir.to_owned(),
         models: repo().join("models"),
