@@ -17,6 +17,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/wrk.rs"]
+mod wrk;
 
 use encore::app::{Components, Server};
 use encore::domain::{Mood, Track, TrackId};
@@ -186,16 +188,9 @@ fn stream_token(answer: &Value) -> String {
         .to_owned()
 }
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let sessions = env_or("BENCH_SESSIONS", 10);
-    let length = env_or("BENCH_TRACKS", 20);
+    let sessions = wrk::env_or("BENCH_SESSIONS", 10);
+    let length = wrk::env_or("BENCH_TRACKS", 20) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

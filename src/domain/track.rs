@@ -32,6 +32,21 @@ pub struct AudioFeatures {
     pub instrumentalness: f32,
 }
 
+impl AudioFeatures {
+    /// Euclidean distance over the six features, tempo scaled by 150 BPM to weigh like
+    /// the others.
+    pub fn distance(&self, other: &AudioFeatures) -> f32 {
+        let (a, b) = (self, other);
+        ((a.valence - b.valence).powi(2)
+            + (a.energy - b.energy).powi(2)
+            + ((a.tempo - b.tempo) / 150.0).powi(2)
+            + (a.danceability - b.danceability).powi(2)
+            + (a.acousticness - b.acousticness).powi(2)
+            + (a.instrumentalness - b.instrumentalness).powi(2))
+        .sqrt()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Track {
     pub id: TrackId,

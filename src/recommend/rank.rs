@@ -252,14 +252,7 @@ impl CatalogRecommender {
         };
         let affinity = |a: Option<&f32>| 0.5 * (a.copied().unwrap_or(0.0) / 4.0).tanh();
         let taste = p.taste.map_or(0.0, |taste| {
-            let (a, b) = (&taste.features, &t.features);
-            let d = ((a.valence - b.valence).powi(2)
-                + (a.energy - b.energy).powi(2)
-                + ((a.tempo - b.tempo) / 150.0).powi(2)
-                + (a.danceability - b.danceability).powi(2)
-                + (a.acousticness - b.acousticness).powi(2)
-                + (a.instrumentalness - b.instrumentalness).powi(2))
-            .sqrt();
+            let d = taste.features.distance(&t.features);
             0.5 * (1.0 - (d / 0.6).min(1.0))
         });
         let embedding = match (user, model.and_then(|m| m.vector(ix))) {

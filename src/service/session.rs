@@ -42,14 +42,7 @@ pub(super) fn note(queue: &mut Queue, track: &TrackId, kind: EventKind) {
 /// How alike two tracks are, 0 to 2.2: the same artist (1), the same genre (0.6), and
 /// closeness in audio features (up to 0.6).
 fn likeness(a: &Track, b: &Track) -> f32 {
-    let (x, y) = (&a.features, &b.features);
-    let d = ((x.valence - y.valence).powi(2)
-        + (x.energy - y.energy).powi(2)
-        + ((x.tempo - y.tempo) / 150.0).powi(2)
-        + (x.danceability - y.danceability).powi(2)
-        + (x.acousticness - y.acousticness).powi(2)
-        + (x.instrumentalness - y.instrumentalness).powi(2))
-    .sqrt();
+    let d = a.features.distance(&b.features);
     let same = |p: &str, q: &str| !p.is_empty() && p.eq_ignore_ascii_case(q);
     let artist = if same(&a.artist, &b.artist) { 1.0 } else { 0.0 };
     let genre = if same(&a.genre, &b.genre) { 0.6 } else { 0.0 };
