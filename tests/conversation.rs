@@ -139,6 +139,18 @@ async fn converse(storage: StorageArgs) {
         "{r}"
     );
 
+    // "why did you play this?": the request that chose it and the reason (a new listener's
+    // list is the popular one), without interrupting the music.
+    let r = echo.send("why_this_song", &t2, Some(6_000)).await;
+    let why = speech(&r);
+    assert!(
+        why.contains(title)
+            && why.contains("because you asked for relaxing music")
+            && why.contains("most popular"),
+        "{r}"
+    );
+    assert!(r["response"].get("directives").is_none(), "{r}");
+
     // "pause": the stream stops, the device reports where.
     let r = echo.send("pause", &t2, Some(61_000)).await;
     assert_eq!(r["response"]["directives"][0]["type"], "AudioPlayer.Stop");
@@ -655,5 +667,52 @@ async fn a_recognised_voice_is_its_own_listener_and_the_device_reports_follow_it
     assert_eq!(liked(&account).await, 0, "not in the account's");
     // The account holder, unrecognised, says "resume": the device's queue is found.
     let (_, _, _, _) = play(&echo.send("resume", &t1, Some(200_000)).await);
+    echo.server.stop().await;
+}
+
+#[tokio::test]
+async fn why_this_song_answers_from_the_recommendation_in_english_and_german() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, store, _) = echo_over_parts(dir.path()).await;
+    let user = common::fixture("play_artist", "")["context"]["System"]["user"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A listener who has finished a good deal of Theo Dubois.
+    encore::store::update_profile(store.as_ref(), &user, |p| {
+        p.finishes = 8;
+        p.artists.insert("Theo Dubois".into(), 8.0);
+    })
+    .await
+    .unwrap();
+    let (_, t1, track1, _) = play(&echo.send("play_artist", "", None).await);
+    echo.send("playback_started", &t1, Some(0)).await;
+    let r = echo.send("why_this_song", &t1, Some(4_000)).await;
+    let why = speech(&r);
+    assert!(
+        why.contains("because you asked for music by theo dubois")
+            && why.contains("you like Theo Dubois"),
+        "{r}"
+    );
+    let german = |r: &mut Value| r["request"]["locale"] = "de-DE".into();
+    let r = echo
+        .send_edited("why_this_song", &t1, Some(5_000), german)
+        .await;
+    assert!(
+        speech(&r).contains("weil du Musik von theo dubois wolltest")
+            && speech(&r).contains("du magst Theo Dubois"),
+        "{r}"
+    );
+
+    // "More like this": the seed by name, and nearness as the reason.
+    let seed_title = track1.split_once(" / ").unwrap().0;
+    let (_, t2, _, _) = play(&echo.send("more_like_this", &t1, Some(9_000)).await);
+    echo.send("playback_started", &t2, Some(0)).await;
+    let r = echo.send("why_this_song", &t2, Some(1_000)).await;
+    assert!(
+        speech(&r).contains(&format!("because you asked for more like {seed_title}"))
+            && speech(&r).contains("closest in sound"),
+        "{r}"
+    );
     echo.server.stop().await;
 }

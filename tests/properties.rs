@@ -2,7 +2,7 @@
 //! and keep the current track where it is, and whatever the local log acknowledged is read
 //! back after a crash that tore the records written after it.
 
-use encore::domain::{Mood, Queue, Selection, TrackId};
+use encore::domain::{Mood, Queue, Reason, Selection, TrackId};
 use encore::domain::{Source, TrackId as Id};
 use encore::feedback::{EventContext, EventKind, FeedbackEvent, FeedbackSink, LocalLog};
 use proptest::prelude::*;
@@ -68,7 +68,7 @@ proptest! {
                 }
                 Op::Loop(on) => q.looping = on,
                 Op::Extend(more) => {
-                    let added = q.extend(more.iter().map(|&n| track(n)));
+                    let added = q.extend(more.iter().map(|&n| (track(n), Reason::Popular)));
                     let new: std::collections::BTreeSet<TrackId> = more.iter().map(|&n| track(n)).filter(|t| !known.contains(t)).collect();
                     prop_assert_eq!(added, new.len());
                     known.extend(new);

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use encore::domain::{Mood, Precomputed, Profile, Selection, Track};
+use encore::domain::{Mood, Precomputed, Profile, Reason, Selection, Track};
 use encore::recommend::{
     Catalog, CatalogRecommender, Experiment, ModelSet, RankSettings, RecommendError,
     RecommendRequest, Recommender, mood_target,
@@ -22,17 +22,11 @@ async fn pick(
     selection: Selection,
     profile: Option<&Profile>,
 ) -> Vec<Arc<Track>> {
-    r.recommend(RecommendRequest {
-        user_id: "u",
-        selection: &selection,
-        profile,
-        exclude: &[],
-        limit: 25,
-    })
-    .await
-    .unwrap()
-    .tracks
-    .into_vec()
+    picks(r, selection, profile)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect()
 }
 
 #[test]
@@ -330,10 +324,102 @@ async fn a_fresh_precomputed_list_joins_the_candidates_and_a_stale_one_does_not(
         .filter(|t| niche.iter().any(|n| n.id == t.id))
         .count();
     assert_eq!(found, 5, "the precomputed tracks are on the list");
+    let reasons: Vec<Reason> = picks(&r, selection.clone(), Some(&p))
+        .await
+        .into_iter()
+        .filter(|(t, _)| niche.iter().any(|n| n.id == t.id))
+        .map(|(_, why)| why)
+        .collect();
+    assert_eq!(reasons, [Reason::Model; 5], "the offline model ranked them");
     p.precomputed.as_mut().unwrap().created_at = now - 3 * 24 * 3600;
     let stale = pick(&r, selection, Some(&p)).await;
     assert!(
         stale.iter().all(|t| !niche.iter().any(|n| n.id == t.id)),
         "a stale list is ignored"
+    );
+}
+
+async fn picks(
+    r: &CatalogRecommender,
+    selection: Selection,
+    profile: Option<&Profile>,
+) -> Vec<(Arc<Track>, Reason)> {
+    let rec = r
+        .recommend(RecommendRequest {
+            user_id: "u",
+            selection: &selection,
+            profile,
+            exclude: &[],
+            limit: 25,
+        })
+        .await
+        .unwrap();
+    rec.tracks
+        .picks()
+        .map(|(t, why)| (t.clone(), why))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_track_comes_with_the_reason_that_lifted_it() {
+    let r = recommender();
+    let relaxing = Selection::Mood(Mood::Relaxing);
+    let cold = picks(&r, relaxing.clone(), None).await;
+    assert!(
+        cold.iter().all(|(_, why)| *why == Reason::Popular),
+        "a new listener's list is the popular one: {:?}",
+        cold.iter().map(|(_, why)| why).collect::<Vec<_>>()
+    );
+
+    // The fan finished 30 jazz tracks: their jazz comes for the genre, the rest at most for
+    // its sound.
+    let fan = jazz_fan(&r);
+    let warm = picks(&r, relaxing.clone(), Some(&fan)).await;
+    let jazz: Vec<Reason> = warm
+        .iter()
+        .filter(|(t, _)| t.genre == "jazz")
+        .map(|(_, why)| *why)
+        .collect();
+    assert!(!jazz.is_empty(), "the fan gets jazz");
+    assert!(jazz.iter().all(|why| *why == Reason::Genre), "{jazz:?}");
+    assert!(
+        warm.iter()
+            .filter(|(t, _)| t.genre != "jazz")
+            .all(|(_, why)| matches!(why, Reason::Sound | Reason::Popular | Reason::Artist)),
+        "{warm:?}"
+    );
+
+    // A genre said in the app lifts a new listener's tracks of it.
+    let mut says_jazz = Profile::new("u");
+    says_jazz.preferred_genres = vec!["jazz".into()];
+    let told = picks(&r, relaxing.clone(), Some(&says_jazz)).await;
+    assert!(told.iter().any(|(t, _)| t.genre == "jazz"));
+    for (t, why) in &told {
+        let expected = match t.genre == "jazz" {
+            true => Reason::PreferredGenre,
+            false => Reason::Popular,
+        };
+        assert_eq!(*why, expected, "{} ({})", t.title, t.genre);
+    }
+
+    // "More like this" is nearness to the seed.
+    let seed = cold[0].0.id.clone();
+    let similar = picks(&r, Selection::LikeTrack(seed), Some(&fan)).await;
+    assert!(similar.iter().all(|(_, why)| *why == Reason::Similar));
+
+    // Explored slots are tracks being tried, and never the first.
+    let explore = with_exploration(0.5);
+    let mut tried = 0;
+    for _ in 0..10 {
+        let list = picks(&explore, relaxing.clone(), None).await;
+        assert_ne!(list[0].1, Reason::Exploring);
+        tried += list
+            .iter()
+            .filter(|(_, why)| *why == Reason::Exploring)
+            .count();
+    }
+    assert!(
+        tried >= 50,
+        "{tried} explored slots in 10 lists of 25 at half exploration"
     );
 }

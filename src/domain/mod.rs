@@ -5,6 +5,7 @@ mod mood;
 mod playlist;
 mod profile;
 mod queue;
+mod reason;
 mod track;
 
 pub use mood::Mood;
@@ -17,6 +18,7 @@ pub use queue::{
     ABANDONED_AFTER_MS, Enqueued, MAX_CONSECUTIVE_FAILURES, OpenPlay, Queue, QueueKey,
     SESSION_SIGNALS, Signal, Token,
 };
+pub use reason::{Reason, Reasons};
 pub use track::{AudioFeatures, Track, TrackId, TrackLookup};
 
 use serde::{Deserialize, Serialize};

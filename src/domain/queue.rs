@@ -1,6 +1,6 @@
 //! A listener's playback queue on one device, and the AudioPlayer tokens that point into it.
 
-use super::{Selection, TrackId};
+use super::{Reason, Reasons, Selection, TrackId};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,10 @@ pub struct Queue {
     /// the session's fast path re-ranks what has not played yet by it.
     #[serde(default)]
     pub session: Vec<Signal>,
+    /// Why each track was picked, by track index (empty in queues stored before reasons
+    /// were kept): "why did you play this?" answers from it.
+    #[serde(default, skip_serializing_if = "Reasons::is_empty")]
+    pub reasons: Reasons,
 }
 
 /// One thing the listener showed about a track in this session: a skip, a dislike or a
@@ -153,7 +157,20 @@ impl Queue {
             failures: 0,
             session: Vec::new(),
             owner: None,
+            reasons: Reasons::default(),
         }
+    }
+
+    /// The queue with why each of its tracks was picked (one reason per track, in order).
+    pub fn with_reasons(mut self, reasons: Reasons) -> Self {
+        debug_assert_eq!(reasons.len(), self.tracks.len());
+        self.reasons = reasons;
+        self
+    }
+
+    /// Why the track at `index` was picked.
+    pub fn reason(&self, index: usize) -> Reason {
+        self.reasons.get(index)
     }
 
     /// Whether the invariants hold: tracks, `order` a permutation of their indices, the cursor
@@ -165,7 +182,8 @@ impl Queue {
                 .order
                 .iter()
                 .all(|&i| i < seen.len() && !std::mem::replace(&mut seen[i], true));
-        !self.tracks.is_empty() && permutation && self.cursor < self.order.len()
+        let reasons = self.reasons.is_empty() || self.reasons.len() == self.tracks.len();
+        !self.tracks.is_empty() && permutation && reasons && self.cursor < self.order.len()
     }
 
     pub fn len(&self) -> usize {
@@ -280,17 +298,20 @@ impl Queue {
         self.order.iter().position(|&i| i == token.index)
     }
 
-    /// Adds tracks at the end of the playback order, skipping any already queued, up to
-    /// `MAX_TRACKS` in all.
-    pub fn extend(&mut self, more: impl IntoIterator<Item = TrackId>) -> usize {
+    /// Adds tracks, each with why it was picked, at the end of the playback order, skipping
+    /// any already queued, up to `MAX_TRACKS` in all.
+    pub fn extend(&mut self, more: impl IntoIterator<Item = (TrackId, Reason)>) -> usize {
+        // A queue stored before reasons were kept gets them from here on.
+        self.reasons.0.resize(self.tracks.len(), Reason::Unrecorded);
         let mut added = 0;
-        for track in more {
+        for (track, reason) in more {
             if self.tracks.len() >= MAX_TRACKS {
                 break;
             }
             if !self.tracks.contains(&track) {
                 self.order.push(self.tracks.len());
                 self.tracks.push(track);
+                self.reasons.0.push(reason);
                 added += 1;
             }
         }
@@ -440,7 +461,7 @@ mod tests {
     #[test]
     fn a_queue_never_grows_past_its_limit() {
         let mut q = queue(MAX_TRACKS - 2);
-        let added = q.extend((0..10).map(|i| TrackId(format!("new{i}"))));
+        let added = q.extend((0..10).map(|i| (TrackId(format!("new{i}")), Reason::Popular)));
         assert_eq!((added, q.len()), (2, MAX_TRACKS));
         assert!(q.is_consistent());
         let item = serde_json::to_vec(&q).unwrap();
@@ -450,9 +471,18 @@ mod tests {
     #[test]
     fn extend_skips_tracks_already_queued() {
         let mut q = queue(3);
-        let added = q.extend(vec![TrackId("t1".into()), TrackId("x".into())]);
+        let added = q.extend(vec![
+            (TrackId("t1".into()), Reason::Genre),
+            (TrackId("x".into()), Reason::Artist),
+        ]);
         assert_eq!(added, 1);
         assert_eq!(q.len(), 4);
         assert!(is_permutation(&q));
+        assert!(q.is_consistent());
+        assert_eq!(
+            (q.reason(0), q.reason(3)),
+            (Reason::Unrecorded, Reason::Artist),
+            "a queue without reasons keeps its tracks unrecorded and records the new ones"
+        );
     }
 }

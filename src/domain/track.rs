@@ -64,3 +64,23 @@ pub struct Track {
     /// HTTPS URL of the cover art, if the catalog has one.
     pub art_url: Option<String>,
 }
+
+#[cfg(test)]
+impl Track {
+    /// A track for unit tests: `title` is also its id; two minutes long, popularity 50.
+    pub(crate) fn sample(title: &str, artist: &str, genre: &str) -> Track {
+        Track {
+            id: TrackId(title.into()),
+            title: title.into(),
+            artist: artist.into(),
+            album: String::new(),
+            genre: genre.into(),
+            duration_ms: 120_000,
+            popularity: 50,
+            explicit: false,
+            features: AudioFeatures::default(),
+            stream_url: "https://x/y".into(),
+            art_url: None,
+        }
+    }
+}

@@ -53,6 +53,7 @@ pub fn command_for(intent: &Intent) -> Command {
         "LikeIntent" => Command::Like,
         "DislikeIntent" => Command::Dislike,
         "WhatIsPlayingIntent" => Command::WhatIsPlaying,
+        "WhyThisSongIntent" => Command::WhyThisSong,
         "AMAZON.PauseIntent" => Command::Pause,
         "AMAZON.ResumeIntent" => Command::Resume,
         "AMAZON.NextIntent" => Command::Next,

@@ -1,7 +1,7 @@
 //! What Encore says, per language. The service decides *what* to tell the listener (a
 //! `Reply`); this module decides the words, for the voice and the text paths alike.
 
-use crate::domain::{Mood, Selection, Track};
+use crate::domain::{Mood, Reason, Selection, Track};
 use crate::service::{Reply, SlotKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ fn mood_words(mood: Mood, lang: Lang) -> &'static str {
 fn selection_words(selection: &Selection, lang: Lang) -> String {
     match (selection, lang) {
         (Selection::Mood(m), _) => mood_words(*m, lang).to_owned(),
-        (Selection::Genre(g), _) => g.replace('-', " "),
+        (Selection::Genre(g), _) => genre_words(g),
         (Selection::Artist(a), Lang::En) => format!("music by {a}"),
         (Selection::Artist(a), Lang::De) => format!("Musik von {a}"),
         (Selection::LikeTrack(_), Lang::En) => "more like this".to_owned(),
@@ -64,6 +64,66 @@ fn track_words(t: &Track, lang: Lang) -> String {
     match lang {
         Lang::En => format!("{} by {}", t.title, t.artist),
         Lang::De => format!("{} von {}", t.title, t.artist),
+    }
+}
+
+/// A genre id as spoken ("hip-hop" -> "hip hop").
+fn genre_words(genre: &str) -> String {
+    genre.replace('-', " ")
+}
+
+/// "Why did you play this?": the request that chose the track, then its strongest reason.
+fn why_words(
+    track: &Track,
+    selection: &Selection,
+    reason: Reason,
+    seed: Option<&Track>,
+    lang: Lang,
+) -> String {
+    let asked = match (selection, seed, lang) {
+        (Selection::LikeTrack(_), Some(seed), Lang::En) => format!("more like {}", seed.title),
+        (Selection::LikeTrack(_), Some(seed), Lang::De) => format!("mehr wie {}", seed.title),
+        _ => selection_words(selection, lang),
+    };
+    let genre = genre_words(&track.genre);
+    let because = match (reason, lang) {
+        (Reason::Popular, Lang::En) => Some("it's one of the most popular songs that fit".to_owned()),
+        (Reason::Popular, Lang::De) => Some("es ist eines der beliebtesten passenden Lieder".to_owned()),
+        (Reason::Artist, Lang::En) => Some(format!("you like {}", track.artist)),
+        (Reason::Artist, Lang::De) => Some(format!("du magst {}", track.artist)),
+        (Reason::Genre, Lang::En) => Some(format!("you often listen to {genre} to the end")),
+        (Reason::Genre, Lang::De) => Some(format!("du hörst {genre} oft bis zum Ende")),
+        (Reason::PreferredGenre, Lang::En) => Some(format!("you told the app you like {genre}")),
+        (Reason::PreferredGenre, Lang::De) => Some(format!("du hast in der App gesagt, dass du {genre} magst")),
+        (Reason::Sound, Lang::En) => Some("it sounds like the songs you usually play to the end".to_owned()),
+        (Reason::Sound, Lang::De) => Some("es klingt wie die Lieder, die du meist bis zum Ende hörst".to_owned()),
+        (Reason::FinishedBefore, Lang::En) => Some("you listened to it to the end before".to_owned()),
+        (Reason::FinishedBefore, Lang::De) => Some("du hast es schon einmal bis zum Ende gehört".to_owned()),
+        (Reason::Model, Lang::En) => Some("my recommendations rank it high for your taste".to_owned()),
+        (Reason::Model, Lang::De) => Some("meine Empfehlungen sehen es weit oben für deinen Geschmack".to_owned()),
+        (Reason::Exploring, Lang::En) => Some("it's new to you: now and then I try something you haven't heard, to learn what you like".to_owned()),
+        (Reason::Exploring, Lang::De) => Some("es ist neu für dich: ab und zu probiere ich etwas aus, das du noch nicht kennst, um deinen Geschmack kennenzulernen".to_owned()),
+        (Reason::Similar, Lang::En) => Some("it's one of the closest in sound".to_owned()),
+        (Reason::Similar, Lang::De) => Some("es ist eines der ähnlichsten".to_owned()),
+        (Reason::Unrecorded, _) => None,
+    };
+    match (because, lang) {
+        (Some(b), Lang::En) => format!(
+            "I picked {} because you asked for {asked}, and {b}.",
+            track_words(track, lang)
+        ),
+        (Some(b), Lang::De) => format!(
+            "Ich habe {} ausgesucht, weil du {asked} wolltest, und {b}.",
+            track_words(track, lang)
+        ),
+        (None, Lang::En) => format!(
+            "I picked {} because you asked for {asked}.",
+            track_words(track, lang)
+        ),
+        (None, Lang::De) => format!(
+            "Ich habe {} ausgesucht, weil du {asked} wolltest.",
+            track_words(track, lang)
+        ),
     }
 }
 
@@ -82,8 +142,8 @@ pub fn words(reply: &Reply, lang: Lang) -> Words {
     match (reply, lang) {
         (Reply::Welcome, En) => ask("Welcome to Encore. What would you like to hear? You can say a mood like relaxing or energetic, a genre like jazz, or an artist.".into(), "What would you like to hear? For example, say: play something relaxing."),
         (Reply::Welcome, De) => ask("Willkommen bei Encore. Was möchtest du hören? Du kannst eine Stimmung wie entspannend oder fröhlich nennen, ein Genre wie Jazz oder einen Künstler.".into(), "Was möchtest du hören? Sag zum Beispiel: spiel etwas Entspannendes."),
-        (Reply::Help, En) => ask("Encore plays music for your mood. Say: play something relaxing, play jazz, or play music by an artist. While music plays you can say next, previous, pause, resume, shuffle, loop, I like this song, or what's playing. What would you like to hear?".into(), "What would you like to hear?"),
-        (Reply::Help, De) => ask("Encore spielt Musik für deine Stimmung. Sag: spiel etwas Entspannendes, spiel Jazz oder spiel Musik von einem Künstler. Während Musik läuft, kannst du sagen: nächstes Lied, zurück, Pause, weiter, mischen, Daumen hoch oder was läuft gerade. Was möchtest du hören?".into(), "Was möchtest du hören?"),
+        (Reply::Help, En) => ask("Encore plays music for your mood. Say: play something relaxing, play jazz, or play music by an artist. While music plays you can say next, previous, pause, resume, shuffle, loop, I like this song, what's playing, or why this song. What would you like to hear?".into(), "What would you like to hear?"),
+        (Reply::Help, De) => ask("Encore spielt Musik für deine Stimmung. Sag: spiel etwas Entspannendes, spiel Jazz oder spiel Musik von einem Künstler. Während Musik läuft, kannst du sagen: nächstes Lied, zurück, Pause, weiter, mischen, Daumen hoch, was läuft gerade oder warum läuft das. Was möchtest du hören?".into(), "Was möchtest du hören?"),
         (Reply::Fallback, En) => ask("Sorry, I didn't catch that. You can ask for a mood, like: play something relaxing, a genre like rock, or an artist. What would you like?".into(), "Try: play something happy."),
         (Reply::Fallback, De) => ask("Entschuldige, das habe ich nicht verstanden. Du kannst eine Stimmung wünschen, etwa: spiel etwas Entspannendes, ein Genre wie Rock oder einen Künstler. Was möchtest du?".into(), "Sag zum Beispiel: spiel etwas Fröhliches."),
         (Reply::Goodbye, En) => say("Goodbye.".into()),
@@ -108,6 +168,11 @@ pub fn words(reply: &Reply, lang: Lang) -> Words {
         (Reply::NoMatch(selection), De) => ask(format!("Leider habe ich keine {} gefunden. Versuch eine Stimmung wie entspannend oder ein anderes Genre oder einen anderen Künstler.", selection_words(selection, De)), "Was möchtest du sonst hören?"),
         (Reply::NowPlaying(track), En) => say(format!("This is {}.", track_words(track, En))),
         (Reply::NowPlaying(track), De) => say(format!("Das ist {}.", track_words(track, De))),
+        (Reply::WhyThisSong { track, selection, reason, seed }, _) => Words {
+            speech: why_words(track, selection, *reason, seed.as_deref(), lang),
+            reprompt: None,
+            card_title: Some(match lang { En => "Why this song", De => "Warum dieses Lied" }.into()),
+        },
         (Reply::NothingPlaying, En) => ask("Nothing is playing right now. What would you like to hear?".into(), "What would you like to hear?"),
         (Reply::NothingPlaying, De) => ask("Gerade läuft nichts. Was möchtest du hören?".into(), "Was möchtest du hören?"),
         (Reply::NothingToResume, En) => ask("There's nothing to resume. What would you like to hear?".into(), "Say, for example: play something relaxing."),
@@ -132,5 +197,85 @@ pub fn words(reply: &Reply, lang: Lang) -> Words {
         (Reply::PlaybackFailing, De) => say("Entschuldige, die letzten Lieder ließen sich nicht abspielen, deshalb habe ich angehalten. Ich versuche es noch einmal.".into()),
         (Reply::Trouble, En) => say("Sorry, I'm having trouble right now. Please try again in a moment.".into()),
         (Reply::Trouble, De) => say("Entschuldige, gerade gibt es ein Problem. Bitte versuch es gleich noch einmal.".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn track(title: &str, artist: &str, genre: &str) -> Arc<Track> {
+        Arc::new(Track::sample(title, artist, genre))
+    }
+
+    #[test]
+    fn why_this_song_names_the_track_the_request_and_each_reason_in_both_languages() {
+        let t = track("Blue Hour", "Mara Lind", "hip-hop");
+        let reasons = [
+            (Reason::Popular, "most popular", "beliebtesten"),
+            (Reason::Artist, "you like Mara Lind", "du magst Mara Lind"),
+            (
+                Reason::Genre,
+                "hip hop to the end",
+                "hip hop oft bis zum Ende",
+            ),
+            (
+                Reason::PreferredGenre,
+                "told the app you like hip hop",
+                "dass du hip hop magst",
+            ),
+            (
+                Reason::Sound,
+                "sounds like the songs",
+                "klingt wie die Lieder",
+            ),
+            (
+                Reason::FinishedBefore,
+                "to the end before",
+                "schon einmal bis zum Ende",
+            ),
+            (Reason::Model, "for your taste", "für deinen Geschmack"),
+            (Reason::Exploring, "new to you", "neu für dich"),
+            (Reason::Similar, "closest in sound", "ähnlichsten"),
+        ];
+        let mood = Selection::Mood(Mood::Focus);
+        for (reason, en, de) in reasons {
+            let reply = Reply::WhyThisSong {
+                track: t.clone(),
+                selection: mood.clone(),
+                reason,
+                seed: None,
+            };
+            let english = words(&reply, Lang::En).speech;
+            assert!(
+                english.starts_with(
+                    "I picked Blue Hour by Mara Lind because you asked for music to focus, and "
+                ) && english.contains(en),
+                "{english}"
+            );
+            let german = words(&reply, Lang::De).speech;
+            assert!(
+                german.starts_with("Ich habe Blue Hour von Mara Lind ausgesucht, weil du Musik zum Konzentrieren wolltest, und ")
+                    && german.contains(de),
+                "{german}"
+            );
+        }
+        // A queue stored before reasons were kept: the request alone.
+        let seed = track("Old Song", "Someone", "pop");
+        let reply = Reply::WhyThisSong {
+            track: t.clone(),
+            selection: Selection::LikeTrack(seed.id.clone()),
+            reason: Reason::Unrecorded,
+            seed: Some(seed),
+        };
+        assert_eq!(
+            words(&reply, Lang::En).speech,
+            "I picked Blue Hour by Mara Lind because you asked for more like Old Song."
+        );
+        assert_eq!(
+            words(&reply, Lang::De).speech,
+            "Ich habe Blue Hour von Mara Lind ausgesucht, weil du mehr wie Old Song wolltest."
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! generation, which also discards an answer computed while the opinion was being recorded.
 
 use super::{Ranked, RecommendError, RecommendRequest, Recommendation, Recommender};
-use crate::domain::{Selection, Track, TrackId, TrackLookup};
+use crate::domain::{Reason, Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use moka::future::Cache;
 use std::collections::HashSet;
@@ -74,15 +74,15 @@ impl Recommender for CachedRecommender {
         Self::count(if entry.is_fresh() { "miss" } else { "hit" });
         let cached = entry.into_value();
         let excluded: HashSet<&TrackId> = req.exclude.iter().collect();
-        let tracks: Vec<Arc<Track>> = cached
+        let picks: Vec<(Arc<Track>, Reason)> = cached
             .tracks
-            .iter()
-            .filter(|t| !excluded.contains(&t.id))
+            .picks()
+            .filter(|(t, _)| !excluded.contains(&t.id))
             .take(req.limit)
-            .cloned()
+            .map(|(t, why)| (t.clone(), why))
             .collect();
-        let used_up = tracks.len() < req.limit.min(cached.tracks.len()) && !req.exclude.is_empty();
-        let Some(tracks) = Ranked::new(tracks).filter(|_| !used_up) else {
+        let used_up = picks.len() < req.limit.min(cached.tracks.len()) && !req.exclude.is_empty();
+        let Some(tracks) = Ranked::with_reasons(picks).filter(|_| !used_up) else {
             // The cached list is used up by what is queued: rank afresh around it.
             Self::count("bypass");
             return self.inner.recommend(req).await;

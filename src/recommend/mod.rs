@@ -24,7 +24,7 @@ pub use rank::{CatalogRecommender, RankSettings, spread_artists};
 pub use remote::{Breaker, RemoteRecommender, RemoteSettings};
 pub use serving::{Experiment, ModelSet, ServedModel, VariantSpec, assign_variant};
 
-use crate::domain::{Profile, Selection, Track, TrackId, TrackLookup};
+use crate::domain::{Profile, Reason, Reasons, Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -50,23 +50,44 @@ pub struct Recommendation {
 }
 
 /// A ranked list with a first track: a recommender answers with one or with an error, so no
-/// caller has to promise that a list is not empty. Reads as a slice.
+/// caller has to promise that a list is not empty. Each track comes with why it was picked.
+/// Reads as a slice of tracks.
 #[derive(Debug, Clone)]
-pub struct Ranked(Vec<Arc<Track>>);
+pub struct Ranked {
+    tracks: Vec<Arc<Track>>,
+    reasons: Vec<Reason>,
+}
 
 impl Ranked {
-    /// The list, or `None` when it is empty.
-    pub fn new(tracks: Vec<Arc<Track>>) -> Option<Self> {
-        (!tracks.is_empty()).then_some(Ranked(tracks))
+    /// The list, every track for the same reason, or `None` when it is empty.
+    pub fn new(tracks: Vec<Arc<Track>>, reason: Reason) -> Option<Self> {
+        let reasons = vec![reason; tracks.len()];
+        Self::with_reasons(tracks.into_iter().zip(reasons))
+    }
+
+    /// The list of (track, why), or `None` when it is empty.
+    pub fn with_reasons(picks: impl IntoIterator<Item = (Arc<Track>, Reason)>) -> Option<Self> {
+        let (tracks, reasons): (Vec<_>, Vec<_>) = picks.into_iter().unzip();
+        (!tracks.is_empty()).then_some(Ranked { tracks, reasons })
     }
 
     /// The track that plays first.
     pub fn first(&self) -> &Arc<Track> {
-        &self.0[0]
+        &self.tracks[0]
+    }
+
+    /// Each track with why it was picked, in order.
+    pub fn picks(&self) -> impl Iterator<Item = (&Arc<Track>, Reason)> {
+        self.tracks.iter().zip(self.reasons.iter().copied())
+    }
+
+    /// Why each track was picked, as a queue keeps it.
+    pub fn reasons(&self) -> Reasons {
+        Reasons(self.reasons.clone())
     }
 
     pub fn into_vec(self) -> Vec<Arc<Track>> {
-        self.0
+        self.tracks
     }
 }
 
@@ -74,7 +95,7 @@ impl std::ops::Deref for Ranked {
     type Target = [Arc<Track>];
 
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &self.tracks
     }
 }
 

@@ -15,6 +15,11 @@
 //!
 //! Disliked, queued and (when the profile forbids them) explicit tracks are never returned;
 //! recently played ones only when nothing else is left.
+//!
+//! Each returned track carries its reason (`domain::Reason`): an explored slot is a track
+//! being tried; otherwise the strongest personal term when it adds at least `REASON_FLOOR`
+//! (popularity is shared by every candidate, so a personal term that lifted the track tells
+//! more), else its popularity.
 
 use super::catalog::{Catalog, TrackIx, best_first, likeness, normalize};
 use super::model::dot;
@@ -23,7 +28,7 @@ use super::{
     Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, mood_target,
     recommendation_id,
 };
-use crate::domain::{Profile, Selection, Track, TrackId, TrackLookup};
+use crate::domain::{Profile, Reason, Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use moka::future::Cache;
 use rand::Rng;
@@ -45,6 +50,59 @@ const FOLD_IN_ITEMS: usize = 200;
 const PRECOMPUTED_BONUS: f32 = 1.0;
 /// What a genre the listener said they prefer adds.
 const PREFERRED_GENRE_BONUS: f32 = 0.3;
+/// The least a personal term must add to a score to be given as the track's reason.
+const REASON_FLOOR: f32 = 0.1;
+
+/// One candidate's score, term by term: their sum ranks it, the strongest is its reason.
+#[derive(Debug, Clone, Copy, Default)]
+struct Terms {
+    popularity: f32,
+    genre: f32,
+    artist: f32,
+    preferred_genre: f32,
+    taste: f32,
+    bandit: f32,
+    /// The model's embedding score and the precomputed list's bonus.
+    model: f32,
+    /// For "more like this": nearness to the seed.
+    closeness: f32,
+}
+
+impl Terms {
+    fn total(&self) -> f32 {
+        self.popularity
+            + self.genre
+            + self.artist
+            + self.preferred_genre
+            + self.taste
+            + self.bandit
+            + self.model
+            + self.closeness
+    }
+
+    fn reason(&self) -> Reason {
+        let terms = [
+            (self.closeness, Reason::Similar),
+            (self.artist, Reason::Artist),
+            (self.genre, Reason::Genre),
+            (self.preferred_genre, Reason::PreferredGenre),
+            (self.model, Reason::Model),
+            (self.bandit, Reason::FinishedBefore),
+            (self.taste, Reason::Sound),
+        ];
+        // The first of equal terms wins: the order above is the tie-break.
+        let (best, why) =
+            terms.into_iter().fold(
+                (f32::MIN, Reason::Popular),
+                |a, b| if b.0 > a.0 { b } else { a },
+            );
+        if best >= REASON_FLOOR {
+            why
+        } else {
+            Reason::Popular
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RankSettings {
@@ -228,6 +286,7 @@ impl CatalogRecommender {
         model.factors.fold_in(&items)
     }
 
+    /// Track `ix`'s score for the listener, term by term (`closeness` is left to the caller).
     fn score(
         &self,
         ix: TrackIx,
@@ -236,19 +295,26 @@ impl CatalogRecommender {
         user: Option<&[f32]>,
         model: Option<&ServedModel>,
         precomputed: &HashSet<TrackIx>,
-    ) -> f32 {
+    ) -> Terms {
         let t = self.catalog.at(ix);
         let popularity = t.popularity as f32 / 100.0;
-        let mut bonus = if precomputed.contains(&ix) {
+        let precomputed = if precomputed.contains(&ix) {
             PRECOMPUTED_BONUS
         } else {
             0.0
         };
-        if profile.is_some_and(|p| p.preferred_genres.contains(&t.genre)) {
-            bonus += PREFERRED_GENRE_BONUS;
-        }
+        let preferred_genre = if profile.is_some_and(|p| p.preferred_genres.contains(&t.genre)) {
+            PREFERRED_GENRE_BONUS
+        } else {
+            0.0
+        };
         let Some(p) = profile.filter(|p| p.is_known()) else {
-            return popularity + bonus;
+            return Terms {
+                popularity,
+                preferred_genre,
+                model: precomputed,
+                ..Terms::default()
+            };
         };
         let affinity = |a: Option<&f32>| 0.5 * (a.copied().unwrap_or(0.0) / 4.0).tanh();
         let taste = p.taste.map_or(0.0, |taste| {
@@ -261,13 +327,16 @@ impl CatalogRecommender {
         };
         let o = outcomes.get(t.id.0.as_str()).copied().unwrap_or_default();
         let bandit = (o.finished as f32 + 1.0) / ((o.finished + o.skipped) as f32 + 2.0) - 0.5;
-        0.25 * popularity
-            + affinity(p.genres.get(&t.genre))
-            + affinity(p.artists.get(&t.artist))
-            + taste
-            + embedding
-            + bandit
-            + bonus
+        Terms {
+            popularity: 0.25 * popularity,
+            genre: affinity(p.genres.get(&t.genre)),
+            artist: affinity(p.artists.get(&t.artist)),
+            preferred_genre,
+            taste,
+            bandit,
+            model: embedding + precomputed,
+            closeness: 0.0,
+        }
     }
 }
 
@@ -327,19 +396,20 @@ impl Recommender for CatalogRecommender {
                 .collect(),
             _ => Default::default(),
         };
+        let terms = |ix: TrackIx| Terms {
+            closeness: closeness.get(&ix).copied().unwrap_or(0.0),
+            ..self.score(
+                ix,
+                req.profile,
+                &outcomes,
+                user.as_deref(),
+                model,
+                &precomputed,
+            )
+        };
         let mut scored: Vec<(f32, TrackIx)> = candidates
             .iter()
-            .map(|&ix| {
-                let personal = self.score(
-                    ix,
-                    req.profile,
-                    &outcomes,
-                    user.as_deref(),
-                    model,
-                    &precomputed,
-                );
-                (personal + closeness.get(&ix).copied().unwrap_or(0.0), ix)
-            })
+            .map(|&ix| (terms(ix).total(), ix))
             .collect();
         // Stable: among equal scores the candidate order (popularity) holds.
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -352,14 +422,23 @@ impl Recommender for CatalogRecommender {
             .into_iter()
             .map(|(_, ix)| ix)
             .partition(|&ix| !recent.contains(&self.catalog.at(ix).id));
-        let ranked = self.explore(fresh, stale, &outcomes, req.limit);
+        let (ranked, explored) = self.explore(fresh, stale, &outcomes, req.limit);
         let tracks = spread_artists(
             ranked.iter().map(|&ix| self.catalog.at(ix)),
             req.limit,
             self.settings.max_artist_run,
         );
-        let tracks =
-            Ranked::new(tracks).ok_or_else(|| RecommendError::NoMatch(req.selection.clone()))?;
+        // The terms again for the few tracks returned, rather than kept for every candidate.
+        let picks = tracks.into_iter().map(|t| {
+            let why = match self.catalog.index_of(&t.id) {
+                Some(ix) if explored.contains(&ix) => Reason::Exploring,
+                Some(ix) => terms(ix).reason(),
+                None => Reason::Popular,
+            };
+            (t, why)
+        });
+        let tracks = Ranked::with_reasons(picks)
+            .ok_or_else(|| RecommendError::NoMatch(req.selection.clone()))?;
         Ok(Recommendation {
             id: recommendation_id(),
             model_version: model
@@ -380,20 +459,24 @@ impl Recommender for CatalogRecommender {
 
 impl CatalogRecommender {
     /// The ranked list with the exploration share of its slots (never the first) given to the
-    /// fresh candidate with the highest Thompson sample.
+    /// fresh candidate with the highest Thompson sample, and the tracks those slots took.
     fn explore(
         &self,
         fresh: Vec<TrackIx>,
         stale: Vec<TrackIx>,
         outcomes: &Outcomes<'_>,
         limit: usize,
-    ) -> Vec<TrackIx> {
+    ) -> (Vec<TrackIx>, HashSet<TrackIx>) {
         // Room for the artist spread to reorder.
         let want = (limit * 2).min(fresh.len() + stale.len());
         let share = self.settings.exploration.clamp(0.0, 0.5);
         let explore_slots = (limit as f32 * share).round() as usize;
+        let mut explored = HashSet::new();
         if explore_slots == 0 || fresh.len() <= 1 {
-            return fresh.into_iter().chain(stale).take(want).collect();
+            return (
+                fresh.into_iter().chain(stale).take(want).collect(),
+                explored,
+            );
         }
         let stride = (limit / explore_slots).max(2);
         let mut rng = rand::rng();
@@ -402,7 +485,8 @@ impl CatalogRecommender {
         let mut out = Vec::with_capacity(want);
         while out.len() < want {
             let slot = out.len();
-            let pick = if slot % stride == stride - 1 && slot < limit {
+            let exploring = slot % stride == stride - 1 && slot < limit;
+            let pick = if exploring {
                 // Thompson sampling over every fresh candidate not yet taken.
                 (0..fresh.len())
                     .filter(|&i| !taken[i])
@@ -417,6 +501,10 @@ impl CatalogRecommender {
             };
             match pick {
                 Some(i) => {
+                    // A Thompson pick that is also the best score left is no trial.
+                    if exploring && (next_best..fresh.len()).find(|&j| !taken[j]) != Some(i) {
+                        explored.insert(fresh[i]);
+                    }
                     taken[i] = true;
                     out.push(fresh[i]);
                 }
@@ -424,7 +512,7 @@ impl CatalogRecommender {
             }
         }
         out.extend(stale.into_iter().take(want.saturating_sub(out.len())));
-        out
+        (out, explored)
     }
 }
 
@@ -469,19 +557,7 @@ mod tests {
     use super::*;
 
     fn track(id: &str, artist: &str) -> Arc<Track> {
-        Arc::new(Track {
-            id: TrackId(id.into()),
-            title: id.into(),
-            artist: artist.into(),
-            album: String::new(),
-            genre: "pop".into(),
-            duration_ms: 1000,
-            popularity: 50,
-            explicit: false,
-            features: Default::default(),
-            stream_url: "https://x/y".into(),
-            art_url: None,
-        })
+        Arc::new(Track::sample(id, artist, "pop"))
     }
 
     fn artists(ts: &[Arc<Track>], max_run: usize) -> Vec<String> {

@@ -12,7 +12,7 @@ use super::rank::CatalogRecommender;
 use super::{
     Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, recommendation_id,
 };
-use crate::domain::{Track, TrackId, TrackLookup};
+use crate::domain::{Reason, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
@@ -223,7 +223,8 @@ impl Recommender for RemoteRecommender {
             })
             .take(req.limit)
             .collect();
-        let Some(tracks) = Ranked::new(tracks) else {
+        // The endpoint says which tracks, not why: its model picked them.
+        let Some(tracks) = Ranked::new(tracks, Reason::Model) else {
             return self.fallback(req, "no known track in the answer").await;
         };
         metrics::counter!("encore_remote_recommender_total", "outcome" => "ok").increment(1);

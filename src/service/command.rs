@@ -1,6 +1,6 @@
 //! What goes into the service and what comes out of it.
 
-use crate::domain::{Selection, Token, Track};
+use crate::domain::{Reason, Selection, Token, Track};
 use std::sync::Arc;
 
 /// Which slot a request lacked or did not resolve, so the listener can be asked for it.
@@ -22,6 +22,8 @@ pub enum Command {
     Like,
     Dislike,
     WhatIsPlaying,
+    /// "Why did you play this?"
+    WhyThisSong,
     Pause,
     Resume,
     Next,
@@ -84,6 +86,14 @@ pub enum Reply {
     },
     NoMatch(Selection),
     NowPlaying(Arc<Track>),
+    /// Why `track` is playing: the request that chose it and the strongest reason; `seed`
+    /// is the track a "more like this" request started from.
+    WhyThisSong {
+        track: Arc<Track>,
+        selection: Selection,
+        reason: Reason,
+        seed: Option<Arc<Track>>,
+    },
     NothingPlaying,
     NothingToResume,
     Liked(Arc<Track>),

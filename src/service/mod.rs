@@ -195,6 +195,7 @@ impl Service {
             Command::Play(selection) => ctx.play(selection).await,
             Command::MoreLikeThis => ctx.more_like_this().await,
             Command::WhatIsPlaying => ctx.what_is_playing().await,
+            Command::WhyThisSong => ctx.why_this_song().await,
             Command::Like => ctx.opinion(true).await,
             Command::Dislike => ctx.opinion(false).await,
             Command::Pause => ctx.stop(false).await,

@@ -168,7 +168,7 @@ impl Ctx<'_> {
         };
         match self.service.recommend(request).await {
             Ok(rec) => {
-                queue.extend(rec.tracks.iter().map(|t| t.id.clone()));
+                queue.extend(rec.tracks.picks().map(|(t, why)| (t.id.clone(), why)));
             }
             Err(e) => {
                 tracing::info!(user_id = %self.listener.user_id, error = %crate::error::Chain(&e), "queue not extended")

@@ -1,5 +1,5 @@
 //! Playing a selection (a mood, genre, artist, or more like the current track) as a new
-//! queue, and saying what is playing.
+//! queue, and saying what is playing and why.
 
 use super::ctx::Ctx;
 use super::{Outcome, PlayBehavior, Playback, QUEUE_LENGTH, Reply, UPCOMING};
@@ -42,7 +42,8 @@ impl Ctx<'_> {
             rec.id,
             rec.model_version,
             rec.tracks.iter().map(|t| t.id.clone()).collect(),
-        );
+        )
+        .with_reasons(rec.tracks.reasons());
         queue.owner = self
             .listener
             .account_id
@@ -83,6 +84,30 @@ impl Ctx<'_> {
         match self.current().await {
             Ok(Some((queue, pos))) => match self.track(&queue, pos) {
                 Some(track) => Outcome::end(Some(Reply::NowPlaying(track))),
+                None => Outcome::ask(Reply::NothingPlaying),
+            },
+            Ok(None) => Outcome::ask(Reply::NothingPlaying),
+            Err(_) => Outcome::end(Some(Reply::Trouble)),
+        }
+    }
+
+    /// Why the track playing was picked, from its queue's record: the request that made the
+    /// queue and the reason the recommender gave for the track.
+    pub(super) async fn why_this_song(&self) -> Outcome {
+        match self.current().await {
+            Ok(Some((queue, pos))) => match self.track(&queue, pos) {
+                Some(track) => {
+                    let seed = match &queue.selection {
+                        Selection::LikeTrack(id) => self.service.recommender.track(id),
+                        _ => None,
+                    };
+                    Outcome::end(Some(Reply::WhyThisSong {
+                        track,
+                        reason: queue.reason(queue.index_at(pos)),
+                        selection: queue.selection,
+                        seed,
+                    }))
+                }
                 None => Outcome::ask(Reply::NothingPlaying),
             },
             Ok(None) => Outcome::ask(Reply::NothingPlaying),

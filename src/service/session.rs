@@ -84,25 +84,11 @@ pub(super) fn rerank(queue: &mut Queue, pos: usize, tracks: &dyn TrackLookup) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::AudioFeatures;
 
     fn track(artist: &str, genre: &str, energy: f32) -> Track {
-        Track {
-            id: TrackId(format!("{artist}-{genre}-{energy}")),
-            title: String::new(),
-            artist: artist.into(),
-            album: String::new(),
-            genre: genre.into(),
-            duration_ms: 200_000,
-            popularity: 50,
-            explicit: false,
-            features: AudioFeatures {
-                energy,
-                ..Default::default()
-            },
-            stream_url: String::new(),
-            art_url: None,
-        }
+        let mut t = Track::sample(&format!("{artist}-{genre}-{energy}"), artist, genre);
+        t.features.energy = energy;
+        t
     }
 
     #[test]
