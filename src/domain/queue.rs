@@ -56,18 +56,18 @@ pub struct Queue {
     pub ended: Option<String>,
     /// What the device holds as its next stream, and after which stream, so a report that
     /// comes late or twice does not enqueue a second one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enqueued: Option<Enqueued>,
     /// Streams that failed in a row since one last started (see `MAX_CONSECUTIVE_FAILURES`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub failures: u32,
     /// Who started the queue, when a recognised person did (their user id): the device's
     /// reports, which name no person, are theirs.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// What the listener has shown in this queue, newest last (at most `SESSION_SIGNALS`):
     /// the session's fast path re-ranks what has not played yet by it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub session: Vec<Signal>,
     /// Why each track was picked, by track index (empty in queues stored before reasons
     /// were kept): "why did you play this?" answers from it.
@@ -333,6 +333,10 @@ impl Queue {
         }
         self.shuffle = on;
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn control() -> String {
