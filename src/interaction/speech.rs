@@ -107,23 +107,23 @@ fn why_words(
         (Reason::Similar, Lang::De) => Some("es ist eines der ähnlichsten".to_owned()),
         (Reason::Unrecorded, _) => None,
     };
-    match (because, lang) {
-        (Some(b), Lang::En) => format!(
-            "I picked {} because you asked for {asked}, and {b}.",
+    let picked = match lang {
+        Lang::En => format!(
+            "I picked {} because you asked for {asked}",
             track_words(track, lang)
         ),
-        (Some(b), Lang::De) => format!(
-            "Ich habe {} ausgesucht, weil du {asked} wolltest, und {b}.",
+        Lang::De => format!(
+            "Ich habe {} ausgesucht, weil du {asked} wolltest",
             track_words(track, lang)
         ),
-        (None, Lang::En) => format!(
-            "I picked {} because you asked for {asked}.",
-            track_words(track, lang)
-        ),
-        (None, Lang::De) => format!(
-            "Ich habe {} ausgesucht, weil du {asked} wolltest.",
-            track_words(track, lang)
-        ),
+    };
+    let and = match lang {
+        Lang::En => "and",
+        Lang::De => "und",
+    };
+    match because {
+        Some(b) => format!("{picked}, {and} {b}."),
+        None => format!("{picked}."),
     }
 }
 

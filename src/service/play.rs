@@ -3,8 +3,9 @@
 
 use super::ctx::Ctx;
 use super::{Outcome, PlayBehavior, Playback, QUEUE_LENGTH, Reply, UPCOMING};
-use crate::domain::{Queue, Selection};
+use crate::domain::{Queue, Selection, Track};
 use crate::recommend::{RecommendError, RecommendRequest};
+use std::sync::Arc;
 
 impl Ctx<'_> {
     pub(super) async fn play(&self, selection: Selection) -> Outcome {
@@ -81,33 +82,37 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn what_is_playing(&self) -> Outcome {
-        match self.current().await {
-            Ok(Some((queue, pos))) => match self.track(&queue, pos) {
-                Some(track) => Outcome::end(Some(Reply::NowPlaying(track))),
-                None => Outcome::ask(Reply::NothingPlaying),
-            },
-            Ok(None) => Outcome::ask(Reply::NothingPlaying),
-            Err(_) => Outcome::end(Some(Reply::Trouble)),
-        }
+        self.about_the_track_playing(|_, _, track| Reply::NowPlaying(track))
+            .await
     }
 
     /// Why the track playing was picked, from its queue's record: the request that made the
     /// queue and the reason the recommender gave for the track.
     pub(super) async fn why_this_song(&self) -> Outcome {
+        self.about_the_track_playing(|queue, pos, track| {
+            let seed = match &queue.selection {
+                Selection::LikeTrack(id) => self.service.recommender.track(id),
+                _ => None,
+            };
+            Reply::WhyThisSong {
+                track,
+                reason: queue.reason(queue.index_at(pos)),
+                selection: queue.selection,
+                seed,
+            }
+        })
+        .await
+    }
+
+    /// The answer `reply` gives about the track playing (its queue, position and track), or
+    /// that nothing is playing.
+    async fn about_the_track_playing(
+        &self,
+        reply: impl FnOnce(Queue, usize, Arc<Track>) -> Reply,
+    ) -> Outcome {
         match self.current().await {
             Ok(Some((queue, pos))) => match self.track(&queue, pos) {
-                Some(track) => {
-                    let seed = match &queue.selection {
-                        Selection::LikeTrack(id) => self.service.recommender.track(id),
-                        _ => None,
-                    };
-                    Outcome::end(Some(Reply::WhyThisSong {
-                        track,
-                        reason: queue.reason(queue.index_at(pos)),
-                        selection: queue.selection,
-                        seed,
-                    }))
-                }
+                Some(track) => Outcome::end(Some(reply(queue, pos, track))),
                 None => Outcome::ask(Reply::NothingPlaying),
             },
             Ok(None) => Outcome::ask(Reply::NothingPlaying),
