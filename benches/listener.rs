@@ -8,7 +8,7 @@
 //! whose enqueued track comes next, and `PlaybackFinished`), one that does not is skipped
 //! 5 s in ("Alexa, next"). Tastes, drawn from the mood's pool in the catalog: two of its
 //! genres (its second and third most common), an energy range (the lower half of the pool's
-//! energies), and a listener who never skips (whose first track must be the same in both).
+//! energies, and the upper half), and a listener who never skips (whose first track must be the same in both).
 //! Each session is a new listener, so nothing is carried between sessions; the in-process
 //! consumer folds events into profiles as it does in service.
 //!
@@ -79,10 +79,15 @@ impl Taste {
         genres.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         let mut energies: Vec<f32> = pool.iter().map(|t| t.features.energy).collect();
         energies.sort_by(f32::total_cmp);
-        let (lo, median) = (energies[0], energies[energies.len() / 2]);
+        let (lo, median, hi) = (
+            energies[0],
+            energies[energies.len() / 2],
+            energies[energies.len() - 1],
+        );
         vec![
             Taste::Genres(genres[1].0.to_owned(), genres[2].0.to_owned()),
             Taste::Energy(lo, median),
+            Taste::Energy(median, hi),
             Taste::Everything,
         ]
     }
