@@ -6,17 +6,20 @@
 //! - recommend latency p50/p99 on a cache miss (a known listener with history, a different
 //!   listener each call, moods, genres, artists and "more like this" mixed, exploration on)
 //!   and on a cache hit (the recommendation cache in front), from BENCH_CALLS calls each;
-//! - criterion's estimate of the same two means.
+//! - criterion's estimate of the same two means;
+//! - the song search: index build time and bytes per track, query latency p50/p99 and how
+//!   often the track asked for comes first, for titles as written and with a word misheard
+//!   (a letter dropped), BENCH_CALLS queries of random catalog titles with their artist.
 //!
 //! Run with `cargo bench --bench recommend`. Loopback-free: nothing leaves the process.
 
 use criterion::Criterion;
-use encore::domain::{Mood, Profile, Selection};
+use encore::domain::{Mood, Profile, Selection, Track, Wanted};
 use encore::offline::synth;
 use encore::recommend::model::{ItemFactors, new_manifest};
 use encore::recommend::{
     CachedRecommender, Catalog, CatalogRecommender, Experiment, Manifest, ModelSet, RankSettings,
-    RecommendRequest, Recommender, write_tracks_csv,
+    RecommendRequest, Recommender, SearchIndex, write_tracks_csv,
 };
 use rand::{Rng, SeedableRng};
 use std::path::Path;
@@ -166,6 +169,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let mut searches = Vec::new();
     let mut criterion = Criterion::default()
         .sample_size(20)
         .measurement_time(Duration::from_secs(3))
@@ -236,6 +240,7 @@ fn main() {
             percentile(&hit, 0.5),
             percentile(&hit, 0.99)
         );
+        searches.push(search_row(&catalog, calls, &mut rng));
         let mut group = criterion.benchmark_group(format!("recommend/{n}"));
         let mut i = 0usize;
         group.bench_function("miss", |b| {
@@ -252,5 +257,70 @@ fn main() {
         });
         group.finish();
     }
+    println!(
+        "\n| tracks | search index build s | index bytes/track | query p50 ms | query p99 ms | asked-for first, as written | with a misheard word |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for row in searches {
+        println!("{row}");
+    }
     criterion.final_summary();
+}
+
+/// The search table's row for `catalog`: build the index, then ask for `calls` random
+/// titles with their artist, as written and with one letter dropped from the longest word.
+fn search_row(catalog: &Catalog, calls: usize, rng: &mut impl Rng) -> String {
+    let started = Instant::now();
+    let index = SearchIndex::build(catalog.tracks());
+    let build_s = started.elapsed().as_secs_f64();
+    let per_track = index.heap_bytes() as f64 / catalog.len() as f64;
+    let tracks = catalog.tracks();
+    let (mut latencies, mut exact, mut misheard) = (Vec::with_capacity(2 * calls), 0, 0);
+    // The same title by the same artist is the same song for a listener.
+    let same = |a: &Track, b: &Track| a.title == b.title && a.artist == b.artist;
+    for _ in 0..calls {
+        let wanted = &tracks[rng.random_range(0..tracks.len())];
+        for (said, hits) in [
+            (wanted.title.clone(), &mut exact),
+            (mishear(&wanted.title), &mut misheard),
+        ] {
+            let t = Instant::now();
+            let found = index.search(tracks, Wanted::Song, &said, Some(&wanted.artist), 1);
+            latencies.push(t.elapsed());
+            if found
+                .first()
+                .is_some_and(|h| same(&tracks[h.track as usize], wanted))
+            {
+                *hits += 1;
+            }
+        }
+    }
+    latencies.sort();
+    format!(
+        "| {} | {build_s:.2} | {per_track:.0} | {:.3} | {:.3} | {:.1}% | {:.1}% |",
+        catalog.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        100.0 * exact as f64 / calls as f64,
+        100.0 * misheard as f64 / calls as f64,
+    )
+}
+
+/// `title` with the middle letter of its longest word dropped ("Window" -> "Windw").
+fn mishear(title: &str) -> String {
+    let longest = title
+        .split_whitespace()
+        .max_by_key(|w| w.len())
+        .unwrap_or_default();
+    let chars: Vec<char> = longest.chars().collect();
+    let mut changed: String = chars.iter().collect();
+    if chars.len() >= 4 {
+        changed = chars
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != chars.len() / 2)
+            .map(|(_, c)| c)
+            .collect();
+    }
+    title.replacen(longest, &changed, 1)
 }

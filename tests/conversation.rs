@@ -716,3 +716,86 @@ async fn why_this_song_answers_from_the_recommendation_in_english_and_german() {
     );
     echo.server.stop().await;
 }
+
+#[tokio::test]
+async fn songs_and_albums_asked_for_by_name_play_first_and_more_like_them_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start(dir.path()).await;
+    let slot = |name: &'static str, value: &'static str| {
+        move |r: &mut Value| r["request"]["intent"]["slots"][name]["value"] = value.into()
+    };
+
+    // "Play Burning Night by Theo Dubois": six tracks share the title; the artist decides.
+    let r = echo.send("play_song", "", None).await;
+    let (_, token, track, _) = play(&r);
+    assert_eq!(track, "Burning Night / Theo Dubois");
+    assert!(
+        speech(&r).contains("Burning Night by Theo Dubois, then more like it"),
+        "{r}"
+    );
+    echo.send("playback_started", &token, Some(0)).await;
+    let r = echo.send("why_this_song", &token, Some(2_000)).await;
+    assert!(
+        speech(&r).contains("You asked for Burning Night by Theo Dubois."),
+        "{r}"
+    );
+    // The music goes on after the song: more like it.
+    let (_, next_token, next, _) = play(&echo.send("next", &token, Some(3_000)).await);
+    assert_ne!(next, track);
+    echo.send("playback_started", &next_token, Some(0)).await;
+    let r = echo.send("why_this_song", &next_token, Some(1_000)).await;
+    assert!(speech(&r).contains("more like Burning Night"), "{r}");
+
+    // A misheard word, an article and a word the catalog lacks still find it.
+    let r = echo
+        .send_edited("play_song", "", None, slot("song", "the burning nigt live"))
+        .await;
+    assert_eq!(play(&r).2, "Burning Night / Theo Dubois");
+
+    // "Play burning night" heard as an artist: no artist has that name, a song does.
+    let r = echo
+        .send_edited("play_artist", "", None, slot("artist", "burning night"))
+        .await;
+    assert!(play(&r).2.starts_with("Burning Night / "), "{r}");
+
+    // An album plays its own tracks first.
+    let catalog = encore::recommend::Catalog::load(&common::repo().join("models")).unwrap();
+    let mut album: Vec<String> = catalog
+        .tracks()
+        .iter()
+        .filter(|t| t.album == "Restless Bloom" && t.artist == "Theo Dubois")
+        .map(|t| t.title.clone())
+        .collect();
+    album.sort();
+    let r = echo.send("play_album", "", None).await;
+    assert!(
+        speech(&r).contains("Playing the album Restless Bloom by Theo Dubois."),
+        "{r}"
+    );
+    let (_, mut token, first, _) = play(&r);
+    let mut heard = vec![first];
+    for _ in 1..album.len() {
+        let (_, t, track, _) = play(&echo.send("next", &token, Some(5_000)).await);
+        heard.push(track);
+        token = t;
+    }
+    let mut titles: Vec<String> = heard
+        .iter()
+        .map(|t| t.split_once(" / ").unwrap().0.to_owned())
+        .collect();
+    titles.sort();
+    assert_eq!(titles, album);
+
+    // Nothing by that name: the listener hears what to ask for instead, and can answer.
+    let r = echo
+        .send_edited("play_song", "", None, slot("song", "stairway to heaven"))
+        .await;
+    assert!(r["response"].get("directives").is_none(), "{r}");
+    assert!(
+        speech(&r).contains("find stairway to heaven by theo dubois.")
+            && speech(&r).contains("something relaxing"),
+        "{r}"
+    );
+    assert_eq!(r["response"]["shouldEndSession"], false, "{r}");
+    echo.server.stop().await;
+}

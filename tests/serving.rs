@@ -7,7 +7,7 @@ use crate::common;
 
 use async_trait::async_trait;
 use encore::app::Components;
-use encore::domain::{Listener, Mood, Selection, Source, Track, TrackId, TrackLookup};
+use encore::domain::{Listener, Mood, Named, Selection, Source, Track, TrackId, TrackLookup};
 use encore::feedback::LocalLog;
 use encore::recommend::model::{ItemFactors, ModelManifest, new_manifest};
 use encore::recommend::{
@@ -228,6 +228,9 @@ impl Recommender for Counting {
     }
     fn model_version(&self) -> String {
         self.inner.model_version()
+    }
+    fn search(&self, named: &Named, limit: usize) -> Vec<(Arc<Track>, f32)> {
+        self.inner.search(named, limit)
     }
 }
 

@@ -55,6 +55,21 @@ impl Selection {
     }
 }
 
+/// What a listener asked for by name: a song by its title, or an album by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    Song,
+    Album,
+}
+
+/// A song or an album as a listener named it, and the artist if they said one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub wanted: Wanted,
+    pub name: String,
+    pub artist: Option<String>,
+}
+
 /// Who is asking, on which device, through which client: queues are kept per listener and
 /// device.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,6 +25,8 @@ pub enum Reason {
     Exploring,
     /// For "more like this": it is among the tracks nearest the seed.
     Similar,
+    /// The listener asked for it by name (a song, or a track of an album).
+    Requested,
     /// Not recorded (a queue stored before reasons were kept).
     Unrecorded,
 }
@@ -42,6 +44,7 @@ impl Reason {
             Reason::Model => 'm',
             Reason::Exploring => 'x',
             Reason::Similar => 'l',
+            Reason::Requested => 'q',
             Reason::Unrecorded => '-',
         }
     }
@@ -57,6 +60,7 @@ impl Reason {
             'm' => Reason::Model,
             'x' => Reason::Exploring,
             'l' => Reason::Similar,
+            'q' => Reason::Requested,
             // A letter a later version wrote: not known here, not an error.
             _ => Reason::Unrecorded,
         }

@@ -1,6 +1,7 @@
 //! Intent names and slots -> service commands, for both the Alexa and the text path.
 
 use crate::domain::{Mood, Selection};
+use crate::domain::{Named, Wanted};
 use crate::service::{Command, SlotKind};
 use std::collections::HashMap;
 
@@ -49,6 +50,8 @@ pub fn command_for(intent: &Intent) -> Command {
             Some(artist) => Command::Play(Selection::Artist(artist.to_owned())),
             None => Command::Missing(SlotKind::Artist),
         },
+        "PlaySongIntent" => named(intent, Wanted::Song, "song", SlotKind::Song),
+        "PlayAlbumIntent" => named(intent, Wanted::Album, "album", SlotKind::Album),
         "MoreLikeThisIntent" => Command::MoreLikeThis,
         "LikeIntent" => Command::Like,
         "DislikeIntent" => Command::Dislike,
@@ -71,5 +74,17 @@ pub fn command_for(intent: &Intent) -> Command {
             tracing::info!(intent = other, "unknown intent, answering with fallback");
             Command::Fallback
         }
+    }
+}
+
+/// A song or an album named in slot `slot`, by the artist in slot `artist` if filled.
+fn named(intent: &Intent, wanted: Wanted, slot: &str, missing: SlotKind) -> Command {
+    match intent.heard(slot) {
+        Some(name) => Command::PlayNamed(Named {
+            wanted,
+            name: name.to_owned(),
+            artist: intent.heard("artist").map(str::to_owned),
+        }),
+        None => Command::Missing(missing),
     }
 }

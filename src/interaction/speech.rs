@@ -2,6 +2,7 @@
 //! `Reply`); this module decides the words, for the voice and the text paths alike.
 
 use crate::domain::{Mood, Reason, Selection, Track};
+use crate::domain::{Named, Wanted};
 use crate::service::{Reply, SlotKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,12 @@ fn why_words(
     seed: Option<&Track>,
     lang: Lang,
 ) -> String {
+    if reason == Reason::Requested {
+        return match lang {
+            Lang::En => format!("You asked for {}.", track_words(track, lang)),
+            Lang::De => format!("Du hast dir {} gewünscht.", track_words(track, lang)),
+        };
+    }
     let asked = match (selection, seed, lang) {
         (Selection::LikeTrack(_), Some(seed), Lang::En) => format!("more like {}", seed.title),
         (Selection::LikeTrack(_), Some(seed), Lang::De) => format!("mehr wie {}", seed.title),
@@ -105,7 +112,7 @@ fn why_words(
         (Reason::Exploring, Lang::De) => Some("es ist neu für dich: ab und zu probiere ich etwas aus, das du noch nicht kennst, um deinen Geschmack kennenzulernen".to_owned()),
         (Reason::Similar, Lang::En) => Some("it's one of the closest in sound".to_owned()),
         (Reason::Similar, Lang::De) => Some("es ist eines der ähnlichsten".to_owned()),
-        (Reason::Unrecorded, _) => None,
+        (Reason::Requested | Reason::Unrecorded, _) => None,
     };
     let picked = match lang {
         Lang::En => format!(
@@ -127,6 +134,30 @@ fn why_words(
     }
 }
 
+/// A song or an album that is not in the catalog, and what to ask for instead: the nearest
+/// match's artist if there is one, and a mood.
+fn not_found_words(named: &Named, artist: Option<&str>, lang: Lang) -> String {
+    let what = match (&named.artist, lang) {
+        (Some(by), Lang::En) => format!("{} by {by}", named.name),
+        (Some(by), Lang::De) => format!("{} von {by}", named.name),
+        (None, _) => named.name.clone(),
+    };
+    match (artist, lang) {
+        (Some(a), Lang::En) => format!(
+            "Sorry, I couldn't find {what}. You could ask for music by {a}, or for something relaxing."
+        ),
+        (Some(a), Lang::De) => format!(
+            "Leider habe ich {what} nicht gefunden. Du kannst dir Musik von {a} wünschen oder etwas Entspannendes."
+        ),
+        (None, Lang::En) => format!(
+            "Sorry, I couldn't find {what}. You could ask for a mood, like something relaxing, or for an artist."
+        ),
+        (None, Lang::De) => format!(
+            "Leider habe ich {what} nicht gefunden. Du kannst dir eine Stimmung wünschen, etwa etwas Entspannendes, oder einen Künstler."
+        ),
+    }
+}
+
 pub fn words(reply: &Reply, lang: Lang) -> Words {
     let say = |s: String| Words {
         speech: s,
@@ -142,8 +173,8 @@ pub fn words(reply: &Reply, lang: Lang) -> Words {
     match (reply, lang) {
         (Reply::Welcome, En) => ask("Welcome to Encore. What would you like to hear? You can say a mood like relaxing or energetic, a genre like jazz, or an artist.".into(), "What would you like to hear? For example, say: play something relaxing."),
         (Reply::Welcome, De) => ask("Willkommen bei Encore. Was möchtest du hören? Du kannst eine Stimmung wie entspannend oder fröhlich nennen, ein Genre wie Jazz oder einen Künstler.".into(), "Was möchtest du hören? Sag zum Beispiel: spiel etwas Entspannendes."),
-        (Reply::Help, En) => ask("Encore plays music for your mood. Say: play something relaxing, play jazz, or play music by an artist. While music plays you can say next, previous, pause, resume, shuffle, loop, I like this song, what's playing, or why this song. What would you like to hear?".into(), "What would you like to hear?"),
-        (Reply::Help, De) => ask("Encore spielt Musik für deine Stimmung. Sag: spiel etwas Entspannendes, spiel Jazz oder spiel Musik von einem Künstler. Während Musik läuft, kannst du sagen: nächstes Lied, zurück, Pause, weiter, mischen, Daumen hoch, was läuft gerade oder warum läuft das. Was möchtest du hören?".into(), "Was möchtest du hören?"),
+        (Reply::Help, En) => ask("Encore plays music for your mood. Say: play something relaxing, play jazz, play music by an artist, or a song or an album by its name. While music plays you can say next, previous, pause, resume, shuffle, loop, I like this song, what's playing, or why this song. What would you like to hear?".into(), "What would you like to hear?"),
+        (Reply::Help, De) => ask("Encore spielt Musik für deine Stimmung. Sag: spiel etwas Entspannendes, spiel Jazz, spiel Musik von einem Künstler oder ein Lied oder Album mit seinem Namen. Während Musik läuft, kannst du sagen: nächstes Lied, zurück, Pause, weiter, mischen, Daumen hoch, was läuft gerade oder warum läuft das. Was möchtest du hören?".into(), "Was möchtest du hören?"),
         (Reply::Fallback, En) => ask("Sorry, I didn't catch that. You can ask for a mood, like: play something relaxing, a genre like rock, or an artist. What would you like?".into(), "Try: play something happy."),
         (Reply::Fallback, De) => ask("Entschuldige, das habe ich nicht verstanden. Du kannst eine Stimmung wünschen, etwa: spiel etwas Entspannendes, ein Genre wie Rock oder einen Künstler. Was möchtest du?".into(), "Sag zum Beispiel: spiel etwas Fröhliches."),
         (Reply::Goodbye, En) => say("Goodbye.".into()),
@@ -154,6 +185,31 @@ pub fn words(reply: &Reply, lang: Lang) -> Words {
         (Reply::AskFor(SlotKind::Genre), De) => ask("Welches Genre? Zum Beispiel Pop, Rock, Jazz, Klassik oder elektronisch.".into(), "Welches Genre möchtest du?"),
         (Reply::AskFor(SlotKind::Artist), En) => ask("Which artist would you like to hear?".into(), "Which artist?"),
         (Reply::AskFor(SlotKind::Artist), De) => ask("Welchen Künstler möchtest du hören?".into(), "Welchen Künstler?"),
+        (Reply::AskFor(SlotKind::Song), En) => ask("Which song would you like to hear?".into(), "Which song?"),
+        (Reply::AskFor(SlotKind::Song), De) => ask("Welches Lied möchtest du hören?".into(), "Welches Lied?"),
+        (Reply::AskFor(SlotKind::Album), En) => ask("Which album would you like to hear?".into(), "Which album?"),
+        (Reply::AskFor(SlotKind::Album), De) => ask("Welches Album möchtest du hören?".into(), "Welches Album?"),
+        (Reply::PlayingNamed { wanted: Wanted::Song, track }, En) => Words {
+            speech: format!("Here's {}, then more like it.", track_words(track, En)),
+            reprompt: None,
+            card_title: Some("Now playing".into()),
+        },
+        (Reply::PlayingNamed { wanted: Wanted::Song, track }, De) => Words {
+            speech: format!("Hier ist {}, danach mehr in dieser Art.", track_words(track, De)),
+            reprompt: None,
+            card_title: Some("Jetzt läuft".into()),
+        },
+        (Reply::PlayingNamed { wanted: Wanted::Album, track }, En) => Words {
+            speech: format!("Playing the album {} by {}.", track.album, track.artist),
+            reprompt: None,
+            card_title: Some("Now playing".into()),
+        },
+        (Reply::PlayingNamed { wanted: Wanted::Album, track }, De) => Words {
+            speech: format!("Ich spiele das Album {} von {}.", track.album, track.artist),
+            reprompt: None,
+            card_title: Some("Jetzt läuft".into()),
+        },
+        (Reply::NotFound { named, artist }, _) => ask(not_found_words(named, artist.as_deref(), lang), match lang { En => "What else would you like to hear?", De => "Was möchtest du sonst hören?" }),
         (Reply::Playing { selection, track }, En) => Words {
             speech: format!("Playing {}. Here's {}.", selection_words(selection, En), track_words(track, En)),
             reprompt: None,
@@ -207,6 +263,55 @@ mod tests {
 
     fn track(title: &str, artist: &str, genre: &str) -> Arc<Track> {
         Arc::new(Track::sample(title, artist, genre))
+    }
+
+    #[test]
+    fn a_song_asked_for_by_name_and_one_not_found_are_answered_in_both_languages() {
+        let t = track("Blue Hour", "Mara Lind", "jazz");
+        let song = Reply::PlayingNamed {
+            wanted: Wanted::Song,
+            track: t.clone(),
+        };
+        assert!(
+            words(&song, Lang::En)
+                .speech
+                .contains("Blue Hour by Mara Lind, then more like it")
+        );
+        assert!(
+            words(&song, Lang::De)
+                .speech
+                .contains("Blue Hour von Mara Lind, danach")
+        );
+        let why = Reply::WhyThisSong {
+            track: t.clone(),
+            selection: Selection::LikeTrack(t.id.clone()),
+            reason: Reason::Requested,
+            seed: Some(t),
+        };
+        assert_eq!(
+            words(&why, Lang::De).speech,
+            "Du hast dir Blue Hour von Mara Lind gewünscht."
+        );
+        let named = Named {
+            wanted: Wanted::Song,
+            name: "halo".into(),
+            artist: None,
+        };
+        let near = Reply::NotFound {
+            named: named.clone(),
+            artist: Some("Mara Lind".into()),
+        };
+        let w = words(&near, Lang::En);
+        assert!(
+            w.speech
+                .contains("couldn't find halo. You could ask for music by Mara Lind")
+        );
+        assert!(w.reprompt.is_some(), "the listener can answer");
+        let none = Reply::NotFound {
+            named,
+            artist: None,
+        };
+        assert!(words(&none, Lang::De).speech.contains("eine Stimmung"));
     }
 
     #[test]

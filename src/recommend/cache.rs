@@ -5,7 +5,7 @@
 //! generation, which also discards an answer computed while the opinion was being recorded.
 
 use super::{Ranked, RecommendError, RecommendRequest, Recommendation, Recommender};
-use crate::domain::{Reason, Selection, Track, TrackId, TrackLookup};
+use crate::domain::{Named, Reason, Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use moka::future::Cache;
 use std::collections::HashSet;
@@ -98,6 +98,10 @@ impl Recommender for CachedRecommender {
 
     fn model_version(&self) -> String {
         self.inner.model_version()
+    }
+
+    fn search(&self, named: &Named, limit: usize) -> Vec<(Arc<Track>, f32)> {
+        self.inner.search(named, limit)
     }
 
     async fn forget(&self, user_id: &str) {

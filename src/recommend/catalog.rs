@@ -4,7 +4,8 @@
 //! hot set for "more like this".
 
 use super::mood_target;
-use crate::domain::{AudioFeatures, Mood, Selection, Track, TrackId};
+use super::search::SearchIndex;
+use crate::domain::{AudioFeatures, Mood, Named, Selection, Track, TrackId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,8 @@ pub struct Catalog {
     by_mood: Vec<Vec<TrackIx>>,
     /// The most popular tracks overall, most popular first.
     popular: Vec<TrackIx>,
+    /// Titles, albums and artists by their words, for songs and albums asked for by name.
+    search: SearchIndex,
 }
 
 /// One row of a catalog CSV. Only the identity columns are required; the others default.
@@ -383,6 +386,7 @@ impl Catalog {
             .map(|&m| mood_pool(&tracks, &by_popularity, m))
             .collect();
         by_popularity.truncate(HOT_SET);
+        let search = SearchIndex::build(&tracks);
         Catalog {
             manifest,
             tracks,
@@ -391,7 +395,29 @@ impl Catalog {
             by_artist,
             by_mood,
             popular: by_popularity,
+            search,
         }
+    }
+
+    /// The tracks that best match a song title or an album name as a listener said it (and
+    /// the artist, if they said one), best first, each with how well it matches (0 to 1).
+    pub fn search(&self, named: &Named, limit: usize) -> Vec<(Arc<Track>, f32)> {
+        self.search
+            .search(
+                &self.tracks,
+                named.wanted,
+                &named.name,
+                named.artist.as_deref(),
+                limit,
+            )
+            .into_iter()
+            .map(|h| (self.tracks[h.track as usize].clone(), h.quality))
+            .collect()
+    }
+
+    /// Bytes the search index holds.
+    pub fn search_bytes(&self) -> usize {
+        self.search.heap_bytes()
     }
 
     pub fn len(&self) -> usize {

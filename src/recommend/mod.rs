@@ -12,6 +12,7 @@ pub mod model;
 mod moods;
 mod rank;
 mod remote;
+mod search;
 mod serving;
 
 pub use cache::CachedRecommender;
@@ -22,9 +23,10 @@ pub use catalog::{
 pub use moods::{FeatureRange, MoodTarget, mood_target};
 pub use rank::{CatalogRecommender, RankSettings, spread_artists};
 pub use remote::{Breaker, RemoteRecommender, RemoteSettings};
+pub use search::{GOOD_MATCH, SearchIndex};
 pub use serving::{Experiment, ModelSet, ServedModel, VariantSpec, assign_variant};
 
-use crate::domain::{Profile, Reason, Reasons, Selection, Track, TrackId, TrackLookup};
+use crate::domain::{Named, Profile, Reason, Reasons, Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -112,6 +114,9 @@ pub trait Recommender: TrackLookup {
     async fn recommend(&self, req: RecommendRequest<'_>) -> Result<Recommendation, RecommendError>;
     /// The model version new listeners are served now.
     fn model_version(&self) -> String;
+    /// The catalog's tracks that best match a song title or an album name as said (and the
+    /// artist, if said), best first, each with how well it matches (0 to 1).
+    fn search(&self, named: &Named, limit: usize) -> Vec<(Arc<Track>, f32)>;
     /// Forgets what was cached for `user_id` (their opinions changed).
     async fn forget(&self, _user_id: &str) {}
 }

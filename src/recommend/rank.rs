@@ -28,7 +28,7 @@ use super::{
     Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, mood_target,
     recommendation_id,
 };
-use crate::domain::{Profile, Reason, Selection, Track, TrackId, TrackLookup};
+use crate::domain::{Named, Profile, Reason, Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use moka::future::Cache;
 use rand::Rng;
@@ -448,6 +448,10 @@ impl Recommender for CatalogRecommender {
             variant: variant.to_owned(),
             tracks,
         })
+    }
+
+    fn search(&self, named: &Named, limit: usize) -> Vec<(Arc<Track>, f32)> {
+        self.catalog.search(named, limit)
     }
 
     fn model_version(&self) -> String {

@@ -12,7 +12,7 @@ use super::rank::CatalogRecommender;
 use super::{
     Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, recommendation_id,
 };
-use crate::domain::{Reason, Track, TrackId, TrackLookup};
+use crate::domain::{Named, Reason, Track, TrackId, TrackLookup};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
@@ -239,6 +239,11 @@ impl Recommender for RemoteRecommender {
 
     fn model_version(&self) -> String {
         "remote".into()
+    }
+
+    /// Names are looked up in the local catalog: the endpoint ranks, it does not search.
+    fn search(&self, named: &Named, limit: usize) -> Vec<(Arc<Track>, f32)> {
+        self.local.search(named, limit)
     }
 }
 

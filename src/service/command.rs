@@ -1,6 +1,6 @@
 //! What goes into the service and what comes out of it.
 
-use crate::domain::{Reason, Selection, Token, Track};
+use crate::domain::{Named, Reason, Selection, Token, Track, Wanted};
 use std::sync::Arc;
 
 /// Which slot a request lacked or did not resolve, so the listener can be asked for it.
@@ -9,6 +9,8 @@ pub enum SlotKind {
     Mood,
     Genre,
     Artist,
+    Song,
+    Album,
 }
 
 /// What the listener asked for, or what the device reported.
@@ -16,6 +18,8 @@ pub enum SlotKind {
 pub enum Command {
     Launch,
     Play(Selection),
+    /// A song or an album asked for by name.
+    PlayNamed(Named),
     /// A play request whose slot was missing or matched nothing we know.
     Missing(SlotKind),
     MoreLikeThis,
@@ -85,6 +89,17 @@ pub enum Reply {
         track: Arc<Track>,
     },
     NoMatch(Selection),
+    /// The song, or the first track of the album, asked for by name; more like it follows.
+    PlayingNamed {
+        wanted: Wanted,
+        track: Arc<Track>,
+    },
+    /// Nothing in the catalog matches the name well; `artist` is the artist of the nearest
+    /// match, to suggest.
+    NotFound {
+        named: Named,
+        artist: Option<String>,
+    },
     NowPlaying(Arc<Track>),
     /// Why `track` is playing: the request that chose it and the strongest reason; `seed`
     /// is the track a "more like this" request started from.

@@ -193,6 +193,7 @@ impl Service {
             Command::Missing(slot) => Outcome::ask(Reply::AskFor(slot)),
             Command::NavigateHome | Command::SessionEnded => Outcome::end(None),
             Command::Play(selection) => ctx.play(selection).await,
+            Command::PlayNamed(named) => ctx.play_named(named).await,
             Command::MoreLikeThis => ctx.more_like_this().await,
             Command::WhatIsPlaying => ctx.what_is_playing().await,
             Command::WhyThisSong => ctx.why_this_song().await,

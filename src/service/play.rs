@@ -1,57 +1,191 @@
-//! Playing a selection (a mood, genre, artist, or more like the current track) as a new
-//! queue, and saying what is playing and why.
+//! Playing a selection (a mood, genre, artist, or more like the current track) or a song or
+//! album asked for by name as a new queue, and saying what is playing and why.
 
 use super::ctx::Ctx;
 use super::{Outcome, PlayBehavior, Playback, QUEUE_LENGTH, Reply, UPCOMING};
-use crate::domain::{Queue, Selection, Track};
-use crate::recommend::{RecommendError, RecommendRequest};
+use crate::domain::{Named, Queue, Reason, Reasons, Selection, Track, TrackId, Wanted};
+use crate::recommend::{GOOD_MATCH, RecommendError, RecommendRequest, recommendation_id};
 use std::sync::Arc;
+
+/// How many tracks an album search looks through for the album's own.
+const ALBUM_SEARCH: usize = 200;
+
+/// What the catalog has under a name.
+#[derive(Default)]
+struct Found {
+    /// The tracks to play first, when something matches well.
+    lead: Option<Vec<Arc<Track>>>,
+    /// Otherwise the nearest match, to suggest its artist.
+    nearest: Option<Arc<Track>>,
+}
 
 impl Ctx<'_> {
     pub(super) async fn play(&self, selection: Selection) -> Outcome {
-        // The queue is read only when the device names a stream, to end its play.
-        let replaced = match self.player.token() {
+        let replaced = self.replaced().await;
+        match self.play_replacing(selection, replaced, Vec::new()).await {
+            Ok(outcome) => outcome,
+            // "play hello": no artist by that name, but perhaps a song.
+            Err(RecommendError::NoMatch(Selection::Artist(name))) => {
+                let named = Named {
+                    wanted: Wanted::Song,
+                    name,
+                    artist: None,
+                };
+                match self.find(&named).lead {
+                    Some(lead) => self.play_lead(lead, None).await,
+                    None => Outcome::ask(Reply::NoMatch(Selection::Artist(named.name))),
+                }
+            }
+            Err(RecommendError::NoMatch(selection)) => Outcome::ask(Reply::NoMatch(selection)),
+        }
+    }
+
+    /// Plays a song or an album asked for by name, then more like it. A song that is no
+    /// song may be an artist ("play adele" heard as a title); nothing that matches well is
+    /// answered with the artist of the nearest match, or a mood, to ask for instead.
+    pub(super) async fn play_named(&self, named: Named) -> Outcome {
+        let replaced = self.replaced().await;
+        let found = self.find(&named);
+        if let Some(lead) = found.lead {
+            return self.play_lead(lead, replaced).await;
+        }
+        if named.wanted == Wanted::Song && named.artist.is_none() {
+            let artist = Selection::Artist(named.name.clone());
+            if let Ok(outcome) = self.play_replacing(artist, replaced, Vec::new()).await {
+                return outcome;
+            }
+        }
+        Outcome::ask(Reply::NotFound {
+            named,
+            artist: found.nearest.map(|t| t.artist.clone()),
+        })
+    }
+
+    /// The queue the device is playing from, whose play the new queue ends. It is read
+    /// only when the device names a stream.
+    async fn replaced(&self) -> Option<Queue> {
+        match self.player.token() {
             Some(_) => self.load_queue().await.ok().flatten(),
             None => None,
+        }
+    }
+
+    /// What the catalog has under a name: the tracks to play first (the song, or the
+    /// album's tracks) when one matches well, else the nearest match, if any.
+    fn find(&self, named: &Named) -> Found {
+        let limit = match named.wanted {
+            Wanted::Song => 1,
+            Wanted::Album => ALBUM_SEARCH,
         };
-        self.play_replacing(selection, replaced).await
+        let hits = self.service.recommender.search(named, limit);
+        let Some((best, quality)) = hits.first().cloned() else {
+            return Found::default();
+        };
+        if quality < GOOD_MATCH {
+            return Found {
+                lead: None,
+                nearest: Some(best),
+            };
+        }
+        let lead = match named.wanted {
+            Wanted::Song => vec![best],
+            // The album's tracks all match alike; another album that shares words does not.
+            Wanted::Album => hits
+                .into_iter()
+                .filter(|(t, _)| t.album == best.album && t.artist == best.artist)
+                .map(|(t, _)| t)
+                .collect(),
+        };
+        Found {
+            lead: Some(lead),
+            nearest: None,
+        }
+    }
+
+    /// Plays `lead` (a song, or an album's tracks) first and then more like its first track,
+    /// as a new queue replacing `replaced`.
+    async fn play_lead(&self, lead: Vec<Arc<Track>>, replaced: Option<Queue>) -> Outcome {
+        let wanted = match lead.len() {
+            1 => Wanted::Song,
+            _ => Wanted::Album,
+        };
+        let first = lead[0].clone();
+        let selection = Selection::LikeTrack(first.id.clone());
+        match self.play_replacing(selection, replaced, lead).await {
+            Ok(mut outcome) => {
+                outcome.reply = Some(Reply::PlayingNamed {
+                    wanted,
+                    track: first,
+                });
+                outcome
+            }
+            // A lead always plays, with or without more like it.
+            Err(_) => Outcome::end(Some(Reply::Trouble)),
+        }
     }
 
     /// Plays `selection` as a new queue that replaces `replaced`, the device's: the play
-    /// open in it has ended.
-    async fn play_replacing(&self, selection: Selection, replaced: Option<Queue>) -> Outcome {
+    /// open in it has ended. Tracks in `lead` play first (asked for by name); with a lead,
+    /// a selection that matches nothing more still plays the lead.
+    async fn play_replacing(
+        &self,
+        selection: Selection,
+        replaced: Option<Queue>,
+        lead: Vec<Arc<Track>>,
+    ) -> Result<Outcome, RecommendError> {
         if let Some(mut old) = replaced {
             self.end_open_play(&mut old).await;
         }
         let profile = self.profile().await;
+        let exclude: Vec<TrackId> = lead.iter().map(|t| t.id.clone()).collect();
         let request = RecommendRequest {
             user_id: &self.listener.user_id,
             selection: &selection,
             profile: profile.as_ref(),
-            exclude: &[],
-            limit: QUEUE_LENGTH,
+            exclude: &exclude,
+            limit: QUEUE_LENGTH.saturating_sub(lead.len()).max(UPCOMING),
         };
         let rec = match self.service.recommend(request).await {
-            Ok(rec) => rec,
-            Err(RecommendError::NoMatch(selection)) => {
-                return Outcome::ask(Reply::NoMatch(selection));
-            }
+            Ok(rec) => Some(rec),
+            Err(_) if !lead.is_empty() => None,
+            Err(e) => return Err(e),
         };
-        let first = rec.tracks.first().clone();
+        let requested = lead.into_iter().map(|t| (t, Reason::Requested));
+        let picks: Vec<(Arc<Track>, Reason)> = match &rec {
+            Some(rec) => requested
+                .chain(rec.tracks.picks().map(|(t, why)| (t.clone(), why)))
+                .collect(),
+            None => requested.collect(),
+        };
+        let first = picks[0].0.clone();
+        let (id, model_version, arm) = match rec {
+            Some(rec) => (
+                rec.id,
+                rec.model_version,
+                Some((rec.experiment, rec.variant)),
+            ),
+            None => (
+                recommendation_id(),
+                self.service.recommender.model_version(),
+                None,
+            ),
+        };
         let mut queue = Queue::new(
             selection.clone(),
-            rec.id,
-            rec.model_version,
-            rec.tracks.iter().map(|t| t.id.clone()).collect(),
+            id,
+            model_version,
+            picks.iter().map(|(t, _)| t.id.clone()).collect(),
         )
-        .with_reasons(rec.tracks.reasons());
+        .with_reasons(Reasons(picks.iter().map(|(_, why)| *why).collect()));
         queue.owner = self
             .listener
             .account_id
             .as_ref()
             .map(|_| self.listener.user_id.clone());
-        queue.experiment = rec.experiment;
-        queue.variant = rec.variant;
+        if let Some((experiment, variant)) = arm {
+            queue.experiment = experiment;
+            queue.variant = variant;
+        }
         let token = queue.token_for(0);
         self.save_queue(&queue).await;
         let mut outcome = Outcome::end(Some(Reply::Playing {
@@ -65,16 +199,26 @@ impl Ctx<'_> {
             0,
             None,
         ));
-        outcome.upcoming = rec.tracks.iter().skip(1).take(UPCOMING).cloned().collect();
-        outcome
+        outcome.upcoming = picks
+            .into_iter()
+            .skip(1)
+            .take(UPCOMING)
+            .map(|(t, _)| t)
+            .collect();
+        Ok(outcome)
     }
 
     pub(super) async fn more_like_this(&self) -> Outcome {
         match self.current().await {
             Ok(Some((queue, pos))) => {
                 let seed = queue.track(queue.index_at(pos)).clone();
-                self.play_replacing(Selection::LikeTrack(seed), Some(queue))
+                match self
+                    .play_replacing(Selection::LikeTrack(seed), Some(queue), Vec::new())
                     .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(RecommendError::NoMatch(s)) => Outcome::ask(Reply::NoMatch(s)),
+                }
             }
             Ok(None) => Outcome::ask(Reply::NothingPlaying),
             Err(_) => Outcome::end(Some(Reply::Trouble)),

@@ -1,0 +1,490 @@
+//! Finding a song or an album by what a listener said: an inverted index over the words of
+//! titles, albums and artists. The words are kept in an `fst::Map` (a compact sorted
+//! dictionary that also answers Levenshtein queries, for misheard words); each word points
+//! to its postings, the tracks whose title, album or artist has it, most popular first.
+//!
+//! A query's words are looked up exactly and, from four letters on, within one edit (two
+//! from eight letters); each matched word counts by its rarity (idf), a near word less than
+//! an exact one. A track's match is the share of the query it explains times how much of its
+//! own title it covers, so "hello" finds "Hello" before "Hello, Goodbye". Titles are read
+//! without their decorations ("- Remastered 2011", "(feat. ...)", "(Live)"), which are still
+//! searchable; "the", "a" and "an" are no words; "&" is "and".
+
+use crate::domain::{Track, Wanted};
+use fst::automaton::Levenshtein;
+use fst::{IntoStreamer, Map, MapBuilder, Streamer};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// At most this many postings of one word are read (the most popular tracks having it): a
+/// very common word in a very large catalog must not make one query walk millions of tracks.
+const MAX_POSTINGS: usize = 50_000;
+/// How much a word within one edit counts, and one within two, against an exact word.
+const NEAR: f32 = 0.8;
+const FAR: f32 = 0.6;
+/// How many dictionary words one query word may stand for by edits.
+const MAX_NEAR_WORDS: usize = 16;
+/// The least match quality at which a hit is taken to be what the listener asked for.
+pub const GOOD_MATCH: f32 = 0.6;
+
+/// Which part of a track a word was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+enum Field {
+    Title = 0,
+    Album = 1,
+    Artist = 2,
+}
+
+/// A track's index in the catalog's order (the catalog's `TrackIx`).
+type TrackIx = u32;
+
+/// The dictionary words (by number) a query word stands for, each with its weight.
+type Matches = Vec<(u64, f32)>;
+
+/// A track found, with how well it matches (0 to 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub track: TrackIx,
+    pub quality: f32,
+}
+
+pub struct SearchIndex {
+    /// Word -> its number.
+    words: Map<Vec<u8>>,
+    /// Word number -> where its postings start in `postings` (one more, at the end).
+    starts: Vec<u32>,
+    /// Track index << 2 | field, most popular track first within a word.
+    postings: Vec<u32>,
+    /// Per track: the words of its title without decorations, and of its album.
+    title_words: Vec<u8>,
+    album_words: Vec<u8>,
+    tracks: usize,
+}
+
+impl SearchIndex {
+    /// The index over `tracks`, which come most popular first (as the catalog keeps them).
+    pub fn build(tracks: &[Arc<Track>]) -> SearchIndex {
+        let mut postings: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut title_words = vec![0u8; tracks.len()];
+        let mut album_words = vec![0u8; tracks.len()];
+        for (ix, t) in tracks.iter().enumerate() {
+            let ix = ix as TrackIx;
+            let (core, all) = title_words_of(&t.title);
+            title_words[ix as usize] = core.len().min(255) as u8;
+            let album = words(strip_decorations(&t.album));
+            album_words[ix as usize] = album.len().min(255) as u8;
+            let mut add = |ws: Vec<String>, field: Field| {
+                let mut ws = ws;
+                ws.sort();
+                ws.dedup();
+                for w in ws {
+                    postings.entry(w).or_default().push(ix << 2 | field as u32);
+                }
+            };
+            add(all, Field::Title);
+            add(words(&t.album), Field::Album);
+            add(words(&t.artist), Field::Artist);
+        }
+        let mut builder = MapBuilder::memory();
+        let mut starts = Vec::with_capacity(postings.len() + 1);
+        let mut flat = Vec::with_capacity(postings.values().map(Vec::len).sum());
+        for (n, (word, list)) in postings.into_iter().enumerate() {
+            builder
+                .insert(word.as_bytes(), n as u64)
+                .expect("words come sorted and distinct");
+            starts.push(flat.len() as u32);
+            flat.extend(list);
+        }
+        starts.push(flat.len() as u32);
+        let words =
+            Map::new(builder.into_inner().expect("an in-memory map")).expect("the map just built");
+        SearchIndex {
+            words,
+            starts,
+            postings: flat,
+            title_words,
+            album_words,
+            tracks: tracks.len(),
+        }
+    }
+
+    /// Bytes the index holds, for the benchmarks.
+    pub fn heap_bytes(&self) -> usize {
+        self.words.as_fst().as_bytes().len()
+            + 4 * (self.starts.len() + self.postings.len())
+            + self.title_words.len()
+            + self.album_words.len()
+    }
+
+    /// The tracks of `tracks` (those the index was built over) that best match `wanted`
+    /// called `name` (by `artist`, if said), best first, at most `limit`. Among equal
+    /// matches the more popular comes first.
+    pub fn search(
+        &self,
+        tracks: &[Arc<Track>],
+        wanted: Wanted,
+        name: &str,
+        artist: Option<&str>,
+        limit: usize,
+    ) -> Vec<Hit> {
+        let (field, lengths) = match wanted {
+            Wanted::Song => (Field::Title, &self.title_words),
+            Wanted::Album => (Field::Album, &self.album_words),
+        };
+        let name_words = query_words(name);
+        let artist_words = artist.map(query_words).unwrap_or_default();
+        if name_words.is_empty() {
+            return Vec::new();
+        }
+        // Per track: (name weight found in the field, name words found there, name weight
+        // found in the artist, artist weight found in the artist).
+        let mut found: HashMap<TrackIx, [f32; 4]> = HashMap::new();
+        let name = self.weighed(&name_words);
+        let name_total: f32 = name.iter().map(|(_, idf)| idf).sum();
+        for (matches, idf) in &name {
+            for (ix, f, weight) in self.best_per_track(matches) {
+                let e = found.entry(ix).or_default();
+                if f == field as u32 {
+                    e[0] += weight * idf;
+                    e[1] += 1.0;
+                } else if f == Field::Artist as u32 && artist_words.is_empty() {
+                    e[2] += weight * idf;
+                }
+            }
+        }
+        let by = self.weighed(&artist_words);
+        let artist_total: f32 = by.iter().map(|(_, idf)| idf).sum();
+        for (matches, idf) in &by {
+            for (ix, f, weight) in self.best_per_track(matches) {
+                if f == Field::Artist as u32
+                    && let Some(e) = found.get_mut(&ix)
+                {
+                    e[3] += weight * idf;
+                }
+            }
+        }
+        let mut hits: Vec<(f32, Hit)> = found
+            .into_iter()
+            .filter(|(_, e)| e[1] > 0.0)
+            .map(|(ix, [in_field, count, in_artist, artist_found])| {
+                // Name words the field lacks may be the artist ("hello adele").
+                let explained = (in_field + in_artist).min(name_total) / name_total;
+                let own = lengths[ix as usize].max(1) as f32;
+                let covered = (count / own).min(1.0);
+                let mut quality = explained * (0.6 + 0.4 * covered);
+                if artist_total > 0.0 {
+                    quality *= 0.4 + 0.6 * (artist_found / artist_total).min(1.0);
+                }
+                let rank = quality + 0.05 * f32::from(tracks[ix as usize].popularity) / 100.0;
+                (rank, Hit { track: ix, quality })
+            })
+            .collect();
+        hits.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.track.cmp(&b.1.track)));
+        hits.into_iter().take(limit).map(|(_, h)| h).collect()
+    }
+
+    /// The words in the dictionary `w` may stand for: (word number, weight).
+    fn lookup(&self, w: &str) -> Matches {
+        let mut matches: Matches = self.words.get(w).map(|n| (n, 1.0)).into_iter().collect();
+        let chars = w.chars().count();
+        for (distance, weight) in [(1, NEAR), (2, FAR)] {
+            let reach = match distance {
+                1 => chars >= 4,
+                _ => chars >= 8,
+            };
+            if !reach {
+                continue;
+            }
+            // An automaton too large to build is no near word, not an error.
+            let Ok(automaton) = Levenshtein::new(w, distance) else {
+                continue;
+            };
+            let mut stream = self.words.search(automaton).into_stream();
+            let mut taken = 0;
+            while let Some((_, n)) = stream.next() {
+                if taken == MAX_NEAR_WORDS {
+                    break;
+                }
+                if !matches.iter().any(|(m, _)| *m == n) {
+                    matches.push((n, weight));
+                    taken += 1;
+                }
+            }
+        }
+        matches
+    }
+
+    /// Each word's dictionary matches and how much it counts: how rare the rarest match is
+    /// (ln(1 + tracks / tracks having it)). A word the catalog has nowhere, not even within
+    /// an edit, counts half as much as the commonest word of the query it does have: an
+    /// unknown word ("live", "um", a word misheard beyond two edits) weighs against a match
+    /// without outweighing the words that were found.
+    fn weighed(&self, words: &[String]) -> Vec<(Matches, f32)> {
+        let mut weighed: Vec<(Matches, Option<f32>)> = words
+            .iter()
+            .map(|w| {
+                let matches = self.lookup(w);
+                let df = matches
+                    .iter()
+                    .map(|&(n, _)| self.postings_of(n).len())
+                    .min();
+                let idf = df.map(|df| (1.0 + self.tracks as f32 / df.max(1) as f32).ln());
+                (matches, idf)
+            })
+            .collect();
+        let unknown = 0.5
+            * weighed
+                .iter()
+                .filter_map(|(_, idf)| *idf)
+                .fold(f32::INFINITY, f32::min);
+        weighed
+            .drain(..)
+            .filter_map(|(m, idf)| Some((m, idf.or(unknown.is_finite().then_some(unknown))?)))
+            .collect()
+    }
+
+    fn postings_of(&self, n: u64) -> &[u32] {
+        let (a, b) = (self.starts[n as usize], self.starts[n as usize + 1]);
+        &self.postings[a as usize..b as usize]
+    }
+
+    /// Every (track, field, weight) of `matches`' postings, each (track, field) once with
+    /// its best weight.
+    fn best_per_track(&self, matches: &[(u64, f32)]) -> Vec<(TrackIx, u32, f32)> {
+        let mut best: HashMap<u32, f32> = HashMap::new();
+        for &(n, weight) in matches {
+            for &p in self.postings_of(n).iter().take(MAX_POSTINGS) {
+                let e = best.entry(p).or_default();
+                *e = e.max(weight);
+            }
+        }
+        best.into_iter().map(|(p, w)| (p >> 2, p & 3, w)).collect()
+    }
+}
+
+/// The words of a title: without its decorations, and all of them.
+fn title_words_of(title: &str) -> (Vec<String>, Vec<String>) {
+    let all = words(title);
+    let core = words(strip_decorations(title));
+    match core.is_empty() {
+        true => (all.clone(), all),
+        false => (core, all),
+    }
+}
+
+/// A title or album name without what is added to it: a " - ..." suffix ("- Remastered
+/// 2011", "- Live"), bracketed parts ("(feat. X)", "[Radio Edit]"), a "feat." tail.
+fn strip_decorations(s: &str) -> String {
+    let s = s.split(" - ").next().unwrap_or(s);
+    let mut out = String::with_capacity(s.len());
+    let mut depth = 0usize;
+    for c in s.chars() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    let lower = out.to_lowercase();
+    let cut = [" feat. ", " feat ", " ft. ", " featuring "]
+        .iter()
+        .filter_map(|m| lower.find(m))
+        .min();
+    match cut {
+        // The markers are ASCII, so byte offsets in the lower-cased copy hold in `out`
+        // wherever lower-casing kept lengths; otherwise keep the whole.
+        Some(at) if lower.len() == out.len() => out[..at].to_owned(),
+        _ => out,
+    }
+}
+
+/// The words of `s` as the index keeps them: accents folded, lower case, punctuation dropped
+/// (so "don't" is "dont"), "&" as "and", without "the", "a" and "an".
+pub fn words(s: impl AsRef<str>) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    let folded: String = s
+        .as_ref()
+        .replace('&', " and ")
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c) && !matches!(c, '\'' | '\u{2019}' | '.'))
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "the" | "a" | "an"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The words of what a listener (or the app) asked for, without decorations and without a
+/// "featuring ..." tail.
+fn query_words(s: &str) -> Vec<String> {
+    let mut ws = words(strip_decorations(s));
+    if let Some(cut) = ws
+        .iter()
+        .position(|w| matches!(w.as_str(), "feat" | "ft" | "featuring"))
+    {
+        ws.truncate(cut);
+    }
+    ws
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(title: &str, artist: &str, album: &str, popularity: u8) -> Arc<Track> {
+        let mut t = Track::sample(title, artist, "pop");
+        t.album = album.to_owned();
+        t.popularity = popularity;
+        Arc::new(t)
+    }
+
+    fn first(
+        tracks: &[Arc<Track>],
+        wanted: Wanted,
+        name: &str,
+        artist: Option<&str>,
+    ) -> Option<String> {
+        let hits = SearchIndex::build(tracks).search(tracks, wanted, name, artist, 5);
+        hits.first()
+            .filter(|h| h.quality >= GOOD_MATCH)
+            .map(|h| tracks[h.track as usize].title.clone())
+    }
+
+    /// A few real titles, most popular first as the catalog keeps them.
+    fn catalog() -> Vec<Arc<Track>> {
+        let mut tracks = vec![
+            track("Hello", "Adele", "25", 80),
+            track(
+                "Hello, Goodbye - Remastered 2009",
+                "The Beatles",
+                "Magical Mystery Tour",
+                70,
+            ),
+            track("Hello", "Lionel Richie", "Can't Slow Down", 60),
+            track(
+                "Bohemian Rhapsody - Remastered 2011",
+                "Queen",
+                "A Night at the Opera",
+                85,
+            ),
+            track("Señorita", "Shawn Mendes", "Señorita", 75),
+            track("Don't Stop Me Now", "Queen", "Jazz", 65),
+            track("Rock & Roll", "Led Zeppelin", "Led Zeppelin IV", 55),
+            track(
+                "Old Town Road (feat. Billy Ray Cyrus)",
+                "Lil Nas X",
+                "7 EP",
+                72,
+            ),
+        ];
+        tracks.sort_by_key(|t| std::cmp::Reverse(t.popularity));
+        tracks
+    }
+
+    #[test]
+    fn a_title_is_found_without_its_decorations() {
+        let c = catalog();
+        assert_eq!(
+            first(&c, Wanted::Song, "bohemian rhapsody", None).unwrap(),
+            "Bohemian Rhapsody - Remastered 2011"
+        );
+        assert_eq!(
+            first(&c, Wanted::Song, "old town road", None).unwrap(),
+            "Old Town Road (feat. Billy Ray Cyrus)"
+        );
+        assert_eq!(
+            first(
+                &c,
+                Wanted::Song,
+                "old town road featuring billy ray cyrus",
+                None
+            )
+            .unwrap(),
+            "Old Town Road (feat. Billy Ray Cyrus)"
+        );
+    }
+
+    #[test]
+    fn the_whole_title_beats_one_that_only_contains_it_and_the_artist_decides() {
+        let c = catalog();
+        assert_eq!(first(&c, Wanted::Song, "hello", None).unwrap(), "Hello");
+        let ix = SearchIndex::build(&c);
+        let by = |artist| {
+            let hits = ix.search(&c, Wanted::Song, "hello", Some(artist), 1);
+            c[hits[0].track as usize].artist.clone()
+        };
+        assert_eq!(by("lionel richie"), "Lionel Richie");
+        assert_eq!(by("adele"), "Adele");
+        // The artist said along with the title, without "by".
+        let hits = ix.search(&c, Wanted::Song, "hello lionel richie", None, 1);
+        assert_eq!(c[hits[0].track as usize].artist, "Lionel Richie");
+    }
+
+    #[test]
+    fn misheard_words_accents_and_ampersands_still_match() {
+        let c = catalog();
+        assert_eq!(
+            first(&c, Wanted::Song, "bohemian rapsody", None).unwrap(),
+            "Bohemian Rhapsody - Remastered 2011"
+        );
+        assert_eq!(
+            first(&c, Wanted::Song, "senorita", None).unwrap(),
+            "Señorita"
+        );
+        assert_eq!(
+            first(&c, Wanted::Song, "rock and roll", None).unwrap(),
+            "Rock & Roll"
+        );
+        assert_eq!(
+            first(&c, Wanted::Song, "dont stop me now", None).unwrap(),
+            "Don't Stop Me Now"
+        );
+    }
+
+    #[test]
+    fn albums_are_found_by_their_own_name() {
+        let c = catalog();
+        assert_eq!(
+            first(&c, Wanted::Album, "night at the opera", None).unwrap(),
+            "Bohemian Rhapsody - Remastered 2011"
+        );
+        assert_eq!(
+            first(&c, Wanted::Album, "magical mystery tour", Some("beatles")).unwrap(),
+            "Hello, Goodbye - Remastered 2009"
+        );
+    }
+
+    #[test]
+    fn what_is_not_there_is_no_good_match() {
+        let c = catalog();
+        assert_eq!(first(&c, Wanted::Song, "stairway to heaven", None), None);
+        assert_eq!(first(&c, Wanted::Song, "", None), None);
+        assert_eq!(first(&c, Wanted::Song, "the", None), None);
+        // Known words of another title do not make words the catalog lacks a match.
+        assert_eq!(
+            first(&c, Wanted::Song, "stairway to heaven now", None),
+            None
+        );
+        assert_eq!(
+            first(&c, Wanted::Song, "dont stop me now live", None).unwrap(),
+            "Don't Stop Me Now"
+        );
+    }
+
+    #[test]
+    fn words_fold_case_accents_and_articles() {
+        assert_eq!(words("The Beatles"), ["beatles"]);
+        assert_eq!(words("Beyoncé — Halo!"), ["beyonce", "halo"]);
+        assert_eq!(words("Don't"), ["dont"]);
+        assert_eq!(words("Simon & Garfunkel"), ["simon", "and", "garfunkel"]);
+        assert_eq!(strip_decorations("Help! - Remastered 2009"), "Help!");
+        assert_eq!(strip_decorations("Song (feat. X) [Radio Edit]"), "Song  ");
+        assert_eq!(strip_decorations("Song feat. X"), "Song");
+    }
+}
