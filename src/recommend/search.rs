@@ -313,11 +313,68 @@ pub fn words(s: impl AsRef<str>) -> Vec<String> {
         .map(|c| if c.is_alphanumeric() { c } else { ' ' })
         .flat_map(char::to_lowercase)
         .collect();
-    folded
-        .split_whitespace()
-        .filter(|w| !matches!(*w, "the" | "a" | "an"))
-        .map(str::to_owned)
-        .collect()
+    let mut out: Vec<String> = Vec::new();
+    // A tens word waiting for a unit ("twenty" "five" is 25).
+    let mut tens: Option<u32> = None;
+    for w in folded.split_whitespace() {
+        if matches!(w, "the" | "a" | "an") {
+            continue;
+        }
+        match (number(w), tens.take()) {
+            (Some(unit @ 1..=9), Some(t)) => out.push((t + unit).to_string()),
+            (Some(n), pending) => {
+                out.extend(pending.map(|t| t.to_string()));
+                match n % 10 == 0 && (20..=90).contains(&n) {
+                    true => tens = Some(n),
+                    false => out.push(n.to_string()),
+                }
+            }
+            (None, pending) => {
+                out.extend(pending.map(|t| t.to_string()));
+                out.push(w.to_owned());
+            }
+        }
+    }
+    out.extend(tens.map(|t| t.to_string()));
+    out
+}
+
+/// An English number word up to ninety, or a number in digits: spoken "nine to five" and
+/// "twenty five" are written "9 to 5" and "25".
+fn number(w: &str) -> Option<u32> {
+    const UNITS: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 8] = [
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    if let Some(n) = UNITS.iter().position(|u| *u == w) {
+        return Some(n as u32);
+    }
+    if let Some(n) = TENS.iter().position(|t| *t == w) {
+        return Some(20 + 10 * n as u32);
+    }
+    // Digits as written, so "25" and "twenty five" meet; longer numbers stay words.
+    w.parse::<u32>().ok().filter(|n| *n < 100)
 }
 
 /// The words of what a listener (or the app) asked for, without decorations and without a
@@ -483,6 +540,10 @@ mod tests {
         assert_eq!(words("Beyoncé — Halo!"), ["beyonce", "halo"]);
         assert_eq!(words("Don't"), ["dont"]);
         assert_eq!(words("Simon & Garfunkel"), ["simon", "and", "garfunkel"]);
+        assert_eq!(words("nine to five"), words("9 to 5"));
+        assert_eq!(words("ninety nine luftballons"), ["99", "luftballons"]);
+        assert_eq!(words("twenty"), ["20"]);
+        assert_eq!(words("1989"), ["1989"]);
         assert_eq!(strip_decorations("Help! - Remastered 2009"), "Help!");
         assert_eq!(strip_decorations("Song (feat. X) [Radio Edit]"), "Song  ");
         assert_eq!(strip_decorations("Song feat. X"), "Song");
