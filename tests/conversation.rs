@@ -799,3 +799,82 @@ async fn songs_and_albums_asked_for_by_name_play_first_and_more_like_them_follow
     assert_eq!(r["response"]["shouldEndSession"], false, "{r}");
     echo.server.stop().await;
 }
+
+#[tokio::test]
+async fn the_listeners_own_playlists_and_favourites_play_by_voice_and_no_one_elses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, store, _) = echo_over_parts(dir.path()).await;
+    let user = common::fixture("play_playlist", "")["context"]["System"]["user"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let catalog = encore::recommend::Catalog::load(&common::repo().join("models")).unwrap();
+    let ids: Vec<encore::domain::TrackId> = catalog.tracks()[100..104]
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
+    let title_of = |id: &encore::domain::TrackId| catalog.track(id).unwrap().title.clone();
+    let saved =
+        |owner: &str, name: &str, tracks: Vec<encore::domain::TrackId>| encore::domain::Playlist {
+            id: format!("{owner}-{name}"),
+            user_id: owner.to_owned(),
+            name: name.to_owned(),
+            selection: None,
+            tracks,
+            created_at: 1,
+        };
+    // Someone else's "Road Trip" must never be what this listener hears.
+    store
+        .put_playlist(&saved("someone-else", "Road Trip", ids[2..].to_vec()))
+        .await
+        .unwrap();
+    let r = echo.send("play_playlist", "", None).await;
+    assert!(r["response"].get("directives").is_none(), "{r}");
+    assert!(speech(&r).contains("no playlist called road trip"), "{r}");
+
+    store
+        .put_playlist(&saved(&user, "Road Trip!", ids[..2].to_vec()))
+        .await
+        .unwrap();
+    let r = echo.send("play_playlist", "", None).await;
+    let (_, token, first, _) = play(&r);
+    assert!(
+        speech(&r).contains("Playing your playlist Road Trip!"),
+        "{r}"
+    );
+    assert_eq!(first.split_once(" / ").unwrap().0, title_of(&ids[0]));
+    let (_, token, second, _) = play(&echo.send("next", &token, Some(5_000)).await);
+    assert_eq!(second.split_once(" / ").unwrap().0, title_of(&ids[1]));
+    // After the playlist, more like it rather than silence.
+    let (_, _, third, _) = play(&echo.send("next", &token, Some(5_000)).await);
+    assert!(!third.is_empty());
+
+    // Favourites: nothing liked yet, then the liked tracks first, in some order.
+    let r = echo.send("play_favourites", "", None).await;
+    assert!(speech(&r).contains("liked any songs yet"), "{r}");
+    encore::store::update_profile(store.as_ref(), &user, |p| {
+        for id in &ids[1..4] {
+            p.like(id);
+        }
+    })
+    .await
+    .unwrap();
+    let r = echo.send("play_favourites", "", None).await;
+    assert!(speech(&r).contains("the songs you like, shuffled"), "{r}");
+    let (_, mut token, first, _) = play(&r);
+    let mut heard = vec![first];
+    for _ in 0..2 {
+        let (_, t, track, _) = play(&echo.send("next", &token, Some(5_000)).await);
+        heard.push(track);
+        token = t;
+    }
+    let mut heard: Vec<String> = heard
+        .iter()
+        .map(|t| t.split_once(" / ").unwrap().0.to_owned())
+        .collect();
+    let mut liked: Vec<String> = ids[1..4].iter().map(title_of).collect();
+    heard.sort();
+    liked.sort();
+    assert_eq!(heard, liked);
+    echo.server.stop().await;
+}

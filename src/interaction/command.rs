@@ -52,6 +52,11 @@ pub fn command_for(intent: &Intent) -> Command {
         },
         "PlaySongIntent" => named(intent, Wanted::Song, "song", SlotKind::Song),
         "PlayAlbumIntent" => named(intent, Wanted::Album, "album", SlotKind::Album),
+        "PlayPlaylistIntent" => match intent.heard("playlist") {
+            Some(name) => Command::PlayPlaylist(name.to_owned()),
+            None => Command::Missing(SlotKind::Playlist),
+        },
+        "PlayFavouritesIntent" => Command::PlayFavourites,
         "MoreLikeThisIntent" => Command::MoreLikeThis,
         "LikeIntent" => Command::Like,
         "DislikeIntent" => Command::Dislike,

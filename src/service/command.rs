@@ -11,6 +11,7 @@ pub enum SlotKind {
     Artist,
     Song,
     Album,
+    Playlist,
 }
 
 /// What the listener asked for, or what the device reported.
@@ -20,6 +21,10 @@ pub enum Command {
     Play(Selection),
     /// A song or an album asked for by name.
     PlayNamed(Named),
+    /// One of the listener's own playlists, by its name as said.
+    PlayPlaylist(String),
+    /// The tracks the listener liked.
+    PlayFavourites,
     /// A play request whose slot was missing or matched nothing we know.
     Missing(SlotKind),
     MoreLikeThis,
@@ -100,6 +105,20 @@ pub enum Reply {
         named: Named,
         artist: Option<String>,
     },
+    /// The listener's playlist `name` plays, `track` first.
+    PlayingPlaylist {
+        name: String,
+        track: Arc<Track>,
+    },
+    /// None of the listener's `saved` playlists is called anything like `name`.
+    NoPlaylist {
+        name: String,
+        saved: usize,
+    },
+    /// The listener's liked tracks play, shuffled, `track` first.
+    PlayingFavourites(Arc<Track>),
+    /// The listener has liked nothing yet.
+    NoFavourites,
     NowPlaying(Arc<Track>),
     /// Why `track` is playing: the request that chose it and the strongest reason; `seed`
     /// is the track a "more like this" request started from.

@@ -7,6 +7,7 @@
 
 mod command;
 mod ctx;
+mod library;
 mod mobile;
 mod navigate;
 mod opinion;
@@ -194,6 +195,8 @@ impl Service {
             Command::NavigateHome | Command::SessionEnded => Outcome::end(None),
             Command::Play(selection) => ctx.play(selection).await,
             Command::PlayNamed(named) => ctx.play_named(named).await,
+            Command::PlayPlaylist(name) => ctx.play_playlist(name).await,
+            Command::PlayFavourites => ctx.play_favourites().await,
             Command::MoreLikeThis => ctx.more_like_this().await,
             Command::WhatIsPlaying => ctx.what_is_playing().await,
             Command::WhyThisSong => ctx.why_this_song().await,

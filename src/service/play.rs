@@ -32,7 +32,7 @@ impl Ctx<'_> {
                     artist: None,
                 };
                 match self.find(&named).lead {
-                    Some(lead) => self.play_lead(lead, None).await,
+                    Some(lead) => self.play_found(lead, None).await,
                     None => Outcome::ask(Reply::NoMatch(Selection::Artist(named.name))),
                 }
             }
@@ -47,7 +47,7 @@ impl Ctx<'_> {
         let replaced = self.replaced().await;
         let found = self.find(&named);
         if let Some(lead) = found.lead {
-            return self.play_lead(lead, replaced).await;
+            return self.play_found(lead, replaced).await;
         }
         if named.wanted == Wanted::Song && named.artist.is_none() {
             let artist = Selection::Artist(named.name.clone());
@@ -63,7 +63,7 @@ impl Ctx<'_> {
 
     /// The queue the device is playing from, whose play the new queue ends. It is read
     /// only when the device names a stream.
-    async fn replaced(&self) -> Option<Queue> {
+    pub(super) async fn replaced(&self) -> Option<Queue> {
         match self.player.token() {
             Some(_) => self.load_queue().await.ok().flatten(),
             None => None,
@@ -102,21 +102,30 @@ impl Ctx<'_> {
         }
     }
 
-    /// Plays `lead` (a song, or an album's tracks) first and then more like its first track,
-    /// as a new queue replacing `replaced`.
-    async fn play_lead(&self, lead: Vec<Arc<Track>>, replaced: Option<Queue>) -> Outcome {
+    /// Plays the song or the album's tracks in `lead` first, then more like the first.
+    async fn play_found(&self, lead: Vec<Arc<Track>>, replaced: Option<Queue>) -> Outcome {
         let wanted = match lead.len() {
             1 => Wanted::Song,
             _ => Wanted::Album,
         };
-        let first = lead[0].clone();
-        let selection = Selection::LikeTrack(first.id.clone());
+        let track = lead[0].clone();
+        self.play_lead(lead, replaced, Reply::PlayingNamed { wanted, track })
+            .await
+    }
+
+    /// Plays `lead` (not empty: a song, an album's tracks, a playlist, the favourites) first
+    /// and then more like its first track, as a new queue replacing `replaced`, answering
+    /// with `reply`.
+    pub(super) async fn play_lead(
+        &self,
+        lead: Vec<Arc<Track>>,
+        replaced: Option<Queue>,
+        reply: Reply,
+    ) -> Outcome {
+        let selection = Selection::LikeTrack(lead[0].id.clone());
         match self.play_replacing(selection, replaced, lead).await {
             Ok(mut outcome) => {
-                outcome.reply = Some(Reply::PlayingNamed {
-                    wanted,
-                    track: first,
-                });
+                outcome.reply = Some(reply);
                 outcome
             }
             // A lead always plays, with or without more like it.
