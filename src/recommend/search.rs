@@ -13,11 +13,12 @@
 use crate::domain::{Track, Wanted};
 use fst::automaton::Levenshtein;
 use fst::{IntoStreamer, Map, MapBuilder, Streamer};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-/// At most this many postings of one word are read (the most popular tracks having it): a
-/// very common word in a very large catalog must not make one query walk millions of tracks.
+/// At most this many tracks having a query's rarest word are scored when no track has its
+/// two rarest words together: a very common word in a very large catalog must not make one
+/// query score millions of tracks.
 const MAX_POSTINGS: usize = 50_000;
 /// How much a word within one edit counts, and one within two, against an exact word.
 const NEAR: f32 = 0.8;
@@ -65,36 +66,40 @@ pub struct SearchIndex {
 impl SearchIndex {
     /// The index over `tracks`, which come most popular first (as the catalog keeps them).
     pub fn build(tracks: &[Arc<Track>]) -> SearchIndex {
-        let mut postings: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        let mut title_words = vec![0u8; tracks.len()];
-        let mut album_words = vec![0u8; tracks.len()];
-        for (ix, t) in tracks.iter().enumerate() {
-            let ix = ix as TrackIx;
-            let (core, all) = title_words_of(&t.title);
-            title_words[ix as usize] = core.len().min(255) as u8;
-            let album = words(strip_decorations(&t.album));
-            album_words[ix as usize] = album.len().min(255) as u8;
-            let mut add = |ws: Vec<String>, field: Field| {
-                let mut ws = ws;
-                ws.sort();
-                ws.dedup();
-                for w in ws {
-                    postings.entry(w).or_default().push(ix << 2 | field as u32);
+        use rayon::prelude::*;
+        // Word -> (its number, its postings), numbered in the order first seen.
+        let mut numbers: HashMap<String, u32> = HashMap::new();
+        let mut postings: Vec<Vec<u32>> = Vec::new();
+        let mut title_words = Vec::with_capacity(tracks.len());
+        let mut album_words = Vec::with_capacity(tracks.len());
+        // The words of a chunk of tracks are read in parallel, then added in track order so
+        // that each word's postings stay sorted (most popular first).
+        for (c, chunk) in tracks.chunks(BUILD_CHUNK).enumerate() {
+            let read: Vec<TrackWords> = chunk.par_iter().map(|t| TrackWords::of(t)).collect();
+            for (i, t) in read.into_iter().enumerate() {
+                let ix = (c * BUILD_CHUNK + i) as TrackIx;
+                title_words.push(t.title_len);
+                album_words.push(t.album_len);
+                for (w, field) in t.words {
+                    let n = *numbers.entry(w).or_insert_with(|| {
+                        postings.push(Vec::new());
+                        (postings.len() - 1) as u32
+                    });
+                    postings[n as usize].push(ix << 2 | field as u32);
                 }
-            };
-            add(all, Field::Title);
-            add(words(&t.album), Field::Album);
-            add(words(&t.artist), Field::Artist);
+            }
         }
+        let mut sorted: Vec<(String, u32)> = numbers.into_iter().collect();
+        sorted.sort_unstable();
         let mut builder = MapBuilder::memory();
-        let mut starts = Vec::with_capacity(postings.len() + 1);
-        let mut flat = Vec::with_capacity(postings.values().map(Vec::len).sum());
-        for (n, (word, list)) in postings.into_iter().enumerate() {
+        let mut starts = Vec::with_capacity(sorted.len() + 1);
+        let mut flat = Vec::with_capacity(postings.iter().map(Vec::len).sum());
+        for (n, (word, first_seen)) in sorted.into_iter().enumerate() {
             builder
                 .insert(word.as_bytes(), n as u64)
                 .expect("words come sorted and distinct");
             starts.push(flat.len() as u32);
-            flat.extend(list);
+            flat.append(&mut postings[first_seen as usize]);
         }
         starts.push(flat.len() as u32);
         let words =
@@ -137,49 +142,47 @@ impl SearchIndex {
         if name_words.is_empty() {
             return Vec::new();
         }
-        // Per track: (name weight found in the field, name words found there, name weight
-        // found in the artist, artist weight found in the artist).
-        let mut found: HashMap<TrackIx, [f32; 4]> = HashMap::new();
         let name = self.weighed(&name_words);
-        let name_total: f32 = name.iter().map(|(_, idf)| idf).sum();
-        for (matches, idf) in &name {
-            for (ix, f, weight) in self.best_per_track(matches) {
-                let e = found.entry(ix).or_default();
-                if f == field as u32 {
-                    e[0] += weight * idf;
-                    e[1] += 1.0;
-                } else if f == Field::Artist as u32 && artist_words.is_empty() {
-                    e[2] += weight * idf;
-                }
-            }
-        }
         let by = self.weighed(&artist_words);
+        let name_total: f32 = name.iter().map(|(_, idf)| idf).sum();
         let artist_total: f32 = by.iter().map(|(_, idf)| idf).sum();
-        for (matches, idf) in &by {
-            for (ix, f, weight) in self.best_per_track(matches) {
-                if f == Field::Artist as u32
-                    && let Some(e) = found.get_mut(&ix)
-                {
-                    e[3] += weight * idf;
+        // A name word may be the artist ("hello adele") when no artist was said apart.
+        let name_fields: &[Field] = match artist_words.is_empty() {
+            true => &[field, Field::Artist],
+            false => &[field],
+        };
+        let sources = name
+            .iter()
+            .map(|(m, _)| (m, name_fields))
+            .chain(by.iter().map(|(m, _)| (m, &[Field::Artist][..])));
+        let mut hits: Vec<(f32, Hit)> = Vec::new();
+        for ix in self.candidates(sources) {
+            let (mut in_field, mut count, mut in_artist, mut artist_found) = (0.0, 0.0, 0.0, 0.0);
+            for (matches, idf) in &name {
+                let w = self.weight_in(matches, ix, field);
+                if w > 0.0 {
+                    in_field += w * idf;
+                    count += 1.0;
+                } else if artist_words.is_empty() {
+                    in_artist += self.weight_in(matches, ix, Field::Artist) * idf;
                 }
             }
+            if count == 0.0 {
+                continue;
+            }
+            for (matches, idf) in &by {
+                artist_found += self.weight_in(matches, ix, Field::Artist) * idf;
+            }
+            let explained = (in_field + in_artist).min(name_total) / name_total;
+            let own = lengths[ix as usize].max(1) as f32;
+            let covered = (count / own).min(1.0);
+            let mut quality = explained * (0.6 + 0.4 * covered);
+            if artist_total > 0.0 {
+                quality *= 0.4 + 0.6 * (artist_found / artist_total).min(1.0);
+            }
+            let rank = quality + 0.05 * f32::from(tracks[ix as usize].popularity) / 100.0;
+            hits.push((rank, Hit { track: ix, quality }));
         }
-        let mut hits: Vec<(f32, Hit)> = found
-            .into_iter()
-            .filter(|(_, e)| e[1] > 0.0)
-            .map(|(ix, [in_field, count, in_artist, artist_found])| {
-                // Name words the field lacks may be the artist ("hello adele").
-                let explained = (in_field + in_artist).min(name_total) / name_total;
-                let own = lengths[ix as usize].max(1) as f32;
-                let covered = (count / own).min(1.0);
-                let mut quality = explained * (0.6 + 0.4 * covered);
-                if artist_total > 0.0 {
-                    quality *= 0.4 + 0.6 * (artist_found / artist_total).min(1.0);
-                }
-                let rank = quality + 0.05 * f32::from(tracks[ix as usize].popularity) / 100.0;
-                (rank, Hit { track: ix, quality })
-            })
-            .collect();
         hits.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.track.cmp(&b.1.track)));
         hits.into_iter().take(limit).map(|(_, h)| h).collect()
     }
@@ -249,17 +252,99 @@ impl SearchIndex {
         &self.postings[a as usize..b as usize]
     }
 
-    /// Every (track, field, weight) of `matches`' postings, each (track, field) once with
-    /// its best weight.
-    fn best_per_track(&self, matches: &[(u64, f32)]) -> Vec<(TrackIx, u32, f32)> {
-        let mut best: HashMap<u32, f32> = HashMap::new();
-        for &(n, weight) in matches {
-            for &p in self.postings_of(n).iter().take(MAX_POSTINGS) {
-                let e = best.entry(p).or_default();
-                *e = e.max(weight);
+    /// The tracks worth scoring: those having both of the two rarest words the catalog has
+    /// (each word in its fields), or when no track has both, the most popular
+    /// `MAX_POSTINGS` having the rarest. Every track that matches a query well has its
+    /// rarest words, so this reads two posting lists instead of all of them.
+    fn candidates<'q>(
+        &self,
+        sources: impl Iterator<Item = (&'q Matches, &'q [Field])>,
+    ) -> Vec<TrackIx> {
+        let mut known: Vec<(usize, &Matches, &[Field])> = sources
+            .map(|(m, fields)| {
+                let df = m.iter().map(|&(n, _)| self.postings_of(n).len()).sum();
+                (df, m, fields)
+            })
+            .filter(|(df, _, _)| *df > 0)
+            .collect();
+        known.sort_by_key(|(df, _, _)| *df);
+        let Some(&(_, rarest, fields)) = known.first() else {
+            return Vec::new();
+        };
+        let mut tracks = self.tracks_with(rarest, fields);
+        if let Some(&(_, next, next_fields)) = known.get(1) {
+            let both: Vec<TrackIx> = tracks
+                .iter()
+                .copied()
+                .filter(|&ix| {
+                    next_fields
+                        .iter()
+                        .any(|&f| self.weight_in(next, ix, f) > 0.0)
+                })
+                .collect();
+            if !both.is_empty() {
+                return both;
             }
         }
-        best.into_iter().map(|(p, w)| (p >> 2, p & 3, w)).collect()
+        tracks.truncate(MAX_POSTINGS);
+        tracks
+    }
+
+    /// The tracks having any of `matches` in any of `fields`, most popular first.
+    fn tracks_with(&self, matches: &Matches, fields: &[Field]) -> Vec<TrackIx> {
+        let mut out: Vec<TrackIx> = matches
+            .iter()
+            .flat_map(|&(n, _)| self.postings_of(n))
+            .filter(|&&p| fields.iter().any(|&f| p & 3 == f as u32))
+            .map(|&p| p >> 2)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The best weight of `matches` found in track `ix`'s `field` (0 when none is).
+    fn weight_in(&self, matches: &Matches, ix: TrackIx, field: Field) -> f32 {
+        let key = ix << 2 | field as u32;
+        matches
+            .iter()
+            .filter(|&&(n, _)| self.postings_of(n).binary_search(&key).is_ok())
+            .map(|&(_, w)| w)
+            .fold(0.0, f32::max)
+    }
+}
+
+/// How many tracks' words are read at once while building (in parallel).
+const BUILD_CHUNK: usize = 65_536;
+
+/// One track's words for the index: each (word, field) once, and how many words its title
+/// (without decorations) and its album have.
+struct TrackWords {
+    words: Vec<(String, Field)>,
+    title_len: u8,
+    album_len: u8,
+}
+
+impl TrackWords {
+    fn of(t: &Track) -> TrackWords {
+        let (core, all) = title_words_of(&t.title);
+        let album_len = words(strip_decorations(&t.album)).len().min(255) as u8;
+        let mut out = Vec::new();
+        for (ws, field) in [
+            (all, Field::Title),
+            (words(&t.album), Field::Album),
+            (words(&t.artist), Field::Artist),
+        ] {
+            let mut ws = ws;
+            ws.sort_unstable();
+            ws.dedup();
+            out.extend(ws.into_iter().map(|w| (w, field)));
+        }
+        TrackWords {
+            words: out,
+            title_len: core.len().min(255) as u8,
+            album_len,
+        }
     }
 }
 
