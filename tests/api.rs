@@ -364,6 +364,40 @@ async fn an_unknown_key_id_fetches_the_jwks_again_at_most_once_a_minute() {
 }
 
 #[tokio::test]
+async fn search_finds_songs_as_the_voice_path_does_and_refuses_what_is_no_query() {
+    let app = app().await;
+    let t = token("listener-1");
+    let a = app
+        .get("/v1/search?q=burning%20nigt%20theo%20dubois", &t)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let first = &a.body["hits"][0];
+    assert_eq!(first["track"]["title"], "Burning Night", "{}", a.body);
+    assert_eq!(first["track"]["artist"], "Theo Dubois", "{}", a.body);
+    assert!(first["match"].as_f64().unwrap() >= 0.6, "{}", a.body);
+    let a = app.get("/v1/search?q=burning%20night&limit=3", &t).await;
+    assert_eq!(a.body["hits"].as_array().unwrap().len(), 3, "{}", a.body);
+    // Nothing like it: an empty list, not an error.
+    let a = app.get("/v1/search?q=zzqx%20vvkp", &t).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body["hits"], serde_json::json!([]));
+    for bad in [
+        "/v1/search".to_owned(),
+        "/v1/search?q=%20%20".to_owned(),
+        format!("/v1/search?q={}", "a".repeat(201)),
+        "/v1/search?q=hello&limit=0".to_owned(),
+        "/v1/search?q=hello&limit=51".to_owned(),
+        "/v1/search?q=hello&color=red".to_owned(),
+    ] {
+        assert_error(
+            &app.get(&bad, &t).await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
+}
+
+#[tokio::test]
 async fn recommendations_carry_their_id_model_version_and_variant() {
     let app = app().await;
     let t = token("listener-1");

@@ -67,6 +67,28 @@ impl From<Recommendation> for RecommendationsDto {
     }
 }
 
+/// `GET /v1/search` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    pub q: String,
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/search` answer: the tracks whose title (or title and artist) best match the
+/// query, best first, each with how well (0 to 1).
+#[derive(Debug, Serialize)]
+pub struct SearchDto {
+    pub hits: Vec<SearchHitDto>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchHitDto {
+    pub track: TrackDto,
+    #[serde(rename = "match")]
+    pub quality: f32,
+}
+
 /// `GET /v1/me/recommendations` query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@ use crate::api::voice::{self, VoiceAnswer};
 use crate::api::{
     CreatePlaylist, FeedbackBatch, FeedbackErrorDto, FeedbackResultDto, OPENAPI, PlaylistDto,
     PlaylistSummaryDto, ProfileDto, ProfilePatch, RecommendationsDto, RecommendationsQuery,
-    VoiceRequest, feedback_inputs,
+    SearchDto, SearchHitDto, SearchQuery, TrackDto, VoiceRequest, feedback_inputs,
 };
 use crate::domain::{Listener, Source};
 use crate::interaction::InteractionModel;
@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Every route of the API, as (method, path): the router is built from the same handlers
 /// and a test checks this list against `openapi.json` and the router.
-pub const ROUTES: [(&str, &str); 10] = [
+pub const ROUTES: [(&str, &str); 11] = [
     ("get", "/v1/openapi.json"),
     ("get", "/v1/me/recommendations"),
     ("post", "/v1/playlists"),
@@ -38,6 +38,7 @@ pub const ROUTES: [(&str, &str); 10] = [
     ("patch", "/v1/me/profile"),
     ("delete", "/v1/me"),
     ("post", "/v1/voice"),
+    ("get", "/v1/search"),
 ];
 
 pub fn routes() -> axum::Router<AppState> {
@@ -52,6 +53,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/v1/me/profile", get(profile).patch(patch_profile))
         .route("/v1/me", delete(erase))
         .route("/v1/voice", post(voice))
+        .route("/v1/search", get(search))
 }
 
 /// The API's parts: the service, the interaction model (for `/v1/voice`), the token
@@ -213,6 +215,36 @@ async fn recommendations(
         .recommendations(&user, &selection, limit)
         .await?;
     Ok(Json(rec.into()))
+}
+
+async fn search(
+    State(state): State<AppState>,
+    User(_): User,
+    q: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<Json<SearchDto>, ApiError> {
+    let q = query(q)?;
+    if !crate::api::text_within(&q.q, 200) {
+        return Err(ApiError::BadRequest(
+            "q must have 1 to 200 characters, not all blank".into(),
+        ));
+    }
+    let limit = q.limit.unwrap_or(10);
+    if limit == 0 || limit > crate::service::MAX_SEARCH {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {}",
+            crate::service::MAX_SEARCH
+        )));
+    }
+    let hits = state.0.api.service.search(&q.q, limit);
+    Ok(Json(SearchDto {
+        hits: hits
+            .into_iter()
+            .map(|(t, quality)| SearchHitDto {
+                track: TrackDto::from(&t),
+                quality,
+            })
+            .collect(),
+    }))
 }
 
 async fn create_playlist(

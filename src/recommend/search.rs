@@ -23,6 +23,8 @@ const MAX_POSTINGS: usize = 50_000;
 /// How much a word within one edit counts, and one within two, against an exact word.
 const NEAR: f32 = 0.8;
 const FAR: f32 = 0.6;
+/// The most words of a query that are looked up.
+const MAX_QUERY_WORDS: usize = 16;
 /// How many dictionary words one query word may stand for by edits.
 const MAX_NEAR_WORDS: usize = 16;
 /// The least match quality at which a hit is taken to be what the listener asked for.
@@ -466,6 +468,8 @@ fn number(w: &str) -> Option<u32> {
 /// "featuring ..." tail.
 fn query_words(s: &str) -> Vec<String> {
     let mut ws = words(strip_decorations(s));
+    // A title is a few words: more is not a title, and each costs a dictionary search.
+    ws.truncate(MAX_QUERY_WORDS);
     if let Some(cut) = ws
         .iter()
         .position(|w| matches!(w.as_str(), "feat" | "ft" | "featuring"))

@@ -2,7 +2,7 @@
 //! preferences. Same profiles, recommender and feedback sink as the voice path.
 
 use super::{Service, count_store_error};
-use crate::domain::{Playlist, Profile, Selection, Source, Track, TrackId};
+use crate::domain::{Named, Playlist, Profile, Selection, Source, Track, TrackId, Wanted};
 use crate::feedback::{EventContext, EventKind, FeedbackError, FeedbackEvent};
 use crate::recommend::{RecommendError, RecommendRequest, Recommendation};
 use crate::store::{StoreError, update_profile};
@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 /// The most tracks one recommendation request returns.
 pub const MAX_LIMIT: usize = 100;
+/// The most hits one search returns.
+pub const MAX_SEARCH: usize = 50;
 /// The most feedback events in one batch.
 pub const MAX_BATCH: usize = 500;
 /// The longest playlist, in minutes, and the most tracks.
@@ -139,6 +141,17 @@ impl Service {
                 limit: limit.clamp(1, MAX_LIMIT),
             })
             .await?)
+    }
+
+    /// The tracks whose title (or title and artist) best match `text`, best first, each
+    /// with how well it matches (0 to 1); the voice path's song search.
+    pub fn search(&self, text: &str, limit: usize) -> Vec<(Arc<Track>, f32)> {
+        let named = Named {
+            wanted: Wanted::Song,
+            name: text.to_owned(),
+            artist: None,
+        };
+        self.recommender.search(&named, limit.clamp(1, MAX_SEARCH))
     }
 
     /// Builds and stores a playlist: ordered as recommended (artists spread), no repeats, and

@@ -20,8 +20,8 @@ pub use command::{
     SessionEffect, SlotKind,
 };
 pub use mobile::{
-    FeedbackInput, MAX_BATCH, MAX_LIMIT, MobileError, PlaylistLength, PlaylistSource, PlaylistSpec,
-    Preferences,
+    FeedbackInput, MAX_BATCH, MAX_LIMIT, MAX_SEARCH, MobileError, PlaylistLength, PlaylistSource,
+    PlaylistSpec, Preferences,
 };
 
 use crate::domain::{Listener, QueueKey};
