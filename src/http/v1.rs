@@ -190,6 +190,14 @@ impl From<MobileError> for ApiError {
     }
 }
 
+/// A `limit` query parameter: `default` when absent, else 1 to `max`.
+fn limit_within(given: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match given.unwrap_or(default) {
+        limit @ 1.. if limit <= max => Ok(limit),
+        _ => Err(ApiError::BadRequest(format!("limit must be 1 to {max}"))),
+    }
+}
+
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
@@ -201,13 +209,7 @@ async fn recommendations(
 ) -> Result<Json<RecommendationsDto>, ApiError> {
     let q = query(q)?;
     let selection = q.selection().map_err(ApiError::BadRequest)?;
-    let limit = q.limit.unwrap_or(25);
-    if limit == 0 || limit > crate::service::MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1 to {}",
-            crate::service::MAX_LIMIT
-        )));
-    }
+    let limit = limit_within(q.limit, 25, crate::service::MAX_LIMIT)?;
     let rec = state
         .0
         .api
@@ -228,13 +230,7 @@ async fn search(
             "q must have 1 to 200 characters, not all blank".into(),
         ));
     }
-    let limit = q.limit.unwrap_or(10);
-    if limit == 0 || limit > crate::service::MAX_SEARCH {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1 to {}",
-            crate::service::MAX_SEARCH
-        )));
-    }
+    let limit = limit_within(q.limit, 10, crate::service::MAX_SEARCH)?;
     let hits = state.0.api.service.search(&q.q, limit);
     Ok(Json(SearchDto {
         hits: hits

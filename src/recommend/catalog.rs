@@ -415,11 +415,6 @@ impl Catalog {
             .collect()
     }
 
-    /// Bytes the search index holds.
-    pub fn search_bytes(&self) -> usize {
-        self.search.heap_bytes()
-    }
-
     pub fn len(&self) -> usize {
         self.tracks.len()
     }

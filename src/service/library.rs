@@ -23,19 +23,16 @@ impl Ctx<'_> {
         let Ok(playlists) = playlists else {
             return Outcome::end(Some(Reply::Trouble));
         };
-        let Some(playlist) = best_named(&playlists, &name) else {
+        // A playlist whose tracks have all left the catalog is as good as none.
+        let found = best_named(&playlists, &name)
+            .map(|p| (p, self.tracks_of(&p.tracks)))
+            .filter(|(_, lead)| !lead.is_empty());
+        let Some((playlist, lead)) = found else {
             return Outcome::ask(Reply::NoPlaylist {
                 name,
                 saved: playlists.len(),
             });
         };
-        let lead = self.tracks_of(&playlist.tracks);
-        if lead.is_empty() {
-            return Outcome::ask(Reply::NoPlaylist {
-                name,
-                saved: playlists.len(),
-            });
-        }
         let reply = Reply::PlayingPlaylist {
             name: playlist.name.clone(),
             track: lead[0].clone(),
