@@ -878,3 +878,98 @@ async fn the_listeners_own_playlists_and_favourites_play_by_voice_and_no_one_els
     assert_eq!(heard, liked);
     echo.server.stop().await;
 }
+
+/// The first `n` tracks of the queue `r` started ("title / artist"), the listener saying
+/// "next" after 5 s of each.
+async fn next_and_next(echo: &Echo, r: &Value, n: usize) -> Vec<String> {
+    let (_, mut token, first, _) = play(r);
+    let mut shown = vec![first];
+    while shown.len() < n {
+        let (_, t, track, _) = play(&echo.send("next", &token, Some(5_000)).await);
+        shown.push(track);
+        token = t;
+    }
+    shown
+}
+
+#[tokio::test]
+async fn a_decade_plays_only_its_years_and_something_new_only_what_the_listener_never_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, store, _) = echo_over_parts(dir.path()).await;
+    let catalog = encore::recommend::Catalog::load(&common::repo().join("models")).unwrap();
+    let find = |shown: &str| {
+        let (title, artist) = shown.split_once(" / ").unwrap();
+        catalog
+            .tracks()
+            .iter()
+            .find(|t| t.title == title && t.artist == artist)
+            .unwrap_or_else(|| panic!("{shown} is not in the catalog"))
+            .clone()
+    };
+    // Five tracks of "play 80s rock": each one rock, each one from 1980 to 1989.
+    let r = echo.send("play_decade", "", None).await;
+    assert!(speech(&r).contains("Playing rock from the 80s."), "{r}");
+    let heard: Vec<_> = next_and_next(&echo, &r, 5)
+        .await
+        .iter()
+        .map(|s| find(s))
+        .collect();
+    for t in &heard {
+        assert_eq!(t.genre, "rock", "{t:?}");
+        assert!(t.year.is_some_and(|y| (1980..1990).contains(&y)), "{t:?}");
+    }
+    // A decade the catalog lacks is said so, and the listener can ask again.
+    let r = echo
+        .send_edited("play_decade", "", None, |r: &mut Value| {
+            let slot = &mut r["request"]["intent"]["slots"]["decade"];
+            slot["value"] = "1920s".into();
+            slot["resolutions"] = Value::Null;
+            slot["slotValue"] = Value::Null;
+        })
+        .await;
+    assert!(r["response"].get("directives").is_none(), "{r}");
+    assert!(speech(&r).contains("find any rock from the 20s"), "{r}");
+
+    // A listener who has played the 30 most popular jazz tracks to the end and likes jazz
+    // (the first 20 long ago: no longer among their recent plays, still in their play
+    // counts): "something new" is jazz they have not heard.
+    let user = common::fixture("play_unheard", "")["context"]["System"]["user"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let played: Vec<encore::domain::TrackId> = catalog
+        .tracks()
+        .iter()
+        .filter(|t| t.genre == "jazz")
+        .take(30)
+        .map(|t| t.id.clone())
+        .collect();
+    encore::store::update_profile(store.as_ref(), &user, |p| {
+        for (n, id) in played.iter().enumerate() {
+            if n >= 20 {
+                p.played(id);
+            }
+            p.record_outcome(id, "genre=jazz", true);
+            p.finishes += 1;
+            p.adjust_affinity("jazz", "", 1.0);
+        }
+    })
+    .await
+    .unwrap();
+    let r = echo.send("play_unheard", "", None).await;
+    assert!(
+        speech(&r).contains("Playing music you haven&apos;t heard."),
+        "{r}"
+    );
+    let new: Vec<_> = next_and_next(&echo, &r, 10)
+        .await
+        .iter()
+        .map(|s| find(s))
+        .collect();
+    for t in &new {
+        assert!(!played.contains(&t.id), "{t:?} was heard before");
+    }
+    let jazz = new.iter().filter(|t| t.genre == "jazz").count();
+    assert!(jazz >= 8, "{jazz} of 10 are jazz: {new:?}");
+    echo.server.stop().await;
+}

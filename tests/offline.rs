@@ -93,6 +93,46 @@ fn a_spotify_export_imports_with_bad_rows_reported_by_line() {
 }
 
 #[test]
+fn release_years_come_from_a_year_or_a_release_date_and_survive_the_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("export.csv");
+    // Exports name the column differently, and some have two: `year` wins. "0" and blank
+    // are unknown; a two-digit year and one before 1900 are refused with their line.
+    std::fs::write(
+        &csv,
+        "track_id,artists,track_name,year,release_date,album_release_date\n\
+         a,Ana,One,1985,,\n\
+         b,Ana,Two,,1991-06-01,\n\
+         c,Ana,Three,,,2003\n\
+         d,Ana,Four,1979.0,2011-01-01,\n\
+         e,Ana,Five,0,,\n\
+         f,Ana,Six,,,\n\
+         g,Ana,Seven,85,,\n\
+         h,Ana,Eight,1850,,\n",
+    )
+    .unwrap();
+    let out = dir.path().join("models");
+    let (ok, stdout, stderr) = run(&["catalog", "import", path(&csv), "--out", path(&out)]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("imported 6 tracks"), "{stdout}");
+    for line in [":8:", ":9:"] {
+        assert!(stderr.contains(line), "line {line} reported: {stderr}");
+    }
+    assert!(stderr.contains("\"85\" is not a year"), "{stderr}");
+    let catalog = Catalog::load(&out).unwrap();
+    let year = |id: &str| {
+        catalog
+            .track(&encore::domain::TrackId(id.into()))
+            .unwrap()
+            .year
+    };
+    assert_eq!(
+        ["a", "b", "c", "d", "e", "f"].map(year),
+        [Some(1985), Some(1991), Some(2003), Some(1979), None, None]
+    );
+}
+
+#[test]
 fn train_evaluate_and_batch_recommend_on_planted_structure() {
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");

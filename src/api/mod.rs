@@ -27,6 +27,9 @@ pub struct TrackDto {
     pub stream_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub art_url: Option<String>,
+    /// The year of release, when the catalog has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub year: Option<u16>,
 }
 
 impl From<&Arc<Track>> for TrackDto {
@@ -42,6 +45,7 @@ impl From<&Arc<Track>> for TrackDto {
             explicit: t.explicit,
             stream_url: t.stream_url.clone(),
             art_url: t.art_url.clone(),
+            year: t.year,
         }
     }
 }
@@ -205,6 +209,9 @@ impl CreatePlaylist {
 pub struct SelectionDto {
     pub by: &'static str,
     pub value: String,
+    /// With `by: decade`, the genre asked for with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub genre: Option<String>,
 }
 
 fn selection_dto(s: &Selection) -> SelectionDto {
@@ -212,18 +219,32 @@ fn selection_dto(s: &Selection) -> SelectionDto {
         Selection::Mood(m) => SelectionDto {
             by: "mood",
             value: m.id().to_owned(),
+            genre: None,
         },
         Selection::Genre(g) => SelectionDto {
             by: "genre",
             value: g.clone(),
+            genre: None,
         },
         Selection::Artist(a) => SelectionDto {
             by: "artist",
             value: a.clone(),
+            genre: None,
         },
         Selection::LikeTrack(t) => SelectionDto {
             by: "like_track",
             value: t.0.clone(),
+            genre: None,
+        },
+        Selection::Decade { decade, genre } => SelectionDto {
+            by: "decade",
+            value: decade.to_string(),
+            genre: genre.clone(),
+        },
+        Selection::Unheard => SelectionDto {
+            by: "unheard",
+            value: String::new(),
+            genre: None,
         },
     }
 }

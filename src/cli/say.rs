@@ -72,8 +72,9 @@ fn minutes(ms: u64) -> String {
 }
 
 fn track_line(t: &TrackDto) -> String {
+    let year = t.year.map(|y| format!("{y}, ")).unwrap_or_default();
     format!(
-        "{} — {} [{}, {}]",
+        "{} — {} [{}, {year}{}]",
         t.title,
         t.artist,
         t.genre,

@@ -40,17 +40,49 @@ pub enum Selection {
     Artist(String),
     /// Tracks that sound like this one.
     LikeTrack(TrackId),
+    /// Tracks released in the decade starting at `decade` (1980 for the eighties), of
+    /// `genre` when one was said ("play 80s rock").
+    Decade {
+        decade: u16,
+        genre: Option<String>,
+    },
+    /// Tracks the listener has never heard, as far as their profile remembers, from their
+    /// affinities ("play something new").
+    Unheard,
+}
+
+/// The first year of the decade `year` falls in (1987 -> 1980).
+pub fn decade_of(year: u16) -> u16 {
+    year - year % 10
+}
+
+/// The decades a listener can ask for: the 1900s to the 2090s.
+pub const DECADES: std::ops::RangeInclusive<u16> = 1900..=2090;
+
+/// Whether `year` starts one of `DECADES`.
+pub fn is_decade(year: u16) -> bool {
+    DECADES.contains(&year) && year.is_multiple_of(10)
 }
 
 impl Selection {
     /// The context a play happened in, for the bandit's counters: `mood=relaxing`,
-    /// `genre=jazz`, `artist=<name, lower case>` or `like` (every "more like this").
+    /// `genre=jazz`, `artist=<name, lower case>`, `like` (every "more like this"),
+    /// `decade=1980` or `decade=1980,genre=rock`, or `unheard`.
     pub fn context_key(&self) -> String {
         match self {
             Selection::Mood(m) => format!("mood={m}"),
             Selection::Genre(g) => format!("genre={}", g.to_lowercase()),
             Selection::Artist(a) => format!("artist={}", a.to_lowercase()),
             Selection::LikeTrack(_) => "like".to_owned(),
+            Selection::Decade {
+                decade,
+                genre: None,
+            } => format!("decade={decade}"),
+            Selection::Decade {
+                decade,
+                genre: Some(g),
+            } => format!("decade={decade},genre={}", g.to_lowercase()),
+            Selection::Unheard => "unheard".to_owned(),
         }
     }
 }

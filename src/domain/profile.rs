@@ -216,6 +216,19 @@ impl Profile {
         self.disliked.contains(track)
     }
 
+    /// The tracks the profile remembers the listener hearing: recent plays, likes,
+    /// dislikes and every track with a finished or skipped play in any context. Each list
+    /// is bounded (`RECENT_LIMIT`, `OPINION_LIMIT`, `BANDIT_LIMIT`), so a long history's
+    /// oldest plays are forgotten.
+    pub fn heard(&self) -> std::collections::HashSet<&str> {
+        let opinions = self.recent.iter().chain(&self.liked).chain(&self.disliked);
+        let played = self
+            .bandit
+            .keys()
+            .map(|key| key.split_once(':').map_or(key.as_str(), |(track, _)| track));
+        opinions.map(|t| t.0.as_str()).chain(played).collect()
+    }
+
     /// About what the profile weighs stored (its strings and a fixed cost per entry).
     pub fn approximate_bytes(&self) -> usize {
         let ids =

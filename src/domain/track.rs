@@ -63,6 +63,8 @@ pub struct Track {
     pub stream_url: String,
     /// HTTPS URL of the cover art, if the catalog has one.
     pub art_url: Option<String>,
+    /// The year of release, if the catalog has it.
+    pub year: Option<u16>,
 }
 
 #[cfg(test)]
@@ -81,6 +83,7 @@ impl Track {
             features: AudioFeatures::default(),
             stream_url: "https://x/y".into(),
             art_url: None,
+            year: None,
         }
     }
 }

@@ -59,8 +59,9 @@ impl EventKind {
     }
 }
 
-/// What produced the track: the request (at most one of mood, genre, artist, seed track)
-/// and the recommendation it came from.
+/// What produced the track: the request (at most one of mood, genre, artist, seed track,
+/// decade and unheard, except that a decade may come with a genre) and the recommendation it
+/// came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +72,14 @@ pub struct EventContext {
     pub artist: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed_track_id: Option<String>,
+    /// The first year of the decade asked for, 1980 for "play 80s rock" (added within
+    /// version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decade: Option<u16>,
+    /// True for "play something new": tracks the listener had not heard (added within
+    /// version 1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unheard: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,6 +105,15 @@ impl EventContext {
             let known: Vec<&str> = crate::domain::Mood::ALL.iter().map(|m| m.id()).collect();
             return Err(format!("context.mood must be one of {}", known.join(", ")));
         }
+        if let Some(decade) = self.decade
+            && !crate::domain::is_decade(decade)
+        {
+            return Err(format!(
+                "context.decade must be the first year of a decade from {} to {}",
+                crate::domain::DECADES.start(),
+                crate::domain::DECADES.end()
+            ));
+        }
         for (name, value) in [
             ("mood", &self.mood),
             ("genre", &self.genre),
@@ -119,6 +137,15 @@ impl EventContext {
 
     /// The request that produced the track, when the event names one.
     pub fn selection(&self) -> Option<Selection> {
+        if let Some(decade) = self.decade {
+            return Some(Selection::Decade {
+                decade,
+                genre: self.genre.clone(),
+            });
+        }
+        if self.unheard {
+            return Some(Selection::Unheard);
+        }
         if let Some(m) = &self.mood {
             return m.parse().ok().map(Selection::Mood);
         }
@@ -152,6 +179,11 @@ impl EventContext {
             Selection::Genre(g) => context.genre = Some(g.clone()),
             Selection::Artist(a) => context.artist = Some(a.clone()),
             Selection::LikeTrack(t) => context.seed_track_id = Some(t.0.clone()),
+            Selection::Decade { decade, genre } => {
+                context.decade = Some(*decade);
+                context.genre = genre.clone();
+            }
+            Selection::Unheard => context.unheard = true,
         }
         context
     }
@@ -219,6 +251,32 @@ impl FeedbackEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decade_and_something_new_survive_the_trip_through_an_event() {
+        for selection in [
+            Selection::Decade {
+                decade: 1980,
+                genre: Some("rock".into()),
+            },
+            Selection::Decade {
+                decade: 1990,
+                genre: None,
+            },
+            Selection::Unheard,
+        ] {
+            let context = EventContext::new(&selection, "r", "v", "", "control");
+            let json = serde_json::to_string(&context).unwrap();
+            let back: EventContext = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.check(), Ok(()), "{json}");
+            assert_eq!(back.selection(), Some(selection), "{json}");
+        }
+        let odd = EventContext {
+            decade: Some(1985),
+            ..EventContext::default()
+        };
+        assert!(odd.check().is_err(), "1985 starts no decade");
+    }
 
     #[test]
     fn a_play_that_ends_before_thirty_seconds_is_a_skip() {

@@ -1,6 +1,6 @@
 //! Intent names and slots -> service commands, for both the Alexa and the text path.
 
-use crate::domain::{Mood, Selection};
+use crate::domain::{Mood, Selection, is_decade};
 use crate::domain::{Named, Wanted};
 use crate::service::{Command, SlotKind};
 use std::collections::HashMap;
@@ -57,6 +57,8 @@ pub fn command_for(intent: &Intent) -> Command {
             None => Command::Missing(SlotKind::Playlist),
         },
         "PlayFavouritesIntent" => Command::PlayFavourites,
+        "PlayDecadeIntent" => decade(intent),
+        "PlayUnheardIntent" => Command::Play(Selection::Unheard),
         "MoreLikeThisIntent" => Command::MoreLikeThis,
         "LikeIntent" => Command::Like,
         "DislikeIntent" => Command::Dislike,
@@ -91,5 +93,57 @@ fn named(intent: &Intent, wanted: Wanted, slot: &str, missing: SlotKind) -> Comm
             artist: intent.heard("artist").map(str::to_owned),
         }),
         None => Command::Missing(missing),
+    }
+}
+
+/// Music of the decade in slot `decade` (its id, or what was heard when it resolved to
+/// none: "1970s", "the 70's"), of the genre in slot `genre` if one was said. A genre heard
+/// but not known is kept as heard, so the answer says it has none rather than playing the
+/// decade without it.
+fn decade(intent: &Intent) -> Command {
+    let decade = intent
+        .id("decade")
+        .or(intent.heard("decade"))
+        .and_then(decade_said);
+    let Some(decade) = decade else {
+        return Command::Missing(SlotKind::Decade);
+    };
+    let genre = intent
+        .id("genre")
+        .or(intent.heard("genre"))
+        .map(|g| g.trim().to_lowercase());
+    Command::Play(Selection::Decade { decade, genre })
+}
+
+/// The first year of a decade written as digits: "1980", "1980s", "80s", "the 80's".
+fn decade_said(said: &str) -> Option<u16> {
+    let digits: String = said.chars().filter(char::is_ascii_digit).collect();
+    let year: u16 = match digits.len() {
+        2 => 1900 + digits.parse::<u16>().ok()?,
+        4 => digits.parse().ok()?,
+        _ => return None,
+    };
+    is_decade(year).then_some(year)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decade_is_read_from_how_it_is_written() {
+        for (said, decade) in [
+            ("1980", Some(1980)),
+            ("1980s", Some(1980)),
+            ("80s", Some(1980)),
+            ("the 70's", Some(1970)),
+            ("2010s", Some(2010)),
+            ("1985", None),
+            ("eighties", None),
+            ("1880s", None),
+            ("123", None),
+        ] {
+            assert_eq!(decade_said(said), decade, "{said}");
+        }
     }
 }

@@ -58,6 +58,28 @@ fn selection_words(selection: &Selection, lang: Lang) -> String {
         (Selection::Artist(a), Lang::De) => format!("Musik von {a}"),
         (Selection::LikeTrack(_), Lang::En) => "more like this".to_owned(),
         (Selection::LikeTrack(_), Lang::De) => "mehr in dieser Art".to_owned(),
+        (Selection::Decade { decade, genre }, Lang::En) => {
+            let what = genre.as_deref().map_or("music".to_owned(), genre_words);
+            format!("{what} from the {}", decade_words(*decade))
+        }
+        (Selection::Decade { decade, genre }, Lang::De) => {
+            let what = genre.as_deref().map_or("Musik".to_owned(), genre_words);
+            format!(
+                "{what} aus den {}ern",
+                decade_words(*decade).trim_end_matches('s')
+            )
+        }
+        (Selection::Unheard, Lang::En) => "music you haven't heard".to_owned(),
+        (Selection::Unheard, Lang::De) => "Musik, die du noch nicht gehört hast".to_owned(),
+    }
+}
+
+/// A decade as people say it: "80s" for the twentieth century's, "2010s" for later ones.
+fn decade_words(decade: u16) -> String {
+    if (1920..2000).contains(&decade) {
+        format!("{}s", decade % 100)
+    } else {
+        format!("{decade}s")
     }
 }
 
@@ -211,6 +233,8 @@ pub fn words(reply: &Reply, lang: Lang) -> Words {
         },
         (Reply::AskFor(SlotKind::Playlist), En) => ask("Which of your playlists?".into(), "Which playlist?"),
         (Reply::AskFor(SlotKind::Playlist), De) => ask("Welche deiner Playlists?".into(), "Welche Playlist?"),
+        (Reply::AskFor(SlotKind::Decade), En) => ask("Which decade? For example, the eighties.".into(), "Which decade?"),
+        (Reply::AskFor(SlotKind::Decade), De) => ask("Welches Jahrzehnt? Zum Beispiel die Achtziger.".into(), "Welches Jahrzehnt?"),
         (Reply::PlayingPlaylist { name, track }, En) => Words {
             speech: format!("Playing your playlist {name}, starting with {}.", track_words(track, En)),
             reprompt: None,
@@ -340,6 +364,32 @@ mod tests {
             artist: None,
         };
         assert!(words(&none, Lang::De).speech.contains("eine Stimmung"));
+    }
+
+    #[test]
+    fn decades_and_something_new_are_said_as_people_say_them() {
+        let eighties_rock = Selection::Decade {
+            decade: 1980,
+            genre: Some("rock".into()),
+        };
+        let noughties = Selection::Decade {
+            decade: 2000,
+            genre: None,
+        };
+        for (selection, lang, words) in [
+            (&eighties_rock, Lang::En, "rock from the 80s"),
+            (&eighties_rock, Lang::De, "rock aus den 80ern"),
+            (&noughties, Lang::En, "music from the 2000s"),
+            (&noughties, Lang::De, "Musik aus den 2000ern"),
+            (&Selection::Unheard, Lang::En, "music you haven't heard"),
+            (
+                &Selection::Unheard,
+                Lang::De,
+                "Musik, die du noch nicht gehört hast",
+            ),
+        ] {
+            assert_eq!(selection_words(selection, lang), words);
+        }
     }
 
     #[test]

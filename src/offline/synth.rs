@@ -1,7 +1,8 @@
 //! Synthetic data for benchmarks and evaluation: a catalog of any size with plausible audio
 //! features per genre, and listening histories with planted structure (each listener keeps
 //! to a few genres and artists), so a model that learns the structure measurably beats
-//! popularity. Deterministic for a seed.
+//! popularity. Deterministic for a seed. Each artist's tracks come out a year apart from a
+//! start year of their own.
 
 use super::train::Interactions;
 use crate::domain::{AudioFeatures, Track, TrackId};
@@ -122,6 +123,7 @@ pub fn tracks(
             Track {
                 stream_url: url(stream_url_template),
                 art_url: art_url_template.map(url),
+                year: Some(release_year(artist, i / artists)),
                 id: TrackId(id.clone()),
                 title: name(&mut rng, 2),
                 artist: artist.clone(),
@@ -141,6 +143,14 @@ pub fn tracks(
             }
         })
         .collect()
+}
+
+/// The year an artist's `nth` track came out: each artist starts in a year of their own
+/// from 1955 to 2019 (a hash of the name, so the other columns' random draws stay as they
+/// were) and releases a track a year, up to 2026.
+fn release_year(artist: &str, nth: usize) -> u16 {
+    let start = 1955 + (xxhash_rust::xxh3::xxh3_64(artist.as_bytes()) % 65) as u16;
+    (start + nth as u16).min(2026)
 }
 
 fn jitter(rng: &mut StdRng, centre: f32, spread: f32) -> f32 {

@@ -5,7 +5,7 @@
 
 use super::mood_target;
 use super::search::SearchIndex;
-use crate::domain::{AudioFeatures, Mood, Named, Selection, Track, TrackId};
+use crate::domain::{AudioFeatures, Mood, Named, Selection, Track, TrackId, decade_of};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +61,8 @@ pub struct Catalog {
     by_genre: HashMap<String, Vec<TrackIx>>,
     /// Normalized artist name -> tracks, most popular first.
     by_artist: HashMap<String, Vec<TrackIx>>,
+    /// First year of a decade -> the tracks released in it, most popular first.
+    by_decade: HashMap<u16, Vec<TrackIx>>,
     /// Mood -> candidates, most popular first (`Mood::ALL` order).
     by_mood: Vec<Vec<TrackIx>>,
     /// The most popular tracks overall, most popular first.
@@ -97,7 +99,43 @@ struct Row {
     tempo: Option<f32>,
     #[serde(default)]
     track_genre: Option<String>,
+    /// The release: a year, or a date that starts with one. Exports name it differently;
+    /// the first of these present is used.
+    #[serde(default)]
+    year: Option<String>,
+    #[serde(default)]
+    release_date: Option<String>,
+    #[serde(default)]
+    album_release_date: Option<String>,
 }
+
+impl Row {
+    /// The release year the row gives, if any: `year`, else `release_date`, else
+    /// `album_release_date` ("1985", "1985-06-01", "1985.0"); empty or 0 is unknown.
+    fn release_year(&self) -> Result<Option<u16>, String> {
+        let given = [&self.year, &self.release_date, &self.album_release_date]
+            .into_iter()
+            .flatten()
+            .map(|v| v.trim())
+            .find(|v| !v.is_empty());
+        let Some(given) = given else {
+            return Ok(None);
+        };
+        let digits: String = given.chars().take_while(char::is_ascii_digit).collect();
+        match digits.parse::<u16>() {
+            Ok(0) => Ok(None),
+            Ok(year) if digits.len() == 4 && YEARS.contains(&year) => Ok(Some(year)),
+            _ => Err(format!(
+                "release {given:?} is not a year from {} to {} or a date that starts with one",
+                YEARS.start(),
+                YEARS.end()
+            )),
+        }
+    }
+}
+
+/// The release years a catalog may give.
+const YEARS: std::ops::RangeInclusive<u16> = 1900..=2099;
 
 /// Defaults for missing optional columns: the middle of each scale, no vocals unknown.
 const DEFAULT_DURATION_MS: u64 = 200_000;
@@ -242,11 +280,12 @@ fn check_row(row: &Row) -> Result<(), String> {
     {
         return Err(format!("tempo {t} is not a tempo"));
     }
-    Ok(())
+    row.release_year().map(drop)
 }
 
-/// The catalog columns Encore writes, in order (a subset of the Spotify export's).
-pub const CSV_COLUMNS: [&str; 14] = [
+/// The catalog columns Encore writes, in order (those of the Spotify export it reads, and
+/// the release year, empty when unknown).
+pub const CSV_COLUMNS: [&str; 15] = [
     "track_id",
     "artists",
     "album_name",
@@ -261,6 +300,7 @@ pub const CSV_COLUMNS: [&str; 14] = [
     "valence",
     "tempo",
     "track_genre",
+    "year",
 ];
 
 /// Writes `tracks` as a catalog CSV that `read_tracks_csv` reads back unchanged.
@@ -293,6 +333,7 @@ pub fn write_tracks_csv<'a>(
                 &f.valence.to_string(),
                 &f.tempo.to_string(),
                 &t.genre,
+                &t.year.map(|y| y.to_string()).unwrap_or_default(),
             ])
             .map_err(|e| io(e.into()))?;
         n += 1;
@@ -375,11 +416,15 @@ impl Catalog {
         let mut by_id = HashMap::with_capacity(tracks.len());
         let mut by_genre: HashMap<String, Vec<TrackIx>> = HashMap::new();
         let mut by_artist: HashMap<String, Vec<TrackIx>> = HashMap::new();
+        let mut by_decade: HashMap<u16, Vec<TrackIx>> = HashMap::new();
         for &i in &by_popularity {
             let t = &tracks[i as usize];
             by_id.insert(t.id.clone(), i);
             by_genre.entry(t.genre.clone()).or_default().push(i);
             by_artist.entry(normalize(&t.artist)).or_default().push(i);
+            if let Some(year) = t.year {
+                by_decade.entry(decade_of(year)).or_default().push(i);
+            }
         }
         let by_mood = Mood::ALL
             .iter()
@@ -393,6 +438,7 @@ impl Catalog {
             by_id,
             by_genre,
             by_artist,
+            by_decade,
             by_mood,
             popular: by_popularity,
             search,
@@ -456,6 +502,11 @@ impl Catalog {
                 .artist_tracks(name)
                 .map(|ts| ts.iter().take(limit).copied().collect())
                 .unwrap_or_default(),
+            Selection::Decade { decade, genre } => {
+                self.decade_tracks(*decade, genre.as_deref(), limit)
+            }
+            // Personal by nature: the ranker adds the listener's own candidates to these.
+            Selection::Unheard => self.popular.iter().take(limit).copied().collect(),
             Selection::LikeTrack(id) => {
                 let Some(seed) = self.index_of(id) else {
                     return Vec::new();
@@ -468,6 +519,31 @@ impl Catalog {
                 best_first(scored, limit)
             }
         }
+    }
+
+    /// Up to `limit` tracks of the decade starting at `decade` (of `genre`, if given), most
+    /// popular first. Walks the shorter of the decade's and the genre's lists.
+    fn decade_tracks(&self, decade: u16, genre: Option<&str>, limit: usize) -> Vec<TrackIx> {
+        let in_decade = self
+            .by_decade
+            .get(&decade)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let Some(genre) = genre else {
+            return in_decade.iter().take(limit).copied().collect();
+        };
+        let genre = genre.to_ascii_lowercase();
+        let of_genre = self.by_genre.get(&genre).map(Vec::as_slice).unwrap_or(&[]);
+        let fits = |&&i: &&TrackIx| {
+            let t = &self.tracks[i as usize];
+            t.genre == genre && t.year.is_some_and(|y| decade_of(y) == decade)
+        };
+        let shorter = if in_decade.len() <= of_genre.len() {
+            in_decade
+        } else {
+            of_genre
+        };
+        shorter.iter().filter(fits).take(limit).copied().collect()
     }
 
     /// Where "more like this" looks for neighbours of `seed`: the most popular tracks of the
@@ -602,7 +678,10 @@ pub fn normalize(s: &str) -> String {
 
 fn track_from_row(row: Row, stream_url_template: &str, art_url_template: Option<&str>) -> Track {
     let url = |template: &str| template.replace("{track_id}", &row.track_id);
+    // `check_row` has read it already: a row that reaches here has a readable year or none.
+    let year = row.release_year().ok().flatten();
     Track {
+        year,
         stream_url: url(stream_url_template),
         art_url: art_url_template.map(url),
         id: TrackId(row.track_id.clone()),

@@ -28,7 +28,7 @@ use super::{
     Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, mood_target,
     recommendation_id,
 };
-use crate::domain::{Named, Profile, Reason, Selection, Track, TrackId, TrackLookup};
+use crate::domain::{Named, Profile, Reason, Selection, Track, TrackId, TrackLookup, decade_of};
 use async_trait::async_trait;
 use moka::future::Cache;
 use rand::Rng;
@@ -44,6 +44,10 @@ type Outcomes<'a> = std::collections::HashMap<&'a str, crate::domain::PlayOutcom
 const CANDIDATES: usize = 300;
 /// How many of the listener's strongest artists add their fitting tracks to the candidates.
 const AFFINITY_ARTISTS: usize = 3;
+/// How many of the listener's strongest genres add their tracks to "something new".
+const AFFINITY_GENRES: usize = 3;
+/// How many unheard tracks each of those genres adds.
+const UNHEARD_PER_AFFINITY: usize = 100;
 /// The most profile items folded into a listener's vector.
 const FOLD_IN_ITEMS: usize = 200;
 /// What being on the listener's precomputed list adds to a track's score.
@@ -208,12 +212,21 @@ impl CatalogRecommender {
             Selection::Mood(m) => mood_target(*m).distance(&t.features) == 0.0,
             Selection::Genre(g) => t.genre.eq_ignore_ascii_case(g),
             Selection::Artist(a) => normalize(&t.artist) == normalize(a),
+            Selection::Decade { decade, genre } => {
+                t.year.is_some_and(|y| decade_of(y) == *decade)
+                    && genre
+                        .as_ref()
+                        .is_none_or(|g| t.genre.eq_ignore_ascii_case(g))
+            }
+            // Whether the listener heard it is the filter's business, not the pool's.
+            Selection::Unheard => true,
             Selection::LikeTrack(_) => false,
         }
     }
 
     /// The listener's own candidates: their fresh precomputed list and the tracks of their
-    /// strongest artists, where they fit the request.
+    /// strongest artists, where they fit the request; for "something new", also the
+    /// popular tracks of their strongest genres.
     fn personal_candidates(
         &self,
         selection: &Selection,
@@ -234,7 +247,21 @@ impl CatalogRecommender {
                 }
             }
         }
-        if let Selection::Mood(_) = selection {
+        if let Selection::Unheard = selection {
+            let heard = profile.heard();
+            let mut genres: Vec<(&String, &f32)> =
+                profile.genres.iter().filter(|(_, a)| **a > 0.0).collect();
+            genres.sort_by(|a, b| b.1.total_cmp(a.1));
+            for (genre, _) in genres.into_iter().take(AFFINITY_GENRES) {
+                let fresh = self
+                    .catalog
+                    .candidates(&Selection::Genre(genre.clone()), CANDIDATES)
+                    .into_iter()
+                    .filter(|&ix| !heard.contains(self.catalog.at(ix).id.0.as_str()));
+                extra.extend(fresh.take(UNHEARD_PER_AFFINITY));
+            }
+        }
+        if let Selection::Mood(_) | Selection::Unheard = selection {
             let mut artists: Vec<(&String, &f32)> =
                 profile.artists.iter().filter(|(_, a)| **a > 0.0).collect();
             artists.sort_by(|a, b| b.1.total_cmp(a.1));
@@ -361,8 +388,14 @@ impl Recommender for CatalogRecommender {
             None => Default::default(),
         };
         let excluded: HashSet<&TrackId> = req.exclude.iter().collect();
+        // "Something new" never offers what the listener has heard.
+        let heard = match (req.selection, req.profile) {
+            (Selection::Unheard, Some(p)) => p.heard(),
+            _ => HashSet::new(),
+        };
         let allowed = |t: &Track| {
             !excluded.contains(&t.id)
+                && !heard.contains(t.id.0.as_str())
                 && req
                     .profile
                     .is_none_or(|p| !p.dislikes(&t.id) && (p.explicit_allowed || !t.explicit))

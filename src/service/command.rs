@@ -12,6 +12,7 @@ pub enum SlotKind {
     Song,
     Album,
     Playlist,
+    Decade,
 }
 
 /// What the listener asked for, or what the device reported.

@@ -103,6 +103,7 @@ impl Service {
                 features: Default::default(),
                 stream_url: url.clone(),
                 art_url: None,
+                year: None,
             })
         });
         Service {
