@@ -140,7 +140,7 @@ fn train_evaluate_and_batch_recommend_on_planted_structure() {
         "catalog",
         "synth",
         "--tracks",
-        "3000",
+        "1200",
         "--users",
         "1500",
         "--plays-per-user",
@@ -149,7 +149,7 @@ fn train_evaluate_and_batch_recommend_on_planted_structure() {
         path(&models),
     ]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("wrote 3000 synthetic tracks"), "{stdout}");
+    assert!(stdout.contains("wrote 1200 synthetic tracks"), "{stdout}");
     let interactions = models.join("interactions.csv");
     let fast = ["--factors", "24", "--iterations", "6"];
 
@@ -166,12 +166,24 @@ fn train_evaluate_and_batch_recommend_on_planted_structure() {
     let (ok, stdout, stderr) = run(&args);
     assert!(ok, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    let (als, pop) = (&report["als"], &report["popularity"]);
-    for m in ["precision", "recall", "ndcg", "coverage"] {
-        assert!(
-            als[m].as_f64().unwrap() > pop[m].as_f64().unwrap(),
-            "{m}: {report}"
-        );
+    let methods = &report["methods"];
+    let pop = &methods["popularity"];
+    for kind in ["als", "ease", "item-knn"] {
+        for m in ["precision", "recall", "ndcg", "coverage", "novelty"] {
+            assert!(
+                methods[kind][m].as_f64().unwrap() > pop[m].as_f64().unwrap(),
+                "{kind} {m}: {report}"
+            );
+        }
+        let diversity = methods[kind]["diversity"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&diversity), "{report}");
+    }
+    // The default is what validation chose, scored like the rest; validation saw every
+    // candidate on both of its parts.
+    let default = report["default"].as_str().unwrap();
+    assert!(methods[default]["ndcg"].as_f64().unwrap() > pop["ndcg"].as_f64().unwrap());
+    for tried in report["validation"].as_array().unwrap() {
+        assert_eq!(tried["ndcg"].as_array().unwrap().len(), 2, "{tried}");
     }
     assert!(
         report["evaluated_users"].as_u64().unwrap() > 1000,
@@ -193,7 +205,23 @@ fn train_evaluate_and_batch_recommend_on_planted_structure() {
     let version = only_version(&models);
     let model = ItemFactors::load(&version).unwrap();
     assert_eq!(model.dim(), 24);
-    assert!(model.manifest.metrics["ndcg@10"].as_f64().unwrap() > 0.0);
+    assert!(model.manifest.metrics["als"]["ndcg@10"].as_f64().unwrap() > 0.0);
+    // The settings validation chose are the ones trained, and the manifest says so.
+    let chosen = &model.manifest.metrics["validation"]["chosen"];
+    assert_eq!(
+        chosen["regularization"].as_f64().unwrap() as f32,
+        model.manifest.parameters["regularization"]
+            .as_f64()
+            .unwrap() as f32,
+        "{chosen}"
+    );
+    assert!(
+        model.manifest.metrics["validation"]["tried"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 4
+    );
     assert!(model.manifest.data["interactions"].as_u64().unwrap() > 15_000);
     assert_eq!(model.manifest.parameters["factors"], 24);
 
@@ -240,6 +268,29 @@ fn train_evaluate_and_batch_recommend_on_planted_structure() {
         let ranks: Vec<u32> = list.iter().map(|l| l.0).collect();
         assert_eq!(ranks, [1, 2, 3, 4, 5], "{user}");
     }
+
+    // With no model given, validation chooses one and it ranks every user, none of what
+    // they had.
+    let chosen = dir.path().join("chosen.csv");
+    let mut args = vec![
+        "batch-recommend",
+        "--interactions",
+        path(&interactions),
+        "--k",
+        "5",
+        "--out",
+        path(&chosen),
+    ];
+    args.extend(fast);
+    let (ok, _, stderr) = run(&args);
+    assert!(ok && stderr.contains("chose "), "{stderr}");
+    let mut users = std::collections::HashSet::new();
+    for r in csv::Reader::from_path(&chosen).unwrap().records() {
+        let r = r.unwrap();
+        assert!(!history[&r[0]].contains(&r[2]), "{} had {}", &r[0], &r[2]);
+        users.insert(r[0].to_owned());
+    }
+    assert_eq!(users.len(), 1500);
 }
 
 /// `encore model import FILE --out MODELS --version VERSION`.

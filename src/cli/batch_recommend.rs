@@ -1,12 +1,17 @@
-//! `encore batch-recommend`: every user's top k, to a CSV or into their profiles.
+//! `encore batch-recommend`: every user's top k, to a CSV or into their profiles. With no
+//! model version given, the model is chosen by validation (`--kind auto`: ALS, EASE or an
+//! item-kNN, whichever finds more of each user's latest interactions) and fitted on all the
+//! interactions.
 
-use super::train::AlsArgs;
+use super::train::{AlsArgs, ModelKindArg};
 use crate::app::open_store;
 use crate::domain::{PRECOMPUTED_LIMIT, Precomputed, TrackId};
 use crate::offline::evaluate::top_k;
-use crate::offline::train::{AlsParams, progress_count, train_model};
+use crate::offline::select::{Fitted, choose};
+use crate::offline::train::{AlsParams, Interactions, progress_count};
+use crate::offline::train::{Strength, user_items};
 use crate::offline::{history_of, read_interactions};
-use crate::recommend::model::{ItemFactors, dot};
+use crate::recommend::model::{ItemFactors, dot, new_manifest};
 use crate::settings::StorageArgs;
 use crate::store::update_profile;
 use anyhow::{Context, bail};
@@ -33,9 +38,19 @@ pub struct BatchRecommendArgs {
     #[arg(long)]
     pub to_profiles: bool,
     #[command(flatten)]
+    pub kind: ModelKindArg,
+    #[command(flatten)]
     pub als: AlsArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
+}
+
+/// Ranked lists: per user (by interaction index), `(item, score)` best first, with the ids
+/// the items index and the version the lists came from.
+struct Lists {
+    lists: Vec<Vec<(u32, f32)>>,
+    ids: Vec<String>,
+    version: String,
 }
 
 /// `encore batch-recommend`.
@@ -45,53 +60,14 @@ pub async fn run(args: &BatchRecommendArgs) -> anyhow::Result<String> {
     }
     let data = read_interactions(&args.interactions)?;
     let k = args.k;
-    // Per user: the model's top k, excluding their history.
-    let (model, user_vectors, history): (ItemFactors, Option<Vec<f32>>, _) = match &args.model {
-        Some(dir) => {
-            let model = ItemFactors::load(dir)?;
-            (model, None, history_of(&data))
-        }
-        None => {
-            let (model, trained, user_items) = train_model(&data, AlsParams::from(&args.als));
-            let history: Vec<Vec<u32>> = (0..user_items.rows())
-                .map(|u| user_items.row(u).0.to_vec())
-                .collect();
-            (model, Some(trained.users), history)
-        }
+    let Lists {
+        lists,
+        ids,
+        version,
+    } = match &args.model {
+        Some(dir) => from_version(&ItemFactors::load(dir)?, &data, k),
+        None => chosen_by_validation(args, &data, k),
     };
-    let d = model.dim();
-    // Interaction item index -> model row.
-    let rows: Vec<Option<u32>> = data.items.iter().map(|id| model.row_of(id)).collect();
-    let bar = progress_count(data.users.len() as u64, "ranking");
-    let lists: Vec<Vec<(u32, f32)>> = (0..data.users.len())
-        .into_par_iter()
-        .map(|u| {
-            let seen: Vec<u32> = {
-                let mut s: Vec<u32> = history[u]
-                    .iter()
-                    .filter_map(|&i| rows[i as usize])
-                    .collect();
-                s.sort_unstable();
-                s
-            };
-            let x: Option<Vec<f32>> = match &user_vectors {
-                Some(users) => Some(users[u * d..(u + 1) * d].to_vec()),
-                None => {
-                    let items: Vec<(u32, f32)> =
-                        seen.iter().map(|&r| (r, 1.0 + 20.0 * 2f32.ln())).collect();
-                    model.fold_in(&items)
-                }
-            };
-            bar.inc(1);
-            let Some(x) = x else { return Vec::new() };
-            let scores: Vec<f32> = model.factors.chunks_exact(d).map(|y| dot(&x, y)).collect();
-            top_k(&scores, k, &seen)
-                .into_iter()
-                .map(|r| (r, scores[r as usize]))
-                .collect()
-        })
-        .collect();
-    bar.finish_and_clear();
     let mut done = Vec::new();
     if let Some(out) = &args.out {
         let mut w =
@@ -102,7 +78,7 @@ pub async fn run(args: &BatchRecommendArgs) -> anyhow::Result<String> {
                 w.write_record([
                     data.users[u].as_str(),
                     &(rank + 1).to_string(),
-                    &model.ids[*row as usize],
+                    &ids[*row as usize],
                     &format!("{score:.6}"),
                 ])?;
             }
@@ -123,10 +99,10 @@ pub async fn run(args: &BatchRecommendArgs) -> anyhow::Result<String> {
             let tracks: Vec<TrackId> = list
                 .iter()
                 .take(PRECOMPUTED_LIMIT)
-                .map(|(row, _)| TrackId(model.ids[*row as usize].clone()))
+                .map(|(row, _)| TrackId(ids[*row as usize].clone()))
                 .collect();
             let precomputed = Precomputed {
-                model_version: model.manifest.version.clone(),
+                model_version: version.clone(),
                 created_at,
                 tracks,
             };
@@ -145,4 +121,77 @@ pub async fn run(args: &BatchRecommendArgs) -> anyhow::Result<String> {
         ));
     }
     Ok(done.join("\n"))
+}
+
+/// The model `--kind` and validation choose, fitted on all of `data`.
+fn chosen_by_validation(args: &BatchRecommendArgs, data: &Interactions, k: usize) -> Lists {
+    let grid = args.kind.grid(AlsParams::from(&args.als));
+    eprintln!(
+        "choosing the model on a validation split ({} candidates; each user's latest 20%)",
+        grid.len()
+    );
+    let choice = choose(data, k, &grid);
+    eprintln!(
+        "chose {} {}; fitting it on all {} interactions",
+        choice.chosen.kind(),
+        choice.chosen.settings(),
+        data.rows.len()
+    );
+    let fitted = Fitted::fit(&choice.chosen, data);
+    let seen = user_items(data, Strength::Binary);
+    let bar = progress_count(data.users.len() as u64, "ranking");
+    let lists = (0..data.users.len())
+        .into_par_iter()
+        .map(|u| {
+            let history = seen.row(u).0;
+            let scores = fitted.scores(u as u32, history);
+            bar.inc(1);
+            top_k(&scores, k, history)
+                .into_iter()
+                .map(|i| (i, scores[i as usize]))
+                .collect()
+        })
+        .collect();
+    bar.finish_and_clear();
+    Lists {
+        lists,
+        ids: data.items.clone(),
+        version: new_manifest(choice.chosen.kind(), 0, data.items.len()).version,
+    }
+}
+
+/// Each user folded into a trained model version's factors, and its top k.
+fn from_version(model: &ItemFactors, data: &Interactions, k: usize) -> Lists {
+    let history = history_of(data);
+    let d = model.dim();
+    // Interaction item index -> model row.
+    let rows: Vec<Option<u32>> = data.items.iter().map(|id| model.row_of(id)).collect();
+    let bar = progress_count(data.users.len() as u64, "ranking");
+    let lists = (0..data.users.len())
+        .into_par_iter()
+        .map(|u| {
+            let mut seen: Vec<u32> = history[u]
+                .iter()
+                .filter_map(|&i| rows[i as usize])
+                .collect();
+            seen.sort_unstable();
+            let items: Vec<(u32, f32)> =
+                seen.iter().map(|&r| (r, 1.0 + 20.0 * 2f32.ln())).collect();
+            bar.inc(1);
+            let Some(x) = model.fold_in(&items) else {
+                return Vec::new();
+            };
+            let scores: Vec<f32> = model.factors.chunks_exact(d).map(|y| dot(&x, y)).collect();
+            top_k(&scores, k, &seen)
+                .into_iter()
+                .map(|r| (r, scores[r as usize]))
+                .collect()
+        })
+        .collect();
+    bar.finish_and_clear();
+    Lists {
+        lists,
+        ids: model.ids.clone(),
+        version: model.manifest.version.clone(),
+    }
 }

@@ -1,13 +1,23 @@
-//! `encore evaluate`: the trained model against a popularity baseline on held-out
-//! interactions.
+//! `encore evaluate`: popularity, ALS, EASE and item-kNN (each tuned by validation inside
+//! the training part) and the default's choice, on held-out interactions.
 
-use super::train::AlsArgs;
-use crate::offline::evaluate::{evaluate, split_by_time, test_from};
-use crate::offline::train::AlsParams;
+use super::train::{AlsArgs, ModelKindArg};
+use crate::offline::evaluate::{Protocol, split, test_from};
+use crate::offline::select::evaluate;
+use crate::offline::train::{AlsParams, Interactions};
 use crate::offline::{read_interactions, table};
-use anyhow::bail;
-use clap::Args;
-use std::path::PathBuf;
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+
+/// How the held-out part is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    /// Each user's latest --test-fraction of interactions.
+    Time,
+    /// Each user's last interaction (next-item).
+    Last,
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct EvaluateArgs {
@@ -20,15 +30,25 @@ pub struct EvaluateArgs {
     /// Score this held-out file instead of splitting each user's history by time.
     #[arg(long)]
     pub test: Option<PathBuf>,
-    /// Share of each user's latest interactions held out.
+    /// How each user's history is split (validation inside the training part is held out
+    /// the same way).
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Time)]
+    pub protocol: ProtocolArg,
+    /// Share of each user's latest interactions held out (with --protocol time).
     #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
     /// Score at most this many held-out users (evenly spread).
     #[arg(long, default_value_t = 20_000)]
     pub max_users: usize,
+    /// Also write the split used here as DIR/train.csv and DIR/test.csv
+    /// (user_id,item_id,timestamp,rating), for scoring other tools on the same one.
+    #[arg(long, value_name = "DIR")]
+    pub split_out: Option<PathBuf>,
     /// Print one JSON object with each method's metrics.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kind: ModelKindArg,
     #[command(flatten)]
     pub als: AlsArgs,
 }
@@ -41,7 +61,11 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<String> {
     if !(0.0..1.0).contains(&args.test_fraction) {
         bail!("--test-fraction must be at least 0 and below 1");
     }
-    let params = AlsParams::from(&args.als);
+    let grid = args.kind.grid(AlsParams::from(&args.als));
+    let protocol = match args.protocol {
+        ProtocolArg::Time => Protocol::Latest(args.test_fraction),
+        ProtocolArg::Last => Protocol::Last,
+    };
     let data = read_interactions(&args.interactions)?;
     let total = data.rows.len();
     let (train, test) = match &args.test {
@@ -52,17 +76,52 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<String> {
             (train, test)
         }
         None => {
-            let split = split_by_time(&data, args.test_fraction);
+            let split = split(&data, protocol);
             (split.train, split.test)
         }
     };
     if test.is_empty() {
         bail!("nothing to score: no user has held-out interactions");
     }
-    let report = evaluate(train, test, total, args.k, params, args.max_users);
+    if let Some(dir) = &args.split_out {
+        write_split(dir, &train, &test)
+            .with_context(|| format!("writing the split to {}", dir.display()))?;
+    }
+    let report = evaluate(train, test, total, args.k, protocol, &grid, args.max_users);
     Ok(if args.json {
         serde_json::to_string(&report)?
     } else {
         table(&report)
     })
+}
+
+/// The training rows as they are, and each held-out item as a row (timestamp 0, rating 1).
+fn write_split(dir: &Path, train: &Interactions, test: &[(u32, Vec<u32>)]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let header = ["user_id", "item_id", "timestamp", "rating"];
+    let mut w = csv::Writer::from_path(dir.join("train.csv"))?;
+    w.write_record(header)?;
+    for r in &train.rows {
+        w.write_record([
+            train.users[r.user as usize].as_str(),
+            &train.items[r.item as usize],
+            &r.ts.to_string(),
+            &r.weight.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    let mut w = csv::Writer::from_path(dir.join("test.csv"))?;
+    w.write_record(header)?;
+    for (u, items) in test {
+        for &i in items {
+            w.write_record([
+                train.users[*u as usize].as_str(),
+                &train.items[i as usize],
+                "0",
+                "1",
+            ])?;
+        }
+    }
+    w.flush()?;
+    Ok(())
 }

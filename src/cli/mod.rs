@@ -67,10 +67,12 @@ pub enum EncoreCommand {
     /// Import or synthesize the track catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
-    /// Train item embeddings (implicit ALS) from interactions and write a model version.
+    /// Train item embeddings (implicit ALS, its settings chosen by validation) from
+    /// interactions and write a model version.
     Train(train::TrainArgs),
-    /// Compare the trained model with a popularity baseline on a per-user time split:
-    /// precision@k, recall@k, NDCG@k and coverage.
+    /// Compare popularity, ALS, EASE, item-kNN and the default's choice (each tuned by
+    /// validation) on held-out interactions: precision@k, recall@k, NDCG@k, coverage,
+    /// novelty and diversity.
     Evaluate(evaluate::EvaluateArgs),
     /// Manage model versions.
     #[command(subcommand)]

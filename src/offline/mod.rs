@@ -5,12 +5,14 @@
 
 pub mod evaluate;
 pub mod events;
+pub mod itemitem;
 pub mod report;
+pub mod select;
 pub mod synth;
 pub mod train;
 
 use crate::recommend::Manifest;
-use evaluate::Report;
+use select::Report;
 use std::path::Path;
 use train::Interactions;
 
@@ -77,41 +79,64 @@ pub fn read_interactions(path: &Path) -> anyhow::Result<Interactions> {
     Ok(data)
 }
 
+/// What a model version's manifest records of an evaluation: each method's test metrics
+/// and which the default chose.
 pub fn metrics_json(r: &Report) -> serde_json::Map<String, serde_json::Value> {
     let k = r.k;
-    serde_json::json!({
-        "split": "per-user time split, latest 20% held out",
-        format!("precision@{k}"): r.als.precision,
-        format!("recall@{k}"): r.als.recall,
-        format!("ndcg@{k}"): r.als.ndcg,
-        "coverage": r.als.coverage,
-        format!("popularity_ndcg@{k}"): r.popularity.ndcg,
-        format!("popularity_recall@{k}"): r.popularity.recall,
-        "evaluated_users": r.evaluated_users,
-    })
-    .as_object()
-    .cloned()
-    .unwrap_or_default()
+    let mut out = serde_json::Map::new();
+    out.insert("split".into(), r.protocol.to_string().into());
+    out.insert("k".into(), k.into());
+    out.insert("evaluated_users".into(), r.evaluated_users.into());
+    out.insert("default".into(), r.default.clone().into());
+    for (name, s) in &r.methods {
+        out.insert(
+            name.clone(),
+            serde_json::json!({
+                format!("precision@{k}"): s.metrics.precision,
+                format!("recall@{k}"): s.metrics.recall,
+                format!("ndcg@{k}"): s.metrics.ndcg,
+                "coverage": s.metrics.coverage,
+                "novelty": s.metrics.novelty,
+                "diversity": s.metrics.diversity,
+                "settings": s.settings,
+            }),
+        );
+    }
+    out
 }
 
+/// The evaluation as a table: one row per method, the default's choice marked.
 pub fn table(r: &Report) -> String {
     let k = r.k;
     let mut out = format!(
-        "{} interactions ({} for training), {} users, {} items; {} users scored\n",
-        r.interactions, r.train_interactions, r.users, r.items, r.evaluated_users
+        "{} interactions ({} for training), {} users, {} items; {} users scored; {}\n",
+        r.interactions, r.train_interactions, r.users, r.items, r.evaluated_users, r.protocol
     );
     out += &format!(
-        "{:<12} {:>13} {:>10} {:>8} {:>9}\n",
+        "{:<12} {:>13} {:>10} {:>8} {:>9} {:>8} {:>10} {:>7}  settings\n",
         "method",
         format!("precision@{k}"),
         format!("recall@{k}"),
         format!("ndcg@{k}"),
-        "coverage"
+        "coverage",
+        "novelty",
+        "diversity",
+        "fit s"
     );
-    for (name, m) in [("als", &r.als), ("popularity", &r.popularity)] {
+    for (name, s) in &r.methods {
+        let m = &s.metrics;
+        let mark = if *name == r.default { " (default)" } else { "" };
         out += &format!(
-            "{:<12} {:>13.4} {:>10.4} {:>8.4} {:>9.4}\n",
-            name, m.precision, m.recall, m.ndcg, m.coverage
+            "{:<12} {:>13.4} {:>10.4} {:>8.4} {:>9.4} {:>8.2} {:>10.3} {:>7.1}  {}{mark}\n",
+            name,
+            m.precision,
+            m.recall,
+            m.ndcg,
+            m.coverage,
+            m.novelty,
+            m.diversity,
+            s.fit_seconds,
+            s.settings
         );
     }
     out.trim_end().to_owned()

@@ -9,6 +9,7 @@ use crate::recommend::model::{ItemFactors, add_outer, new_manifest, solve_spd};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -297,6 +298,30 @@ impl Csr {
     }
 }
 
+/// How an interaction's value becomes the strength a model sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strength {
+    /// Every interaction counts one, whatever its rating or count (repeats add up).
+    Binary,
+    /// The value as given: a rating, a play count, a like's 3.
+    Given,
+}
+
+/// Users × items with each interaction's strength as `strength` says.
+pub fn user_items(data: &Interactions, strength: Strength) -> Csr {
+    Csr::from_triples(
+        data.users.len(),
+        data.rows.iter().map(|r| {
+            let v = match strength {
+                Strength::Binary => 1.0,
+                Strength::Given => r.weight,
+            };
+            (r.user, r.item, v)
+        }),
+    )
+}
+
 /// Parameters of implicit ALS.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AlsParams {
@@ -393,12 +418,19 @@ fn als_step(out: &mut [f32], other: &[f32], m: &Csr, d: usize, p: AlsParams) {
     );
 }
 
-/// Trains on everything in `data` and packs the item factors as a model artifact.
+/// Trains on everything in `data` (strengths as given) and packs the item factors as a
+/// model artifact.
 pub fn train_model(data: &Interactions, params: AlsParams) -> (ItemFactors, Trained, Csr) {
-    let user_items = Csr::from_triples(
-        data.users.len(),
-        data.rows.iter().map(|r| (r.user, r.item, r.weight)),
-    );
+    train_model_with(data, params, Strength::Given)
+}
+
+/// `train_model` with each interaction's strength as `strength` says.
+pub fn train_model_with(
+    data: &Interactions,
+    params: AlsParams,
+    strength: Strength,
+) -> (ItemFactors, Trained, Csr) {
+    let user_items = user_items(data, strength);
     let trained = train_als(&user_items, data.items.len(), params);
     let mut manifest = new_manifest("als", params.factors, data.items.len());
     manifest.data = serde_json::json!({
@@ -416,6 +448,7 @@ pub fn train_model(data: &Interactions, params: AlsParams) -> (ItemFactors, Trai
         "regularization": params.regularization,
         "alpha": params.alpha,
         "confidence": "1 + alpha * ln(1 + strength)",
+        "strength": strength,
         "seed": params.seed,
     })
     .as_object()

@@ -1,0 +1,450 @@
+//! Which model, with which settings: each candidate is fitted on the training data minus a
+//! validation part (held out the way the test part is: each user's latest interactions, or
+//! their last one), scored there by NDCG@k, and the best is refitted on all the training
+//! data. The test part is never seen. The candidates: implicit ALS (interactions as given
+//! or each as one, a few regularizations and confidence scales), EASE (a few L2 weights)
+//! and a cosine item-kNN (a few neighbourhood sizes); popularity is scored beside them.
+//! `evaluate` fits each kind's best and the choice on a training part and scores them on
+//! the held-out part, side by side.
+
+use super::evaluate::{Judge, Metrics, Protocol, score, split_some, top_k};
+use super::train::{Strength, user_items};
+use std::collections::BTreeMap;
+
+/// Every how many users one holds out a validation part.
+const VALIDATION_EVERY: u32 = 3;
+use super::itemitem::{ItemItem, ItemItemKind};
+use super::train::{AlsParams, Csr, Interactions, Trained, train_als};
+use crate::recommend::model::dot;
+use serde::Serialize;
+
+/// A model kind with its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Candidate {
+    Popularity,
+    Als {
+        params: AlsParams,
+        strength: Strength,
+    },
+    ItemItem(ItemItemKind),
+    /// A weighted sum of the parts' scores, each standardized per listener (mean 0 and
+    /// standard deviation 1 over the items the listener has not had), so no part's scale
+    /// dominates.
+    Blend(Vec<(Candidate, f32)>),
+}
+
+impl Candidate {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Candidate::Popularity => "popularity",
+            Candidate::Als { .. } => "als",
+            Candidate::ItemItem(k) => k.name(),
+            Candidate::Blend(_) => "blend",
+        }
+    }
+
+    /// The settings, as a manifest or a table shows them.
+    pub fn settings(&self) -> serde_json::Value {
+        match self {
+            Candidate::Popularity => serde_json::json!({}),
+            Candidate::Als { params, strength } => serde_json::json!({
+                "factors": params.factors,
+                "iterations": params.iterations,
+                "regularization": params.regularization,
+                "alpha": params.alpha,
+                "strength": strength,
+            }),
+            Candidate::ItemItem(ItemItemKind::Ease { lambda }) => serde_json::json!({ "lambda": lambda }),
+            Candidate::ItemItem(ItemItemKind::Knn { neighbours }) => {
+                serde_json::json!({ "neighbours": neighbours })
+            }
+            Candidate::Blend(parts) => serde_json::Value::Array(
+                parts
+                    .iter()
+                    .map(|(c, w)| serde_json::json!({ "kind": c.kind(), "weight": w, "settings": c.settings() }))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The candidates validation tries: `als` is the ALS the caller asked for (its factors
+    /// and iterations are kept; its regularization and confidence scale are varied).
+    pub fn grid(als: AlsParams) -> Vec<Candidate> {
+        let mut grid = Vec::new();
+        for strength in [Strength::Binary, Strength::Given] {
+            for (regularization, alpha) in [(als.regularization, als.alpha), (10.0, 5.0)] {
+                grid.push(Candidate::Als {
+                    params: AlsParams {
+                        regularization,
+                        alpha,
+                        ..als
+                    },
+                    strength,
+                });
+            }
+        }
+        for lambda in [50.0, 200.0, 500.0, 2000.0] {
+            grid.push(Candidate::ItemItem(ItemItemKind::Ease { lambda }));
+        }
+        for neighbours in [20, 50, 200] {
+            grid.push(Candidate::ItemItem(ItemItemKind::Knn { neighbours }));
+        }
+        grid
+    }
+}
+
+/// A fitted model, ready to rank.
+pub enum Fitted {
+    Popularity(Vec<f32>),
+    Als(Trained),
+    ItemItem(ItemItem),
+    Blend(Vec<(Fitted, f32)>),
+}
+
+/// The most neighbours an item-item model keeps per item.
+pub const ITEM_ITEM_KEEP: usize = 2_000;
+
+impl Fitted {
+    pub fn fit(candidate: &Candidate, data: &Interactions) -> Fitted {
+        let items = data.items.len();
+        match candidate {
+            Candidate::Popularity => {
+                let mut counts = vec![0f32; items];
+                for &i in &user_items(data, Strength::Binary).indices {
+                    counts[i as usize] += 1.0;
+                }
+                Fitted::Popularity(counts)
+            }
+            Candidate::Als { params, strength } => {
+                Fitted::Als(train_als(&user_items(data, *strength), items, *params))
+            }
+            Candidate::ItemItem(kind) => Fitted::ItemItem(ItemItem::fit(
+                &user_items(data, Strength::Binary),
+                items,
+                *kind,
+                ITEM_ITEM_KEEP,
+            )),
+            Candidate::Blend(parts) => Fitted::Blend(
+                parts
+                    .iter()
+                    .map(|(c, w)| (Fitted::fit(c, data), *w))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Every item's score for `user`, who has `history` (sorted item indexes).
+    pub fn scores(&self, user: u32, history: &[u32]) -> Vec<f32> {
+        match self {
+            Fitted::Popularity(counts) => counts.clone(),
+            Fitted::Als(t) => {
+                let d = t.dim;
+                let x = &t.users[user as usize * d..(user as usize + 1) * d];
+                t.items.chunks_exact(d).map(|y| dot(x, y)).collect()
+            }
+            Fitted::ItemItem(m) => m.scores(history),
+            Fitted::Blend(parts) => {
+                let mut total: Vec<f32> = Vec::new();
+                for (part, w) in parts {
+                    let mut scores = part.scores(user, history);
+                    standardize(&mut scores, history);
+                    if total.is_empty() {
+                        total = vec![0.0; scores.len()];
+                    }
+                    for (t, s) in total.iter_mut().zip(&scores) {
+                        *t += w * s;
+                    }
+                }
+                total
+            }
+        }
+    }
+
+    /// `user`'s top `k`, without what they had.
+    pub fn top(&self, user: u32, history: &[u32], k: usize) -> Vec<u32> {
+        top_k(&self.scores(user, history), k, history)
+    }
+}
+
+/// Scales `scores` to mean 0 and standard deviation 1 over the items not in `history`.
+fn standardize(scores: &mut [f32], history: &[u32]) {
+    let fresh = |i: usize| history.binary_search(&(i as u32)).is_err();
+    let (mut n, mut sum, mut squares) = (0f64, 0f64, 0f64);
+    for (i, &s) in scores.iter().enumerate() {
+        if fresh(i) {
+            n += 1.0;
+            sum += s as f64;
+            squares += (s as f64).powi(2);
+        }
+    }
+    let mean = sum / n.max(1.0);
+    let sd = (squares / n.max(1.0) - mean * mean)
+        .max(0.0)
+        .sqrt()
+        .max(1e-9);
+    for s in scores.iter_mut() {
+        *s = ((*s as f64 - mean) / sd) as f32;
+    }
+}
+
+/// One candidate's validation score.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tried {
+    pub kind: &'static str,
+    pub settings: serde_json::Value,
+    /// On each validation part: the last interactions, then the latest 20%.
+    pub ndcg: Vec<f64>,
+    /// The mean of those, each over popularity's.
+    pub lift: f64,
+    pub seconds: f64,
+}
+
+/// What validation chose, and what it saw.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub chosen: Candidate,
+    pub tried: Vec<Tried>,
+}
+
+/// The candidate of `grid` (or a blend of the best of its kinds) that finds most of what
+/// listeners went on to have in `train`. Two validation parts are held out, so the choice
+/// holds for what comes next as well as for a listener's next weeks: each user's last
+/// interaction, and the latest 20% of every third user's (the others keep all theirs, so
+/// the models are fitted on nearly as much as they will be). A candidate's score is the mean
+/// of its NDCG@`k` on the two, each divided by popularity's there (a lift, so the two count
+/// alike). With nothing to validate on, the first candidate.
+pub fn choose(train: &Interactions, k: usize, grid: &[Candidate]) -> Choice {
+    struct Part {
+        split: super::evaluate::Split,
+        judge: Judge,
+        seen: Csr,
+        reference: f64,
+    }
+    let parts: Vec<Part> = [
+        split_some(train, Protocol::Last, |_| true),
+        split_some(train, Protocol::Latest(0.2), |u| u % VALIDATION_EVERY == 0),
+    ]
+    .into_iter()
+    .filter(|split| !split.test.is_empty())
+    .map(|split| {
+        let seen = user_items(&split.train, Strength::Binary);
+        let judge = Judge::new(&seen, split.train.items.len());
+        Part {
+            split,
+            judge,
+            seen,
+            reference: 0.0,
+        }
+    })
+    .collect();
+    let ndcg_on = |part: &Part, candidate: &Candidate| -> f64 {
+        let fitted = Fitted::fit(candidate, &part.split.train);
+        let m: Metrics = score(&part.split.test, k, &part.judge, "validating", |u, k| {
+            fitted.top(u, part.seen.row(u as usize).0, k)
+        });
+        m.ndcg
+    };
+    let parts: Vec<Part> = parts
+        .into_iter()
+        .map(|mut p| {
+            p.reference = ndcg_on(&p, &Candidate::Popularity).max(1e-9);
+            p
+        })
+        .collect();
+    let mut tried = Vec::new();
+    let mut best: Option<(f64, Candidate)> = None;
+    let mut family_best: Vec<(f64, Candidate)> = Vec::new();
+    let try_one = |candidate: &Candidate, tried: &mut Vec<Tried>| -> f64 {
+        let started = std::time::Instant::now();
+        let scores: Vec<f64> = parts.iter().map(|p| ndcg_on(p, candidate)).collect();
+        let lift = parts
+            .iter()
+            .zip(&scores)
+            .map(|(p, s)| s / p.reference)
+            .sum::<f64>()
+            / parts.len().max(1) as f64;
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(kind = candidate.kind(), settings = %candidate.settings(), lift, ?scores, seconds, "validation");
+        eprintln!(
+            "  validation: {} {} ndcg@{k} {:?}, lift over popularity {lift:.3} ({seconds:.1} s)",
+            candidate.kind(),
+            candidate.settings(),
+            scores
+                .iter()
+                .map(|s| (s * 1e4).round() / 1e4)
+                .collect::<Vec<_>>(),
+        );
+        tried.push(Tried {
+            kind: candidate.kind(),
+            settings: candidate.settings(),
+            ndcg: scores,
+            lift,
+            seconds,
+        });
+        lift
+    };
+    for candidate in grid {
+        let ndcg = try_one(candidate, &mut tried);
+        if best.as_ref().is_none_or(|(b, _)| ndcg > *b) {
+            best = Some((ndcg, candidate.clone()));
+        }
+        match family_best
+            .iter_mut()
+            .find(|(_, c)| c.kind() == candidate.kind())
+        {
+            Some(f) if ndcg > f.0 => *f = (ndcg, candidate.clone()),
+            Some(_) => {}
+            None => family_best.push((ndcg, candidate.clone())),
+        }
+    }
+    // Then blends of the families' best: each pair at three weights, and all of them.
+    let bests: Vec<Candidate> = family_best
+        .into_iter()
+        .filter(|(_, c)| !matches!(c, Candidate::Popularity))
+        .map(|(_, c)| c)
+        .collect();
+    let mut blends = Vec::new();
+    for (n, a) in bests.iter().enumerate() {
+        for b in &bests[n + 1..] {
+            for w in [0.25, 0.5, 0.75] {
+                blends.push(Candidate::Blend(vec![(a.clone(), w), (b.clone(), 1.0 - w)]));
+            }
+        }
+    }
+    if bests.len() == 3 {
+        for ws in [
+            [1.0, 1.0, 1.0],
+            [2.0, 1.0, 1.0],
+            [1.0, 2.0, 1.0],
+            [1.0, 1.0, 2.0],
+        ] {
+            let sum: f32 = ws.iter().sum();
+            blends.push(Candidate::Blend(
+                bests
+                    .iter()
+                    .zip(ws)
+                    .map(|(c, w)| (c.clone(), w / sum))
+                    .collect(),
+            ));
+        }
+    }
+    for candidate in blends {
+        let ndcg = try_one(&candidate, &mut tried);
+        if best.as_ref().is_none_or(|(b, _)| ndcg > *b) {
+            best = Some((ndcg, candidate));
+        }
+    }
+    Choice {
+        chosen: best.map(|(_, c)| c).unwrap_or_else(|| grid[0].clone()),
+        tried,
+    }
+}
+
+/// One method's test metrics, with the settings it ran with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    pub settings: serde_json::Value,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    pub fit_seconds: f64,
+}
+
+/// The report of one evaluation: each method's metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub k: usize,
+    pub protocol: Protocol,
+    pub interactions: usize,
+    pub train_interactions: usize,
+    pub users: usize,
+    pub items: usize,
+    pub evaluated_users: usize,
+    /// popularity, als, ease, item-knn: each family's candidate that validated best; and
+    /// blend, when a blend of them validated best of all.
+    pub methods: BTreeMap<String, Scored>,
+    /// The kind the default (`encore batch-recommend` with no flags) chose by validation.
+    pub default: String,
+    /// Every candidate's validation NDCG@k.
+    pub validation: Vec<Tried>,
+    /// What the default chose.
+    #[serde(skip)]
+    pub chosen: Candidate,
+}
+
+impl Report {
+    pub fn method(&self, name: &str) -> Option<&Metrics> {
+        self.methods.get(name).map(|s| &s.metrics)
+    }
+}
+
+/// Fits each family's best candidate (chosen on a validation part of `train` held out by
+/// `protocol`) on `train`, and scores `test` (at most `max_users` of them, evenly spread).
+pub fn evaluate(
+    train: Interactions,
+    mut test: Vec<(u32, Vec<u32>)>,
+    total_rows: usize,
+    k: usize,
+    protocol: Protocol,
+    grid: &[Candidate],
+    max_users: usize,
+) -> Report {
+    if test.len() > max_users {
+        let step = test.len() as f64 / max_users as f64;
+        test = (0..max_users)
+            .map(|i| test[(i as f64 * step) as usize].clone())
+            .collect();
+    }
+    let choice: Choice = choose(&train, k, grid);
+    // Items only a test file names have no interactions: no model scores them.
+    let items = train.items.len();
+    let seen = user_items(&train, Strength::Binary);
+    let judge = Judge::new(&seen, items);
+    let history: Vec<&[u32]> = (0..seen.rows()).map(|u| seen.row(u).0).collect();
+    let mut families: Vec<Candidate> = vec![Candidate::Popularity];
+    for kind in ["als", "ease", "item-knn"] {
+        let best = choice
+            .tried
+            .iter()
+            .zip(grid)
+            .filter(|(t, _)| t.kind == kind)
+            .max_by(|a, b| a.0.lift.total_cmp(&b.0.lift))
+            .map(|(_, c)| c.clone());
+        families.extend(best);
+    }
+    if let Candidate::Blend(_) = choice.chosen {
+        families.push(choice.chosen.clone());
+    }
+    let mut methods = BTreeMap::new();
+    for candidate in &families {
+        let started = std::time::Instant::now();
+        let fitted = Fitted::fit(candidate, &train);
+        let fit_seconds = started.elapsed().as_secs_f64();
+        let metrics = score(&test, k, &judge, candidate.kind(), |u, k| {
+            let mut top = fitted.top(u, history[u as usize], k);
+            top.retain(|&i| (i as usize) < items);
+            top
+        });
+        methods.insert(
+            candidate.kind().to_owned(),
+            Scored {
+                settings: candidate.settings(),
+                metrics,
+                fit_seconds,
+            },
+        );
+    }
+    let evaluated_users = methods.values().next().map_or(0, |s| s.metrics.users);
+    Report {
+        k,
+        protocol,
+        interactions: total_rows,
+        train_interactions: seen.nnz(),
+        users: train.users.len(),
+        items,
+        evaluated_users,
+        methods,
+        default: choice.chosen.kind().to_owned(),
+        validation: choice.tried,
+        chosen: choice.chosen,
+    }
+}
