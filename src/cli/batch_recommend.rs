@@ -1,15 +1,14 @@
 //! `encore batch-recommend`: every user's top k, to a CSV or into their profiles. With no
-//! model version given, the model is chosen by validation (`--kind auto`: ALS, EASE or an
-//! item-kNN, whichever finds more of each user's latest interactions) and fitted on all the
-//! interactions.
+//! model version given, the model is chosen by validation (`--kind auto`: ALS, EASE, an
+//! item-kNN or a blend of them, whichever finds more of what users went on to have) and
+//! fitted on all the interactions.
 
 use super::train::{AlsArgs, ModelKindArg};
 use crate::app::open_store;
 use crate::domain::{PRECOMPUTED_LIMIT, Precomputed, TrackId};
 use crate::offline::evaluate::top_k;
 use crate::offline::select::{Fitted, choose};
-use crate::offline::train::{AlsParams, Interactions, progress_count};
-use crate::offline::train::{Strength, user_items};
+use crate::offline::train::{AlsParams, Interactions, Strength, progress_count, user_items};
 use crate::offline::{history_of, read_interactions};
 use crate::recommend::model::{ItemFactors, dot, new_manifest};
 use crate::settings::StorageArgs;
@@ -127,7 +126,7 @@ pub async fn run(args: &BatchRecommendArgs) -> anyhow::Result<String> {
 fn chosen_by_validation(args: &BatchRecommendArgs, data: &Interactions, k: usize) -> Lists {
     let grid = args.kind.grid(AlsParams::from(&args.als));
     eprintln!(
-        "choosing the model on a validation split ({} candidates; each user's latest 20%)",
+        "choosing the model on two validation parts ({} candidates and blends of the best; each user's last interaction, and every third user's latest 20%)",
         grid.len()
     );
     let choice = choose(data, k, &grid);

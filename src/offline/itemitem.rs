@@ -38,14 +38,15 @@ impl ItemItemKind {
 /// A fitted item-item model: row `j` of `weights` holds, for the source item `j`, the items
 /// it recommends and how strongly (strongest first).
 pub struct ItemItem {
-    pub kind: ItemItemKind,
     pub items: usize,
     pub weights: Csr,
 }
 
 impl ItemItem {
-    /// Adds to `scores[i]` the weight of `i` from each item of `history`.
-    pub fn score_into(&self, history: &[u32], scores: &mut [f32]) {
+    /// The scores of every item for a listener who has `history`: each item's summed
+    /// weight from the items of `history`.
+    pub fn scores(&self, history: &[u32]) -> Vec<f32> {
+        let mut scores = vec![0.0; self.items];
         for &j in history {
             if (j as usize) < self.weights.rows() {
                 let (to, w) = self.weights.row(j as usize);
@@ -54,12 +55,6 @@ impl ItemItem {
                 }
             }
         }
-    }
-
-    /// The scores of every item for a listener who has `history`.
-    pub fn scores(&self, history: &[u32]) -> Vec<f32> {
-        let mut scores = vec![0.0; self.items];
-        self.score_into(history, &mut scores);
         scores
     }
 
@@ -70,11 +65,7 @@ impl ItemItem {
             ItemItemKind::Ease { lambda } => ease(user_items, items, lambda, keep),
             ItemItemKind::Knn { neighbours } => knn(user_items, items, neighbours.min(keep)),
         };
-        ItemItem {
-            kind,
-            items,
-            weights,
-        }
+        ItemItem { items, weights }
     }
 }
 

@@ -1,22 +1,21 @@
-//! Which model, with which settings: each candidate is fitted on the training data minus a
-//! validation part (held out the way the test part is: each user's latest interactions, or
-//! their last one), scored there by NDCG@k, and the best is refitted on all the training
-//! data. The test part is never seen. The candidates: implicit ALS (interactions as given
+//! Which model, with which settings: each candidate is fitted on the training data minus
+//! two validation parts (each user's last interaction; the latest 20% of every third
+//! user's), scored there by NDCG@k as a lift over popularity, and the best is refitted on
+//! all the training data. The test part is never seen. The candidates: implicit ALS (interactions as given
 //! or each as one, a few regularizations and confidence scales), EASE (a few L2 weights)
 //! and a cosine item-kNN (a few neighbourhood sizes); popularity is scored beside them.
 //! `evaluate` fits each kind's best and the choice on a training part and scores them on
 //! the held-out part, side by side.
 
 use super::evaluate::{Judge, Metrics, Protocol, score, split_some, top_k};
-use super::train::{Strength, user_items};
-use std::collections::BTreeMap;
-
-/// Every how many users one holds out a validation part.
-const VALIDATION_EVERY: u32 = 3;
 use super::itemitem::{ItemItem, ItemItemKind};
-use super::train::{AlsParams, Csr, Interactions, Trained, train_als};
+use super::train::{AlsParams, Csr, Interactions, Strength, Trained, train_als, user_items};
 use crate::recommend::model::dot;
 use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Every how many users one holds out the latest-20% validation part.
+const VALIDATION_EVERY: u32 = 3;
 
 /// A model kind with its settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -264,7 +263,6 @@ pub fn choose(train: &Interactions, k: usize, grid: &[Candidate]) -> Choice {
             .sum::<f64>()
             / parts.len().max(1) as f64;
         let seconds = started.elapsed().as_secs_f64();
-        tracing::info!(kind = candidate.kind(), settings = %candidate.settings(), lift, ?scores, seconds, "validation");
         eprintln!(
             "  validation: {} {} ndcg@{k} {:?}, lift over popularity {lift:.3} ({seconds:.1} s)",
             candidate.kind(),
