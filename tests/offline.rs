@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use encore::recommend::model::ItemFactors;
+use encore::recommend::model::{ItemFactors, Model};
 use encore::recommend::{Catalog, Manifest};
 use serde_json::Value;
 use std::path::Path;
@@ -197,6 +197,8 @@ fn train_evaluate_and_batch_recommend_on_planted_structure() {
         path(&interactions),
         "--out",
         path(&models),
+        "--kind",
+        "als",
     ];
     args.extend(fast);
     let (ok, stdout, stderr) = run(&args);
@@ -204,12 +206,13 @@ fn train_evaluate_and_batch_recommend_on_planted_structure() {
     assert!(stdout.contains("ndcg@10"), "{stdout}");
     let version = only_version(&models);
     let model = ItemFactors::load(&version).unwrap();
+    assert_eq!(model.manifest.kind, "als");
     assert_eq!(model.dim(), 24);
     assert!(model.manifest.metrics["als"]["ndcg@10"].as_f64().unwrap() > 0.0);
     // The settings validation chose are the ones trained, and the manifest says so.
     let chosen = &model.manifest.metrics["validation"]["chosen"];
     assert_eq!(
-        chosen["regularization"].as_f64().unwrap() as f32,
+        chosen["settings"]["regularization"].as_f64().unwrap() as f32,
         model.manifest.parameters["regularization"]
             .as_f64()
             .unwrap() as f32,
@@ -268,6 +271,84 @@ fn train_evaluate_and_batch_recommend_on_planted_structure() {
         let ranks: Vec<u32> = list.iter().map(|l| l.0).collect();
         assert_eq!(ranks, [1, 2, 3, 4, 5], "{user}");
     }
+
+    // With the kind left to validation, the version is what it chose, and every kind it
+    // tried is on record.
+    let auto = dir.path().join("auto");
+    let mut args = vec![
+        "train",
+        "--interactions",
+        path(&interactions),
+        "--out",
+        path(&auto),
+        "--no-metrics",
+    ];
+    args.extend(fast);
+    let (ok, stdout, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    let manifest = Model::load(&only_version(&auto))
+        .unwrap()
+        .manifest()
+        .clone();
+    let validation = &manifest.metrics["validation"];
+    assert_eq!(
+        validation["chosen"]["kind"],
+        manifest.kind.as_str(),
+        "{stdout}"
+    );
+    let kinds: std::collections::HashSet<&str> = validation["tried"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["als", "ease", "item-knn"].into(), "{validation}");
+
+    // An item-item version: every item's neighbours, strongest first, and batch lists
+    // from it hold none of a user's own items.
+    let ease = dir.path().join("ease");
+    let (ok, _, stderr) = run(&[
+        "train",
+        "--interactions",
+        path(&interactions),
+        "--out",
+        path(&ease),
+        "--kind",
+        "ease",
+        "--no-metrics",
+    ]);
+    assert!(ok, "{stderr}");
+    let version = only_version(&ease);
+    let Model::Neighbours(n) = Model::load(&version).unwrap() else {
+        panic!("EASE trains an item-item version");
+    };
+    assert_eq!(n.manifest.kind, "ease");
+    assert_eq!(n.ids.len(), n.manifest.items);
+    let (to, w) = n.row(0);
+    assert!(
+        !to.is_empty() && w.windows(2).all(|p| p[0] >= p[1]),
+        "{w:?}"
+    );
+    let from_ease = dir.path().join("ease.csv");
+    let (ok, _, stderr) = run(&[
+        "batch-recommend",
+        "--interactions",
+        path(&interactions),
+        "--k",
+        "5",
+        "--model",
+        path(&version),
+        "--out",
+        path(&from_ease),
+    ]);
+    assert!(ok, "{stderr}");
+    let mut listed = 0;
+    for r in csv::Reader::from_path(&from_ease).unwrap().records() {
+        let r = r.unwrap();
+        assert!(!history[&r[0]].contains(&r[2]), "{} had {}", &r[0], &r[2]);
+        listed += 1;
+    }
+    assert!(listed > 1500 * 4, "{listed} rows");
 
     // With no model given, validation chooses one and it ranks every user, none of what
     // they had.
@@ -493,10 +574,10 @@ async fn train_reads_the_feedback_log_while_a_server_keeps_writing_it() {
         "3",
     ]);
     assert!(ok, "train beside a live log: {stderr}");
-    assert!(stdout.contains("wrote model"), "{stdout}");
-    let model = ItemFactors::load(&only_version(&models)).unwrap();
+    assert!(stdout.contains(" model "), "{stdout}");
+    let model = Model::load(&only_version(&models)).unwrap();
     assert_eq!(
-        model.ids.len(),
+        model.ids().len(),
         played.len(),
         "every played track has a vector"
     );

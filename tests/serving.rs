@@ -7,9 +7,10 @@ use crate::common;
 
 use async_trait::async_trait;
 use encore::app::Components;
+use encore::domain::Profile;
 use encore::domain::{Listener, Mood, Named, Selection, Source, Track, TrackId, TrackLookup};
 use encore::feedback::LocalLog;
-use encore::recommend::model::{ItemFactors, ModelManifest, new_manifest};
+use encore::recommend::model::{ItemFactors, ItemNeighbours, ModelManifest, new_manifest};
 use encore::recommend::{
     CachedRecommender, Catalog, CatalogRecommender, Experiment, ModelSet, RankSettings,
     RecommendError, RecommendRequest, Recommendation, Recommender, RemoteRecommender,
@@ -44,6 +45,28 @@ fn write_version(models: &Path, version: &str, created_at: &str) {
         ..new_manifest("als", 8, ids.len())
     };
     ItemFactors::new(manifest, ids, factors)
+        .save(&models.join("versions").join(version))
+        .unwrap();
+}
+
+/// Writes an item-item version over the catalog where `from` recommends each of `to`,
+/// strongest first, and nothing else recommends anything.
+fn write_item_item_version(models: &Path, version: &str, from: &TrackId, to: &[TrackId]) {
+    let catalog = Catalog::load(models).unwrap();
+    let ids: Vec<String> = catalog.tracks().iter().map(|t| t.id.0.clone()).collect();
+    let row = |id: &TrackId| ids.iter().position(|i| *i == id.0).unwrap() as u32;
+    let from = row(from);
+    let mut indptr = vec![0usize; ids.len() + 1];
+    for p in indptr.iter_mut().skip(from as usize + 1) {
+        *p = to.len();
+    }
+    let indices: Vec<u32> = to.iter().map(row).collect();
+    let weights: Vec<f32> = (0..to.len()).map(|i| 1.0 - 0.1 * i as f32).collect();
+    let manifest = ModelManifest {
+        version: version.into(),
+        ..new_manifest("ease", 0, ids.len())
+    };
+    ItemNeighbours::new(manifest, ids, indptr, indices, weights)
         .save(&models.join("versions").join(version))
         .unwrap();
 }
@@ -475,4 +498,74 @@ impl TrackLookup for Counting {
     fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
         self.inner.track(id)
     }
+}
+
+#[tokio::test]
+async fn an_item_item_version_serves_its_neighbours_after_a_track_and_to_a_listener_who_liked_it() {
+    let dir = models_dir();
+    let catalog = Catalog::load(dir.path()).unwrap();
+    // A seed, and three jazz tracks of other artists from deep in the catalog's jazz list,
+    // where neither popularity nor the audio features would put them first.
+    let seed = catalog.tracks()[0].clone();
+    let mut artists = std::collections::HashSet::from([seed.artist.clone()]);
+    let deep: Vec<TrackId> = catalog
+        .tracks()
+        .iter()
+        .filter(|t| t.genre == "jazz")
+        .skip(40)
+        .filter(|t| artists.insert(t.artist.clone()))
+        .take(3)
+        .map(|t| t.id.clone())
+        .collect();
+    assert_eq!(deep.len(), 3, "the demo catalog has deep jazz");
+    write_item_item_version(dir.path(), "ease-1", &seed.id, &deep);
+    let catalog = Arc::new(catalog);
+    let models =
+        Arc::new(ModelSet::load(dir.path(), catalog.clone(), Experiment::default()).unwrap());
+    let r = CatalogRecommender::with_models(catalog, models, RankSettings::default());
+
+    // "More like this": the model's neighbours of the seed are played; from the catalog
+    // alone they are not.
+    let like = Selection::LikeTrack(seed.id.clone());
+    let rec = r.recommend(request("u", &like)).await.unwrap();
+    assert_eq!(rec.model_version, "ease-1");
+    let ids = |rec: &Recommendation| -> Vec<TrackId> {
+        rec.tracks.iter().map(|t| t.id.clone()).collect()
+    };
+    assert!(
+        deep.iter().all(|t| ids(&rec).contains(t)),
+        "{:?}",
+        ids(&rec)
+    );
+    let plain = CatalogRecommender::new(r.catalog().clone());
+    let without = plain.recommend(request("u", &like)).await.unwrap();
+    assert!(
+        deep.iter().all(|t| !ids(&without).contains(t)),
+        "{:?}",
+        ids(&without)
+    );
+
+    // A listener who liked the seed hears its neighbours first among the jazz; a new
+    // listener does not.
+    let mut fan = Profile::new("fan");
+    fan.liked.push(seed.id.clone());
+    fan.likes = 3;
+    let jazz = Selection::Genre("jazz".into());
+    let top = |rec: &Recommendation| -> Vec<TrackId> {
+        rec.tracks.iter().take(3).map(|t| t.id.clone()).collect()
+    };
+    let warm = r
+        .recommend(RecommendRequest {
+            profile: Some(&fan),
+            ..request("fan", &jazz)
+        })
+        .await
+        .unwrap();
+    assert_eq!(top(&warm), deep);
+    let cold = r.recommend(request("new", &jazz)).await.unwrap();
+    assert!(
+        top(&cold).iter().all(|t| !deep.contains(t)),
+        "{:?}",
+        top(&cold)
+    );
 }

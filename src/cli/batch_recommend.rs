@@ -7,10 +7,10 @@ use super::train::{AlsArgs, ModelKindArg};
 use crate::app::open_store;
 use crate::domain::{PRECOMPUTED_LIMIT, Precomputed, TrackId};
 use crate::offline::evaluate::top_k;
-use crate::offline::select::{Fitted, choose};
+use crate::offline::select::{Blends, Fitted, choose};
 use crate::offline::train::{AlsParams, Interactions, Strength, progress_count, user_items};
 use crate::offline::{history_of, read_interactions};
-use crate::recommend::model::{ItemFactors, dot, new_manifest};
+use crate::recommend::model::{Model, dot, new_manifest};
 use crate::settings::StorageArgs;
 use crate::store::update_profile;
 use anyhow::{Context, bail};
@@ -64,7 +64,7 @@ pub async fn run(args: &BatchRecommendArgs) -> anyhow::Result<String> {
         ids,
         version,
     } = match &args.model {
-        Some(dir) => from_version(&ItemFactors::load(dir)?, &data, k),
+        Some(dir) => from_version(&Model::load(dir)?, &data, k),
         None => chosen_by_validation(args, &data, k),
     };
     let mut done = Vec::new();
@@ -124,10 +124,10 @@ pub async fn run(args: &BatchRecommendArgs) -> anyhow::Result<String> {
 
 /// The model `--kind` and validation choose, fitted on all of `data`.
 fn chosen_by_validation(args: &BatchRecommendArgs, data: &Interactions, k: usize) -> Lists {
-    let grid = args.kind.grid(AlsParams::from(&args.als));
+    let grid = args.kind.grid(AlsParams::from(&args.als), Blends::Tried);
     eprintln!(
         "choosing the model on two validation parts ({} candidates and blends of the best; each user's last interaction, and every third user's latest 20%)",
-        grid.len()
+        grid.candidates.len()
     );
     let choice = choose(data, k, &grid);
     eprintln!(
@@ -159,12 +159,19 @@ fn chosen_by_validation(args: &BatchRecommendArgs, data: &Interactions, k: usize
     }
 }
 
-/// Each user folded into a trained model version's factors, and its top k.
-fn from_version(model: &ItemFactors, data: &Interactions, k: usize) -> Lists {
+/// Each user's top k from a trained model version: folded into its factors (with the
+/// confidence its manifest trained with, each interaction counted once), or scored by its
+/// item-item weights.
+fn from_version(model: &Model, data: &Interactions, k: usize) -> Lists {
     let history = history_of(data);
-    let d = model.dim();
+    let ids = model.ids();
     // Interaction item index -> model row.
-    let rows: Vec<Option<u32>> = data.items.iter().map(|id| model.row_of(id)).collect();
+    let row_of = |id: &str| match model {
+        Model::Factors(f) => f.row_of(id),
+        Model::Neighbours(n) => n.row_of(id),
+    };
+    let rows: Vec<Option<u32>> = data.items.iter().map(|id| row_of(id)).collect();
+    let confidence = 1.0 + model.manifest().alpha() * 2f32.ln();
     let bar = progress_count(data.users.len() as u64, "ranking");
     let lists = (0..data.users.len())
         .into_par_iter()
@@ -174,13 +181,30 @@ fn from_version(model: &ItemFactors, data: &Interactions, k: usize) -> Lists {
                 .filter_map(|&i| rows[i as usize])
                 .collect();
             seen.sort_unstable();
-            let items: Vec<(u32, f32)> =
-                seen.iter().map(|&r| (r, 1.0 + 20.0 * 2f32.ln())).collect();
+            seen.dedup();
             bar.inc(1);
-            let Some(x) = model.fold_in(&items) else {
-                return Vec::new();
+            let scores: Vec<f32> = match model {
+                Model::Factors(f) => {
+                    let items: Vec<(u32, f32)> = seen.iter().map(|&r| (r, confidence)).collect();
+                    let Some(x) = f.fold_in(&items) else {
+                        return Vec::new();
+                    };
+                    f.factors
+                        .chunks_exact(f.dim())
+                        .map(|y| dot(&x, y))
+                        .collect()
+                }
+                Model::Neighbours(n) => {
+                    let mut scores = vec![0.0f32; ids.len()];
+                    for &r in &seen {
+                        let (to, w) = n.row(r);
+                        for (&i, &w) in to.iter().zip(w) {
+                            scores[i as usize] += w;
+                        }
+                    }
+                    scores
+                }
             };
-            let scores: Vec<f32> = model.factors.chunks_exact(d).map(|y| dot(&x, y)).collect();
             top_k(&scores, k, &seen)
                 .into_iter()
                 .map(|r| (r, scores[r as usize]))
@@ -190,7 +214,7 @@ fn from_version(model: &ItemFactors, data: &Interactions, k: usize) -> Lists {
     bar.finish_and_clear();
     Lists {
         lists,
-        ids: model.ids.clone(),
-        version: model.manifest.version.clone(),
+        ids: ids.to_vec(),
+        version: model.manifest().version.clone(),
     }
 }

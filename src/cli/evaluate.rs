@@ -3,7 +3,7 @@
 
 use super::train::{AlsArgs, ModelKindArg};
 use crate::offline::evaluate::{Protocol, split, test_from};
-use crate::offline::select::evaluate;
+use crate::offline::select::{Blends, evaluate};
 use crate::offline::train::{AlsParams, Interactions};
 use crate::offline::{read_interactions, table};
 use anyhow::{Context, bail};
@@ -61,7 +61,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<String> {
     if !(0.0..1.0).contains(&args.test_fraction) {
         bail!("--test-fraction must be at least 0 and below 1");
     }
-    let grid = args.kind.grid(AlsParams::from(&args.als));
+    let grid = args.kind.grid(AlsParams::from(&args.als), Blends::Tried);
     let protocol = match args.protocol {
         ProtocolArg::Time => Protocol::Latest(args.test_fraction),
         ProtocolArg::Last => Protocol::Last,

@@ -11,7 +11,8 @@
 //! the serving path's candidates. The inverse is faer's (a maintained pure-Rust dense linear
 //! algebra crate, much faster than a hand-written one at these sizes).
 
-use super::train::Csr;
+use super::train::{Csr, Interactions, Strength, user_items};
+use crate::recommend::model::{ItemNeighbours, new_manifest};
 use rayon::prelude::*;
 
 /// The most items EASE is fitted on (the most played ones).
@@ -67,6 +68,38 @@ impl ItemItem {
         };
         ItemItem { items, weights }
     }
+}
+
+/// Fits `kind` on every interaction of `data` (each counts one) and packs it as a model
+/// version: each item's `keep` strongest neighbours.
+pub fn train_item_item(data: &Interactions, kind: ItemItemKind, keep: usize) -> ItemNeighbours {
+    let fitted = ItemItem::fit(
+        &user_items(data, Strength::Binary),
+        data.items.len(),
+        kind,
+        keep,
+    );
+    let mut manifest = new_manifest(kind.name(), 0, data.items.len());
+    manifest.data = data.summary();
+    let mut parameters = match kind {
+        ItemItemKind::Ease { lambda } => serde_json::json!({
+            "algorithm": "ease",
+            "lambda": lambda,
+            "hot_items": EASE_MAX_ITEMS,
+        }),
+        ItemItemKind::Knn { neighbours } => serde_json::json!({
+            "algorithm": "item-knn-cosine",
+            "neighbours": neighbours,
+        }),
+    };
+    parameters["keep"] = keep.into();
+    manifest.parameters = parameters.as_object().cloned().unwrap_or_default();
+    let Csr {
+        indptr,
+        indices,
+        values,
+    } = fitted.weights;
+    ItemNeighbours::new(manifest, data.items.clone(), indptr, indices, values)
 }
 
 /// Row `a` of XᵀX for binary X: how many users had both `a` and each other item, as

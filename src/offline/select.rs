@@ -100,8 +100,10 @@ pub enum Fitted {
     Blend(Vec<(Fitted, f32)>),
 }
 
-/// The most neighbours an item-item model keeps per item.
-pub const ITEM_ITEM_KEEP: usize = 2_000;
+/// The most neighbours an item-item model keeps per item, in validation, evaluation and a
+/// trained version alike: at EASE's 20,000 items a version holds at most 10M weights (80
+/// MB); a listener's score sums only their tracks' rows, so the tail past this adds little.
+pub const ITEM_ITEM_KEEP: usize = 500;
 
 impl Fitted {
     pub fn fit(candidate: &Candidate, data: &Interactions) -> Fitted {
@@ -198,6 +200,21 @@ pub struct Tried {
     pub seconds: f64,
 }
 
+/// Whether validation also tries blends of the kinds' best. A served model version is one
+/// model, so `encore train` chooses among single ones; batch lists can come from a blend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blends {
+    Tried,
+    NotTried,
+}
+
+/// What validation chooses among: the candidates, and whether blends of their best too.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    pub candidates: Vec<Candidate>,
+    pub blends: Blends,
+}
+
 /// What validation chose, and what it saw.
 #[derive(Debug, Clone)]
 pub struct Choice {
@@ -212,7 +229,8 @@ pub struct Choice {
 /// the models are fitted on nearly as much as they will be). A candidate's score is the mean
 /// of its NDCG@`k` on the two, each divided by popularity's there (a lift, so the two count
 /// alike). With nothing to validate on, the first candidate.
-pub fn choose(train: &Interactions, k: usize, grid: &[Candidate]) -> Choice {
+pub fn choose(train: &Interactions, k: usize, grid: &Grid) -> Choice {
+    let Grid { candidates, blends } = grid;
     struct Part {
         split: super::evaluate::Split,
         judge: Judge,
@@ -281,7 +299,7 @@ pub fn choose(train: &Interactions, k: usize, grid: &[Candidate]) -> Choice {
         });
         lift
     };
-    for candidate in grid {
+    for candidate in candidates {
         let ndcg = try_one(candidate, &mut tried);
         if best.as_ref().is_none_or(|(b, _)| ndcg > *b) {
             best = Some((ndcg, candidate.clone()));
@@ -298,7 +316,7 @@ pub fn choose(train: &Interactions, k: usize, grid: &[Candidate]) -> Choice {
     // Then blends of the families' best: each pair at three weights, and all of them.
     let bests: Vec<Candidate> = family_best
         .into_iter()
-        .filter(|(_, c)| !matches!(c, Candidate::Popularity))
+        .filter(|(_, c)| !matches!(c, Candidate::Popularity) && *blends == Blends::Tried)
         .map(|(_, c)| c)
         .collect();
     let mut blends = Vec::new();
@@ -333,7 +351,9 @@ pub fn choose(train: &Interactions, k: usize, grid: &[Candidate]) -> Choice {
         }
     }
     Choice {
-        chosen: best.map(|(_, c)| c).unwrap_or_else(|| grid[0].clone()),
+        chosen: best
+            .map(|(_, c)| c)
+            .unwrap_or_else(|| candidates[0].clone()),
         tried,
     }
 }
@@ -383,7 +403,7 @@ pub fn evaluate(
     total_rows: usize,
     k: usize,
     protocol: Protocol,
-    grid: &[Candidate],
+    grid: &Grid,
     max_users: usize,
 ) -> Report {
     if test.len() > max_users {
@@ -403,7 +423,7 @@ pub fn evaluate(
         let best = choice
             .tried
             .iter()
-            .zip(grid)
+            .zip(&grid.candidates)
             .filter(|(t, _)| t.kind == kind)
             .max_by(|a, b| a.0.lift.total_cmp(&b.0.lift))
             .map(|(_, c)| c.clone());

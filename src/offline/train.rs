@@ -55,6 +55,15 @@ fn read_error(path: &Path, e: impl std::error::Error + Send + Sync + 'static) ->
 }
 
 impl Interactions {
+    /// How much there is, as a manifest's `data` records it.
+    pub fn summary(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("interactions".into(), self.rows.len().into());
+        m.insert("users".into(), self.users.len().into());
+        m.insert("items".into(), self.items.len().into());
+        m
+    }
+
     /// The same user and item ids, without interactions.
     pub fn same_ids(&self) -> Interactions {
         Interactions {
@@ -433,14 +442,7 @@ pub fn train_model_with(
     let user_items = user_items(data, strength);
     let trained = train_als(&user_items, data.items.len(), params);
     let mut manifest = new_manifest("als", params.factors, data.items.len());
-    manifest.data = serde_json::json!({
-        "interactions": data.rows.len(),
-        "users": data.users.len(),
-        "items": data.items.len(),
-    })
-    .as_object()
-    .cloned()
-    .unwrap_or_default();
+    manifest.data = data.summary();
     manifest.parameters = serde_json::json!({
         "algorithm": "implicit-als",
         "factors": params.factors,

@@ -1,16 +1,30 @@
-//! The model artifact: item embeddings (factors) with a JSON manifest, one directory per
-//! version under `models/versions/`. The format is open so models trained elsewhere can be
-//! served unchanged:
+//! The model artifacts, one directory per version under `models/versions/`, in one of two
+//! open formats so models trained elsewhere can be served unchanged. Item embeddings
+//! (implicit ALS, or factors imported from Spark or `implicit`):
 //!
 //! ```text
 //! models/versions/<version>/
-//!   model.json                 manifest: format, version, created_at, kind, dim, items,
-//!                              data size, parameters, metrics
+//!   model.json                 manifest: format "encore-item-factors", version, created_at,
+//!                              kind, dim, items, data size, parameters, metrics
 //!   item_factors.safetensors   one F32 tensor "item_factors", shape [items, dim]
 //!   items.txt                  the item (track) id of each row, one per line
 //! ```
 //!
-//! Python reads it with `safetensors.numpy.load_file(...)["item_factors"]` and
+//! Item-item models (EASE, item-kNN), as a sparse items × items matrix in compressed rows:
+//! row `j` holds the items item `j` recommends, strongest first, and how strongly.
+//!
+//! ```text
+//! models/versions/<version>/
+//!   model.json                     manifest: format "encore-item-neighbours", kind, dim 0,
+//!                                  items, parameters (lambda or neighbours, keep), metrics
+//!   item_neighbours.safetensors    "indptr" I64 [items + 1], "indices" I32 [nnz],
+//!                                  "weights" F32 [nnz]
+//!   items.txt                      as above
+//! ```
+//!
+//! Python reads the first with `safetensors.numpy.load_file(...)["item_factors"]`, the
+//! second with `t = safetensors.numpy.load_file(...)` and
+//! `scipy.sparse.csr_matrix((t["weights"], t["indices"], t["indptr"]))`, and the ids with
 //! `open("items.txt").read().split()`.
 
 use serde::{Deserialize, Serialize};
@@ -18,9 +32,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub const FORMAT: &str = "encore-item-factors";
+/// The format of item-item models.
+pub const NEIGHBOURS_FORMAT: &str = "encore-item-neighbours";
 pub const FORMAT_VERSION: u32 = 1;
 const MANIFEST_FILE: &str = "model.json";
 const FACTORS_FILE: &str = "item_factors.safetensors";
+const NEIGHBOURS_FILE: &str = "item_neighbours.safetensors";
 const ITEMS_FILE: &str = "items.txt";
 const FACTORS_TENSOR: &str = "item_factors";
 /// Where versions live under the models directory.
@@ -33,8 +50,9 @@ pub struct ModelManifest {
     pub version: String,
     /// RFC 3339, UTC.
     pub created_at: String,
-    /// `als`, or `imported` for factors trained elsewhere.
+    /// `als`, `imported` for factors trained elsewhere, `ease` or `item-knn`.
     pub kind: String,
+    /// Embedding dimensions; 0 for item-item models.
     pub dim: usize,
     pub items: usize,
     /// What it was trained on (interactions, users, items, source).
@@ -46,6 +64,20 @@ pub struct ModelManifest {
     /// Offline metrics (precision@k, recall@k, ndcg@k, coverage).
     #[serde(default)]
     pub metrics: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The confidence scale a manifest does not give.
+const DEFAULT_ALPHA: f64 = 20.0;
+
+impl ModelManifest {
+    /// The confidence scale the model was trained with (`parameters.alpha`): an interaction
+    /// of strength r counted 1 + alpha · ln(1 + r).
+    pub fn alpha(&self) -> f32 {
+        self.parameters
+            .get("alpha")
+            .and_then(|a| a.as_f64())
+            .unwrap_or(DEFAULT_ALPHA) as f32
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,37 +243,18 @@ impl ItemFactors {
         let data = safetensors::serialize([(FACTORS_TENSOR, view)], Some(meta))
             .map_err(|e| unparsable(&path, e))?;
         std::fs::write(&path, data).map_err(io(&path))?;
-        let path = dir.join(ITEMS_FILE);
-        let mut items = self.ids.join("\n");
-        items.push('\n');
-        std::fs::write(&path, items).map_err(io(&path))?;
-        // The manifest last: a directory without one is not a version yet.
-        let path = dir.join(MANIFEST_FILE);
-        let text = serde_json::to_string_pretty(&self.manifest).expect("a manifest serializes");
-        std::fs::write(&path, text + "\n").map_err(io(&path))
+        write_ids(dir, &self.ids)?;
+        write_manifest(dir, &self.manifest)
     }
 
     /// Reads the artifact in `dir`.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let manifest: ModelManifest =
-            serde_json::from_str(&text).map_err(|e| unparsable(&path, e))?;
-        if manifest.format != FORMAT || manifest.format_version != FORMAT_VERSION {
-            return Err(invalid(
-                &path,
-                format!(
-                    "format {} v{} is not {FORMAT} v{FORMAT_VERSION}",
-                    manifest.format, manifest.format_version
-                ),
-            ));
-        }
-        let path = dir.join(ITEMS_FILE);
-        let ids: Vec<String> = std::fs::read_to_string(&path)
-            .map_err(io(&path))?
-            .lines()
-            .map(str::to_owned)
-            .collect();
+        let manifest = read_manifest(dir, FORMAT)?;
+        Self::load_with(dir, manifest)
+    }
+
+    fn load_with(dir: &Path, manifest: ModelManifest) -> Result<Self, ModelError> {
+        let ids = read_ids(dir)?;
         let path = dir.join(FACTORS_FILE);
         let bytes = std::fs::read(&path).map_err(io(&path))?;
         let tensors =
@@ -272,6 +285,266 @@ impl ItemFactors {
             return Err(invalid(&path, "factors hold NaN or infinity"));
         }
         Ok(ItemFactors::new(manifest, ids, factors))
+    }
+}
+
+/// `dir`'s manifest, which must be of `format` (and this format version).
+fn read_manifest(dir: &Path, format: &str) -> Result<ModelManifest, ModelError> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let manifest: ModelManifest = serde_json::from_str(&text).map_err(|e| unparsable(&path, e))?;
+    if manifest.format != format || manifest.format_version != FORMAT_VERSION {
+        return Err(invalid(
+            &path,
+            format!(
+                "format {} v{} is not {format} v{FORMAT_VERSION}",
+                manifest.format, manifest.format_version
+            ),
+        ));
+    }
+    Ok(manifest)
+}
+
+fn read_ids(dir: &Path) -> Result<Vec<String>, ModelError> {
+    let path = dir.join(ITEMS_FILE);
+    Ok(std::fs::read_to_string(&path)
+        .map_err(io(&path))?
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+fn write_ids(dir: &Path, ids: &[String]) -> Result<(), ModelError> {
+    let path = dir.join(ITEMS_FILE);
+    let mut items = ids.join("\n");
+    items.push('\n');
+    std::fs::write(&path, items).map_err(io(&path))
+}
+
+/// The manifest last: a directory without one is not a version yet.
+fn write_manifest(dir: &Path, manifest: &ModelManifest) -> Result<(), ModelError> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = serde_json::to_string_pretty(manifest).expect("a manifest serializes");
+    std::fs::write(&path, text + "\n").map_err(io(&path))
+}
+
+/// An item-item model: row `r` lists the rows item `ids[r]` recommends, strongest first,
+/// with their weights.
+#[derive(Debug, Clone)]
+pub struct ItemNeighbours {
+    pub manifest: ModelManifest,
+    pub ids: Vec<String>,
+    /// Row `r` is `indices[indptr[r]..indptr[r + 1]]`.
+    pub indptr: Vec<usize>,
+    pub indices: Vec<u32>,
+    pub weights: Vec<f32>,
+    row_of: HashMap<String, u32>,
+}
+
+impl ItemNeighbours {
+    /// Rows in compressed form; panics when the parts do not fit together (a caller's bug:
+    /// files are checked by `load`). The manifest's format and `dim` become this format's.
+    pub fn new(
+        mut manifest: ModelManifest,
+        ids: Vec<String>,
+        indptr: Vec<usize>,
+        indices: Vec<u32>,
+        weights: Vec<f32>,
+    ) -> Self {
+        assert_eq!(
+            indptr.len(),
+            ids.len() + 1,
+            "one indptr entry per row, plus one"
+        );
+        assert_eq!(indices.len(), weights.len(), "one weight per index");
+        assert_eq!(
+            indptr.last().copied(),
+            Some(indices.len()),
+            "indptr ends at nnz"
+        );
+        manifest.format = NEIGHBOURS_FORMAT.into();
+        manifest.dim = 0;
+        let row_of = ids
+            .iter()
+            .enumerate()
+            .map(|(r, id)| (id.clone(), r as u32))
+            .collect();
+        ItemNeighbours {
+            manifest,
+            ids,
+            indptr,
+            indices,
+            weights,
+            row_of,
+        }
+    }
+
+    pub fn version(&self) -> &str {
+        &self.manifest.version
+    }
+
+    pub fn row_of(&self, id: &str) -> Option<u32> {
+        self.row_of.get(id).copied()
+    }
+
+    /// What row `r` recommends, strongest first.
+    pub fn row(&self, r: u32) -> (&[u32], &[f32]) {
+        let span = self.indptr[r as usize]..self.indptr[r as usize + 1];
+        (&self.indices[span.clone()], &self.weights[span])
+    }
+
+    /// Writes the artifact into `dir` (created if missing).
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let indptr: Vec<u8> = self
+            .indptr
+            .iter()
+            .flat_map(|&p| (p as i64).to_le_bytes())
+            .collect();
+        let indices: Vec<u8> = self
+            .indices
+            .iter()
+            .flat_map(|&i| (i as i32).to_le_bytes())
+            .collect();
+        let weights: Vec<u8> = self.weights.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let path = dir.join(NEIGHBOURS_FILE);
+        let view = |dtype, n: usize, bytes| {
+            safetensors::tensor::TensorView::new(dtype, vec![n], bytes)
+                .map_err(|e| unparsable(&path, e))
+        };
+        let tensors = [
+            (
+                "indptr",
+                view(safetensors::Dtype::I64, self.indptr.len(), &indptr)?,
+            ),
+            (
+                "indices",
+                view(safetensors::Dtype::I32, self.indices.len(), &indices)?,
+            ),
+            (
+                "weights",
+                view(safetensors::Dtype::F32, self.weights.len(), &weights)?,
+            ),
+        ];
+        let meta = HashMap::from([("version".to_owned(), self.manifest.version.clone())]);
+        let data = safetensors::serialize(tensors, Some(meta)).map_err(|e| unparsable(&path, e))?;
+        std::fs::write(&path, data).map_err(io(&path))?;
+        write_ids(dir, &self.ids)?;
+        write_manifest(dir, &self.manifest)
+    }
+
+    /// Reads the artifact in `dir`, checking that its rows fit together.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let manifest = read_manifest(dir, NEIGHBOURS_FORMAT)?;
+        Self::load_with(dir, manifest)
+    }
+
+    fn load_with(dir: &Path, manifest: ModelManifest) -> Result<Self, ModelError> {
+        let ids = read_ids(dir)?;
+        let path = dir.join(NEIGHBOURS_FILE);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let tensors =
+            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| unparsable(&path, e))?;
+        let tensor = |name: &str, dtype| {
+            let t = tensors.tensor(name).map_err(|e| unparsable(&path, e))?;
+            if t.dtype() != dtype || t.shape().len() != 1 {
+                return Err(invalid(
+                    &path,
+                    format!(
+                        "{name} is {:?} {:?}, expected {dtype:?} [n]",
+                        t.dtype(),
+                        t.shape()
+                    ),
+                ));
+            }
+            Ok(t.data().to_vec())
+        };
+        let indptr: Vec<usize> = tensor("indptr", safetensors::Dtype::I64)?
+            .chunks_exact(8)
+            // A negative offset becomes one no row can have.
+            .map(|b| {
+                usize::try_from(i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .unwrap_or(usize::MAX)
+            })
+            .collect();
+        let indices: Vec<i32> = tensor("indices", safetensors::Dtype::I32)?
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect();
+        let weights: Vec<f32> = tensor("weights", safetensors::Dtype::F32)?
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect();
+        let n = ids.len();
+        let fits = indptr.len() == n + 1
+            && indptr.first() == Some(&0)
+            && indptr.last() == Some(&indices.len())
+            && indptr.windows(2).all(|w| w[0] <= w[1])
+            && indices.len() == weights.len();
+        if !fits {
+            return Err(invalid(
+                &path,
+                format!(
+                    "indptr ({} entries) does not describe {n} rows over {} indices and {} weights",
+                    indptr.len(),
+                    indices.len(),
+                    weights.len()
+                ),
+            ));
+        }
+        if indices.iter().any(|&i| i < 0 || i as usize >= n) {
+            return Err(invalid(&path, format!("an index is outside the {n} items")));
+        }
+        if weights.iter().any(|w| !w.is_finite()) {
+            return Err(invalid(&path, "weights hold NaN or infinity"));
+        }
+        let indices = indices.into_iter().map(|i| i as u32).collect();
+        Ok(ItemNeighbours::new(manifest, ids, indptr, indices, weights))
+    }
+}
+
+/// A model version of either format.
+#[derive(Debug, Clone)]
+pub enum Model {
+    Factors(ItemFactors),
+    Neighbours(ItemNeighbours),
+}
+
+impl Model {
+    /// Reads the version in `dir`, whichever format its manifest names.
+    pub fn load(dir: &Path) -> Result<Model, ModelError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let manifest: ModelManifest =
+            serde_json::from_str(&text).map_err(|e| unparsable(&path, e))?;
+        if manifest.format == NEIGHBOURS_FORMAT {
+            let manifest = read_manifest(dir, NEIGHBOURS_FORMAT)?;
+            ItemNeighbours::load_with(dir, manifest).map(Model::Neighbours)
+        } else {
+            let manifest = read_manifest(dir, FORMAT)?;
+            ItemFactors::load_with(dir, manifest).map(Model::Factors)
+        }
+    }
+
+    pub fn manifest(&self) -> &ModelManifest {
+        match self {
+            Model::Factors(f) => &f.manifest,
+            Model::Neighbours(n) => &n.manifest,
+        }
+    }
+
+    pub fn ids(&self) -> &[String] {
+        match self {
+            Model::Factors(f) => &f.ids,
+            Model::Neighbours(n) => &n.ids,
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        match self {
+            Model::Factors(f) => f.save(dir),
+            Model::Neighbours(n) => n.save(dir),
+        }
     }
 }
 
@@ -530,6 +803,33 @@ mod tests {
         std::fs::write(dir.path().join(ITEMS_FILE), "a\nb\n").unwrap();
         let err = ItemFactors::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("items.txt has 2 ids"), "{err}");
+    }
+
+    #[test]
+    fn an_item_item_artifact_round_trips_and_a_row_past_the_items_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = ItemNeighbours::new(
+            new_manifest("ease", 0, 3),
+            vec!["a".into(), "b".into(), "c".into()],
+            vec![0, 2, 2, 3],
+            vec![2, 1, 0],
+            vec![0.5, 0.25, 1.0],
+        );
+        n.save(dir.path()).unwrap();
+        let Model::Neighbours(back) = Model::load(dir.path()).unwrap() else {
+            panic!("an item-item model reads back as one");
+        };
+        assert_eq!(back.manifest.format, NEIGHBOURS_FORMAT);
+        assert_eq!(back.row(0), (&[2u32, 1][..], &[0.5f32, 0.25][..]));
+        assert_eq!(back.row(1).0, &[] as &[u32]);
+        assert_eq!(back.row_of("c"), Some(2));
+        // The same rows over two items: index 2 is nobody.
+        std::fs::write(dir.path().join(ITEMS_FILE), "a\nb\n").unwrap();
+        let err = Model::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("does not describe 2 rows"), "{err}");
+        // A factors reader refuses it by its format.
+        let err = ItemFactors::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is not encore-item-factors"), "{err}");
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! - popularity, a little (0.25 × popularity/100);
 //! - genre and artist affinities from the profile (0.5 × tanh(affinity/4) each);
 //! - closeness to the listener's taste centroid in audio features (up to 0.5);
-//! - the served model: the dot product of the listener's vector, folded in from their
-//!   liked, finished and recent tracks, and the track's embedding (weight 1);
+//! - the served model (weight 1), from the listener's liked, finished and recent tracks:
+//!   for embeddings, the dot product of the listener's vector folded in from those and the
+//!   track's; for an item-item model (EASE, item-kNN), the track's summed weights from
+//!   those, scaled so the listener's strongest is 1;
 //! - the bandit's posterior mean for the track in this context, centred (finished raise it,
 //!   skips lower it);
 //! - a bonus (1.0) for tracks on the listener's fresh precomputed list: the offline model
@@ -23,7 +25,7 @@
 
 use super::catalog::{Catalog, TrackIx, best_first, likeness, normalize};
 use super::model::dot;
-use super::serving::{Experiment, ModelSet, ServedModel};
+use super::serving::{Experiment, Listener, ModelSet, ServedModel};
 use super::{
     Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, mood_target,
     recommendation_id,
@@ -202,6 +204,22 @@ impl CatalogRecommender {
                 .collect();
             return best_first(scored, CANDIDATES);
         }
+        // An item-item model's neighbours of the seed first, then the catalog's.
+        if let (Selection::LikeTrack(id), Some(model)) = (selection, model)
+            && let Some(seed) = self.catalog.index_of(id)
+            && !model.neighbours(seed).0.is_empty()
+        {
+            let mut seen = HashSet::from([seed]);
+            return model
+                .neighbours(seed)
+                .0
+                .iter()
+                .copied()
+                .chain(self.catalog.candidates(selection, CANDIDATES))
+                .filter(|&ix| seen.insert(ix))
+                .take(CANDIDATES)
+                .collect();
+        }
         self.catalog.candidates(selection, CANDIDATES)
     }
 
@@ -280,15 +298,9 @@ impl CatalogRecommender {
         (extra, precomputed)
     }
 
-    /// The listener's vector in the model's space, folded in from their history.
-    fn listener_vector(&self, profile: &Profile, model: &ServedModel) -> Option<Vec<f32>> {
-        let alpha = model
-            .factors
-            .manifest
-            .parameters
-            .get("alpha")
-            .and_then(|a| a.as_f64())
-            .unwrap_or(20.0) as f32;
+    /// The listener in the model's terms, from their liked, finished and recent tracks.
+    fn listener(&self, profile: &Profile, model: &ServedModel) -> Option<Listener> {
+        let alpha = model.manifest().alpha();
         let conf = |strength: f32| 1.0 + alpha * (1.0 + strength).ln();
         let finished = profile
             .bandit
@@ -301,16 +313,16 @@ impl CatalogRecommender {
         let liked = profile.liked.iter().map(|t| (t.clone(), 3.0));
         let recent = profile.recent.iter().map(|t| (t.clone(), 1.0));
         let mut seen = HashSet::new();
-        let items: Vec<(u32, f32)> = liked
+        let items: Vec<(TrackIx, f32)> = liked
             .chain(finished)
             .chain(recent)
             .filter_map(|(t, strength)| {
-                let row = model.row(self.catalog.index_of(&t)?)?;
-                seen.insert(row).then_some((row, conf(strength)))
+                let ix = self.catalog.index_of(&t)?;
+                seen.insert(ix).then_some((ix, conf(strength)))
             })
             .take(FOLD_IN_ITEMS)
             .collect();
-        model.factors.fold_in(&items)
+        model.listener(&items)
     }
 
     /// Track `ix`'s score for the listener, term by term (`closeness` is left to the caller).
@@ -319,7 +331,7 @@ impl CatalogRecommender {
         ix: TrackIx,
         profile: Option<&Profile>,
         outcomes: &Outcomes<'_>,
-        user: Option<&[f32]>,
+        user: Option<&Listener>,
         model: Option<&ServedModel>,
         precomputed: &HashSet<TrackIx>,
     ) -> Terms {
@@ -348,8 +360,8 @@ impl CatalogRecommender {
             let d = taste.features.distance(&t.features);
             0.5 * (1.0 - (d / 0.6).min(1.0))
         });
-        let embedding = match (user, model.and_then(|m| m.vector(ix))) {
-            (Some(u), Some(y)) => dot(u, y),
+        let embedding = match (user, model) {
+            (Some(u), Some(m)) => u.score(m, ix),
             _ => 0.0,
         };
         let o = outcomes.get(t.id.0.as_str()).copied().unwrap_or_default();
@@ -417,16 +429,30 @@ impl Recommender for CatalogRecommender {
             .unwrap_or_default();
         let known = req.profile.filter(|p| p.is_known());
         let user = match (known, model) {
-            (Some(p), Some(m)) => self.listener_vector(p, m),
+            (Some(p), Some(m)) => self.listener(p, m),
             _ => None,
         };
-        // "More like this" candidates come nearest first: closeness outweighs the rest.
+        // "More like this" candidates come nearest first: closeness outweighs the rest. An
+        // item-item model's own neighbours of the seed add their weight (the strongest 1),
+        // so they lead the catalog's fill after them.
         let closeness: std::collections::HashMap<TrackIx, f32> = match req.selection {
-            Selection::LikeTrack(_) => pool
-                .iter()
-                .enumerate()
-                .map(|(pos, &ix)| (ix, 2.0 * (1.0 - pos as f32 / pool.len() as f32)))
-                .collect(),
+            Selection::LikeTrack(id) => {
+                let mut by_position: std::collections::HashMap<TrackIx, f32> = pool
+                    .iter()
+                    .enumerate()
+                    .map(|(pos, &ix)| (ix, 2.0 * (1.0 - pos as f32 / pool.len() as f32)))
+                    .collect();
+                if let (Some(m), Some(seed)) = (model, self.catalog.index_of(id)) {
+                    let (to, w) = m.neighbours(seed);
+                    let strongest = w.first().copied().unwrap_or(0.0);
+                    if strongest > 0.0 {
+                        for (&t, &w) in to.iter().zip(w) {
+                            *by_position.entry(t).or_default() += (w / strongest).max(0.0);
+                        }
+                    }
+                }
+                by_position
+            }
             _ => Default::default(),
         };
         let terms = |ix: TrackIx| Terms {
@@ -435,7 +461,7 @@ impl Recommender for CatalogRecommender {
                 ix,
                 req.profile,
                 &outcomes,
-                user.as_deref(),
+                user.as_ref(),
                 model,
                 &precomputed,
             )

@@ -3,7 +3,10 @@
 //! user id and the experiment's name, so every instance agrees without shared state.
 
 use super::catalog::{Catalog, TrackIx};
-use super::model::{ItemFactors, ModelError, list_versions};
+use super::model::{
+    ItemFactors, ItemNeighbours, Model, ModelError, ModelManifest, dot, list_versions,
+};
+use crate::domain::TrackId;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,21 +14,57 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Item factors matched to the catalog.
+/// A model version matched to the catalog.
 pub struct ServedModel {
-    pub factors: ItemFactors,
-    /// Catalog index -> model row (`NO_ROW` when the model does not know the track).
-    rows: Vec<u32>,
+    manifest: ModelManifest,
+    matched: Matched,
+    /// How many items the artifact has.
+    pub items: usize,
     /// How many catalog tracks the model knows.
     pub known: usize,
 }
 
+enum Matched {
+    /// Embeddings with their rows in catalog (popularity) order, then the items the catalog
+    /// lacks, so scans over popular tracks read the factors front to back; `rows[ix]` is
+    /// catalog track `ix`'s row (`NO_ROW` when the model does not know it).
+    Factors {
+        factors: Box<ItemFactors>,
+        rows: Vec<u32>,
+    },
+    /// Each catalog track's strongest `SERVED_NEIGHBOURS` neighbours in the catalog, as
+    /// catalog indexes: track `ix`'s are `tracks[indptr[ix]..indptr[ix + 1]]`.
+    Neighbours {
+        indptr: Vec<u32>,
+        tracks: Vec<TrackIx>,
+        weights: Vec<f32>,
+    },
+}
+
 const NO_ROW: u32 = u32::MAX;
 
+/// The most neighbours an item-item model serves per track: a listener's score sums the
+/// rows of up to 200 of their tracks, so this bounds the work per request (20,000 sums).
+pub const SERVED_NEIGHBOURS: usize = 100;
+
+/// A listener in a model's terms, made once per request from their history.
+pub enum Listener {
+    /// Folded into the embedding space.
+    Vector(Vec<f32>),
+    /// An item-item model's summed weights from the listener's tracks, scaled so the
+    /// strongest is 1.
+    Scores(HashMap<TrackIx, f32>),
+}
+
 impl ServedModel {
-    pub fn new(factors: ItemFactors, catalog: &Catalog) -> Self {
-        // Rows in catalog (popularity) order, then the items the catalog lacks: scans over
-        // popular tracks then read the factors front to back.
+    pub fn new(model: Model, catalog: &Catalog) -> Self {
+        match model {
+            Model::Factors(factors) => Self::of_factors(factors, catalog),
+            Model::Neighbours(n) => Self::of_neighbours(n, catalog),
+        }
+    }
+
+    fn of_factors(factors: ItemFactors, catalog: &Catalog) -> Self {
         let mut order: Vec<u32> = catalog
             .tracks()
             .iter()
@@ -42,26 +81,132 @@ impl ServedModel {
             .iter()
             .map(|t| factors.row_of(&t.id.0).unwrap_or(NO_ROW))
             .collect();
-        let known = rows.iter().filter(|&&r| r != NO_ROW).count();
         ServedModel {
-            factors,
-            rows,
+            manifest: factors.manifest.clone(),
+            items: factors.ids.len(),
+            known: rows.iter().filter(|&&r| r != NO_ROW).count(),
+            matched: Matched::Factors {
+                factors: Box::new(factors),
+                rows,
+            },
+        }
+    }
+
+    fn of_neighbours(n: ItemNeighbours, catalog: &Catalog) -> Self {
+        let in_catalog: Vec<Option<TrackIx>> = n
+            .ids
+            .iter()
+            .map(|id| catalog.index_of(&TrackId(id.clone())))
+            .collect();
+        let mut indptr = Vec::with_capacity(catalog.tracks().len() + 1);
+        let mut tracks = Vec::new();
+        let mut weights = Vec::new();
+        let mut known = 0;
+        indptr.push(0);
+        for t in catalog.tracks() {
+            if let Some(r) = n.row_of(&t.id.0) {
+                known += 1;
+                let (to, w) = n.row(r);
+                let served = to
+                    .iter()
+                    .zip(w)
+                    .filter_map(|(&j, &w)| Some((in_catalog[j as usize]?, w)))
+                    .take(SERVED_NEIGHBOURS);
+                for (ix, w) in served {
+                    tracks.push(ix);
+                    weights.push(w);
+                }
+            }
+            indptr.push(tracks.len() as u32);
+        }
+        ServedModel {
+            items: n.ids.len(),
+            manifest: n.manifest,
             known,
+            matched: Matched::Neighbours {
+                indptr,
+                tracks,
+                weights,
+            },
         }
     }
 
     pub fn version(&self) -> &str {
-        self.factors.version()
+        &self.manifest.version
     }
 
-    /// The model row of catalog track `ix`.
-    pub fn row(&self, ix: TrackIx) -> Option<u32> {
-        self.rows.get(ix as usize).copied().filter(|&r| r != NO_ROW)
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.manifest
     }
 
-    /// The embedding of catalog track `ix`.
+    /// The embedding of catalog track `ix` (none from an item-item model).
     pub fn vector(&self, ix: TrackIx) -> Option<&[f32]> {
-        self.row(ix).map(|r| self.factors.vector(r))
+        match &self.matched {
+            Matched::Factors { factors, rows } => rows
+                .get(ix as usize)
+                .copied()
+                .filter(|&r| r != NO_ROW)
+                .map(|r| factors.vector(r)),
+            Matched::Neighbours { .. } => None,
+        }
+    }
+
+    /// What an item-item model recommends after catalog track `ix`, strongest first (none
+    /// from embeddings).
+    pub fn neighbours(&self, ix: TrackIx) -> (&[TrackIx], &[f32]) {
+        match &self.matched {
+            Matched::Neighbours {
+                indptr,
+                tracks,
+                weights,
+            } if (ix as usize) + 1 < indptr.len() => {
+                let span = indptr[ix as usize] as usize..indptr[ix as usize + 1] as usize;
+                (&tracks[span.clone()], &weights[span])
+            }
+            _ => (&[], &[]),
+        }
+    }
+
+    /// The listener who had `history` (catalog tracks with a confidence each), or `None`
+    /// when the model knows none of them.
+    pub fn listener(&self, history: &[(TrackIx, f32)]) -> Option<Listener> {
+        match &self.matched {
+            Matched::Factors { factors, rows } => {
+                let items: Vec<(u32, f32)> = history
+                    .iter()
+                    .filter_map(|&(ix, c)| {
+                        let r = *rows.get(ix as usize)?;
+                        (r != NO_ROW).then_some((r, c))
+                    })
+                    .collect();
+                factors.fold_in(&items).map(Listener::Vector)
+            }
+            Matched::Neighbours { .. } => {
+                let mut scores: HashMap<TrackIx, f32> = HashMap::new();
+                for &(ix, _) in history {
+                    let (to, w) = self.neighbours(ix);
+                    for (&t, &w) in to.iter().zip(w) {
+                        *scores.entry(t).or_default() += w;
+                    }
+                }
+                let top = scores.values().copied().fold(0.0f32, f32::max);
+                if top <= 0.0 {
+                    return None;
+                }
+                scores.values_mut().for_each(|s| *s /= top);
+                Some(Listener::Scores(scores))
+            }
+        }
+    }
+}
+
+impl Listener {
+    /// The model's score of catalog track `ix` for this listener.
+    pub fn score(&self, model: &ServedModel, ix: TrackIx) -> f32 {
+        match self {
+            Listener::Vector(u) => model.vector(ix).map_or(0.0, |y| dot(u, y)),
+            Listener::Scores(s) => s.get(&ix).copied().unwrap_or(0.0),
+        }
     }
 }
 
@@ -268,11 +413,11 @@ impl ModelSet {
             return Ok(m.clone());
         }
         let started = std::time::Instant::now();
-        let factors = ItemFactors::load(path)?;
-        let model = Arc::new(ServedModel::new(factors, &self.catalog));
+        let model = Arc::new(ServedModel::new(Model::load(path)?, &self.catalog));
         tracing::info!(
             model_version = version,
-            items = model.factors.ids.len(),
+            kind = model.manifest().kind,
+            items = model.items,
             in_catalog = model.known,
             took_ms = started.elapsed().as_millis() as u64,
             "model loaded"
