@@ -542,23 +542,31 @@ async fn train_reads_the_feedback_log_while_a_server_keeps_writing_it() {
         .take(30)
         .map(|t| t.id.clone())
         .collect();
-    let event = |user: usize, track: &TrackId| {
+    let ended = |user: usize, track: &TrackId, kind: EventKind| {
         FeedbackEvent::new(
             &format!("listener-{user}"),
             "echo",
             track,
-            EventKind::PlayFinished,
+            kind,
             200_000,
             EventContext::default(),
             Source::Alexa,
         )
     };
+    let event = |user: usize, track: &TrackId| ended(user, track, EventKind::PlayFinished);
+    // Each listener finishes eight tracks and skips the next.
     let mut played = std::collections::HashSet::new();
     for user in 0..40 {
         for track in ids.iter().skip(user % 20).take(8) {
             log.send(event(user, track)).durable().await.unwrap();
             played.insert(track.clone());
         }
+        let skipped = &ids[user % 20 + 8];
+        log.send(ended(user, skipped, EventKind::Skipped))
+            .durable()
+            .await
+            .unwrap();
+        played.insert(skipped.clone());
     }
     let models = dir.path().join("models");
     let (ok, stdout, stderr) = run(&[
@@ -579,8 +587,11 @@ async fn train_reads_the_feedback_log_while_a_server_keeps_writing_it() {
     assert_eq!(
         model.ids().len(),
         played.len(),
-        "every played track has a vector"
+        "every played track is in the model"
     );
+    // With skips in the log, validation also tried ALS with them as evidence against.
+    let tried = model.manifest().metrics["validation"]["tried"].to_string();
+    assert!(tried.contains(r#""strength":"signed""#), "{tried}");
     // The server's log still takes events.
     log.send(event(99, &ids[0])).durable().await.unwrap();
 }

@@ -7,9 +7,11 @@ use super::train::{AlsArgs, ModelKindArg};
 use crate::app::open_store;
 use crate::domain::{PRECOMPUTED_LIMIT, Precomputed, TrackId};
 use crate::offline::evaluate::top_k;
+use crate::offline::read_interactions;
 use crate::offline::select::{Blends, Fitted, choose};
-use crate::offline::train::{AlsParams, Interactions, Strength, progress_count, user_items};
-use crate::offline::{history_of, read_interactions};
+use crate::offline::train::{
+    AlsParams, Interactions, Strength, progress_count, user_had, user_items,
+};
 use crate::recommend::model::{Model, dot, new_manifest};
 use crate::settings::StorageArgs;
 use crate::store::update_profile;
@@ -137,15 +139,15 @@ fn chosen_by_validation(args: &BatchRecommendArgs, data: &Interactions, k: usize
         data.rows.len()
     );
     let fitted = Fitted::fit(&choice.chosen, data);
-    let seen = user_items(data, Strength::Binary);
+    let liked = user_items(data, Strength::Binary);
+    let had = user_had(data);
     let bar = progress_count(data.users.len() as u64, "ranking");
     let lists = (0..data.users.len())
         .into_par_iter()
         .map(|u| {
-            let history = seen.row(u).0;
-            let scores = fitted.scores(u as u32, history);
+            let scores = fitted.scores(u as u32, liked.row(u).0);
             bar.inc(1);
-            top_k(&scores, k, history)
+            top_k(&scores, k, had.row(u).0)
                 .into_iter()
                 .map(|i| (i, scores[i as usize]))
                 .collect()
@@ -159,11 +161,13 @@ fn chosen_by_validation(args: &BatchRecommendArgs, data: &Interactions, k: usize
     }
 }
 
-/// Each user's top k from a trained model version: folded into its factors (with the
-/// confidence its manifest trained with, each interaction counted once), or scored by its
-/// item-item weights.
+/// Each user's top k from a trained model version, from what they liked (positive
+/// interactions): folded into its factors (with the confidence its manifest trained with,
+/// each interaction counted once), or scored by its item-item weights. Nothing they had,
+/// liked or not, is listed.
 fn from_version(model: &Model, data: &Interactions, k: usize) -> Lists {
-    let history = history_of(data);
+    let liked = user_items(data, Strength::Binary);
+    let had = user_had(data);
     let ids = model.ids();
     // Interaction item index -> model row.
     let row_of = |id: &str| match model {
@@ -176,12 +180,13 @@ fn from_version(model: &Model, data: &Interactions, k: usize) -> Lists {
     let lists = (0..data.users.len())
         .into_par_iter()
         .map(|u| {
-            let mut seen: Vec<u32> = history[u]
-                .iter()
-                .filter_map(|&i| rows[i as usize])
-                .collect();
-            seen.sort_unstable();
-            seen.dedup();
+            let in_model = |items: &[u32]| -> Vec<u32> {
+                let mut rows: Vec<u32> = items.iter().filter_map(|&i| rows[i as usize]).collect();
+                rows.sort_unstable();
+                rows
+            };
+            let seen = in_model(liked.row(u).0);
+            let exclude = in_model(had.row(u).0);
             bar.inc(1);
             let scores: Vec<f32> = match model {
                 Model::Factors(f) => {
@@ -205,7 +210,7 @@ fn from_version(model: &Model, data: &Interactions, k: usize) -> Lists {
                     scores
                 }
             };
-            top_k(&scores, k, &seen)
+            top_k(&scores, k, &exclude)
                 .into_iter()
                 .map(|r| (r, scores[r as usize]))
                 .collect()

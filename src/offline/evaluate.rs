@@ -80,8 +80,10 @@ pub fn split_some(data: &Interactions, protocol: Protocol, held: impl Fn(u32) ->
         if held > 0 {
             let train_items: HashSet<u32> =
                 rows[..cut].iter().map(|&i| data.rows[i].item).collect();
+            // What a listener went on to like is relevant; a skip or dislike is not.
             let mut items: Vec<u32> = rows[cut..]
                 .iter()
+                .filter(|&&i| data.rows[i].weight > 0.0)
                 .map(|&i| data.rows[i].item)
                 .filter(|i| !train_items.contains(i))
                 .collect();
@@ -104,7 +106,7 @@ pub fn split_by_time(data: &Interactions, test_fraction: f64) -> Split {
 /// not know cannot be scored and are left out; unknown items stay in as misses.
 pub fn test_from(train: &mut Interactions, held: &Interactions) -> Vec<(u32, Vec<u32>)> {
     let mut per_user: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
-    for r in &held.rows {
+    for r in held.rows.iter().filter(|r| r.weight > 0.0) {
         let Some(u) = train.user_of(&held.users[r.user as usize]) else {
             continue;
         };

@@ -141,16 +141,3 @@ pub fn table(r: &Report) -> String {
     }
     out.trim_end().to_owned()
 }
-
-/// Each user's items, by interaction item index.
-pub fn history_of(data: &Interactions) -> Vec<Vec<u32>> {
-    let mut h = vec![Vec::new(); data.users.len()];
-    for r in &data.rows {
-        h[r.user as usize].push(r.item);
-    }
-    for items in &mut h {
-        items.sort_unstable();
-        items.dedup();
-    }
-    h
-}

@@ -1,8 +1,9 @@
 //! Which model, with which settings: each candidate is fitted on the training data minus
 //! two validation parts (each user's last interaction; the latest 20% of every third
 //! user's), scored there by NDCG@k as a lift over popularity, and the best is refitted on
-//! all the training data. The test part is never seen. The candidates: implicit ALS (interactions as given
-//! or each as one, a few regularizations and confidence scales), EASE (a few L2 weights)
+//! all the training data. The test part is never seen. The candidates: implicit ALS
+//! (interactions as given, each as one, or as given with skips and dislikes as evidence
+//! against when the data has any; a few regularizations and confidence scales), EASE (a few L2 weights)
 //! and a cosine item-kNN (a few neighbourhood sizes); popularity is scored beside them.
 //! `evaluate` fits each kind's best and the choice on a training part and scores them on
 //! the held-out part, side by side.
@@ -70,7 +71,7 @@ impl Candidate {
     /// and iterations are kept; its regularization and confidence scale are varied).
     pub fn grid(als: AlsParams) -> Vec<Candidate> {
         let mut grid = Vec::new();
-        for strength in [Strength::Binary, Strength::Given] {
+        for strength in [Strength::Binary, Strength::Given, Strength::Signed] {
             for (regularization, alpha) in [(als.regularization, als.alpha), (10.0, 5.0)] {
                 grid.push(Candidate::Als {
                     params: AlsParams {
@@ -198,6 +199,8 @@ pub struct Tried {
     /// The mean of those, each over popularity's.
     pub lift: f64,
     pub seconds: f64,
+    #[serde(skip)]
+    pub candidate: Candidate,
 }
 
 /// Whether validation also tries blends of the kinds' best. A served model version is one
@@ -296,10 +299,21 @@ pub fn choose(train: &Interactions, k: usize, grid: &Grid) -> Choice {
             ndcg: scores,
             lift,
             seconds,
+            candidate: candidate.clone(),
         });
         lift
     };
+    // Without evidence against, keeping it is the same as leaving it out.
+    let against = train.rows.iter().any(|r| r.weight < 0.0);
     for candidate in candidates {
+        if let Candidate::Als {
+            strength: Strength::Signed,
+            ..
+        } = candidate
+            && !against
+        {
+            continue;
+        }
         let ndcg = try_one(candidate, &mut tried);
         if best.as_ref().is_none_or(|(b, _)| ndcg > *b) {
             best = Some((ndcg, candidate.clone()));
@@ -423,10 +437,9 @@ pub fn evaluate(
         let best = choice
             .tried
             .iter()
-            .zip(&grid.candidates)
-            .filter(|(t, _)| t.kind == kind)
-            .max_by(|a, b| a.0.lift.total_cmp(&b.0.lift))
-            .map(|(_, c)| c.clone());
+            .filter(|t| t.kind == kind)
+            .max_by(|a, b| a.lift.total_cmp(&b.lift))
+            .map(|t| t.candidate.clone());
         families.extend(best);
     }
     if let Candidate::Blend(_) = choice.chosen {

@@ -118,7 +118,8 @@ impl Interactions {
 
     /// Adds the rows of a CSV of `user_id,item_id,timestamp[,rating]` (a header line is
     /// recognised and may name the columns in any order). Timestamps are integers or
-    /// RFC 3339; a missing rating counts 1. Bad rows are kept in `bad` with their line.
+    /// RFC 3339; a missing rating counts 1, a negative one is evidence against the item (as
+    /// a skip is) and 0 is dropped. Bad rows are kept in `bad` with their line.
     pub fn read_csv(&mut self, path: &Path) -> Result<(), TrainError> {
         let size = std::fs::metadata(path)
             .map_err(|e| read_error(path, e))?
@@ -192,7 +193,8 @@ impl Interactions {
                 });
                 continue;
             }
-            if weight > 0.0 {
+            // Zero says nothing; below zero is evidence against (a skip exported as -1).
+            if weight != 0.0 {
                 self.push(user, item, ts, weight);
             }
         }
@@ -204,21 +206,34 @@ impl Interactions {
         Ok(())
     }
 
-    /// Adds the positive events of a feedback log: a finished play counts 1, a like 3.
-    /// Skips, dislikes and the rest carry no positive signal for implicit ALS.
+    /// Adds the events of a feedback log, each as `event_value` says.
     pub fn read_feedback_log(&mut self, dir: &Path) -> Result<(), TrainError> {
         // Read without the log's lock: a server may keep writing it.
         super::events::read_log(dir, |event| {
-            let weight = match event.kind {
-                EventKind::PlayFinished => 1.0,
-                EventKind::Liked => 3.0,
-                _ => return,
+            let Some(weight) = event_value(event.kind) else {
+                return;
             };
             let ts = parse_ts(&event.occurred_at).unwrap_or_default();
             self.push(&event.user_id, &event.track_id.0, ts, weight);
         })
         .map_err(|e| read_error(dir, e))?;
         Ok(())
+    }
+}
+
+/// What a feedback event says of the listener and the track, as an interaction's value: a
+/// finished play 1, a play stopped after 30 s but before the end 0.5, a like 3; a skip
+/// (before 30 s) −1 and a dislike −3, evidence against. A start or a failed stream says
+/// nothing. How much each counts then depends on the strength validation chooses
+/// (`Strength`): as one each, as given, or as given with the evidence against.
+pub fn event_value(kind: EventKind) -> Option<f32> {
+    match kind {
+        EventKind::PlayFinished => Some(1.0),
+        EventKind::Stopped => Some(0.5),
+        EventKind::Liked => Some(3.0),
+        EventKind::Skipped => Some(-1.0),
+        EventKind::Disliked => Some(-3.0),
+        EventKind::PlayStarted | EventKind::Failed => None,
     }
 }
 
@@ -307,27 +322,45 @@ impl Csr {
     }
 }
 
-/// How an interaction's value becomes the strength a model sees.
+/// How an interaction's value becomes the strength a model sees. Values below zero (a
+/// skip, a dislike) are evidence against the item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strength {
-    /// Every interaction counts one, whatever its rating or count (repeats add up).
+    /// Every positive interaction counts one, whatever its rating or count (repeats add
+    /// up); the evidence against is left out.
     Binary,
-    /// The value as given: a rating, a play count, a like's 3.
+    /// The value as given (a rating, a play count, a like's 3); the evidence against is
+    /// left out.
     Given,
+    /// The value as given, the evidence against kept: a user-item cell whose values sum
+    /// below zero is, for ALS, a preference of 0 held with confidence 1 + alpha·ln(1 + |v|)
+    /// (more than an unseen item's 1). Item-item models and popularity count positives only.
+    Signed,
 }
 
 /// Users × items with each interaction's strength as `strength` says.
 pub fn user_items(data: &Interactions, strength: Strength) -> Csr {
     Csr::from_triples(
         data.users.len(),
-        data.rows.iter().map(|r| {
+        data.rows.iter().filter_map(|r| {
             let v = match strength {
-                Strength::Binary => 1.0,
-                Strength::Given => r.weight,
+                Strength::Binary if r.weight > 0.0 => 1.0,
+                Strength::Given if r.weight > 0.0 => r.weight,
+                Strength::Signed => r.weight,
+                Strength::Binary | Strength::Given => return None,
             };
-            (r.user, r.item, v)
+            Some((r.user, r.item, v))
         }),
+    )
+}
+
+/// Users × items, 1 for every item a user had, whether they liked it or not: what a list
+/// for them leaves out.
+pub fn user_had(data: &Interactions) -> Csr {
+    Csr::from_triples(
+        data.users.len(),
+        data.rows.iter().map(|r| (r.user, r.item, 1.0)),
     )
 }
 
@@ -410,11 +443,14 @@ fn als_step(out: &mut [f32], other: &[f32], m: &Csr, d: usize, p: AlsParams) {
             a.copy_from_slice(&g);
             b.fill(0.0);
             for (&c, &v) in cols.iter().zip(vals) {
-                let conf = 1.0 + p.alpha * (1.0 + v).ln();
+                // Evidence against (v < 0): preference 0, so it adds confidence only.
+                let conf = 1.0 + p.alpha * (1.0 + v.abs()).ln();
                 let y = &other[c as usize * d..(c as usize + 1) * d];
                 add_outer(a, y, conf - 1.0);
-                for (bj, yj) in b.iter_mut().zip(y) {
-                    *bj += conf * yj;
+                if v > 0.0 {
+                    for (bj, yj) in b.iter_mut().zip(y) {
+                        *bj += conf * yj;
+                    }
                 }
             }
             for j in 0..d {
@@ -484,6 +520,59 @@ pub fn progress_count(total: u64, what: &str) -> ProgressBar {
 mod tests {
     use super::*;
     use crate::recommend::model::dot;
+
+    #[test]
+    fn skips_kept_as_evidence_against_push_the_skipped_item_down() {
+        // Twenty listeners play items 0 to 3; the first ten also play 4, the other ten skip
+        // it. Alike in everything else, the skippers would be offered 4 unless skips count.
+        let mut data = Interactions::default();
+        for u in 0..20 {
+            let user = format!("a{u}");
+            for i in 0..4 {
+                data.push(&user, &format!("i{i}"), 0, 1.0);
+            }
+            let value = if u < 10 {
+                1.0
+            } else {
+                event_value(EventKind::Skipped).unwrap()
+            };
+            data.push(&user, "i4", 1, value);
+        }
+        // Regularized enough that the model generalizes rather than memorizes.
+        let params = AlsParams {
+            factors: 2,
+            iterations: 10,
+            regularization: 10.0,
+            ..AlsParams::default()
+        };
+        let four = data.item_of("i4").unwrap();
+        // The skippers' mean predicted preference for item 4.
+        let predicted = |strength: Strength| -> f32 {
+            let t = train_als(&user_items(&data, strength), data.items.len(), params);
+            let y = &t.items[four as usize * 2..(four as usize + 1) * 2];
+            (10..20)
+                .map(|n| data.user_of(&format!("a{n}")).unwrap() as usize)
+                .map(|u| dot(&t.users[u * 2..(u + 1) * 2], y))
+                .sum::<f32>()
+                / 10.0
+        };
+        let (given, signed) = (predicted(Strength::Given), predicted(Strength::Signed));
+        assert!(
+            signed < given - 0.2,
+            "the skips bring 4 down for those who skipped it: {signed} vs {given} without them"
+        );
+        // Positives only, for the kinds that cannot use evidence against.
+        assert!(
+            user_items(&data, Strength::Binary)
+                .values
+                .iter()
+                .all(|&v| v > 0.0)
+        );
+        assert_eq!(
+            user_had(&data).nnz(),
+            user_items(&data, Strength::Signed).nnz()
+        );
+    }
 
     #[test]
     fn als_separates_two_groups_of_listeners() {
