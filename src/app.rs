@@ -11,7 +11,7 @@ use crate::http::{self, App, AppState, MobileApi, RateLimit};
 use crate::interaction::InteractionModel;
 use crate::recommend::{
     CachedRecommender, Catalog, CatalogRecommender, Experiment, ModelSet, RankSettings,
-    Recommender, RemoteRecommender, RemoteSettings,
+    RankWeights, Recommender, RemoteRecommender, RemoteSettings,
 };
 use crate::service::{Service, ServiceSettings};
 use crate::settings::{FeedbackKind, ServeArgs, StorageArgs, StoreKind};
@@ -186,6 +186,7 @@ pub fn build_recommender(
         exploration: args.exploration,
         max_artist_run: args.max_artist_run,
         precomputed_ttl: args.precomputed_ttl,
+        weights: RankWeights::default(),
     };
     let local = Arc::new(CatalogRecommender::with_models(
         catalog,

@@ -178,6 +178,15 @@ fn train_evaluate_and_batch_recommend_on_planted_structure() {
         let diversity = methods[kind]["diversity"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&diversity), "{report}");
     }
+    // The serving path's own ranking (profiles folded from the training part, the best
+    // single model served, the default's lists precomputed), scored on the same users,
+    // finds more than popularity does.
+    let serving = &methods["serving"];
+    assert!(
+        serving["ndcg"].as_f64().unwrap() > 1.5 * pop["ndcg"].as_f64().unwrap(),
+        "{report}"
+    );
+    assert_eq!(serving["users"], pop["users"], "{report}");
     // The default is what validation chose, scored like the rest; validation saw every
     // candidate on both of its parts.
     let default = report["default"].as_str().unwrap();

@@ -1,11 +1,14 @@
 //! `encore evaluate`: popularity, ALS, EASE and item-kNN (each tuned by validation inside
-//! the training part) and the default's choice, on held-out interactions.
+//! the training part), the default's choice and the serving path's own ranking (with
+//! `--sweep-serving`, under other weights too), on held-out interactions.
 
 use super::train::{AlsArgs, ModelKindArg};
-use crate::offline::evaluate::{Protocol, split, test_from};
-use crate::offline::select::{Blends, evaluate};
-use crate::offline::train::{AlsParams, Interactions};
+use crate::offline::evaluate::{Judge, Protocol, split, test_from};
+use crate::offline::ranker::ServingPath;
+use crate::offline::select::{Blends, Scored, evaluate};
+use crate::offline::train::{AlsParams, Interactions, Strength, user_items};
 use crate::offline::{read_interactions, table};
+use crate::recommend::RankWeights;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -44,6 +47,10 @@ pub struct EvaluateArgs {
     /// (user_id,item_id,timestamp,rating), for scoring other tools on the same one.
     #[arg(long, value_name = "DIR")]
     pub split_out: Option<PathBuf>,
+    /// Also score the serving path with each of its blend's weights (`RankWeights`) in turn
+    /// zeroed, halved and doubled, beside the defaults.
+    #[arg(long)]
+    pub sweep_serving: bool,
     /// Print one JSON object with each method's metrics.
     #[arg(long)]
     pub json: bool,
@@ -54,7 +61,7 @@ pub struct EvaluateArgs {
 }
 
 /// `encore evaluate`.
-pub fn run(args: &EvaluateArgs) -> anyhow::Result<String> {
+pub async fn run(args: &EvaluateArgs) -> anyhow::Result<String> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
@@ -87,7 +94,43 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<String> {
         write_split(dir, &train, &test)
             .with_context(|| format!("writing the split to {}", dir.display()))?;
     }
-    let report = evaluate(train, test, total, args.k, protocol, &grid, args.max_users);
+    let mut report = evaluate(
+        train.clone(),
+        test.clone(),
+        total,
+        args.k,
+        protocol,
+        &grid,
+        args.max_users,
+    );
+    // The serving path on the same split, scoring the same users.
+    let scored: Vec<(u32, Vec<u32>)> = test
+        .into_iter()
+        .filter(|(u, _)| report.scored_users.binary_search(u).is_ok())
+        .collect();
+    let started = std::time::Instant::now();
+    let path = ServingPath::build(&train, &report);
+    let judge = Judge::new(&user_items(&train, Strength::Binary), train.items.len());
+    let defaults = RankWeights::default();
+    let serving = path
+        .score(&train, &scored, args.k, &judge, "default", defaults)
+        .await;
+    report.methods.insert(
+        "serving".into(),
+        Scored {
+            settings: serde_json::json!({ "served": path.served.kind(), "weights": defaults }),
+            metrics: serving.metrics,
+            fit_seconds: started.elapsed().as_secs_f64(),
+        },
+    );
+    if args.sweep_serving {
+        for (name, weights) in defaults.sweep() {
+            let s = path
+                .score(&train, &scored, args.k, &judge, &name, weights)
+                .await;
+            report.sweep.push(s);
+        }
+    }
     Ok(if args.json {
         serde_json::to_string(&report)?
     } else {

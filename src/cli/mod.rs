@@ -129,7 +129,7 @@ impl Cli {
             EncoreCommand::DeadLetters(command) => dead_letters::run(command).await?,
             EncoreCommand::Catalog(command) => catalog::run(command)?,
             EncoreCommand::Train(args) => train::run(args)?,
-            EncoreCommand::Evaluate(args) => evaluate::run(args)?,
+            EncoreCommand::Evaluate(args) => evaluate::run(args).await?,
             EncoreCommand::Model(command) => model::run(command)?,
             EncoreCommand::BatchRecommend(args) => batch_recommend::run(args).await?,
             EncoreCommand::Report(args) => {

@@ -3,9 +3,8 @@
 //! with its metrics and every validation score.
 
 use crate::offline::evaluate::{Protocol, split};
-use crate::offline::itemitem::train_item_item;
-use crate::offline::select::{Blends, Candidate, Grid, ITEM_ITEM_KEEP, choose, evaluate};
-use crate::offline::train::{AlsParams, train_model_with};
+use crate::offline::select::{Blends, Candidate, Grid, choose, evaluate};
+use crate::offline::train::AlsParams;
 use crate::offline::{metrics_json, read_interactions, table};
 use crate::recommend::model::{Model, VERSIONS_DIR};
 use clap::{Args, ValueEnum};
@@ -162,14 +161,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<String> {
         chosen.settings()
     );
     let started = std::time::Instant::now();
-    let mut model = match chosen {
-        Candidate::Als { params, strength } => {
-            Model::Factors(train_model_with(&data, params, strength).0)
-        }
-        Candidate::ItemItem(kind) => {
-            Model::Neighbours(train_item_item(&data, kind, ITEM_ITEM_KEEP))
-        }
-        other => anyhow::bail!("validation chose {}, which cannot be served", other.kind()),
+    let Some(mut model) = chosen.served(&data) else {
+        anyhow::bail!("validation chose {}, which cannot be served", chosen.kind());
     };
     let manifest = match &mut model {
         Model::Factors(f) => &mut f.manifest,

@@ -25,6 +25,16 @@ pub struct Metrics {
     pub users: usize,
 }
 
+/// The serving path under one set of weights.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServingScore {
+    /// `default`, or the one weight changed (`model=2.000`).
+    pub name: String,
+    pub weights: crate::recommend::RankWeights,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
 /// Which interactions are held out.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]

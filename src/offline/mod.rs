@@ -6,6 +6,7 @@
 pub mod evaluate;
 pub mod events;
 pub mod itemitem;
+pub mod ranker;
 pub mod report;
 pub mod select;
 pub mod synth;
@@ -137,6 +138,16 @@ pub fn table(r: &Report) -> String {
             m.diversity,
             s.fit_seconds,
             s.settings
+        );
+    }
+    if !r.sweep.is_empty() {
+        out += "the serving path with one weight changed:\n";
+    }
+    for s in &r.sweep {
+        let m = &s.metrics;
+        out += &format!(
+            "{:<26} {:>13.4} {:>10.4} {:>8.4} {:>9.4} {:>8.2} {:>10.3}\n",
+            s.name, m.precision, m.recall, m.ndcg, m.coverage, m.novelty, m.diversity
         );
     }
     out.trim_end().to_owned()

@@ -11,7 +11,7 @@
 use super::evaluate::{Judge, Metrics, Protocol, score, split_some, top_k};
 use super::itemitem::{ItemItem, ItemItemKind};
 use super::train::{AlsParams, Csr, Interactions, Strength, Trained, train_als, user_items};
-use crate::recommend::model::dot;
+use crate::recommend::model::{Model, dot};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -90,6 +90,25 @@ impl Candidate {
             grid.push(Candidate::ItemItem(ItemItemKind::Knn { neighbours }));
         }
         grid
+    }
+}
+
+impl Candidate {
+    /// This candidate fitted on all of `data` as a model version the serving path can load:
+    /// ALS as item factors, EASE and item-kNN as item-item models; `None` for popularity
+    /// (the catalog already ranks by it) and blends (a version is one model).
+    pub fn served(&self, data: &Interactions) -> Option<Model> {
+        match self {
+            Candidate::Als { params, strength } => Some(Model::Factors(
+                super::train::train_model_with(data, *params, *strength).0,
+            )),
+            Candidate::ItemItem(kind) => Some(Model::Neighbours(super::itemitem::train_item_item(
+                data,
+                *kind,
+                ITEM_ITEM_KEEP,
+            ))),
+            Candidate::Popularity | Candidate::Blend(_) => None,
+        }
     }
 }
 
@@ -398,9 +417,16 @@ pub struct Report {
     pub default: String,
     /// Every candidate's validation NDCG@k.
     pub validation: Vec<Tried>,
+    /// The held-out users scored (sorted), so other rankers can score the same ones.
+    #[serde(skip)]
+    pub scored_users: Vec<u32>,
     /// What the default chose.
     #[serde(skip)]
     pub chosen: Candidate,
+    /// The serving path under other weights (`evaluate --sweep-serving`), beside
+    /// `methods.serving` with the defaults.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sweep: Vec<super::evaluate::ServingScore>,
 }
 
 impl Report {
@@ -426,6 +452,8 @@ pub fn evaluate(
             .map(|i| test[(i as f64 * step) as usize].clone())
             .collect();
     }
+    let mut scored_users: Vec<u32> = test.iter().map(|(u, _)| *u).collect();
+    scored_users.sort_unstable();
     let choice: Choice = choose(&train, k, grid);
     // Items only a test file names have no interactions: no model scores them.
     let items = train.items.len();
@@ -477,5 +505,7 @@ pub fn evaluate(
         default: choice.chosen.kind().to_owned(),
         validation: choice.tried,
         chosen: choice.chosen,
+        scored_users,
+        sweep: Vec::new(),
     }
 }

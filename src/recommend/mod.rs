@@ -21,7 +21,7 @@ pub use catalog::{
     write_tracks_csv,
 };
 pub use moods::{FeatureRange, MoodTarget, mood_target};
-pub use rank::{CatalogRecommender, RankSettings, spread_artists};
+pub use rank::{CatalogRecommender, RankSettings, RankWeights, spread_artists};
 pub use remote::{Breaker, RemoteRecommender, RemoteSettings};
 pub use search::{GOOD_MATCH, SearchIndex};
 pub use serving::{Experiment, ModelSet, ServedModel, VariantSpec, assign_variant};

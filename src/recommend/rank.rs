@@ -1,7 +1,8 @@
 //! Ranking for one listener: candidates for the request, filters, a personal score, a
 //! Thompson-sampling rerank for exploration and an artist spread.
 //!
-//! Scores (known listeners; a new one gets popularity alone):
+//! Scores, with the default weights of `RankWeights` (known listeners; a new one gets
+//! popularity alone):
 //! - popularity, a little (0.25 × popularity/100);
 //! - genre and artist affinities from the profile (0.5 × tanh(affinity/4) each);
 //! - closeness to the listener's taste centroid in audio features (up to 0.5);
@@ -52,10 +53,6 @@ const AFFINITY_GENRES: usize = 3;
 const UNHEARD_PER_AFFINITY: usize = 100;
 /// The most profile items folded into a listener's vector.
 const FOLD_IN_ITEMS: usize = 200;
-/// What being on the listener's precomputed list adds to a track's score.
-const PRECOMPUTED_BONUS: f32 = 1.0;
-/// What a genre the listener said they prefer adds.
-const PREFERRED_GENRE_BONUS: f32 = 0.3;
 /// The least a personal term must add to a score to be given as the track's reason.
 const REASON_FLOOR: f32 = 0.1;
 
@@ -110,6 +107,81 @@ impl Terms {
     }
 }
 
+/// The weights of the score's terms: the one place the blend is set, so `encore evaluate`
+/// can score the serving path with others (`--sweep-serving`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct RankWeights {
+    /// Popularity (0 to 1) for a listener the profile does not know yet: all they have.
+    pub popularity_new: f32,
+    /// Popularity for a known listener.
+    pub popularity: f32,
+    /// Genre affinity, as `tanh(affinity / 4)`.
+    pub genre: f32,
+    /// Artist affinity, as `tanh(affinity / 4)`.
+    pub artist: f32,
+    /// Closeness to the taste centroid in audio features (1 at the centroid, 0 from 0.6).
+    pub taste: f32,
+    /// The served model's score.
+    pub model: f32,
+    /// The bandit's posterior mean in the request's context, centred (-0.5 to 0.5).
+    pub bandit: f32,
+    /// Being on the listener's fresh precomputed list.
+    pub precomputed: f32,
+    /// A genre the listener said they prefer (new listeners too).
+    pub preferred_genre: f32,
+    /// "More like this": nearness to the seed, by its place among the candidates (1 for the
+    /// nearest), and an item-item model's own weight from the seed (1 for the strongest).
+    pub closeness: f32,
+}
+
+impl Default for RankWeights {
+    fn default() -> Self {
+        RankWeights {
+            popularity_new: 1.0,
+            popularity: 0.25,
+            genre: 0.5,
+            artist: 0.5,
+            taste: 0.5,
+            model: 1.0,
+            bandit: 1.0,
+            precomputed: 1.0,
+            preferred_genre: 0.3,
+            closeness: 2.0,
+        }
+    }
+}
+
+/// One of `RankWeights`' fields, to change it by name.
+type WeightField = fn(&mut RankWeights) -> &mut f32;
+
+impl RankWeights {
+    /// The weights one at a time halved, zeroed and doubled: what `evaluate` sweeps.
+    pub fn sweep(&self) -> Vec<(String, RankWeights)> {
+        let mut out = Vec::new();
+        let fields: [(&str, WeightField); 10] = [
+            ("popularity_new", |w| &mut w.popularity_new),
+            ("popularity", |w| &mut w.popularity),
+            ("genre", |w| &mut w.genre),
+            ("artist", |w| &mut w.artist),
+            ("taste", |w| &mut w.taste),
+            ("model", |w| &mut w.model),
+            ("bandit", |w| &mut w.bandit),
+            ("precomputed", |w| &mut w.precomputed),
+            ("preferred_genre", |w| &mut w.preferred_genre),
+            ("closeness", |w| &mut w.closeness),
+        ];
+        for (name, field) in fields {
+            for scale in [0.0, 0.5, 2.0] {
+                let mut w = *self;
+                let value = field(&mut w);
+                *value *= scale;
+                out.push((format!("{name}={:.3}", *value), w));
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RankSettings {
     /// Share of each list (0 to 0.5) filled by the bandit's Thompson samples instead of the
@@ -119,6 +191,7 @@ pub struct RankSettings {
     pub max_artist_run: usize,
     /// How long a precomputed list from `encore batch-recommend` is used.
     pub precomputed_ttl: Duration,
+    pub weights: RankWeights,
 }
 
 impl Default for RankSettings {
@@ -127,6 +200,7 @@ impl Default for RankSettings {
             exploration: 0.0,
             max_artist_run: 1,
             precomputed_ttl: Duration::from_secs(24 * 3600),
+            weights: RankWeights::default(),
         }
     }
 }
@@ -335,30 +409,31 @@ impl CatalogRecommender {
         model: Option<&ServedModel>,
         precomputed: &HashSet<TrackIx>,
     ) -> Terms {
+        let w = &self.settings.weights;
         let t = self.catalog.at(ix);
         let popularity = t.popularity as f32 / 100.0;
         let precomputed = if precomputed.contains(&ix) {
-            PRECOMPUTED_BONUS
+            w.precomputed
         } else {
             0.0
         };
         let preferred_genre = if profile.is_some_and(|p| p.preferred_genres.contains(&t.genre)) {
-            PREFERRED_GENRE_BONUS
+            w.preferred_genre
         } else {
             0.0
         };
         let Some(p) = profile.filter(|p| p.is_known()) else {
             return Terms {
-                popularity,
+                popularity: w.popularity_new * popularity,
                 preferred_genre,
                 model: precomputed,
                 ..Terms::default()
             };
         };
-        let affinity = |a: Option<&f32>| 0.5 * (a.copied().unwrap_or(0.0) / 4.0).tanh();
+        let affinity = |a: Option<&f32>| (a.copied().unwrap_or(0.0) / 4.0).tanh();
         let taste = p.taste.map_or(0.0, |taste| {
             let d = taste.features.distance(&t.features);
-            0.5 * (1.0 - (d / 0.6).min(1.0))
+            w.taste * (1.0 - (d / 0.6).min(1.0))
         });
         let embedding = match (user, model) {
             (Some(u), Some(m)) => u.score(m, ix),
@@ -367,13 +442,13 @@ impl CatalogRecommender {
         let o = outcomes.get(t.id.0.as_str()).copied().unwrap_or_default();
         let bandit = (o.finished as f32 + 1.0) / ((o.finished + o.skipped) as f32 + 2.0) - 0.5;
         Terms {
-            popularity: 0.25 * popularity,
-            genre: affinity(p.genres.get(&t.genre)),
-            artist: affinity(p.artists.get(&t.artist)),
+            popularity: w.popularity * popularity,
+            genre: w.genre * affinity(p.genres.get(&t.genre)),
+            artist: w.artist * affinity(p.artists.get(&t.artist)),
             preferred_genre,
             taste,
-            bandit,
-            model: embedding + precomputed,
+            bandit: w.bandit * bandit,
+            model: w.model * embedding + precomputed,
             closeness: 0.0,
         }
     }
@@ -437,17 +512,19 @@ impl Recommender for CatalogRecommender {
         // so they lead the catalog's fill after them.
         let closeness: std::collections::HashMap<TrackIx, f32> = match req.selection {
             Selection::LikeTrack(id) => {
+                let weight = self.settings.weights.closeness;
                 let mut by_position: std::collections::HashMap<TrackIx, f32> = pool
                     .iter()
                     .enumerate()
-                    .map(|(pos, &ix)| (ix, 2.0 * (1.0 - pos as f32 / pool.len() as f32)))
+                    .map(|(pos, &ix)| (ix, weight * (1.0 - pos as f32 / pool.len() as f32)))
                     .collect();
                 if let (Some(m), Some(seed)) = (model, self.catalog.index_of(id)) {
                     let (to, w) = m.neighbours(seed);
                     let strongest = w.first().copied().unwrap_or(0.0);
                     if strongest > 0.0 {
                         for (&t, &w) in to.iter().zip(w) {
-                            *by_position.entry(t).or_default() += (w / strongest).max(0.0);
+                            *by_position.entry(t).or_default() +=
+                                weight / 2.0 * (w / strongest).max(0.0);
                         }
                     }
                 }
@@ -628,6 +705,31 @@ mod tests {
             .iter()
             .map(|t| t.artist.clone())
             .collect()
+    }
+
+    #[test]
+    fn the_sweep_changes_one_weight_at_a_time() {
+        let base = RankWeights::default();
+        let sweep = base.sweep();
+        assert_eq!(sweep.len(), 30);
+        let as_list = |w: &RankWeights| -> Vec<f32> {
+            serde_json::to_value(w)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        };
+        for (name, w) in &sweep {
+            let changed = as_list(&base)
+                .iter()
+                .zip(as_list(w))
+                .filter(|(a, b)| **a != *b)
+                .count();
+            // Zeroing a weight of 0 changes nothing; every default weight is above 0.
+            assert_eq!(changed, 1, "{name}: {w:?}");
+        }
     }
 
     #[test]

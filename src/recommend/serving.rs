@@ -317,6 +317,17 @@ impl ModelSet {
         }
     }
 
+    /// One version held in memory and served to everyone, with no directory to watch: the
+    /// serving path as offline evaluation scores it.
+    pub fn with_model(catalog: Arc<Catalog>, model: Model) -> Self {
+        let served = Arc::new(ServedModel::new(model, &catalog));
+        let set = ModelSet::empty(catalog, Experiment::default());
+        set.served.store(Arc::new(Served {
+            models: vec![Some(served)],
+        }));
+        set
+    }
+
     /// Loads the versions the experiment needs from `models_dir/versions`. A pinned version
     /// that is missing or unreadable is an error; no versions at all is not (the catalog
     /// alone still recommends).
