@@ -308,7 +308,9 @@ async fn a_fresh_precomputed_list_joins_the_candidates_and_a_stale_one_does_not(
         .filter(|t| target.distance(&t.features) == 0.0 && !usual.iter().any(|u| u.id == t.id))
         .cloned()
         .collect();
+    // Of distinct popularity, least popular first: the list's order is not popularity's.
     niche.sort_by_key(|t| t.popularity);
+    niche.dedup_by_key(|t| t.popularity);
     niche.truncate(5);
     assert_eq!(niche.len(), 5);
     let mut p = Profile::new("u");
@@ -324,6 +326,12 @@ async fn a_fresh_precomputed_list_joins_the_candidates_and_a_stale_one_does_not(
         .filter(|t| niche.iter().any(|n| n.id == t.id))
         .count();
     assert_eq!(found, 5, "the precomputed tracks are on the list");
+    // In the list's own order, although it puts its least popular first.
+    let place = |t: &Arc<Track>| fresh.iter().position(|f| f.id == t.id).unwrap();
+    assert!(
+        place(&niche[0]) < place(&niche[4]),
+        "the list's first before its last"
+    );
     let reasons: Vec<Reason> = picks(&r, selection.clone(), Some(&p))
         .await
         .into_iter()

@@ -12,8 +12,9 @@
 //!   those, scaled so the listener's strongest is 1;
 //! - the bandit's posterior mean for the track in this context, centred (finished raise it,
 //!   skips lower it);
-//! - a bonus (1.0) for tracks on the listener's fresh precomputed list: the offline model
-//!   ranked them for this listener, so they lead;
+//! - a bonus for tracks on the listener's fresh precomputed list, by their place on it (1.5
+//!   for the first, down to 1.0 for the last): the offline model ranked them for this
+//!   listener, so they lead, in its order;
 //! - a bonus (0.3, new listeners too) for the genres the listener said they prefer.
 //!
 //! Disliked, queued and (when the profile forbids them) explicit tracks are never returned;
@@ -39,6 +40,10 @@ use rand_distr::{Beta, Distribution};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The tracks of the listener's fresh precomputed list, each with its place's share of the
+/// bonus (1.5 for the first, down to 1 for the last).
+type Precomputed = std::collections::HashMap<TrackIx, f32>;
 
 /// The listener's finished and skipped plays in the request's context, by track id.
 type Outcomes<'a> = std::collections::HashMap<&'a str, crate::domain::PlayOutcomes>;
@@ -125,12 +130,14 @@ pub struct RankWeights {
     pub model: f32,
     /// The bandit's posterior mean in the request's context, centred (-0.5 to 0.5).
     pub bandit: f32,
-    /// Being on the listener's fresh precomputed list.
+    /// Being on the listener's fresh precomputed list (1.5 times the weight for its first
+    /// track, down to the weight for its last).
     pub precomputed: f32,
     /// A genre the listener said they prefer (new listeners too).
     pub preferred_genre: f32,
-    /// "More like this": nearness to the seed, by its place among the candidates (1 for the
-    /// nearest), and an item-item model's own weight from the seed (1 for the strongest).
+    /// "More like this": nearness to the seed by its place among the candidates (the whole
+    /// weight for the nearest, falling to 0 for the last), and for an item-item model's own
+    /// neighbours of the seed half the weight again, scaled by theirs (the strongest 1).
     pub closeness: f32,
 }
 
@@ -323,15 +330,19 @@ impl CatalogRecommender {
         &self,
         selection: &Selection,
         profile: &Profile,
-    ) -> (Vec<TrackIx>, HashSet<TrackIx>) {
+    ) -> (Vec<TrackIx>, Precomputed) {
         let mut extra = Vec::new();
-        let mut precomputed = HashSet::new();
+        let mut precomputed = Precomputed::new();
         if let Some(p) = &profile.precomputed {
             let age = time::OffsetDateTime::now_utc().unix_timestamp() - p.created_at;
             if age >= 0 && (age as u64) < self.settings.precomputed_ttl.as_secs() {
-                for id in &p.tracks {
+                let n = p.tracks.len().max(1) as f32;
+                for (place, id) in p.tracks.iter().enumerate() {
                     if let Some(ix) = self.catalog.index_of(id) {
-                        precomputed.insert(ix);
+                        // Being on it lifts a track past popularity; its order adds.
+                        precomputed
+                            .entry(ix)
+                            .or_insert(1.5 - 0.5 * place as f32 / n);
                         if self.fits(selection, ix) {
                             extra.push(ix);
                         }
@@ -407,16 +418,12 @@ impl CatalogRecommender {
         outcomes: &Outcomes<'_>,
         user: Option<&Listener>,
         model: Option<&ServedModel>,
-        precomputed: &HashSet<TrackIx>,
+        precomputed: &Precomputed,
     ) -> Terms {
         let w = &self.settings.weights;
         let t = self.catalog.at(ix);
         let popularity = t.popularity as f32 / 100.0;
-        let precomputed = if precomputed.contains(&ix) {
-            w.precomputed
-        } else {
-            0.0
-        };
+        let precomputed = w.precomputed * precomputed.get(&ix).copied().unwrap_or(0.0);
         let preferred_genre = if profile.is_some_and(|p| p.preferred_genres.contains(&t.genre)) {
             w.preferred_genre
         } else {
