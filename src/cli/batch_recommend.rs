@@ -170,11 +170,7 @@ fn from_version(model: &Model, data: &Interactions, k: usize) -> Lists {
     let had = user_had(data);
     let ids = model.ids();
     // Interaction item index -> model row.
-    let row_of = |id: &str| match model {
-        Model::Factors(f) => f.row_of(id),
-        Model::Neighbours(n) => n.row_of(id),
-    };
-    let rows: Vec<Option<u32>> = data.items.iter().map(|id| row_of(id)).collect();
+    let rows: Vec<Option<u32>> = data.items.iter().map(|id| model.row_of(id)).collect();
     let confidence = 1.0 + model.manifest().alpha() * 2f32.ln();
     let bar = progress_count(data.users.len() as u64, "ranking");
     let lists = (0..data.users.len())

@@ -95,8 +95,8 @@ pub async fn run(args: &EvaluateArgs) -> anyhow::Result<String> {
             .with_context(|| format!("writing the split to {}", dir.display()))?;
     }
     let mut report = evaluate(
-        train.clone(),
-        test.clone(),
+        &train,
+        &test,
         total,
         args.k,
         protocol,

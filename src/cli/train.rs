@@ -141,8 +141,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<String> {
         );
         let split = split(&data, Protocol::Latest(0.2));
         let report = evaluate(
-            split.train,
-            split.test,
+            &split.train,
+            &split.test,
             data.rows.len(),
             args.k,
             Protocol::Latest(0.2),
@@ -164,10 +164,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<String> {
     let Some(mut model) = chosen.served(&data) else {
         anyhow::bail!("validation chose {}, which cannot be served", chosen.kind());
     };
-    let manifest = match &mut model {
-        Model::Factors(f) => &mut f.manifest,
-        Model::Neighbours(n) => &mut n.manifest,
-    };
+    let manifest = model.manifest_mut();
     manifest.data.insert(
         "source".into(),
         args.interactions.display().to_string().into(),

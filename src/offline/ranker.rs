@@ -30,10 +30,15 @@ pub struct ServingPath {
 
 impl ServingPath {
     /// The serving path over `train`, with the best single model `report`'s validation
-    /// found and the lists of its default as precomputed lists.
+    /// found and the lists of its default as precomputed lists, for the users `report`
+    /// scored (the others' profiles stay empty: nobody asks for them).
     pub fn build(train: &Interactions, report: &Report) -> ServingPath {
         let catalog = Arc::new(catalog_of(train));
-        let mut profiles = profiles_of(train, &catalog);
+        let mut wanted = vec![false; train.users.len()];
+        for &u in &report.scored_users {
+            wanted[u as usize] = true;
+        }
+        let mut profiles = profiles_of(train, &catalog, &wanted);
         let served = best_single(&report.validation).unwrap_or(Candidate::Popularity);
         eprintln!(
             "  serving path: {} {} served, the {} default's lists precomputed",
@@ -49,7 +54,7 @@ impl ServingPath {
         let liked = user_items(train, Strength::Binary);
         let had = user_had(train);
         let created_at = time::OffsetDateTime::now_utc().unix_timestamp();
-        for (u, profile) in profiles.iter_mut().enumerate() {
+        for (u, profile) in profiles.iter_mut().enumerate().filter(|(u, _)| wanted[*u]) {
             let scores = default.scores(u as u32, liked.row(u).0);
             let tracks = top_k(&scores, PRECOMPUTED_LIMIT, had.row(u).0)
                 .into_iter()
@@ -164,14 +169,16 @@ fn catalog_of(train: &Interactions) -> Catalog {
     Catalog::from_tracks(manifest, tracks)
 }
 
-/// Each user's profile: their training interactions in time order, each folded in as the
-/// events it stands for (see `event_value`): a positive value a play started and finished,
-/// and a like too when it is at least a like's value; a skip's value a skip; a dislike's
-/// a dislike.
-fn profiles_of(train: &Interactions, catalog: &Catalog) -> Vec<Profile> {
+/// Each `wanted` user's profile: their training interactions in time order, each folded in
+/// as the events it stands for (see `event_value`): a positive value a play started and
+/// finished, and a like too when it is at least a like's value; a skip's value a skip; a
+/// dislike's a dislike. The others' profiles are empty.
+fn profiles_of(train: &Interactions, catalog: &Catalog, wanted: &[bool]) -> Vec<Profile> {
     let like = event_value(EventKind::Liked).unwrap_or(3.0);
     let dislike = event_value(EventKind::Disliked).unwrap_or(-3.0);
-    let mut rows: Vec<usize> = (0..train.rows.len()).collect();
+    let mut rows: Vec<usize> = (0..train.rows.len())
+        .filter(|&i| wanted[train.rows[i].user as usize])
+        .collect();
     rows.sort_by_key(|&i| (train.rows[i].user, train.rows[i].ts));
     let mut profiles: Vec<Profile> = train.users.iter().map(Profile::new).collect();
     for i in rows {

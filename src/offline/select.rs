@@ -438,26 +438,28 @@ impl Report {
 /// Fits each family's best candidate (chosen on a validation part of `train` held out by
 /// `protocol`) on `train`, and scores `test` (at most `max_users` of them, evenly spread).
 pub fn evaluate(
-    train: Interactions,
-    mut test: Vec<(u32, Vec<u32>)>,
+    train: &Interactions,
+    test: &[(u32, Vec<u32>)],
     total_rows: usize,
     k: usize,
     protocol: Protocol,
     grid: &Grid,
     max_users: usize,
 ) -> Report {
-    if test.len() > max_users {
+    let test: Vec<(u32, Vec<u32>)> = if test.len() > max_users {
         let step = test.len() as f64 / max_users as f64;
-        test = (0..max_users)
+        (0..max_users)
             .map(|i| test[(i as f64 * step) as usize].clone())
-            .collect();
-    }
+            .collect()
+    } else {
+        test.to_vec()
+    };
     let mut scored_users: Vec<u32> = test.iter().map(|(u, _)| *u).collect();
     scored_users.sort_unstable();
-    let choice: Choice = choose(&train, k, grid);
+    let choice: Choice = choose(train, k, grid);
     // Items only a test file names have no interactions: no model scores them.
     let items = train.items.len();
-    let seen = user_items(&train, Strength::Binary);
+    let seen = user_items(train, Strength::Binary);
     let judge = Judge::new(&seen, items);
     let history: Vec<&[u32]> = (0..seen.rows()).map(|u| seen.row(u).0).collect();
     let mut families: Vec<Candidate> = vec![Candidate::Popularity];
@@ -476,7 +478,7 @@ pub fn evaluate(
     let mut methods = BTreeMap::new();
     for candidate in &families {
         let started = std::time::Instant::now();
-        let fitted = Fitted::fit(candidate, &train);
+        let fitted = Fitted::fit(candidate, train);
         let fit_seconds = started.elapsed().as_secs_f64();
         let metrics = score(&test, k, &judge, candidate.kind(), |u, k| {
             let mut top = fitted.top(u, history[u as usize], k);

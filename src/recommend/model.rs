@@ -183,10 +183,6 @@ impl ItemFactors {
         self.manifest.dim
     }
 
-    pub fn version(&self) -> &str {
-        &self.manifest.version
-    }
-
     pub fn row_of(&self, id: &str) -> Option<u32> {
         self.row_of.get(id).copied()
     }
@@ -249,7 +245,8 @@ impl ItemFactors {
 
     /// Reads the artifact in `dir`.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let manifest = read_manifest(dir, FORMAT)?;
+        let manifest = read_manifest(dir)?;
+        expect_format(dir, &manifest, FORMAT)?;
         Self::load_with(dir, manifest)
     }
 
@@ -288,21 +285,25 @@ impl ItemFactors {
     }
 }
 
-/// `dir`'s manifest, which must be of `format` (and this format version).
-fn read_manifest(dir: &Path, format: &str) -> Result<ModelManifest, ModelError> {
+/// `dir`'s manifest, whatever its format.
+fn read_manifest(dir: &Path) -> Result<ModelManifest, ModelError> {
     let path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let manifest: ModelManifest = serde_json::from_str(&text).map_err(|e| unparsable(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| unparsable(&path, e))
+}
+
+/// Refuses `manifest` (read from `dir`) unless it is of `format` and this format version.
+fn expect_format(dir: &Path, manifest: &ModelManifest, format: &str) -> Result<(), ModelError> {
     if manifest.format != format || manifest.format_version != FORMAT_VERSION {
         return Err(invalid(
-            &path,
+            &dir.join(MANIFEST_FILE),
             format!(
                 "format {} v{} is not {format} v{FORMAT_VERSION}",
                 manifest.format, manifest.format_version
             ),
         ));
     }
-    Ok(manifest)
+    Ok(())
 }
 
 fn read_ids(dir: &Path) -> Result<Vec<String>, ModelError> {
@@ -379,10 +380,6 @@ impl ItemNeighbours {
         }
     }
 
-    pub fn version(&self) -> &str {
-        &self.manifest.version
-    }
-
     pub fn row_of(&self, id: &str) -> Option<u32> {
         self.row_of.get(id).copied()
     }
@@ -435,7 +432,8 @@ impl ItemNeighbours {
 
     /// Reads the artifact in `dir`, checking that its rows fit together.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let manifest = read_manifest(dir, NEIGHBOURS_FORMAT)?;
+        let manifest = read_manifest(dir)?;
+        expect_format(dir, &manifest, NEIGHBOURS_FORMAT)?;
         Self::load_with(dir, manifest)
     }
 
@@ -513,15 +511,12 @@ pub enum Model {
 impl Model {
     /// Reads the version in `dir`, whichever format its manifest names.
     pub fn load(dir: &Path) -> Result<Model, ModelError> {
-        let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let manifest: ModelManifest =
-            serde_json::from_str(&text).map_err(|e| unparsable(&path, e))?;
+        let manifest = read_manifest(dir)?;
         if manifest.format == NEIGHBOURS_FORMAT {
-            let manifest = read_manifest(dir, NEIGHBOURS_FORMAT)?;
+            expect_format(dir, &manifest, NEIGHBOURS_FORMAT)?;
             ItemNeighbours::load_with(dir, manifest).map(Model::Neighbours)
         } else {
-            let manifest = read_manifest(dir, FORMAT)?;
+            expect_format(dir, &manifest, FORMAT)?;
             ItemFactors::load_with(dir, manifest).map(Model::Factors)
         }
     }
@@ -530,6 +525,21 @@ impl Model {
         match self {
             Model::Factors(f) => &f.manifest,
             Model::Neighbours(n) => &n.manifest,
+        }
+    }
+
+    pub fn manifest_mut(&mut self) -> &mut ModelManifest {
+        match self {
+            Model::Factors(f) => &mut f.manifest,
+            Model::Neighbours(n) => &mut n.manifest,
+        }
+    }
+
+    /// The row of item `id`.
+    pub fn row_of(&self, id: &str) -> Option<u32> {
+        match self {
+            Model::Factors(f) => f.row_of(id),
+            Model::Neighbours(n) => n.row_of(id),
         }
     }
 

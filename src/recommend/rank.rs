@@ -288,12 +288,11 @@ impl CatalogRecommender {
         // An item-item model's neighbours of the seed first, then the catalog's.
         if let (Selection::LikeTrack(id), Some(model)) = (selection, model)
             && let Some(seed) = self.catalog.index_of(id)
-            && !model.neighbours(seed).0.is_empty()
+            && let (neighbours, _) = model.neighbours(seed)
+            && !neighbours.is_empty()
         {
             let mut seen = HashSet::from([seed]);
-            return model
-                .neighbours(seed)
-                .0
+            return neighbours
                 .iter()
                 .copied()
                 .chain(self.catalog.candidates(selection, CANDIDATES))
