@@ -52,20 +52,40 @@ fn write_version(models: &Path, version: &str, created_at: &str) {
 /// Writes an item-item version over the catalog where `from` recommends each of `to`,
 /// strongest first, and nothing else recommends anything.
 fn write_item_item_version(models: &Path, version: &str, from: &TrackId, to: &[TrackId]) {
+    write_item_item_rows(models, version, &[(from, to)], None);
+}
+
+/// Writes an item-item version over the catalog where each `from` of `rows` recommends its
+/// `to`, strongest first, with the listener's tracks weighted by `recency_half_life`.
+fn write_item_item_rows(
+    models: &Path,
+    version: &str,
+    rows: &[(&TrackId, &[TrackId])],
+    recency_half_life: Option<f32>,
+) {
     let catalog = Catalog::load(models).unwrap();
     let ids: Vec<String> = catalog.tracks().iter().map(|t| t.id.0.clone()).collect();
-    let row = |id: &TrackId| ids.iter().position(|i| *i == id.0).unwrap() as u32;
-    let from = row(from);
-    let mut indptr = vec![0usize; ids.len() + 1];
-    for p in indptr.iter_mut().skip(from as usize + 1) {
-        *p = to.len();
+    let row = |id: &TrackId| ids.iter().position(|i| *i == id.0).unwrap();
+    let mut per_row: Vec<&[TrackId]> = vec![&[]; ids.len()];
+    for (from, to) in rows {
+        per_row[row(from)] = to;
     }
-    let indices: Vec<u32> = to.iter().map(row).collect();
-    let weights: Vec<f32> = (0..to.len()).map(|i| 1.0 - 0.1 * i as f32).collect();
-    let manifest = ModelManifest {
+    let (mut indptr, mut indices, mut weights) = (vec![0usize], Vec::new(), Vec::new());
+    for to in per_row {
+        for (n, t) in to.iter().enumerate() {
+            indices.push(row(t) as u32);
+            weights.push(1.0 - 0.1 * n as f32);
+        }
+        indptr.push(indices.len());
+    }
+    let mut manifest = ModelManifest {
         version: version.into(),
         ..new_manifest("ease", 0, ids.len())
     };
+    manifest.parameters.insert(
+        "recency_half_life".into(),
+        serde_json::json!(recency_half_life),
+    );
     ItemNeighbours::new(manifest, ids, indptr, indices, weights)
         .save(&models.join("versions").join(version))
         .unwrap();
@@ -568,4 +588,56 @@ async fn an_item_item_version_serves_its_neighbours_after_a_track_and_to_a_liste
         "{:?}",
         top(&cold)
     );
+}
+
+#[tokio::test]
+async fn an_item_item_version_with_recency_follows_what_the_listener_played_last() {
+    // Two older tracks recommend the same deep jazz, the latest one other deep jazz.
+    let dir = models_dir();
+    let catalog = Catalog::load(dir.path()).unwrap();
+    let jazz: Vec<TrackId> = catalog
+        .tracks()
+        .iter()
+        .filter(|t| t.genre == "jazz")
+        .skip(40)
+        .map(|t| t.id.clone())
+        .collect();
+    let (older, latest) = (jazz[0..2].to_vec(), jazz[4].clone());
+    let (theirs, its) = (jazz[10..12].to_vec(), jazz[14..16].to_vec());
+    let mut listener = Profile::new("l");
+    listener.recent = vec![latest.clone(), older[0].clone(), older[1].clone()];
+    listener.finishes = 3;
+    let jazz_please = Selection::Genre("jazz".into());
+    let top_two = |half_life: Option<f32>| {
+        let dir = models_dir();
+        let rows: [(&TrackId, &[TrackId]); 3] =
+            [(&older[0], &theirs), (&older[1], &theirs), (&latest, &its)];
+        write_item_item_rows(dir.path(), "ease-1", &rows, half_life);
+        let catalog = Arc::new(Catalog::load(dir.path()).unwrap());
+        let models =
+            Arc::new(ModelSet::load(dir.path(), catalog.clone(), Experiment::default()).unwrap());
+        let r = CatalogRecommender::with_models(catalog, models, RankSettings::default());
+        let listener = &listener;
+        let jazz_please = &jazz_please;
+        async move {
+            let rec = r
+                .recommend(RecommendRequest {
+                    profile: Some(listener),
+                    ..request("l", jazz_please)
+                })
+                .await
+                .unwrap();
+            rec.tracks
+                .iter()
+                .filter(|t| !listener.recent.contains(&t.id))
+                .take(2)
+                .map(|t| t.id.clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    drop(dir);
+    // All alike, the two older tracks outweigh the latest; halving every track back, the
+    // latest leads.
+    assert_eq!(top_two(None).await, theirs);
+    assert_eq!(top_two(Some(1.0)).await, its);
 }

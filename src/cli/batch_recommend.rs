@@ -7,11 +7,10 @@ use super::train::{AlsArgs, ModelKindArg};
 use crate::app::open_store;
 use crate::domain::{PRECOMPUTED_LIMIT, Precomputed, TrackId};
 use crate::offline::evaluate::top_k;
+use crate::offline::itemitem::neighbour_scores;
 use crate::offline::read_interactions;
 use crate::offline::select::{Blends, Fitted, choose};
-use crate::offline::train::{
-    AlsParams, Interactions, Strength, progress_count, user_had, user_items,
-};
+use crate::offline::train::{AlsParams, Interactions, progress_count, user_had, user_recency};
 use crate::recommend::model::{Model, dot, new_manifest};
 use crate::settings::StorageArgs;
 use crate::store::update_profile;
@@ -126,7 +125,9 @@ pub async fn run(args: &BatchRecommendArgs) -> anyhow::Result<String> {
 
 /// The model `--kind` and validation choose, fitted on all of `data`.
 fn chosen_by_validation(args: &BatchRecommendArgs, data: &Interactions, k: usize) -> Lists {
-    let grid = args.kind.grid(AlsParams::from(&args.als), Blends::Tried);
+    let grid = args
+        .kind
+        .grid(AlsParams::from(&args.als), Blends::Tried, data.items.len());
     eprintln!(
         "choosing the model on two validation parts ({} candidates and blends of the best; each user's last interaction, and every third user's latest 20%)",
         grid.candidates.len()
@@ -139,13 +140,13 @@ fn chosen_by_validation(args: &BatchRecommendArgs, data: &Interactions, k: usize
         data.rows.len()
     );
     let fitted = Fitted::fit(&choice.chosen, data);
-    let liked = user_items(data, Strength::Binary);
+    let history = user_recency(data);
     let had = user_had(data);
     let bar = progress_count(data.users.len() as u64, "ranking");
     let lists = (0..data.users.len())
         .into_par_iter()
         .map(|u| {
-            let scores = fitted.scores(u as u32, liked.row(u).0);
+            let scores = fitted.scores(u as u32, history.row(u));
             bar.inc(1);
             top_k(&scores, k, had.row(u).0)
                 .into_iter()
@@ -163,26 +164,33 @@ fn chosen_by_validation(args: &BatchRecommendArgs, data: &Interactions, k: usize
 
 /// Each user's top k from a trained model version, from what they liked (positive
 /// interactions): folded into its factors (with the confidence its manifest trained with,
-/// each interaction counted once), or scored by its item-item weights. Nothing they had,
-/// liked or not, is listed.
+/// each interaction counted once), or scored by its item-item weights (each item weighted
+/// by its age as the version's recency says). Nothing they had, liked or not, is listed.
 fn from_version(model: &Model, data: &Interactions, k: usize) -> Lists {
-    let liked = user_items(data, Strength::Binary);
+    let history = user_recency(data);
     let had = user_had(data);
     let ids = model.ids();
     // Interaction item index -> model row.
     let rows: Vec<Option<u32>> = data.items.iter().map(|id| model.row_of(id)).collect();
     let confidence = 1.0 + model.manifest().alpha() * 2f32.ln();
+    let recency = model.manifest().recency();
     let bar = progress_count(data.users.len() as u64, "ranking");
     let lists = (0..data.users.len())
         .into_par_iter()
         .map(|u| {
-            let in_model = |items: &[u32]| -> Vec<u32> {
-                let mut rows: Vec<u32> = items.iter().filter_map(|&i| rows[i as usize]).collect();
-                rows.sort_unstable();
-                rows
-            };
-            let seen = in_model(liked.row(u).0);
-            let exclude = in_model(had.row(u).0);
+            let (items, ages) = history.row(u);
+            let (seen, seen_ages): (Vec<u32>, Vec<f32>) = items
+                .iter()
+                .zip(ages)
+                .filter_map(|(&i, &age)| Some((rows[i as usize]?, age)))
+                .unzip();
+            let mut exclude: Vec<u32> = had
+                .row(u)
+                .0
+                .iter()
+                .filter_map(|&i| rows[i as usize])
+                .collect();
+            exclude.sort_unstable();
             bar.inc(1);
             let scores: Vec<f32> = match model {
                 Model::Factors(f) => {
@@ -196,14 +204,7 @@ fn from_version(model: &Model, data: &Interactions, k: usize) -> Lists {
                         .collect()
                 }
                 Model::Neighbours(n) => {
-                    let mut scores = vec![0.0f32; ids.len()];
-                    for &r in &seen {
-                        let (to, w) = n.row(r);
-                        for (&i, &w) in to.iter().zip(w) {
-                            scores[i as usize] += w;
-                        }
-                    }
-                    scores
+                    neighbour_scores(ids.len(), |r| Some(n.row(r)), (&seen, &seen_ages), recency)
                 }
             };
             top_k(&scores, k, &exclude)

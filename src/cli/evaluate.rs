@@ -68,7 +68,6 @@ pub async fn run(args: &EvaluateArgs) -> anyhow::Result<String> {
     if !(0.0..1.0).contains(&args.test_fraction) {
         bail!("--test-fraction must be at least 0 and below 1");
     }
-    let grid = args.kind.grid(AlsParams::from(&args.als), Blends::Tried);
     let protocol = match args.protocol {
         ProtocolArg::Time => Protocol::Latest(args.test_fraction),
         ProtocolArg::Last => Protocol::Last,
@@ -90,6 +89,9 @@ pub async fn run(args: &EvaluateArgs) -> anyhow::Result<String> {
     if test.is_empty() {
         bail!("nothing to score: no user has held-out interactions");
     }
+    let grid = args
+        .kind
+        .grid(AlsParams::from(&args.als), Blends::Tried, train.items.len());
     if let Some(dir) = &args.split_out {
         write_split(dir, &train, &test)
             .with_context(|| format!("writing the split to {}", dir.display()))?;

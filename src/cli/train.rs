@@ -75,14 +75,15 @@ pub struct ModelKindArg {
 impl ModelKindArg {
     /// The candidates of the chosen kind (all of them for `auto`), blends of their best
     /// tried or not.
-    pub fn grid(&self, als: AlsParams, blends: Blends) -> Grid {
+    /// For data of `items` items (the grid shrinks on large catalogs).
+    pub fn grid(&self, als: AlsParams, blends: Blends, items: usize) -> Grid {
         Grid {
-            candidates: self.candidates(als),
+            candidates: self.candidates(als, items),
             blends,
         }
     }
 
-    fn candidates(&self, als: AlsParams) -> Vec<Candidate> {
+    fn candidates(&self, als: AlsParams, items: usize) -> Vec<Candidate> {
         let wanted = match self.kind {
             ModelKind::Auto => None,
             ModelKind::Als => Some("als"),
@@ -90,7 +91,7 @@ impl ModelKindArg {
             ModelKind::ItemKnn => Some("item-knn"),
             ModelKind::Popularity => return vec![Candidate::Popularity],
         };
-        Candidate::grid(als)
+        Candidate::grid(als, items)
             .into_iter()
             .filter(|c| wanted.is_none_or(|w| c.kind() == w))
             .collect()
@@ -124,8 +125,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<String> {
             "popularity needs no model version: the catalog already ranks by it (choose als, ease, item-knn or auto)"
         );
     }
-    let grid = args.kind.grid(AlsParams::from(&args.als), Blends::NotTried);
     let data = read_interactions(&args.interactions)?;
+    let grid = args.kind.grid(
+        AlsParams::from(&args.als),
+        Blends::NotTried,
+        data.items.len(),
+    );
     let (chosen, report, validation) = if args.no_metrics {
         eprintln!(
             "choosing the model on two validation parts ({} candidates, k = {})",

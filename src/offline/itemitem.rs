@@ -12,7 +12,7 @@
 //! algebra crate, much faster than a hand-written one at these sizes).
 
 use super::train::{Csr, Interactions, Strength, user_items};
-use crate::recommend::model::{ItemNeighbours, new_manifest};
+use crate::recommend::model::{ItemNeighbours, Recency, new_manifest};
 use rayon::prelude::*;
 
 /// The most items EASE is fitted on (the most played ones).
@@ -44,19 +44,15 @@ pub struct ItemItem {
 }
 
 impl ItemItem {
-    /// The scores of every item for a listener who has `history`: each item's summed
-    /// weight from the items of `history`.
-    pub fn scores(&self, history: &[u32]) -> Vec<f32> {
-        let mut scores = vec![0.0; self.items];
-        for &j in history {
-            if (j as usize) < self.weights.rows() {
-                let (to, w) = self.weights.row(j as usize);
-                for (&i, &w) in to.iter().zip(w) {
-                    scores[i as usize] += w;
-                }
-            }
-        }
-        scores
+    /// The scores of every item for a listener who has `history`, as `neighbour_scores`.
+    pub fn scores(&self, history: (&[u32], &[f32]), recency: Recency) -> Vec<f32> {
+        let rows = self.weights.rows();
+        neighbour_scores(
+            self.items,
+            |j| ((j as usize) < rows).then(|| self.weights.row(j as usize)),
+            history,
+            recency,
+        )
     }
 
     /// Fits `kind` on `user_items` (users × items; any stored value counts as one
@@ -70,9 +66,36 @@ impl ItemItem {
     }
 }
 
+/// An item-item model's score of each of `items` for a listener who has `history` (items,
+/// each with its age: how many of the listener's items came after it): each item's summed
+/// weight from the rows (`row(j)`: the items `j` recommends, with weights) of the items of
+/// `history`, each row weighted by its source's age as `recency` says.
+pub fn neighbour_scores<'a>(
+    items: usize,
+    row: impl Fn(u32) -> Option<(&'a [u32], &'a [f32])>,
+    (history, ages): (&[u32], &[f32]),
+    recency: Recency,
+) -> Vec<f32> {
+    let mut scores = vec![0.0; items];
+    for (&j, &age) in history.iter().zip(ages) {
+        if let Some((to, w)) = row(j) {
+            let weight = recency.weight(age);
+            for (&i, &w) in to.iter().zip(w) {
+                scores[i as usize] += weight * w;
+            }
+        }
+    }
+    scores
+}
+
 /// Fits `kind` on every interaction of `data` (each counts one) and packs it as a model
 /// version: each item's `keep` strongest neighbours.
-pub fn train_item_item(data: &Interactions, kind: ItemItemKind, keep: usize) -> ItemNeighbours {
+pub fn train_item_item(
+    data: &Interactions,
+    kind: ItemItemKind,
+    recency: Recency,
+    keep: usize,
+) -> ItemNeighbours {
     let fitted = ItemItem::fit(
         &user_items(data, Strength::Binary),
         data.items.len(),
@@ -93,6 +116,7 @@ pub fn train_item_item(data: &Interactions, kind: ItemItemKind, keep: usize) -> 
         }),
     };
     parameters["keep"] = keep.into();
+    parameters["recency_half_life"] = serde_json::json!(recency.half_life());
     manifest.parameters = parameters.as_object().cloned().unwrap_or_default();
     let Csr {
         indptr,
@@ -274,12 +298,29 @@ mod tests {
             ItemItemKind::Knn { neighbours: 10 },
         ] {
             let model = ItemItem::fit(&m, 6, kind, 100);
-            let scores = model.scores(&[0, 1]);
+            let scores = model.scores((&[0, 1], &[1.0, 0.0]), Recency::Flat);
             assert!(
                 scores[2] > scores[3] && scores[2] > scores[5],
                 "{kind:?}: {scores:?}"
             );
         }
+    }
+
+    #[test]
+    fn recency_lets_the_latest_listening_lead() {
+        // Two items of the first group long ago, one of the second just now.
+        let model = ItemItem::fit(&two_groups(), 6, ItemItemKind::Knn { neighbours: 10 }, 100);
+        let history: (&[u32], &[f32]) = (&[0, 1, 3], &[5.0, 4.0, 0.0]);
+        let flat = model.scores(history, Recency::Flat);
+        assert!(
+            flat[2] > flat[4],
+            "all alike, the larger group leads: {flat:?}"
+        );
+        let recent = model.scores(history, Recency::HalfLife(1.0));
+        assert!(
+            recent[4] > recent[2] && recent[5] > recent[2],
+            "the latest leads: {recent:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::evaluate::{Judge, ServingScore, score, top_k};
 use super::select::{Candidate, Fitted, Report, Tried};
-use super::train::{Interactions, Strength, event_value, user_had, user_items};
+use super::train::{Interactions, event_value, user_had, user_recency};
 use crate::domain::{
     AudioFeatures, PRECOMPUTED_LIMIT, Precomputed, Profile, Selection, Source, Track, TrackId,
 };
@@ -51,11 +51,11 @@ impl ServingPath {
             None => ModelSet::empty(catalog.clone(), Default::default()),
         };
         let default = Fitted::fit(&report.chosen, train);
-        let liked = user_items(train, Strength::Binary);
+        let history = user_recency(train);
         let had = user_had(train);
         let created_at = time::OffsetDateTime::now_utc().unix_timestamp();
         for (u, profile) in profiles.iter_mut().enumerate().filter(|(u, _)| wanted[*u]) {
-            let scores = default.scores(u as u32, liked.row(u).0);
+            let scores = default.scores(u as u32, history.row(u));
             let tracks = top_k(&scores, PRECOMPUTED_LIMIT, had.row(u).0)
                 .into_iter()
                 .map(|i| TrackId(train.items[i as usize].clone()))
@@ -126,7 +126,12 @@ impl ServingPath {
 fn best_single(tried: &[Tried]) -> Option<Candidate> {
     tried
         .iter()
-        .filter(|t| matches!(t.candidate, Candidate::Als { .. } | Candidate::ItemItem(_)))
+        .filter(|t| {
+            matches!(
+                t.candidate,
+                Candidate::Als { .. } | Candidate::ItemItem { .. }
+            )
+        })
         .max_by(|a, b| a.lift.total_cmp(&b.lift))
         .map(|t| t.candidate.clone())
 }

@@ -3,17 +3,25 @@
 //! user's), scored there by NDCG@k as a lift over popularity, and the best is refitted on
 //! all the training data. The test part is never seen. The candidates: implicit ALS
 //! (interactions as given, each as one, or as given with skips and dislikes as evidence
-//! against when the data has any; a few regularizations and confidence scales), EASE (a few L2 weights)
-//! and a cosine item-kNN (a few neighbourhood sizes); popularity is scored beside them.
+//! against when the data has any; a few regularizations and confidence scales), EASE (a few L2 weights,
+//! one on large catalogs) and a cosine item-kNN (a few neighbourhood sizes), each item-item
+//! kind with the listener's items alike or weighted by recency; popularity is scored beside them.
 //! `evaluate` fits each kind's best and the choice on a training part and scores them on
 //! the held-out part, side by side.
 
 use super::evaluate::{Judge, Metrics, Protocol, score, split_some, top_k};
 use super::itemitem::{ItemItem, ItemItemKind};
-use super::train::{AlsParams, Csr, Interactions, Strength, Trained, train_als, user_items};
-use crate::recommend::model::{Model, dot};
+use super::train::{
+    AlsParams, Csr, Interactions, Strength, Trained, train_als, user_items, user_recency,
+};
+use crate::recommend::model::{Model, Recency, dot};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Up to how many items validation tries every EASE L2 weight (a 5,000-item inverse takes
+/// seconds).
+pub const EASE_FULL_GRID_ITEMS: usize = 5_000;
 
 /// Every how many users one holds out the latest-20% validation part.
 const VALIDATION_EVERY: u32 = 3;
@@ -26,7 +34,11 @@ pub enum Candidate {
         params: AlsParams,
         strength: Strength,
     },
-    ItemItem(ItemItemKind),
+    /// An item-item model, the listener's items weighted by `recency`.
+    ItemItem {
+        kind: ItemItemKind,
+        recency: Recency,
+    },
     /// A weighted sum of the parts' scores, each standardized per listener (mean 0 and
     /// standard deviation 1 over the items the listener has not had), so no part's scale
     /// dominates.
@@ -38,7 +50,7 @@ impl Candidate {
         match self {
             Candidate::Popularity => "popularity",
             Candidate::Als { .. } => "als",
-            Candidate::ItemItem(k) => k.name(),
+            Candidate::ItemItem { kind, .. } => kind.name(),
             Candidate::Blend(_) => "blend",
         }
     }
@@ -54,9 +66,15 @@ impl Candidate {
                 "alpha": params.alpha,
                 "strength": strength,
             }),
-            Candidate::ItemItem(ItemItemKind::Ease { lambda }) => serde_json::json!({ "lambda": lambda }),
-            Candidate::ItemItem(ItemItemKind::Knn { neighbours }) => {
-                serde_json::json!({ "neighbours": neighbours })
+            Candidate::ItemItem { kind, recency } => {
+                let mut settings = match kind {
+                    ItemItemKind::Ease { lambda } => serde_json::json!({ "lambda": lambda }),
+                    ItemItemKind::Knn { neighbours } => {
+                        serde_json::json!({ "neighbours": neighbours })
+                    }
+                };
+                settings["recency_half_life"] = serde_json::json!(recency.half_life());
+                settings
             }
             Candidate::Blend(parts) => serde_json::Value::Array(
                 parts
@@ -67,9 +85,13 @@ impl Candidate {
         }
     }
 
-    /// The candidates validation tries: `als` is the ALS the caller asked for (its factors
-    /// and iterations are kept; its regularization and confidence scale are varied).
-    pub fn grid(als: AlsParams) -> Vec<Candidate> {
+    /// The candidates validation tries on data of `items` items: `als` is the ALS the
+    /// caller asked for (its factors and iterations are kept; its regularization and
+    /// confidence scale are varied). EASE's inverse grows with the cube of its hot set, so
+    /// beyond `EASE_FULL_GRID_ITEMS` items one L2 weight is tried instead of four (each is
+    /// fitted on each validation part: four at the 20,000-item hot set would take most of
+    /// an hour on two cores).
+    pub fn grid(als: AlsParams, items: usize) -> Vec<Candidate> {
         let mut grid = Vec::new();
         for strength in [Strength::Binary, Strength::Given, Strength::Signed] {
             for (regularization, alpha) in [(als.regularization, als.alpha), (10.0, 5.0)] {
@@ -83,11 +105,20 @@ impl Candidate {
                 });
             }
         }
-        for lambda in [50.0, 200.0, 500.0, 2000.0] {
-            grid.push(Candidate::ItemItem(ItemItemKind::Ease { lambda }));
-        }
-        for neighbours in [20, 50, 200] {
-            grid.push(Candidate::ItemItem(ItemItemKind::Knn { neighbours }));
+        let lambdas: &[f32] = if items <= EASE_FULL_GRID_ITEMS {
+            &[50.0, 200.0, 500.0, 2000.0]
+        } else {
+            &[500.0]
+        };
+        let kinds = lambdas
+            .iter()
+            .map(|&lambda| ItemItemKind::Ease { lambda })
+            .chain([20, 50, 200].map(|neighbours| ItemItemKind::Knn { neighbours }));
+        // One kind's recencies side by side: validation fits it once for all of them.
+        for kind in kinds {
+            for recency in RECENCIES {
+                grid.push(Candidate::ItemItem { kind, recency });
+            }
         }
         grid
     }
@@ -102,11 +133,9 @@ impl Candidate {
             Candidate::Als { params, strength } => Some(Model::Factors(
                 super::train::train_model_with(data, *params, *strength).0,
             )),
-            Candidate::ItemItem(kind) => Some(Model::Neighbours(super::itemitem::train_item_item(
-                data,
-                *kind,
-                ITEM_ITEM_KEEP,
-            ))),
+            Candidate::ItemItem { kind, recency } => Some(Model::Neighbours(
+                super::itemitem::train_item_item(data, *kind, *recency, ITEM_ITEM_KEEP),
+            )),
             Candidate::Popularity | Candidate::Blend(_) => None,
         }
     }
@@ -116,9 +145,19 @@ impl Candidate {
 pub enum Fitted {
     Popularity(Vec<f32>),
     Als(Trained),
-    ItemItem(ItemItem),
+    ItemItem(Arc<ItemItem>, Recency),
     Blend(Vec<(Fitted, f32)>),
 }
+
+/// The recencies validation tries for each item-item model: all items alike, or half-lives
+/// of 3, 10 and 30 items (on MovieLens-100k the next item follows the last few, the next
+/// weeks the last few dozen).
+const RECENCIES: [Recency; 4] = [
+    Recency::Flat,
+    Recency::HalfLife(3.0),
+    Recency::HalfLife(10.0),
+    Recency::HalfLife(30.0),
+];
 
 /// The most neighbours an item-item model keeps per item, in validation, evaluation and a
 /// trained version alike: at EASE's 20,000 items a version holds at most 10M weights (80
@@ -139,12 +178,9 @@ impl Fitted {
             Candidate::Als { params, strength } => {
                 Fitted::Als(train_als(&user_items(data, *strength), items, *params))
             }
-            Candidate::ItemItem(kind) => Fitted::ItemItem(ItemItem::fit(
-                &user_items(data, Strength::Binary),
-                items,
-                *kind,
-                ITEM_ITEM_KEEP,
-            )),
+            Candidate::ItemItem { kind, recency } => {
+                Fitted::ItemItem(Arc::new(fit_item_item(*kind, data)), *recency)
+            }
             Candidate::Blend(parts) => Fitted::Blend(
                 parts
                     .iter()
@@ -154,8 +190,9 @@ impl Fitted {
         }
     }
 
-    /// Every item's score for `user`, who has `history` (sorted item indexes).
-    pub fn scores(&self, user: u32, history: &[u32]) -> Vec<f32> {
+    /// Every item's score for `user`, whose `history` is their row of `user_recency`: the
+    /// items they liked (sorted) and each one's age.
+    pub fn scores(&self, user: u32, history: (&[u32], &[f32])) -> Vec<f32> {
         match self {
             Fitted::Popularity(counts) => counts.clone(),
             Fitted::Als(t) => {
@@ -163,12 +200,12 @@ impl Fitted {
                 let x = &t.users[user as usize * d..(user as usize + 1) * d];
                 t.items.chunks_exact(d).map(|y| dot(x, y)).collect()
             }
-            Fitted::ItemItem(m) => m.scores(history),
+            Fitted::ItemItem(m, recency) => m.scores(history, *recency),
             Fitted::Blend(parts) => {
                 let mut total: Vec<f32> = Vec::new();
                 for (part, w) in parts {
                     let mut scores = part.scores(user, history);
-                    standardize(&mut scores, history);
+                    standardize(&mut scores, history.0);
                     if total.is_empty() {
                         total = vec![0.0; scores.len()];
                     }
@@ -182,9 +219,19 @@ impl Fitted {
     }
 
     /// `user`'s top `k`, without what they had.
-    pub fn top(&self, user: u32, history: &[u32], k: usize) -> Vec<u32> {
-        top_k(&self.scores(user, history), k, history)
+    pub fn top(&self, user: u32, history: (&[u32], &[f32]), k: usize) -> Vec<u32> {
+        top_k(&self.scores(user, history), k, history.0)
     }
+}
+
+/// `kind` fitted on every positive interaction of `data`, each counting one.
+fn fit_item_item(kind: ItemItemKind, data: &Interactions) -> ItemItem {
+    ItemItem::fit(
+        &user_items(data, Strength::Binary),
+        data.items.len(),
+        kind,
+        ITEM_ITEM_KEEP,
+    )
 }
 
 /// Scales `scores` to mean 0 and standard deviation 1 over the items not in `history`.
@@ -256,8 +303,11 @@ pub fn choose(train: &Interactions, k: usize, grid: &Grid) -> Choice {
     struct Part {
         split: super::evaluate::Split,
         judge: Judge,
-        seen: Csr,
+        history: Csr,
         reference: f64,
+        /// The last item-item model fitted here: the next candidate of the same kind (with
+        /// another recency) reuses it.
+        last_fit: std::sync::Mutex<Option<(ItemItemKind, Arc<ItemItem>)>>,
     }
     let parts: Vec<Part> = [
         split_some(train, Protocol::Last, |_| true),
@@ -269,17 +319,32 @@ pub fn choose(train: &Interactions, k: usize, grid: &Grid) -> Choice {
         let seen = user_items(&split.train, Strength::Binary);
         let judge = Judge::new(&seen, split.train.items.len());
         Part {
+            history: user_recency(&split.train),
             split,
             judge,
-            seen,
             reference: 0.0,
+            last_fit: Default::default(),
         }
     })
     .collect();
     let ndcg_on = |part: &Part, candidate: &Candidate| -> f64 {
-        let fitted = Fitted::fit(candidate, &part.split.train);
+        let fitted = match candidate {
+            Candidate::ItemItem { kind, recency } => {
+                let mut last = part.last_fit.lock().unwrap_or_else(|e| e.into_inner());
+                let model = match &*last {
+                    Some((fitted_kind, model)) if fitted_kind == kind => model.clone(),
+                    _ => {
+                        let model = Arc::new(fit_item_item(*kind, &part.split.train));
+                        *last = Some((*kind, model.clone()));
+                        model
+                    }
+                };
+                Fitted::ItemItem(model, *recency)
+            }
+            _ => Fitted::fit(candidate, &part.split.train),
+        };
         let m: Metrics = score(&part.split.test, k, &part.judge, "validating", |u, k| {
-            fitted.top(u, part.seen.row(u as usize).0, k)
+            fitted.top(u, part.history.row(u as usize), k)
         });
         m.ndcg
     };
@@ -461,7 +526,7 @@ pub fn evaluate(
     let items = train.items.len();
     let seen = user_items(train, Strength::Binary);
     let judge = Judge::new(&seen, items);
-    let history: Vec<&[u32]> = (0..seen.rows()).map(|u| seen.row(u).0).collect();
+    let history = user_recency(train);
     let mut families: Vec<Candidate> = vec![Candidate::Popularity];
     for kind in ["als", "ease", "item-knn"] {
         let best = choice
@@ -481,7 +546,7 @@ pub fn evaluate(
         let fitted = Fitted::fit(candidate, train);
         let fit_seconds = started.elapsed().as_secs_f64();
         let metrics = score(&test, k, &judge, candidate.kind(), |u, k| {
-            let mut top = fitted.top(u, history[u as usize], k);
+            let mut top = fitted.top(u, history.row(u as usize), k);
             top.retain(|&i| (i as usize) < items);
             top
         });

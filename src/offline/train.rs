@@ -355,6 +355,26 @@ pub fn user_items(data: &Interactions, strength: Strength) -> Csr {
     )
 }
 
+/// Users × items over the items each user liked (the columns of `user_items` with
+/// `Strength::Binary`): how many other such items they went on to have after it, 0 for
+/// the latest. Order is by timestamp, file order among equals; a repeated item counts
+/// from its latest play.
+pub fn user_recency(data: &Interactions) -> Csr {
+    let mut rows: Vec<&Interaction> = data.rows.iter().filter(|r| r.weight > 0.0).collect();
+    rows.sort_by_key(|r| (r.user, r.ts));
+    let mut triples = Vec::with_capacity(rows.len());
+    let mut seen = std::collections::HashSet::new();
+    for user in rows.chunk_by(|a, b| a.user == b.user) {
+        seen.clear();
+        for r in user.iter().rev() {
+            if seen.insert(r.item) {
+                triples.push((r.user, r.item, (seen.len() - 1) as f32));
+            }
+        }
+    }
+    Csr::from_triples(data.users.len(), triples.into_iter())
+}
+
 /// Users × items, 1 for every item a user had, whether they liked it or not: what a list
 /// for them leaves out.
 pub fn user_had(data: &Interactions) -> Csr {
@@ -520,6 +540,40 @@ pub fn progress_count(total: u64, what: &str) -> ProgressBar {
 mod tests {
     use super::*;
     use crate::recommend::model::dot;
+
+    #[test]
+    fn recency_counts_back_from_the_latest_liked_item() {
+        let mut data = Interactions::default();
+        data.push("u", "old", 1, 1.0);
+        data.push("u", "again", 2, 1.0);
+        data.push("u", "skipped", 3, -1.0);
+        data.push("u", "tie-first", 4, 1.0);
+        data.push("u", "tie-second", 4, 1.0);
+        data.push("u", "again", 5, 1.0);
+        data.push("v", "old", 9, 1.0);
+        let recency = user_recency(&data);
+        let ages: HashMap<&str, f32> = {
+            let (items, ages) = recency.row(0);
+            items
+                .iter()
+                .zip(ages)
+                .map(|(&i, &a)| (data.items[i as usize].as_str(), a))
+                .collect()
+        };
+        // A repeat counts from its latest play, equal times keep file order, and a skip is
+        // not something the listener liked.
+        assert_eq!(ages["again"], 0.0);
+        assert_eq!(ages["tie-second"], 1.0);
+        assert_eq!(ages["tie-first"], 2.0);
+        assert_eq!(ages["old"], 3.0);
+        assert!(!ages.contains_key("skipped"));
+        assert_eq!(recency.row(1).1, &[0.0]);
+        // The same items as the binary matrix, in the same order.
+        assert_eq!(
+            recency.row(0).0,
+            user_items(&data, Strength::Binary).row(0).0
+        );
+    }
 
     #[test]
     fn skips_kept_as_evidence_against_push_the_skipped_item_down() {

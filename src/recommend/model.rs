@@ -78,6 +78,47 @@ impl ModelManifest {
             .and_then(|a| a.as_f64())
             .unwrap_or(DEFAULT_ALPHA) as f32
     }
+
+    /// How an item-item model weighs a listener's items (`parameters.recency_half_life`,
+    /// in items): all alike when absent.
+    pub fn recency(&self) -> Recency {
+        match self
+            .parameters
+            .get("recency_half_life")
+            .and_then(|h| h.as_f64())
+        {
+            Some(h) if h > 0.0 => Recency::HalfLife(h as f32),
+            _ => Recency::Flat,
+        }
+    }
+}
+
+/// How much each of a listener's items counts when an item-item model sums their
+/// neighbours: all alike, or the latest most, the weight halving every `HalfLife` items
+/// further back. Listening drifts, so what someone played last says most about what they
+/// want next; validation chooses the half-life.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Recency {
+    Flat,
+    HalfLife(f32),
+}
+
+impl Recency {
+    /// The weight of an item `age` items back (0 = the latest).
+    pub fn weight(self, age: f32) -> f32 {
+        match self {
+            Recency::Flat => 1.0,
+            Recency::HalfLife(h) => 0.5f32.powf(age / h),
+        }
+    }
+
+    /// As a manifest records it: the half-life, or null.
+    pub fn half_life(self) -> Option<f32> {
+        match self {
+            Recency::Flat => None,
+            Recency::HalfLife(h) => Some(h),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

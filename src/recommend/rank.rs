@@ -27,7 +27,7 @@
 
 use super::catalog::{Catalog, TrackIx, best_first, likeness, normalize};
 use super::model::dot;
-use super::serving::{Experiment, Listener, ModelSet, ServedModel};
+use super::serving::{Experiment, Had, Listener, ModelSet, ServedModel};
 use super::{
     Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, mood_target,
     recommendation_id,
@@ -37,7 +37,7 @@ use async_trait::async_trait;
 use moka::future::Cache;
 use rand::Rng;
 use rand_distr::{Beta, Distribution};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -382,7 +382,9 @@ impl CatalogRecommender {
         (extra, precomputed)
     }
 
-    /// The listener in the model's terms, from their liked, finished and recent tracks.
+    /// The listener in the model's terms, from their liked, finished and recent tracks. A
+    /// track's age is its place in the recent list (most recent first); tracks liked or
+    /// finished but not among the recent ones count as older than all of those.
     fn listener(&self, profile: &Profile, model: &ServedModel) -> Option<Listener> {
         let alpha = model.manifest().alpha();
         let conf = |strength: f32| 1.0 + alpha * (1.0 + strength).ln();
@@ -396,13 +398,24 @@ impl CatalogRecommender {
             });
         let liked = profile.liked.iter().map(|t| (t.clone(), 3.0));
         let recent = profile.recent.iter().map(|t| (t.clone(), 1.0));
+        let places: HashMap<&TrackId, usize> = profile
+            .recent
+            .iter()
+            .enumerate()
+            .map(|(n, t)| (t, n))
+            .collect();
+        let age_of = |t: &TrackId| *places.get(t).unwrap_or(&profile.recent.len()) as f32;
         let mut seen = HashSet::new();
-        let items: Vec<(TrackIx, f32)> = liked
+        let items: Vec<Had> = liked
             .chain(finished)
             .chain(recent)
             .filter_map(|(t, strength)| {
                 let ix = self.catalog.index_of(&t)?;
-                seen.insert(ix).then_some((ix, conf(strength)))
+                seen.insert(ix).then(|| Had {
+                    track: ix,
+                    confidence: conf(strength),
+                    age: age_of(&t),
+                })
             })
             .take(FOLD_IN_ITEMS)
             .collect();

@@ -167,26 +167,29 @@ impl ServedModel {
         }
     }
 
-    /// The listener who had `history` (catalog tracks with a confidence each), or `None`
-    /// when the model knows none of them.
-    pub fn listener(&self, history: &[(TrackIx, f32)]) -> Option<Listener> {
+    /// The listener who had `history`, or `None` when the model knows none of it. Factors
+    /// fold the tracks in by confidence; an item-item model sums their neighbours, each
+    /// track weighted by its age as the version's `recency` says.
+    pub fn listener(&self, history: &[Had]) -> Option<Listener> {
         match &self.matched {
             Matched::Factors { factors, rows } => {
                 let items: Vec<(u32, f32)> = history
                     .iter()
-                    .filter_map(|&(ix, c)| {
-                        let r = *rows.get(ix as usize)?;
-                        (r != NO_ROW).then_some((r, c))
+                    .filter_map(|h| {
+                        let r = *rows.get(h.track as usize)?;
+                        (r != NO_ROW).then_some((r, h.confidence))
                     })
                     .collect();
                 factors.fold_in(&items).map(Listener::Vector)
             }
             Matched::Neighbours { .. } => {
+                let recency = self.manifest.recency();
                 let mut scores: HashMap<TrackIx, f32> = HashMap::new();
-                for &(ix, _) in history {
-                    let (to, w) = self.neighbours(ix);
+                for h in history {
+                    let weight = recency.weight(h.age);
+                    let (to, w) = self.neighbours(h.track);
                     for (&t, &w) in to.iter().zip(w) {
-                        *scores.entry(t).or_default() += w;
+                        *scores.entry(t).or_default() += weight * w;
                     }
                 }
                 let top = scores.values().copied().fold(0.0f32, f32::max);
@@ -198,6 +201,16 @@ impl ServedModel {
             }
         }
     }
+}
+
+/// A track a listener had, as the served model reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Had {
+    pub track: TrackIx,
+    /// How sure the listener liked it: 1 + alpha · ln(1 + strength).
+    pub confidence: f32,
+    /// How many of the listener's tracks came after it (0 = the latest).
+    pub age: f32,
 }
 
 impl Listener {
