@@ -398,12 +398,17 @@ impl CatalogRecommender {
             });
         let liked = profile.liked.iter().map(|t| (t.clone(), 3.0));
         let recent = profile.recent.iter().map(|t| (t.clone(), 1.0));
-        let places: HashMap<&TrackId, usize> = profile
-            .recent
-            .iter()
-            .enumerate()
-            .map(|(n, t)| (t, n))
-            .collect();
+        // Only an item-item version with a half-life reads the ages.
+        let places: HashMap<&TrackId, usize> = if model.weighs_recency() {
+            profile
+                .recent
+                .iter()
+                .enumerate()
+                .map(|(n, t)| (t, n))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let age_of = |t: &TrackId| *places.get(t).unwrap_or(&profile.recent.len()) as f32;
         let mut seen = HashSet::new();
         let items: Vec<Had> = liked

@@ -4,7 +4,7 @@
 
 use super::catalog::{Catalog, TrackIx};
 use super::model::{
-    ItemFactors, ItemNeighbours, Model, ModelError, ModelManifest, dot, list_versions,
+    ItemFactors, ItemNeighbours, Model, ModelError, ModelManifest, Recency, dot, list_versions,
 };
 use crate::domain::TrackId;
 use arc_swap::ArcSwap;
@@ -137,6 +137,13 @@ impl ServedModel {
 
     pub fn manifest(&self) -> &ModelManifest {
         &self.manifest
+    }
+
+    /// Whether `listener` weighs a listener's tracks by their age (an item-item version
+    /// with a recency half-life).
+    pub fn weighs_recency(&self) -> bool {
+        matches!(self.matched, Matched::Neighbours { .. })
+            && self.manifest.recency() != Recency::Flat
     }
 
     /// The embedding of catalog track `ix` (none from an item-item model).
