@@ -1045,3 +1045,43 @@ async fn a_pem_key_file_accepts_tokens_that_name_a_key_id() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unlinked_alexa_listener_is_offered_the_link_on_opening_the_skill_and_still_served() {
+    let app = app().await;
+    let launch = app
+        .call(
+            Method::POST,
+            "/alexa",
+            None,
+            Some(common::fixture("launch", "")),
+        )
+        .await;
+    assert_eq!(launch.status, StatusCode::OK);
+    let response = &launch.body["response"];
+    assert_eq!(response["card"]["type"], "LinkAccount", "{}", launch.body);
+    assert!(
+        response["outputSpeech"]["ssml"]
+            .as_str()
+            .unwrap()
+            .contains("What would you like to hear"),
+        "{}",
+        launch.body
+    );
+    // Linking is offered, not required: music plays without it, with no card in the way.
+    let play = app
+        .call(
+            Method::POST,
+            "/alexa",
+            None,
+            Some(common::fixture("play_mood_er", "")),
+        )
+        .await;
+    let response = &play.body["response"];
+    assert_eq!(
+        response["directives"][0]["type"], "AudioPlayer.Play",
+        "{}",
+        play.body
+    );
+    assert_ne!(response["card"]["type"], "LinkAccount", "{}", play.body);
+}

@@ -21,6 +21,7 @@ mod nlu;
 mod offline;
 mod openapi;
 mod operations;
+mod package;
 mod properties;
 mod protocol;
 mod recommend;

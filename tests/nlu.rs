@@ -1,6 +1,8 @@
 //! The text parser, driven by data: tests/nlu/<locale>.tsv lists utterances and what they
 //! must mean, for every locale shipped in intents/. A second test feeds every sample
-//! utterance of the interaction model back through the parser.
+//! utterance of the interaction model back through the parser. A third scores the parser
+//! on tests/nlu/natural/<locale>.tsv: at least 30 requests per locale, written as people
+//! ask for music there and apart from the samples, with the accuracy per locale printed.
 
 use crate::common;
 
@@ -46,24 +48,32 @@ fn check(model: &LocaleModel, utterance: &str, intent: &str, slots: &str) -> Res
     Ok(())
 }
 
+/// Each row of the table at `path` (utterance, intent, slots; `#` comments), checked.
+fn check_table(model: &LocaleModel, path: &str) -> Vec<Result<(), String>> {
+    let path = common::repo().join(path);
+    let table = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("every shipped locale needs {}", path.display()));
+    table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            check(model, cols[0], cols[1], cols.get(2).copied().unwrap_or(""))
+        })
+        .collect()
+}
+
 #[test]
 fn every_locale_understands_its_test_utterances() {
     let model = model();
     let mut failures = Vec::new();
     let mut checked = 0;
     for locale in model.locales().map(str::to_owned).collect::<Vec<_>>() {
-        let path = common::repo().join(format!("tests/nlu/{locale}.tsv"));
-        let table = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("every shipped locale needs {}", path.display()));
         let m = model.locale(&locale);
         assert_eq!(m.locale, locale);
-        for line in table
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        {
-            let cols: Vec<&str> = line.split('\t').collect();
+        for result in check_table(m, &format!("tests/nlu/{locale}.tsv")) {
             checked += 1;
-            if let Err(e) = check(m, cols[0], cols[1], cols.get(2).copied().unwrap_or("")) {
+            if let Err(e) = result {
                 failures.push(format!("[{locale}] {e}"));
             }
         }
@@ -85,7 +95,9 @@ fn every_sample_utterance_parses_back_to_its_intent() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for locale in model.locales().map(str::to_owned).collect::<Vec<_>>() {
-        let path = common::repo().join(format!("intents/interactionModels/custom/{locale}.json"));
+        let path = common::repo().join(format!(
+            "intents/skill-package/interactionModels/custom/{locale}.json"
+        ));
         let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let lm = &json["interactionModel"]["languageModel"];
         let values = |ty: &str| -> Vec<(String, String)> {
@@ -183,7 +195,45 @@ fn every_sample_utterance_parses_back_to_its_intent() {
 #[test]
 fn an_unknown_locale_falls_back_to_its_language_then_to_en_us() {
     let model = model();
-    assert_eq!(model.locale("en-AU").locale.split('-').next(), Some("en"));
+    assert_eq!(model.locale("en-NZ").locale.split('-').next(), Some("en"));
     assert_eq!(model.locale("de-AT").locale, "de-DE");
     assert_eq!(model.locale("ja-JP").locale, "en-US");
+}
+
+/// Least share of a locale's natural requests the parser must understand.
+const NATURAL_ACCURACY: f64 = 0.9;
+
+#[test]
+fn the_parser_understands_how_people_ask_for_music_in_every_locale() {
+    let model = model();
+    let mut report = Vec::new();
+    let mut below = Vec::new();
+    for locale in model.locales().map(str::to_owned).collect::<Vec<_>>() {
+        let m = model.locale(&locale);
+        let (mut total, mut misses) = (0, Vec::new());
+        for result in check_table(m, &format!("tests/nlu/natural/{locale}.tsv")) {
+            total += 1;
+            if let Err(e) = result {
+                misses.push(e);
+            }
+        }
+        assert!(total >= 30, "{locale}: only {total} natural requests");
+        let accuracy = (total - misses.len()) as f64 / total as f64;
+        report.push(format!("{locale}: {accuracy:.3} of {total}"));
+        if accuracy < NATURAL_ACCURACY {
+            below.push(format!(
+                "{locale} ({accuracy:.3}):\n  {}",
+                misses.join("\n  ")
+            ));
+        }
+        for miss in &misses {
+            eprintln!("[{locale}] not understood: {miss}");
+        }
+    }
+    eprintln!("natural requests understood: {}", report.join(", "));
+    assert!(
+        below.is_empty(),
+        "below {NATURAL_ACCURACY}:\n{}",
+        below.join("\n")
+    );
 }

@@ -174,7 +174,20 @@ async fn a_missing_or_unknown_mood_is_asked_for_and_the_session_stays_open() {
         assert!(speech(&r).contains("Which mood"), "{name}: {r}");
         assert_eq!(r["response"]["shouldEndSession"], false);
         assert!(r["response"]["reprompt"]["outputSpeech"].is_object());
-        assert!(r["response"].get("directives").is_none());
+        // The dialog model's slot samples hear the answer ("relaxing", "something calm"):
+        // the one directive asks Alexa for the mood slot of the same intent, emptied.
+        assert_valid(name, &r);
+        let directives = r["response"]["directives"].as_array().unwrap();
+        assert_eq!(directives.len(), 1, "{name}: {r}");
+        assert_eq!(directives[0]["type"], "Dialog.ElicitSlot");
+        assert_eq!(directives[0]["slotToElicit"], "mood");
+        let intent = &directives[0]["updatedIntent"];
+        assert_eq!(intent["name"], "PlayMoodIntent");
+        assert_eq!(intent["slots"]["mood"]["name"], "mood");
+        assert!(
+            intent["slots"]["mood"].get("value").is_none(),
+            "{name}: {r}"
+        );
     }
 }
 
@@ -258,4 +271,45 @@ fn the_schema_rejects_what_the_platform_would_reject() {
         .unwrap()
         .remove("token");
     assert!(!schema().is_valid(&no_token));
+}
+
+#[tokio::test]
+async fn an_entity_resolution_id_counts_only_from_the_skills_own_slot_types() {
+    // AMAZON.Musician may resolve through Alexa Entities: its id is an IRI, not a value of
+    // ours, so the artist is what was heard.
+    let h = harness().await;
+    let mut request = common::fixture("play_artist", "");
+    request["request"]["intent"]["slots"]["artist"]["resolutions"] = serde_json::json!({
+        "resolutionsPerAuthority": [{
+            "authority": "AlexaEntities",
+            "status": { "code": "ER_SUCCESS_MATCH" },
+            "values": [{ "value": {
+                "name": "Theo Dubois",
+                "id": "https://ak.amazon.com/1745fd7a-7b0f-4b1e-9f0e-EXAMPLE"
+            } }]
+        }]
+    });
+    let r = ask(&h, &request).await;
+    assert_valid("play_artist with an Alexa Entities resolution", &r);
+    assert_eq!(
+        r["response"]["directives"][0]["type"], "AudioPlayer.Play",
+        "{r}"
+    );
+    assert!(speech(&r).to_lowercase().contains("theo dubois"), "{r}");
+}
+
+#[tokio::test]
+async fn a_device_without_an_audio_player_hears_why_instead_of_a_directive_it_cannot_play() {
+    let h = harness().await;
+    let mut request = common::fixture("play_mood_er", "");
+    request["context"]["System"]["device"]["supportedInterfaces"] = serde_json::json!({});
+    let r = ask(&h, &request).await;
+    assert_valid("play_mood_er without AudioPlayer", &r);
+    assert!(r["response"].get("directives").is_none(), "{r}");
+    assert!(speech(&r).contains("play music from Encore"), "{r}");
+    // What needs no audio still works there.
+    let mut help = common::fixture("help", "");
+    help["context"]["System"]["device"]["supportedInterfaces"] = serde_json::json!({});
+    let r = ask(&h, &help).await;
+    assert!(speech(&r).contains("What would you like to hear"), "{r}");
 }

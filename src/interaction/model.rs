@@ -1,6 +1,8 @@
-//! Loading `intents/`: the skill manifest, one interaction model per locale, and the sample
-//! phrases of Alexa's built-in intents (Alexa knows them itself; the text path needs them
-//! spelled out, in `intents/builtins/<locale>.json`).
+//! Loading `intents/`: one interaction model per locale from the skill package
+//! (`intents/skill-package/interactionModels/custom/<locale>.json`, what `ask deploy`
+//! uploads), and the sample phrases of Alexa's built-in intents (Alexa knows them itself;
+//! the text path needs them spelled out, in `intents/builtins/<locale>.json`, outside the
+//! package).
 
 use super::package::{IntentDef, LanguageModel, ModelFile, normalize, tokenize};
 use super::parser::Parser;
@@ -43,14 +45,18 @@ pub struct InteractionModel {
 pub const DEFAULT_LOCALE: &str = "en-US";
 
 impl InteractionModel {
-    /// Loads `dir/interactionModels/custom/*.json` and `dir/builtins/<locale>.json`.
+    /// Loads `dir/skill-package/interactionModels/custom/*.json` and
+    /// `dir/builtins/<locale>.json`.
     /// `open_values` lists known values of open slot types (e.g. catalog artists for
     /// `AMAZON.Musician`), used by the text parser only.
     pub fn load(
         dir: &Path,
         open_values: &HashMap<String, Vec<String>>,
     ) -> Result<Self, ModelError> {
-        let custom = dir.join("interactionModels").join("custom");
+        let custom = dir
+            .join("skill-package")
+            .join("interactionModels")
+            .join("custom");
         let entries = std::fs::read_dir(&custom).map_err(|source| ModelError::Io {
             path: custom.clone(),
             source,

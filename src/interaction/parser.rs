@@ -5,7 +5,7 @@
 //! wins if it explains enough of what was said.
 
 use super::package::{IntentDef, tokenize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Score of a sample word found in the utterance.
 const WORD: f32 = 1.0;
@@ -14,6 +14,10 @@ const VALUE: f32 = 1.0;
 const VALUE_BONUS: f32 = 0.5;
 /// Score per token of a span taken by an open slot (e.g. an artist we do not know).
 const OPEN: f32 = 0.35;
+/// Score per token of an open slot's span that is a word of the samples ("something",
+/// "music", "to"): carrier words are rarely a name, so "play something to help me focus"
+/// is a mood request with extra words, not an artist called "something to help me focus".
+const CARRIER_IN_OPEN: f32 = -0.25;
 /// Cost of an utterance word the sample does not have.
 const EXTRA: f32 = 0.5;
 /// Cost of a sample word the utterance lacks.
@@ -40,6 +44,8 @@ struct Pattern {
 
 pub(super) struct Parser {
     patterns: Vec<Pattern>,
+    /// Every word of every sample.
+    carrier: HashSet<String>,
     /// slot type -> normalised phrase -> value id
     values: HashMap<String, HashMap<String, String>>,
 }
@@ -110,7 +116,15 @@ impl Parser {
                 });
             }
         }
-        Ok(Parser { patterns, values })
+        let carrier = patterns
+            .iter()
+            .flat_map(|p| p.vocabulary.iter().cloned())
+            .collect();
+        Ok(Parser {
+            patterns,
+            carrier,
+            values,
+        })
     }
 
     pub fn parse(&self, tokens: &[String]) -> Option<Parsed> {
@@ -185,12 +199,24 @@ impl Parser {
                         relax(&mut grid, i + 1, j, step(-MISSING, 0, 1, None));
                     }
                     Piece::Slot { type_name, .. } => {
-                        let open = type_name.starts_with("AMAZON.");
+                        // A sample that is only an open slot ("{artist}", the answer to
+                        // "what would you like to hear?") takes known values only, or it
+                        // would take anything said.
+                        let open = type_name.starts_with("AMAZON.") && pattern.words > 0;
                         for k in 1..=MAX_SPAN.min(nt - j) {
                             let score = if self.value_id(type_name, &spans[j][k - 1]).is_some() {
                                 VALUE * k as f32 + VALUE_BONUS
                             } else if open {
-                                OPEN * k as f32
+                                tokens[j..j + k]
+                                    .iter()
+                                    .map(|t| {
+                                        if self.carrier.contains(t) {
+                                            CARRIER_IN_OPEN
+                                        } else {
+                                            OPEN
+                                        }
+                                    })
+                                    .sum()
                             } else {
                                 continue;
                             };

@@ -15,6 +15,21 @@ pub enum SlotKind {
     Decade,
 }
 
+impl SlotKind {
+    /// The slot's name in the interaction model (the same in every intent that has it).
+    pub fn slot_name(self) -> &'static str {
+        match self {
+            SlotKind::Mood => "mood",
+            SlotKind::Genre => "genre",
+            SlotKind::Artist => "artist",
+            SlotKind::Song => "song",
+            SlotKind::Album => "album",
+            SlotKind::Playlist => "playlist",
+            SlotKind::Decade => "decade",
+        }
+    }
+}
+
 /// What the listener asked for, or what the device reported.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -49,6 +64,25 @@ pub enum Command {
     NavigateHome,
     SessionEnded,
     Playback(PlaybackEvent),
+}
+
+impl Command {
+    /// Whether answering it means a device streams audio: a device without the AudioPlayer
+    /// interface gets speech for these instead.
+    pub fn needs_audio(&self) -> bool {
+        matches!(
+            self,
+            Command::Play(_)
+                | Command::PlayNamed(_)
+                | Command::PlayPlaylist(_)
+                | Command::PlayFavourites
+                | Command::MoreLikeThis
+                | Command::Resume
+                | Command::Next
+                | Command::Previous
+                | Command::StartOver
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +120,8 @@ impl PlayerState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Welcome,
+    /// Music was asked for on a device that cannot stream it.
+    NoAudioPlayer,
     Help,
     Fallback,
     Goodbye,

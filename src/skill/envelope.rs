@@ -78,6 +78,9 @@ pub struct SystemState {
 #[serde(rename_all = "camelCase")]
 pub struct Device {
     pub device_id: String,
+    /// The interfaces the device has (`AudioPlayer`, `Display`, …), each with its settings.
+    #[serde(default)]
+    pub supported_interfaces: HashMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -248,14 +251,23 @@ pub struct ResolvedValue {
     pub id: Option<String>,
 }
 
+/// The prefix of the entity-resolution authorities of a skill's own slot types, static
+/// (`amzn1.er-authority.echo-sdk.<skill id>.<type>`) and dynamic
+/// (`amzn1.er-authority.echo-sdk.dynamic.<skill id>.<type>`).
+const OWN_AUTHORITY: &str = "amzn1.er-authority.echo-sdk.";
+
 impl Slot {
-    /// The id entity resolution matched, if it did.
+    /// The id entity resolution matched in one of the skill's own slot types, if it did.
+    /// Other authorities' ids mean nothing here: a built-in slot type may resolve through
+    /// Alexa Entities, whose ids are IRIs (`https://ak.amazon.com/…`), not our values.
     pub fn resolved_id(&self) -> Option<&str> {
         self.resolutions
             .as_ref()?
             .resolutions_per_authority
             .iter()
-            .find(|r| r.status.code == "ER_SUCCESS_MATCH")?
+            .find(|r| {
+                r.status.code == "ER_SUCCESS_MATCH" && r.authority.starts_with(OWN_AUTHORITY)
+            })?
             .values
             .first()
             .and_then(|v| v.value.id.as_deref())
@@ -347,6 +359,15 @@ impl RequestEnvelope {
             .person
             .as_ref()
             .filter(|p| !p.person_id.is_empty())
+    }
+
+    /// Whether the device can stream audio: it lists the AudioPlayer interface. A request
+    /// without a device (a test console's) is taken to have one.
+    pub fn plays_audio(&self) -> bool {
+        self.context
+            .as_ref()
+            .and_then(|c| c.system.device.as_ref())
+            .is_none_or(|d| d.supported_interfaces.contains_key("AudioPlayer"))
     }
 
     pub fn device_id(&self) -> Option<&str> {

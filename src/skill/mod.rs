@@ -12,12 +12,12 @@ use crate::interaction::speech::{self, Lang};
 use crate::interaction::{self, InteractionModel, SlotFill};
 use crate::service::{
     self, Command, Outcome, PlaybackEvent, PlaybackEventKind, PlayerState, Reply, Service,
-    SessionEffect,
+    SessionEffect, SlotKind,
 };
 use envelope::{RequestBody, RequestEnvelope};
 use response::{
     AudioItem, AudioItemMetadata, Card, CardImage, Directive, Image, ImageSource, Reprompt,
-    Response, ResponseEnvelope, Stream,
+    Response, ResponseEnvelope, Stream, UpdatedIntent, UpdatedSlot,
 };
 use std::sync::Arc;
 use verify::{Rejection, Verifier};
@@ -183,18 +183,32 @@ impl Skill {
         let labels = [("type", body.name().to_owned()), ("intent", intent)];
         metrics::counter!("encore_alexa_requests_total", &labels).increment(1);
         let started = std::time::Instant::now();
-        let handled = self.service.handle(&listener, &player, command);
-        let outcome = match tokio::time::timeout(self.deadline, handled).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                tracing::error!(user_id = %listener.user_id, deadline_ms = self.deadline.as_millis() as u64, "answer deadline passed; apologising");
-                metrics::counter!("encore_alexa_deadline_exceeded_total").increment(1);
-                crate::service::Outcome::end(Some(crate::service::Reply::Trouble))
+        let outcome = if command.needs_audio() && !envelope.plays_audio() {
+            // Nothing is queued or recorded: the device could not play it.
+            Outcome::end(Some(Reply::NoAudioPlayer))
+        } else {
+            let handled = self.service.handle(&listener, &player, command);
+            match tokio::time::timeout(self.deadline, handled).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::error!(user_id = %listener.user_id, deadline_ms = self.deadline.as_millis() as u64, "answer deadline passed; apologising");
+                    metrics::counter!("encore_alexa_deadline_exceeded_total").increment(1);
+                    Outcome::end(Some(Reply::Trouble))
+                }
             }
         };
         metrics::histogram!("encore_alexa_request_duration_seconds", &labels)
             .record(started.elapsed().as_secs_f64());
-        render(body, outcome, Lang::of(&listener.locale))
+        let mut response = render(body, outcome, Lang::of(&listener.locale));
+        // With the mobile API on, an unlinked listener is offered the link when they open
+        // the skill: their app's playlists then play here too.
+        if self.accounts.is_some()
+            && envelope.access_token().is_none()
+            && matches!(body, RequestBody::LaunchRequest {})
+        {
+            response.response.card = Some(Card::LinkAccount);
+        }
+        response
     }
 
     fn command(&self, request: &envelope::Request, locale: &str) -> Option<Command> {
@@ -338,8 +352,42 @@ pub fn render(body: &RequestBody, outcome: Outcome, lang: Lang) -> ResponseEnvel
             response.card = Some(card(title, track, lang));
         }
     }
+    if let (Some(Reply::AskFor(kind)), RequestBody::IntentRequest(request)) = (&outcome.reply, body)
+        && let Some(elicit) = elicit_slot(&request.intent, *kind)
+    {
+        response.directives.push(elicit);
+    }
     response.should_end_session = Some(outcome.session == SessionEffect::End);
     ResponseEnvelope::new(response)
+}
+
+/// `Dialog.ElicitSlot` for the slot of `intent` that `kind` names, when the intent has it
+/// (Alexa sends every slot an intent defines, filled or not), with the other slots as heard
+/// so far and the asked-for one emptied (what was heard there matched no value).
+fn elicit_slot(intent: &envelope::Intent, kind: SlotKind) -> Option<Directive> {
+    let slot = kind.slot_name();
+    intent
+        .slots
+        .contains_key(slot)
+        .then(|| Directive::ElicitSlot {
+            slot_to_elicit: slot.to_owned(),
+            updated_intent: UpdatedIntent {
+                name: intent.name.clone(),
+                confirmation_status: "NONE",
+                slots: intent
+                    .slots
+                    .iter()
+                    .map(|(name, s)| {
+                        let slot = UpdatedSlot {
+                            name: name.clone(),
+                            value: s.value.clone().filter(|v| !v.is_empty() && name != slot),
+                            confirmation_status: "NONE",
+                        };
+                        (name.clone(), slot)
+                    })
+                    .collect(),
+            },
+        })
 }
 
 fn card(title: String, track: &Track, lang: Lang) -> Card {

@@ -104,6 +104,32 @@ pub enum Directive {
     Stop {},
     #[serde(rename = "AudioPlayer.ClearQueue")]
     ClearQueue { clear_behavior: ClearBehavior },
+    /// Asks for one slot of the intent the listener began: Alexa hears the answer with the
+    /// dialog model's samples for that slot ("relaxing", "something relaxing") and sends the
+    /// same intent again with it filled.
+    #[serde(rename = "Dialog.ElicitSlot")]
+    ElicitSlot {
+        slot_to_elicit: String,
+        updated_intent: UpdatedIntent,
+    },
+}
+
+/// The intent as the skill hands it back with a dialog directive.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatedIntent {
+    pub name: String,
+    pub confirmation_status: &'static str,
+    pub slots: std::collections::BTreeMap<String, UpdatedSlot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatedSlot {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub confirmation_status: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
