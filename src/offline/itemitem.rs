@@ -5,8 +5,9 @@
 //!
 //! EASE solves for the whole item × item matrix in closed form: B = I − P / diag(P) with
 //! P = (XᵀX + λI)⁻¹ and diag(B) = 0. That is an n × n inverse: memory n² and time n³, fine
-//! for a hot set of a few tens of thousands of items (20,000 items: 3.2 GB in f64 and a few
-//! minutes on two cores), not for a whole catalog. So EASE is fitted on the `EASE_MAX_ITEMS`
+//! for a hot set of a few tens of thousands of items (20,000 items: 3.2 GB per f64 matrix,
+//! a 10 GB peak with the factor and the inverse, about 4 minutes on two cores), not for a
+//! whole catalog. So EASE is fitted on the `EASE_MAX_ITEMS`
 //! most played items; the rest get no EASE weight and are reached by the other models and
 //! the serving path's candidates. The inverse is faer's (a maintained pure-Rust dense linear
 //! algebra crate, much faster than a hand-written one at these sizes).
@@ -262,10 +263,15 @@ fn ease(user_items: &Csr, items: usize, lambda: f32, keep: usize) -> Csr {
 }
 
 /// The inverse of a symmetric positive definite matrix (G + λI with λ > 0 always is).
+/// `g` is dropped once factored: at the 20,000-item hot set each of `g`, its factor and the
+/// inverse is 3.2 GB, and only two need to be alive at once.
 fn invert_spd(g: faer::Mat<f64>) -> faer::Mat<f64> {
     use faer::linalg::solvers::DenseSolveCore;
     match g.llt(faer::Side::Lower) {
-        Ok(llt) => llt.inverse(),
+        Ok(llt) => {
+            drop(g);
+            llt.inverse()
+        }
         // Not positive definite in floating point (λ = 0 on a degenerate matrix): the
         // partial-pivoting LU still inverts what can be inverted.
         Err(_) => g.partial_piv_lu().inverse(),
