@@ -67,8 +67,9 @@ pub enum EncoreCommand {
     /// Import or synthesize the track catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
-    /// Train item embeddings (implicit ALS, its settings chosen by validation) from
-    /// interactions and write a model version.
+    /// Train a model from interactions and write a model version: implicit ALS (item
+    /// factors), EASE or an item-kNN (item neighbours), the kind and its settings chosen by
+    /// validation unless --kind says.
     Train(train::TrainArgs),
     /// Compare popularity, ALS, EASE, item-kNN and the default's choice (each tuned by
     /// validation) on held-out interactions: precision@k, recall@k, NDCG@k, coverage,
