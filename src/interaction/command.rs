@@ -50,8 +50,8 @@ pub fn command_for(intent: &Intent) -> Command {
             Some(artist) => Command::Play(Selection::Artist(artist.to_owned())),
             None => Command::Missing(SlotKind::Artist),
         },
-        "PlaySongIntent" => named(intent, Wanted::Song, "song", SlotKind::Song),
-        "PlayAlbumIntent" => named(intent, Wanted::Album, "album", SlotKind::Album),
+        "PlaySongIntent" => named(intent, Wanted::Song, SlotKind::Song),
+        "PlayAlbumIntent" => named(intent, Wanted::Album, SlotKind::Album),
         "PlayPlaylistIntent" => match intent.heard("playlist") {
             Some(name) => Command::PlayPlaylist(name.to_owned()),
             None => Command::Missing(SlotKind::Playlist),
@@ -84,15 +84,16 @@ pub fn command_for(intent: &Intent) -> Command {
     }
 }
 
-/// A song or an album named in slot `slot`, by the artist in slot `artist` if filled.
-fn named(intent: &Intent, wanted: Wanted, slot: &str, missing: SlotKind) -> Command {
-    match intent.heard(slot) {
+/// A song or an album named in the slot of `kind`, by the artist in slot `artist` if
+/// filled; without it, that slot is asked for.
+fn named(intent: &Intent, wanted: Wanted, kind: SlotKind) -> Command {
+    match intent.heard(kind.slot_name()) {
         Some(name) => Command::PlayNamed(Named {
             wanted,
             name: name.to_owned(),
             artist: intent.heard("artist").map(str::to_owned),
         }),
-        None => Command::Missing(missing),
+        None => Command::Missing(kind),
     }
 }
 

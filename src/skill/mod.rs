@@ -377,13 +377,16 @@ fn elicit_slot(intent: &envelope::Intent, kind: SlotKind) -> Option<Directive> {
                 slots: intent
                     .slots
                     .iter()
-                    .map(|(name, s)| {
-                        let slot = UpdatedSlot {
+                    .map(|(name, heard)| {
+                        let updated = UpdatedSlot {
                             name: name.clone(),
-                            value: s.value.clone().filter(|v| !v.is_empty() && name != slot),
+                            value: heard
+                                .value
+                                .clone()
+                                .filter(|v| !v.is_empty() && name != slot),
                             confirmation_status: "NONE",
                         };
-                        (name.clone(), slot)
+                        (name.clone(), updated)
                     })
                     .collect(),
             },
