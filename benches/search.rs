@@ -71,7 +71,7 @@ fn main() {
     std::fs::write(models.join("manifest.json"), manifest.to_string()).unwrap();
     let tracks = encore::recommend::Catalog::load(&models).unwrap().len();
     let mut storage = common::storage(&dir.path().join("data"));
-    storage.models = models;
+    storage.models = encore::objects::Location::Dir(models);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let parts = Components::load(&storage).await.unwrap();

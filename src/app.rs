@@ -10,8 +10,8 @@ use crate::feedback::{
 use crate::http::{self, App, AppState, MobileApi, RateLimit};
 use crate::interaction::InteractionModel;
 use crate::recommend::{
-    CachedRecommender, Catalog, CatalogRecommender, Experiment, ModelSet, RankSettings,
-    RankWeights, Recommender, RemoteRecommender, RemoteSettings,
+    CachedRecommender, Catalog, CatalogRecommender, Experiment, ModelMirror, ModelSet,
+    RankSettings, RankWeights, Recommender, RemoteRecommender, RemoteSettings,
 };
 use crate::service::{Service, ServiceSettings};
 use crate::settings::{FeedbackKind, ServeArgs, StorageArgs, StoreKind};
@@ -22,6 +22,7 @@ use anyhow::Context;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -41,6 +42,8 @@ pub struct Components {
     feedback_retention: Duration,
     /// The served model versions, for hot reloading.
     pub models: Arc<ModelSet>,
+    /// The local copy of models in object storage, polled before each reload.
+    pub mirror: Option<Arc<ModelMirror>>,
     /// Completion and skip rates per experiment variant, from every event sent.
     pub quality: Arc<Quality>,
 }
@@ -93,26 +96,32 @@ impl Components {
             }
             FeedbackKind::Local => None,
         };
-        Self::assemble(storage, store, stream)
+        let models = ModelsAt::open(storage).await?;
+        Self::assemble(storage, store, stream, models)
     }
 
     /// Builds the parts over `store` (behind a profile cache on DynamoDB unless its TTL is
     /// 0), with feedback in the local log whatever `--feedback` says: for tests that bring
-    /// their own store.
+    /// their own store and a models directory.
     pub fn with_store(storage: &StorageArgs, store: Arc<dyn ProfileStore>) -> anyhow::Result<Self> {
-        Self::assemble(storage, store, None)
+        let Some(dir) = storage.models.dir() else {
+            anyhow::bail!("--models {} is not a directory", storage.models);
+        };
+        Self::assemble(storage, store, None, ModelsAt::Dir(dir.to_owned()))
     }
 
     fn assemble(
         storage: &StorageArgs,
         store: Arc<dyn ProfileStore>,
         stream: Option<KinesisStream>,
+        models_at: ModelsAt,
     ) -> anyhow::Result<Self> {
-        let catalog = Catalog::load(&storage.models).context("loading the catalog")?;
+        let dir = models_at.dir();
+        let catalog = Catalog::load(dir).context("loading the catalog")?;
         let open_values = HashMap::from([("AMAZON.Musician".to_owned(), catalog.artists())]);
         let model = InteractionModel::load(&storage.intents, &open_values)
             .context("loading the interaction model")?;
-        let (recommender, models) = build_recommender(storage, Arc::new(catalog))?;
+        let (recommender, models) = build_recommender(storage, dir, Arc::new(catalog))?;
         // The cache saves network round trips; the embedded store reads its own memory-mapped
         // file in microseconds, so a cache there would only add work.
         let cached = storage.store == StoreKind::Dynamodb && !storage.profile_cache_ttl.is_zero();
@@ -150,6 +159,7 @@ impl Components {
             shared_store: storage.store == StoreKind::Dynamodb,
             feedback_retention: storage.feedback_retention,
             models,
+            mirror: models_at.mirror(),
             quality,
         })
     }
@@ -167,10 +177,56 @@ fn served_arms(args: &crate::settings::RecommenderArgs) -> Vec<(String, String)>
     arms
 }
 
-/// The recommender the settings ask for: the catalog with the served models, or a remote
-/// endpoint falling back to it, behind the recommendation cache unless its TTL is 0.
+/// Where the models are read from: a directory, or the local copy of an object-storage
+/// location that a mirror keeps up to date.
+pub enum ModelsAt {
+    Dir(PathBuf),
+    Mirrored(Arc<ModelMirror>),
+}
+
+impl ModelsAt {
+    /// Opens `--models`: a directory as it is; `s3://` copied into `--model-cache` first.
+    pub async fn open(storage: &StorageArgs) -> anyhow::Result<Self> {
+        let at = &storage.models;
+        if let Some(dir) = at.dir() {
+            return Ok(ModelsAt::Dir(dir.to_owned()));
+        }
+        let objects = at.open(&aws_settings(storage)).await;
+        let pinned = storage
+            .recommender
+            .variants
+            .iter()
+            .filter_map(|v| v.version.clone())
+            .collect();
+        let cache = storage.model_cache();
+        let mirror = ModelMirror::open(objects, &cache, pinned)
+            .await
+            .with_context(|| format!("copying the models in {at} into {}", cache.display()))?;
+        Ok(ModelsAt::Mirrored(Arc::new(mirror)))
+    }
+
+    /// The models directory to read.
+    pub fn dir(&self) -> &Path {
+        match self {
+            ModelsAt::Dir(dir) => dir,
+            ModelsAt::Mirrored(mirror) => mirror.local(),
+        }
+    }
+
+    pub fn mirror(&self) -> Option<Arc<ModelMirror>> {
+        match self {
+            ModelsAt::Dir(_) => None,
+            ModelsAt::Mirrored(mirror) => Some(mirror.clone()),
+        }
+    }
+}
+
+/// The recommender the settings ask for: the catalog with the served models (from
+/// `models_dir`), or a remote endpoint falling back to it, behind the recommendation cache
+/// unless its TTL is 0.
 pub fn build_recommender(
     storage: &StorageArgs,
+    models_dir: &Path,
     catalog: Arc<Catalog>,
 ) -> anyhow::Result<(Arc<dyn Recommender>, Arc<ModelSet>)> {
     let args = &storage.recommender;
@@ -179,7 +235,7 @@ pub fn build_recommender(
         variants: args.variants.clone(),
     };
     let models = Arc::new(
-        ModelSet::load(&storage.models, catalog.clone(), experiment)
+        ModelSet::load(models_dir, catalog.clone(), experiment)
             .context("loading the model versions")?,
     );
     let settings = RankSettings {
@@ -362,6 +418,7 @@ pub struct Server {
     /// The in-process consumer, with `--feedback local`.
     consumer: Option<Consumer>,
     models: Arc<ModelSet>,
+    mirror: Option<Arc<ModelMirror>>,
     model_poll: Duration,
     quality: Arc<Quality>,
     quality_settings: QualitySettings,
@@ -423,6 +480,7 @@ impl Server {
             store: parts.store,
             feedback: parts.feedback,
             models: parts.models,
+            mirror: parts.mirror,
             model_poll: settings.storage.recommender.model_poll,
             quality: parts.quality,
             quality_settings: settings.quality.settings(),
@@ -467,12 +525,18 @@ impl Server {
         // and the log is flushed; then it makes a last pass.
         let (stop_consumer, consumer_stop) = tokio::sync::oneshot::channel::<()>();
         let consumer = self.consumer.map(|c| {
-            tokio::spawn(c.run(async {
-                let _ = consumer_stop.await;
-            }))
+            tokio::spawn(c.run(
+                async {
+                    let _ = consumer_stop.await;
+                },
+                crate::feedback::POLL,
+            ))
         });
-        let watcher =
-            (!self.model_poll.is_zero()).then(|| self.models.clone().watch(self.model_poll));
+        let watcher = (!self.model_poll.is_zero()).then(|| {
+            self.models
+                .clone()
+                .watch(self.model_poll, self.mirror.clone())
+        });
         let (stop_quality, quality_stop) = tokio::sync::oneshot::channel::<()>();
         let quality = tokio::spawn(self.quality.clone().watch(
             self.quality_settings,

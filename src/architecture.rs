@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Files that may name AWS SDK crates: the shared SDK configuration and the two adapters.
-const SDK_FILES: [&str; 3] = [
+const SDK_FILES: [&str; 4] = [
     "src/aws.rs",
     "src/store/dynamo.rs",
     "src/feedback/kinesis.rs",
+    "src/objects/s3.rs",
 ];
 
 /// Where axum may appear: the transport and the composition root that binds it.

@@ -15,6 +15,7 @@
 //! - [`feedback`]: feedback events (a public contract), `FeedbackSink`, the log, Kinesis.
 //! - [`recommend`]: serving only: `Recommender`, the catalog, model versions, ranking.
 //! - [`store`]: `ProfileStore`, its embedded (redb) and DynamoDB implementations, the cache.
+//! - [`objects`]: object storage (a directory or S3) for model versions and the archive.
 //! - [`aws`], [`observe`], [`error`]: the shared AWS SDK configuration; Prometheus metrics;
 //!   error causes and chains.
 //! - [`domain`]: tracks, moods, profiles, queues: pure types and rules.
@@ -30,6 +31,7 @@ pub mod error;
 pub mod feedback;
 pub mod http;
 pub mod interaction;
+pub mod objects;
 pub mod observe;
 pub mod offline;
 pub mod recommend;

@@ -1,6 +1,7 @@
 //! The one typed settings tree: command-line flags, each with an `ENCORE_*` environment
 //! variable and a default. Nothing else in the code reads the environment.
 
+use crate::objects::Location;
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -101,9 +102,16 @@ pub struct StorageArgs {
     #[arg(long, env = "ENCORE_DATA_DIR", default_value = ".encore")]
     pub data_dir: PathBuf,
 
-    /// Directory of the recommender artifacts (manifest.json and the catalog).
+    /// Where the recommender artifacts are (manifest.json, the catalog, versions/ and the
+    /// current.json pointer): a directory, or s3://BUCKET/PREFIX, which is copied into
+    /// --model-cache at start and polled for a newly promoted version (credentials and
+    /// region from the standard AWS sources, the endpoint from --aws-endpoint).
     #[arg(long, env = "ENCORE_MODELS", default_value = "models")]
-    pub models: PathBuf,
+    pub models: Location,
+
+    /// Where the local copy of models in S3 is kept (default: <data-dir>/model-cache).
+    #[arg(long, env = "ENCORE_MODEL_CACHE")]
+    pub model_cache: Option<PathBuf>,
 
     /// Directory of the interaction model (the ask-cli skill package).
     #[arg(long, env = "ENCORE_INTENTS", default_value = "intents")]
@@ -111,6 +119,21 @@ pub struct StorageArgs {
 
     #[command(flatten)]
     pub recommender: RecommenderArgs,
+}
+
+/// The endpoint of object storage for the offline commands that read or write models or
+/// the archive in S3 (credentials and region from the standard AWS sources).
+#[derive(Debug, Clone, Args)]
+pub struct ObjectArgs {
+    /// S3 endpoint URL, for a local compatible server (default: AWS's).
+    #[arg(long, env = "ENCORE_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
+}
+
+impl ObjectArgs {
+    pub fn aws(&self) -> crate::aws::AwsSettings {
+        crate::aws::AwsSettings::new(self.aws_endpoint.clone(), Duration::from_secs(60))
+    }
 }
 
 /// How tracks are picked: exploration, the experiment over model versions, caching, and the
@@ -431,6 +454,13 @@ impl StorageArgs {
     pub fn table(&self) -> String {
         format!("{}encore", self.table_prefix)
     }
+
+    /// Where the local copy of models in object storage goes.
+    pub fn model_cache(&self) -> PathBuf {
+        self.model_cache
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("model-cache"))
+    }
 }
 
 impl ServeArgs {
@@ -491,7 +521,8 @@ fn millis(s: &str) -> Result<Duration, String> {
     whole(s, Duration::from_millis(1), 0..=u32::MAX as u64)
 }
 
-fn seconds(s: &str) -> Result<Duration, String> {
+/// A whole number of seconds, as a flag takes it.
+pub fn seconds(s: &str) -> Result<Duration, String> {
     whole(s, Duration::from_secs(1), 0..=u32::MAX as u64)
 }
 

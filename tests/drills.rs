@@ -72,7 +72,7 @@ impl Stack {
             "--data-dir",
             &self.dir.path().join(data_dir).display().to_string(),
             "--models",
-            &s.models.display().to_string(),
+            &s.models.to_string(),
             "--intents",
             &s.intents.display().to_string(),
             "--model-poll-secs",

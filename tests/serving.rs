@@ -189,7 +189,7 @@ async fn the_ab_split_follows_the_hash_and_the_variant_travels_into_feedback_eve
     write_version(dir.path(), "v2", "2026-02-01T00:00:00Z");
     let data = tempfile::tempdir().unwrap();
     let mut storage = common::storage(data.path());
-    storage.models = dir.path().to_owned();
+    storage.models = encore::objects::Location::Dir(dir.path().to_owned());
     storage.recommender.experiment = "ranker-test".into();
     storage.recommender.variants = vec!["old=50@v1".parse().unwrap(), "new=50".parse().unwrap()];
     let variants: Vec<VariantSpec> = storage.recommender.variants.clone();
@@ -500,7 +500,7 @@ async fn the_watcher_picks_up_a_new_version_by_itself() {
         None,
         "no version yet: the catalog alone serves"
     );
-    let watcher = models.clone().watch(Duration::from_millis(20));
+    let watcher = models.clone().watch(Duration::from_millis(20), None);
     write_version(dir.path(), "v9", "2026-05-01T00:00:00Z");
     let mut served = None;
     for _ in 0..250 {

@@ -129,9 +129,9 @@ impl Cli {
             EncoreCommand::Consume(args) => consume::run(args).await?,
             EncoreCommand::DeadLetters(command) => dead_letters::run(command).await?,
             EncoreCommand::Catalog(command) => catalog::run(command)?,
-            EncoreCommand::Train(args) => train::run(args)?,
+            EncoreCommand::Train(args) => train::run(args).await?,
             EncoreCommand::Evaluate(args) => evaluate::run(args).await?,
-            EncoreCommand::Model(command) => model::run(command)?,
+            EncoreCommand::Model(command) => model::run(command).await?,
             EncoreCommand::BatchRecommend(args) => batch_recommend::run(args).await?,
             EncoreCommand::Report(args) => {
                 print!("{}", report::run(args).await?);

@@ -2,13 +2,15 @@
 //! item-item model (EASE, item-kNN), the kind and its settings chosen by validation, written
 //! with its metrics and every validation score.
 
+use crate::objects::Location;
 use crate::offline::evaluate::{Protocol, split};
 use crate::offline::select::{Blends, Candidate, Grid, choose, evaluate};
 use crate::offline::train::AlsParams;
-use crate::offline::{metrics_json, read_interactions, table};
-use crate::recommend::model::{Model, VERSIONS_DIR};
+use crate::offline::{load_interactions, metrics_json, table};
+use crate::recommend::model::Model;
+use crate::recommend::promote;
+use crate::settings::ObjectArgs;
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
 
 /// Implicit-ALS parameters for training.
 #[derive(Debug, Clone, Args)]
@@ -100,12 +102,21 @@ impl ModelKindArg {
 
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
-    /// A CSV of user_id,item_id,timestamp[,rating], or a feedback log directory.
+    /// A CSV of user_id,item_id,timestamp[,rating], a feedback log directory, or the
+    /// feedback archive: s3://BUCKET/PREFIX (or a local copy of it), optionally only from a
+    /// time partition on (s3://BUCKET/PREFIX/2026/12/01). Archived events count once each.
     #[arg(long)]
-    pub interactions: PathBuf,
-    /// The models directory: the model is written to <out>/versions/<version>/.
+    pub interactions: Location,
+    /// The models directory or s3://BUCKET/PREFIX: the model is written to
+    /// <out>/versions/<version>/ (model.json last).
     #[arg(long, default_value = "models")]
-    pub out: PathBuf,
+    pub out: Location,
+    /// Also promote the new version (`encore model promote`), so servers following the
+    /// pointer serve it from their next poll.
+    #[arg(long)]
+    pub promote: bool,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
     /// k of the metrics recorded in the manifest (measured on a per-user time split first).
     #[arg(long, default_value_t = 10)]
     pub k: usize,
@@ -119,13 +130,13 @@ pub struct TrainArgs {
 }
 
 /// `encore train`.
-pub fn run(args: &TrainArgs) -> anyhow::Result<String> {
+pub async fn run(args: &TrainArgs) -> anyhow::Result<String> {
     if args.kind.kind == ModelKind::Popularity {
         anyhow::bail!(
             "popularity needs no model version: the catalog already ranks by it (choose als, ease, item-knn or auto)"
         );
     }
-    let data = read_interactions(&args.interactions)?;
+    let data = load_interactions(&args.interactions, &args.objects.aws()).await?;
     let grid = args.kind.grid(
         AlsParams::from(&args.als),
         Blends::NotTried,
@@ -170,10 +181,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<String> {
         anyhow::bail!("validation chose {}, which cannot be served", chosen.kind());
     };
     let manifest = model.manifest_mut();
-    manifest.data.insert(
-        "source".into(),
-        args.interactions.display().to_string().into(),
-    );
+    manifest
+        .data
+        .insert("source".into(), args.interactions.to_string().into());
     manifest.data.insert(
         "train_seconds".into(),
         started.elapsed().as_secs_f64().into(),
@@ -191,8 +201,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<String> {
         }),
     );
     let version = manifest.version.clone();
-    let dir = args.out.join(VERSIONS_DIR).join(&version);
-    model.save(&dir)?;
+    let at = super::model::write_version(&model, &args.out, &args.objects).await?;
     let shape = match &model {
         Model::Factors(f) => format!("{} items × {} factors", f.ids.len(), f.dim()),
         Model::Neighbours(n) => format!(
@@ -201,11 +210,15 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<String> {
             n.indices.len()
         ),
     };
-    let mut done = format!(
-        "wrote {} model {version} ({shape}) to {}",
-        chosen.kind(),
-        dir.display()
-    );
+    let mut done = format!("wrote {} model {version} ({shape}) to {at}", chosen.kind());
+    if args.promote {
+        let store = args.out.open(&args.objects.aws()).await;
+        promote(&*store, &version).await?;
+        done += &format!(
+            "\npromoted {version}: servers following {} serve it from their next poll",
+            args.out
+        );
+    }
     if let Some(r) = report {
         done += &format!("\n{}", table(&r));
     }

@@ -8,7 +8,7 @@
 //! A store that is down, slow or throttling is not the record's fault: the pass stops before
 //! the record and the next pass tries it again, for as long as the outage lasts.
 
-use super::{FeedbackError, LocalLog, fold};
+use super::{Archive, FeedbackError, LocalLog, fold};
 use crate::domain::TrackLookup;
 use crate::store::{Applied, DeadLetter, ProfileStore, StoreError};
 use std::sync::Arc;
@@ -19,8 +19,8 @@ pub const LOCAL_STREAM: &str = "local-log";
 pub const LOCAL_SHARD: &str = "0";
 /// Records read per batch.
 const BATCH: usize = 500;
-/// How often an idle consumer looks for new records.
-const POLL: Duration = Duration::from_millis(50);
+/// How often an idle consumer looks for new records (`Consumer::run`'s usual `idle`).
+pub const POLL: Duration = Duration::from_millis(50);
 /// How often progress is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// How many times a record the store refuses is tried before it is set aside.
@@ -50,6 +50,8 @@ pub struct LocalConsumer {
     stream: String,
     /// How long folded segments are kept (`LocalLog::trim`); none: for ever.
     retention: Option<Duration>,
+    /// Where folded events are archived before the checkpoint passes them.
+    archive: Option<Arc<Archive>>,
 }
 
 impl LocalConsumer {
@@ -65,7 +67,14 @@ impl LocalConsumer {
             batch: BATCH,
             stream: LOCAL_STREAM.to_owned(),
             retention: None,
+            archive: None,
         }
+    }
+
+    /// Archives every page of events it folds before checkpointing past it.
+    pub fn with_archive(mut self, archive: Arc<Archive>) -> Self {
+        self.archive = Some(archive);
+        self
     }
 
     /// Deletes the log's segments once they are folded and older than `retention`.
@@ -131,6 +140,7 @@ impl LocalConsumer {
             .map_err(|e| StoreError::Unavailable(crate::error::cause(e)))?;
         let mut progress = Progress::default();
         let mut next = from;
+        let mut page = Page::new(self.archive.clone());
         for record in records {
             match record.event {
                 Err(reason) => {
@@ -144,18 +154,19 @@ impl LocalConsumer {
                     );
                     if let Err(e) = set_aside(&self.store, letter, &mut progress).await {
                         if next != from {
-                            self.checkpoint(next).await?;
+                            self.checkpoint(next, &mut page).await?;
                         }
                         return Err(e);
                     }
                 }
                 Ok(event) => {
                     let id = self.letter_id(record.offset);
-                    let folded =
-                        fold_in(&self.store, &self.catalog, event, id, &mut progress).await;
+                    let folded = page
+                        .fold_in(&self.store, &self.catalog, event, id, &mut progress)
+                        .await;
                     if let Err(e) = folded {
                         if next != from {
-                            self.checkpoint(next).await?;
+                            self.checkpoint(next, &mut page).await?;
                         }
                         return Err(e);
                     }
@@ -164,7 +175,7 @@ impl LocalConsumer {
             next = record.offset + 1;
         }
         if next != from {
-            self.checkpoint(next).await?;
+            self.checkpoint(next, &mut page).await?;
             self.trim(next);
         }
         metrics::gauge!("encore_consumer_lag_records")
@@ -177,10 +188,64 @@ impl LocalConsumer {
         format!("{}/{LOCAL_SHARD}/{offset:020}", self.stream)
     }
 
-    async fn checkpoint(&self, next: u64) -> Result<(), StoreError> {
+    /// Archives `page`, then moves the checkpoint to `next`.
+    async fn checkpoint(&self, next: u64, page: &mut Page) -> Result<(), StoreError> {
+        page.archive()
+            .await
+            .map_err(|e| StoreError::Unavailable(crate::error::cause(e)))?;
         self.store
             .put_checkpoint(&self.stream, LOCAL_SHARD, &next.to_string())
             .await
+    }
+}
+
+/// The events of one page folded since the last checkpoint, kept for the archive (when
+/// there is one) until the checkpoint passes them.
+pub(super) struct Page {
+    archive: Option<Arc<Archive>>,
+    events: Vec<super::FeedbackEvent>,
+}
+
+impl Page {
+    pub(super) fn new(archive: Option<Arc<Archive>>) -> Self {
+        Page {
+            archive,
+            events: Vec::new(),
+        }
+    }
+
+    /// `fold_in`, keeping the event for the archive unless its listener was erased after
+    /// it happened (erasure wins there too).
+    pub(super) async fn fold_in(
+        &mut self,
+        store: &Arc<dyn ProfileStore>,
+        catalog: &Arc<dyn TrackLookup>,
+        event: super::FeedbackEvent,
+        letter_id: String,
+        progress: &mut Progress,
+    ) -> Result<(), StoreError> {
+        let kept = self.archive.is_some().then(|| event.clone());
+        let erased = progress.erased;
+        fold_in(store, catalog, event, letter_id, progress).await?;
+        if let Some(event) = kept
+            && progress.erased == erased
+        {
+            self.events.push(event);
+        }
+        Ok(())
+    }
+
+    /// Writes what the page holds to the archive, and empties it.
+    pub(super) async fn archive(&mut self) -> Result<(), FeedbackError> {
+        let Some(archive) = &self.archive else {
+            return Ok(());
+        };
+        if let Err(e) = archive.write(&self.events).await {
+            tracing::warn!(error = %crate::error::Chain(&e), to = archive.describe(), "feedback archive: writing a page failed; the checkpoint stays and the page is read again");
+            return Err(e);
+        }
+        self.events.clear();
+        Ok(())
     }
 }
 
@@ -308,6 +373,14 @@ pub enum Consumer {
 }
 
 impl Consumer {
+    /// Archives every page of events it folds before checkpointing past it.
+    pub fn with_archive(self, archive: Arc<Archive>) -> Self {
+        match self {
+            Consumer::Local(c) => Consumer::Local(c.with_archive(archive)),
+            Consumer::Kinesis(c) => Consumer::Kinesis(c.with_archive(archive)),
+        }
+    }
+
     /// Folds what is available now (one batch of the local log; every shard of the stream).
     pub async fn pass(&self) -> Result<Progress, FeedbackError> {
         match self {
@@ -316,8 +389,10 @@ impl Consumer {
         }
     }
 
-    /// Passes until `stop` resolves (then one last pass), logging progress every 10 s.
-    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+    /// Passes until `stop` resolves (then one last pass), logging progress every 10 s; a
+    /// pass that did not fill a page waits `idle` before the next (`POLL`, or longer so an
+    /// archive gets fewer, larger objects from a quiet stream).
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>, idle: Duration) {
         tokio::pin!(stop);
         let mut total = Progress::default();
         let mut since_report = Progress::default();
@@ -356,7 +431,7 @@ impl Consumer {
             }
             tokio::select! {
                 _ = &mut stop => break,
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(idle) => {}
             }
         }
         if let Err(e) = self.pass().await {

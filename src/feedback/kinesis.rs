@@ -96,6 +96,7 @@ impl KinesisStream {
             stream: self.name.clone(),
             store,
             catalog,
+            archive: None,
         }
     }
 
@@ -601,6 +602,8 @@ pub struct KinesisConsumer {
     stream: String,
     store: Arc<dyn ProfileStore>,
     catalog: Arc<dyn TrackLookup>,
+    /// Where folded events are archived before the checkpoint passes them.
+    archive: Option<Arc<super::Archive>>,
 }
 
 impl KinesisConsumer {
@@ -690,6 +693,7 @@ impl KinesisConsumer {
         }
         let mut iterator =
             shard_iterator(&self.client, &self.stream, shard, checkpoint.as_deref()).await?;
+        let mut page = super::consumer::Page::new(self.archive.clone());
         while let Some(it) = iterator {
             let out = self
                 .client
@@ -715,27 +719,22 @@ impl KinesisConsumer {
                         let kept = super::consumer::set_aside(&self.store, letter, progress).await;
                         if let Err(e) = kept {
                             if let Some(seq) = &last {
-                                let _ = self.store.put_checkpoint(&self.stream, shard, seq).await;
+                                let _ = self.mark(shard, seq, &mut page).await;
                             }
                             return Err(FeedbackError::Store(e));
                         }
                     }
                     Ok(event) => {
                         let id = letter_id(&self.stream, shard, record.sequence_number());
-                        let applied = super::consumer::fold_in(
-                            &self.store,
-                            &self.catalog,
-                            event,
-                            id,
-                            progress,
-                        )
-                        .await;
+                        let applied = page
+                            .fold_in(&self.store, &self.catalog, event, id, progress)
+                            .await;
                         if let Err(e) = applied {
                             // Keep what this page did: without it, a store that fails now and
                             // then would have a large page read again from its start each
                             // time, and a backlog might never be worked off.
                             if let Some(seq) = &last {
-                                let _ = self.store.put_checkpoint(&self.stream, shard, seq).await;
+                                let _ = self.mark(shard, seq, &mut page).await;
                             }
                             return Err(FeedbackError::Store(e));
                         }
@@ -744,10 +743,7 @@ impl KinesisConsumer {
                 last = Some(record.sequence_number().to_owned());
             }
             if let Some(seq) = &last {
-                self.store
-                    .put_checkpoint(&self.stream, shard, seq)
-                    .await
-                    .map_err(FeedbackError::Store)?;
+                self.mark(shard, seq, &mut page).await?;
             }
             iterator = out.next_shard_iterator().map(str::to_owned);
             if iterator.is_none() || (closed && records.is_empty()) {
@@ -764,6 +760,28 @@ impl KinesisConsumer {
             }
         }
         Ok(false)
+    }
+}
+
+impl KinesisConsumer {
+    /// Archives what `page` holds, then checkpoints `shard` at `seq`.
+    async fn mark(
+        &self,
+        shard: &str,
+        seq: &str,
+        page: &mut super::consumer::Page,
+    ) -> Result<(), FeedbackError> {
+        page.archive().await?;
+        self.store
+            .put_checkpoint(&self.stream, shard, seq)
+            .await
+            .map_err(FeedbackError::Store)
+    }
+
+    /// Archives every page of events it folds before checkpointing past it.
+    pub fn with_archive(mut self, archive: Arc<super::Archive>) -> Self {
+        self.archive = Some(archive);
+        self
     }
 }
 

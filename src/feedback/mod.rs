@@ -2,6 +2,7 @@
 //! `FeedbackSink` is what the service hands events to; it never blocks or fails the
 //! listener's request. `LocalLog` is the embedded default's sink.
 
+mod archive;
 mod consumer;
 mod event;
 mod fold;
@@ -9,8 +10,10 @@ mod kinesis;
 mod log;
 mod quality;
 
+pub use archive::{Archive, ArchiveRead, read_archive, split_since};
 pub use consumer::{
-    Consumer, LOCAL_SHARD, LOCAL_STREAM, LocalConsumer, POISON_ATTEMPTS, Progress, Replayed, replay,
+    Consumer, LOCAL_SHARD, LOCAL_STREAM, LocalConsumer, POISON_ATTEMPTS, POLL, Progress, Replayed,
+    replay,
 };
 pub use event::{EventContext, EventKind, FeedbackEvent, SCHEMA_VERSION, SKIP_THRESHOLD_MS};
 pub use fold::fold;

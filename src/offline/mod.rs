@@ -12,8 +12,13 @@ pub mod select;
 pub mod synth;
 pub mod train;
 
+use crate::aws::AwsSettings;
+use crate::feedback::{read_archive, split_since};
+use crate::objects::{DirStore, Location, ObjectStore};
 use crate::recommend::Manifest;
+use anyhow::Context;
 use select::Report;
+use std::collections::HashSet;
 use std::path::Path;
 use train::Interactions;
 
@@ -64,6 +69,80 @@ pub fn catalog_manifest(
     manifest.extra.insert("tracks".into(), tracks.into());
     manifest.extra.insert("source".into(), source.into());
     Ok(manifest)
+}
+
+/// Reads interactions from `at`: a CSV file, a feedback log directory, or the feedback
+/// archive (`s3://BUCKET/PREFIX`, or a local copy of one: a directory of `.gz` objects),
+/// optionally from a time partition on (`.../2026/12/01`). Each archived event counts once
+/// (by listener and event id), however often it was archived.
+pub async fn load_interactions(at: &Location, aws: &AwsSettings) -> anyhow::Result<Interactions> {
+    if let Some(path) = at.dir()
+        && !is_archive(path).await
+    {
+        return read_interactions(path);
+    }
+    let (archive, since) = match at {
+        Location::Dir(path) => {
+            let (dir, since) = split_since(&path.to_string_lossy());
+            (Location::Dir(dir.into()), since)
+        }
+        Location::S3 { bucket, prefix } => {
+            let (prefix, since) = split_since(prefix);
+            let bucket = bucket.clone();
+            (Location::S3 { bucket, prefix }, since)
+        }
+    };
+    let store = archive.open(aws).await;
+    eprintln!(
+        "reading the feedback archive in {}{}",
+        store.describe(),
+        since
+            .as_deref()
+            .map(|s| format!(" since {s}"))
+            .unwrap_or_default()
+    );
+    let bar = indicatif::ProgressBar::new_spinner().with_message("archived events read");
+    let mut data = Interactions::default();
+    let mut seen: HashSet<u128> = HashSet::new();
+    let mut duplicates = 0u64;
+    let read = read_archive(&*store, since.as_deref(), |event| {
+        bar.inc(1);
+        let key = [event.user_id.as_bytes(), b"\0", event.event_id.as_bytes()].concat();
+        if seen.insert(xxhash_rust::xxh3::xxh3_128(&key)) {
+            data.push_event(&event);
+        } else {
+            duplicates += 1;
+        }
+    })
+    .await
+    .with_context(|| format!("reading the feedback archive in {}", store.describe()))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "{} objects, {} events ({} duplicates counted once, {} records not events), {} interactions",
+        read.objects,
+        read.events,
+        duplicates,
+        read.malformed,
+        data.rows.len()
+    );
+    if data.rows.is_empty() {
+        anyhow::bail!("no usable interactions in the archive {}", store.describe());
+    }
+    Ok(data)
+}
+
+/// Whether a directory (or what a path names) holds a copy of the feedback archive rather
+/// than a feedback log or a CSV: a directory with `.gz` objects under it.
+async fn is_archive(path: &Path) -> bool {
+    if !path.is_dir() {
+        return false;
+    }
+    let root = split_since(&path.to_string_lossy()).0;
+    let store = DirStore::new(Path::new(&root));
+    store
+        .list("", None)
+        .await
+        .is_ok_and(|objects| objects.iter().any(|o| o.key.ends_with(".gz")))
 }
 
 pub fn read_interactions(path: &Path) -> anyhow::Result<Interactions> {

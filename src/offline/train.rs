@@ -3,7 +3,7 @@
 //! no maintained Rust crate does implicit ALS, and the algorithm is a few dozen lines over
 //! a Cholesky solve. Rows are solved in parallel with rayon.
 
-use crate::feedback::EventKind;
+use crate::feedback::{EventKind, FeedbackEvent};
 use crate::recommend::BadRow;
 use crate::recommend::model::{ItemFactors, add_outer, new_manifest, solve_spd};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -209,15 +209,18 @@ impl Interactions {
     /// Adds the events of a feedback log, each as `event_value` says.
     pub fn read_feedback_log(&mut self, dir: &Path) -> Result<(), TrainError> {
         // Read without the log's lock: a server may keep writing it.
-        super::events::read_log(dir, |event| {
-            let Some(weight) = event_value(event.kind) else {
-                return;
-            };
-            let ts = parse_ts(&event.occurred_at).unwrap_or_default();
-            self.push(&event.user_id, &event.track_id.0, ts, weight);
-        })
-        .map_err(|e| read_error(dir, e))?;
+        super::events::read_log(dir, |event| self.push_event(&event))
+            .map_err(|e| read_error(dir, e))?;
         Ok(())
+    }
+
+    /// Adds one feedback event as `event_value` says (nothing for a start or a failure).
+    pub fn push_event(&mut self, event: &FeedbackEvent) {
+        let Some(weight) = event_value(event.kind) else {
+            return;
+        };
+        let ts = parse_ts(&event.occurred_at).unwrap_or_default();
+        self.push(&event.user_id, &event.track_id.0, ts, weight);
     }
 }
 

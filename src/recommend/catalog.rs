@@ -342,9 +342,12 @@ pub fn write_tracks_csv<'a>(
     Ok(n)
 }
 
+/// The catalog manifest's file name in a models directory.
+pub const MANIFEST: &str = "manifest.json";
+
 impl Manifest {
     pub fn read(dir: &Path) -> Result<Self, CatalogError> {
-        let path = dir.join("manifest.json");
+        let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|source| CatalogError::Io {
             path: path.clone(),
             source,

@@ -10,6 +10,7 @@ mod cache;
 mod catalog;
 pub mod model;
 mod moods;
+mod published;
 mod rank;
 mod remote;
 mod search;
@@ -21,6 +22,9 @@ pub use catalog::{
     write_tracks_csv,
 };
 pub use moods::{FeatureRange, MoodTarget, mood_target};
+pub use published::{
+    ModelMirror, PublishError, Published, promote, publish, published, read_pointer, rollback,
+};
 pub use rank::{CatalogRecommender, RankSettings, RankWeights, spread_artists};
 pub use remote::{Breaker, RemoteRecommender, RemoteSettings};
 pub use search::{GOOD_MATCH, SearchIndex};

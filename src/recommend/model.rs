@@ -35,7 +35,11 @@ pub const FORMAT: &str = "encore-item-factors";
 /// The format of item-item models.
 pub const NEIGHBOURS_FORMAT: &str = "encore-item-neighbours";
 pub const FORMAT_VERSION: u32 = 1;
-const MANIFEST_FILE: &str = "model.json";
+/// A version's manifest, written last: a version exists once it does.
+pub const MANIFEST_FILE: &str = "model.json";
+/// The pointer at the models root naming the version unpinned variants serve
+/// (`encore model promote`); without one, the newest version is served.
+pub const POINTER_FILE: &str = "current.json";
 const FACTORS_FILE: &str = "item_factors.safetensors";
 const NEIGHBOURS_FILE: &str = "item_neighbours.safetensors";
 const ITEMS_FILE: &str = "items.txt";
@@ -615,6 +619,87 @@ pub fn list_versions(models_dir: &Path) -> Vec<(String, PathBuf)> {
         .collect();
     found.sort();
     found.into_iter().map(|(_, v, p)| (v, p)).collect()
+}
+
+/// Which version unpinned variants serve: `encore model promote` moves it, `encore model
+/// rollback` moves it back to the version before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pointer {
+    pub version: String,
+    /// The versions promoted before this one, the latest last (at most `POINTER_HISTORY`).
+    #[serde(default)]
+    pub history: Vec<String>,
+    /// RFC 3339, UTC.
+    #[serde(default)]
+    pub updated_at: String,
+}
+
+/// How many earlier promotions a pointer remembers for rollback.
+pub const POINTER_HISTORY: usize = 20;
+
+impl Pointer {
+    /// The pointer after promoting `version` over `before`.
+    pub fn promote(before: Option<Pointer>, version: &str) -> Pointer {
+        let mut history = Vec::new();
+        if let Some(b) = before {
+            history = b.history;
+            if b.version != version {
+                history.push(b.version);
+            }
+        }
+        let excess = history.len().saturating_sub(POINTER_HISTORY);
+        history.drain(..excess);
+        Pointer {
+            version: version.to_owned(),
+            history,
+            updated_at: now_rfc3339(),
+        }
+    }
+
+    /// The pointer back at the version promoted before this one, if any.
+    pub fn rolled_back(mut self) -> Option<Pointer> {
+        let version = self.history.pop()?;
+        Some(Pointer {
+            version,
+            history: self.history,
+            updated_at: now_rfc3339(),
+        })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut text = serde_json::to_vec_pretty(self).expect("a pointer serializes");
+        text.push(b'\n');
+        text
+    }
+}
+
+/// The pointer in `models_dir`, if there is one.
+pub fn read_pointer(models_dir: &Path) -> Result<Option<Pointer>, ModelError> {
+    let path = models_dir.join(POINTER_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| unparsable(&path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+/// Writes `pointer` into `models_dir` (through a temporary file, so a reader sees the old
+/// pointer or the new one).
+pub fn write_pointer(models_dir: &Path, pointer: &Pointer) -> Result<(), ModelError> {
+    let path = models_dir.join(POINTER_FILE);
+    let tmp = models_dir.join(format!(".{POINTER_FILE}.tmp"));
+    std::fs::write(&tmp, pointer.to_json()).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io(&path))
+}
+
+fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// A fresh manifest for a model made now.

@@ -4,8 +4,10 @@
 
 use super::catalog::{Catalog, TrackIx};
 use super::model::{
-    ItemFactors, ItemNeighbours, Model, ModelError, ModelManifest, Recency, dot, list_versions,
+    ItemFactors, ItemNeighbours, Model, ModelError, ModelManifest, POINTER_FILE, Recency, dot,
+    list_versions, read_pointer,
 };
+use super::published::ModelMirror;
 use crate::domain::TrackId;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -366,14 +368,30 @@ impl ModelSet {
         &self.experiment
     }
 
-    /// Rescans the versions and serves the newest (and any pinned ones). Returns whether
+    /// Rescans the versions and serves the promoted one (`POINTER_FILE`), or the newest when
+    /// none is promoted, and any pinned ones. Returns whether
     /// anything changed. On error the models served so far stay.
     pub fn reload(&self) -> Result<bool, ModelError> {
         let Some(dir) = &self.dir else {
             return Ok(false);
         };
         let versions = list_versions(dir);
-        let newest = versions.last();
+        // Unpinned variants serve the promoted version, or the newest when none is.
+        let current = match read_pointer(dir)? {
+            Some(pointer) => Some(
+                versions
+                    .iter()
+                    .find(|(name, _)| *name == pointer.version)
+                    .ok_or_else(|| ModelError::Invalid {
+                        path: dir.join(POINTER_FILE),
+                        message: format!(
+                            "the promoted model version {} is not there",
+                            pointer.version
+                        ),
+                    })?,
+            ),
+            None => versions.last(),
+        };
         let mut models = Vec::with_capacity(self.experiment.variants.len());
         for v in &self.experiment.variants {
             let found = match &v.version {
@@ -389,7 +407,7 @@ impl ModelSet {
                             ),
                         })?,
                 ),
-                None => newest,
+                None => current,
             };
             models.push(match found {
                 Some((version, path)) => Some(self.get_or_load(version, path)?),
@@ -482,14 +500,24 @@ impl ModelSet {
     }
 
     /// Rescans every `every` until the returned task is aborted (loading off the async
-    /// threads). A failed reload is logged and the served models stay.
-    pub fn watch(self: Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// threads), first bringing the local copy up to date when the models live in object
+    /// storage (`mirror`). A failed refresh or reload is logged and the served models stay.
+    pub fn watch(
+        self: Arc<Self>,
+        every: Duration,
+        mirror: Option<Arc<ModelMirror>>,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
                 tick.tick().await;
+                if let Some(mirror) = &mirror
+                    && let Err(e) = mirror.refresh().await
+                {
+                    tracing::error!(error = %crate::error::Chain(&e), from = mirror.describe(), "model poll failed; the served models stay");
+                }
                 let set = self.clone();
                 match tokio::task::spawn_blocking(move || set.reload()).await {
                     Ok(Ok(_)) => {}

@@ -53,7 +53,8 @@ pub fn storage(data_dir: &Path) -> StorageArgs {
         session_rerank: true,
         feedback_retention: std::time::Duration::from_secs(168 * 3600),
         data_dir: data_dir.to_owned(),
-        models: repo().join("models"),
+        models: encore::objects::Location::Dir(repo().join("models")),
+        model_cache: None,
         intents: repo().join("intents"),
         recommender: RecommenderArgs {
             // Tests that need the bandit's randomness turn it on themselves.

@@ -1,0 +1,446 @@
+//! Model versions in object storage (`--models s3://BUCKET/PREFIX`, or a directory through
+//! the same interface): the layout is the one on disk (`manifest.json`, the catalog,
+//! `versions/<v>/...` with `model.json` last, and the `current.json` pointer). Publishing a
+//! version, promoting and rolling back the pointer, and `ModelMirror`: the local copy a
+//! server keeps of what it serves.
+//!
+//! A mirror's poll is one conditional read of the pointer (a `304` when nothing moved), or,
+//! with no pointer, that read plus a listing of `versions/`. A version it needs is
+//! downloaded into a staging directory off the request path, read whole as a model, and
+//! only then moved into place; one that does not read is refused (logged, counted in
+//! `encore_model_refused_total`, not downloaded again) and the version served so far stays.
+
+use super::catalog::Manifest;
+use super::model::{
+    MANIFEST_FILE, Model, ModelManifest, POINTER_FILE, Pointer, VERSIONS_DIR, write_pointer,
+};
+use crate::objects::{Fetched, ObjectError, ObjectStore, join_key};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Objects(#[from] ObjectError),
+    #[error("{at}: {message}")]
+    Invalid { at: String, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn invalid(store: &dyn ObjectStore, key: &str, message: impl Into<String>) -> PublishError {
+    PublishError::Invalid {
+        at: format!("{}/{key}", store.describe()),
+        message: message.into(),
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
+    move |source| PublishError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The key of a version's file.
+fn version_key(version: &str, file: &str) -> String {
+    join_key(&join_key(VERSIONS_DIR, version), file)
+}
+
+/// Uploads the version in `dir` as `versions/<version>/`, `model.json` last, so no reader
+/// sees a version before all of it is there. Refuses a version that exists (versions are
+/// immutable).
+pub async fn publish(
+    store: &dyn ObjectStore,
+    dir: &Path,
+    version: &str,
+) -> Result<(), PublishError> {
+    let manifest_key = version_key(version, MANIFEST_FILE);
+    if store.get(&manifest_key, None).await? != Fetched::Missing {
+        return Err(invalid(
+            store,
+            &manifest_key,
+            "this model version exists already",
+        ));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    // The manifest sorts last.
+    files.sort_by_key(|p| (p.file_name() == Some(MANIFEST_FILE.as_ref()), p.clone()));
+    if files.last().and_then(|p| p.file_name()) != Some(MANIFEST_FILE.as_ref()) {
+        return Err(PublishError::Invalid {
+            at: dir.display().to_string(),
+            message: format!("no {MANIFEST_FILE}: not a model version"),
+        });
+    }
+    for path in &files {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        store.upload(path, &version_key(version, &name)).await?;
+    }
+    Ok(())
+}
+
+/// A complete version (its `model.json` is there) as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub version: String,
+    /// When its `model.json` was written, Unix seconds.
+    pub modified: i64,
+    /// The tag of its `model.json`.
+    pub tag: String,
+}
+
+/// The complete versions, oldest upload first.
+pub async fn published(store: &dyn ObjectStore) -> Result<Vec<Published>, PublishError> {
+    let prefix = format!("{VERSIONS_DIR}/");
+    let mut found: Vec<Published> = store
+        .list(&prefix, None)
+        .await?
+        .into_iter()
+        .filter_map(|o| {
+            let rest = o.key.strip_prefix(&prefix)?;
+            let (version, file) = rest.split_once('/')?;
+            (file == MANIFEST_FILE).then(|| Published {
+                version: version.to_owned(),
+                modified: o.modified,
+                tag: o.tag,
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| (a.modified, &a.version).cmp(&(b.modified, &b.version)));
+    Ok(found)
+}
+
+/// The pointer and its tag, if there is one.
+pub async fn read_pointer(
+    store: &dyn ObjectStore,
+) -> Result<Option<(Pointer, String)>, PublishError> {
+    match store.get(POINTER_FILE, None).await? {
+        Fetched::Found { bytes, tag } => Ok(Some((parse_pointer(store, &bytes)?, tag))),
+        _ => Ok(None),
+    }
+}
+
+fn parse_pointer(store: &dyn ObjectStore, bytes: &[u8]) -> Result<Pointer, PublishError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| invalid(store, POINTER_FILE, format!("not a model pointer: {e}")))
+}
+
+/// Points the servers at `version`, which must be a complete version whose manifest names
+/// it. Returns the new pointer.
+pub async fn promote(store: &dyn ObjectStore, version: &str) -> Result<Pointer, PublishError> {
+    let key = version_key(version, MANIFEST_FILE);
+    let Fetched::Found { bytes, .. } = store.get(&key, None).await? else {
+        return Err(invalid(store, &key, "no such model version"));
+    };
+    let manifest: ModelManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| invalid(store, &key, format!("not a model manifest: {e}")))?;
+    if manifest.version != version {
+        return Err(invalid(
+            store,
+            &key,
+            format!("the manifest names version {}", manifest.version),
+        ));
+    }
+    let before = read_pointer(store).await?.map(|(p, _)| p);
+    let pointer = Pointer::promote(before, version);
+    store.put(POINTER_FILE, pointer.to_json()).await?;
+    Ok(pointer)
+}
+
+/// Points the servers back at the version promoted before the current one.
+pub async fn rollback(store: &dyn ObjectStore) -> Result<Pointer, PublishError> {
+    let Some((pointer, _)) = read_pointer(store).await? else {
+        return Err(invalid(
+            store,
+            POINTER_FILE,
+            "nothing has been promoted, so there is nothing to roll back",
+        ));
+    };
+    let current = pointer.version.clone();
+    let Some(back) = pointer.rolled_back() else {
+        return Err(invalid(
+            store,
+            POINTER_FILE,
+            format!("{current} is the first version promoted: there is none before it"),
+        ));
+    };
+    store.put(POINTER_FILE, back.to_json()).await?;
+    Ok(back)
+}
+
+/// What the mirror has seen of the remote side.
+#[derive(Default)]
+struct Seen {
+    /// The remote pointer's tag, for the conditional read.
+    pointer_tag: Option<String>,
+    /// The version unpinned variants should serve, by the last poll.
+    current: Option<String>,
+    /// Whether every wanted version is in place (a poll that finds the pointer unchanged
+    /// then has nothing to do).
+    settled: bool,
+    /// Versions refused, as `version@tag of its model.json`: not downloaded again.
+    refused: HashSet<String>,
+}
+
+/// A local copy of a models location, kept by a server: the catalog, the versions it
+/// serves, and a local `current.json` naming the one unpinned variants serve. `ModelSet`
+/// reads the copy as it reads any models directory.
+pub struct ModelMirror {
+    store: Arc<dyn ObjectStore>,
+    local: PathBuf,
+    pinned: Vec<String>,
+    seen: tokio::sync::Mutex<Seen>,
+}
+
+impl ModelMirror {
+    /// Copies the catalog and the versions the servers need from `store` into `local`.
+    /// `pinned`: the versions the experiment pins, which must be there.
+    pub async fn open(
+        store: Arc<dyn ObjectStore>,
+        local: &Path,
+        pinned: Vec<String>,
+    ) -> Result<Self, PublishError> {
+        std::fs::create_dir_all(local.join(VERSIONS_DIR)).map_err(io(local))?;
+        let mirror = ModelMirror {
+            store,
+            local: local.to_owned(),
+            pinned,
+            seen: Default::default(),
+        };
+        mirror.copy_catalog().await?;
+        mirror.refresh().await?;
+        Ok(mirror)
+    }
+
+    /// The local copy, a models directory.
+    pub fn local(&self) -> &Path {
+        &self.local
+    }
+
+    pub fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    /// Requests made to the store so far.
+    pub fn requests(&self) -> u64 {
+        self.store.requests()
+    }
+
+    /// `manifest.json` and the catalog it names; the catalog file is downloaded again only
+    /// when its tag changed.
+    async fn copy_catalog(&self) -> Result<(), PublishError> {
+        let Fetched::Found { bytes, .. } = self.store.get(super::catalog::MANIFEST, None).await?
+        else {
+            return Err(invalid(
+                &*self.store,
+                super::catalog::MANIFEST,
+                "no catalog manifest: upload the models directory first",
+            ));
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+            invalid(
+                &*self.store,
+                super::catalog::MANIFEST,
+                format!("not a catalog manifest: {e}"),
+            )
+        })?;
+        let catalog = manifest.catalog.to_string_lossy().into_owned();
+        let catalog = &catalog;
+        if catalog.is_empty() || catalog.starts_with('.') || catalog.contains(['/', '\\']) {
+            return Err(invalid(
+                &*self.store,
+                super::catalog::MANIFEST,
+                format!("the catalog {catalog:?} is not a file name beside the manifest"),
+            ));
+        }
+        let listed = self.store.list(catalog, None).await?;
+        let Some(object) = listed.iter().find(|o| &o.key == catalog) else {
+            return Err(invalid(
+                &*self.store,
+                catalog,
+                "the catalog named by manifest.json is not there",
+            ));
+        };
+        let tag_file = self.local.join(".catalog.tag");
+        let local_catalog = self.local.join(catalog);
+        let have = std::fs::read_to_string(&tag_file).unwrap_or_default();
+        if have != object.tag || !local_catalog.is_file() {
+            let started = Instant::now();
+            let partial = self.local.join(format!(".{catalog}.partial"));
+            self.store.download(catalog, &partial).await?;
+            std::fs::rename(&partial, &local_catalog).map_err(io(&local_catalog))?;
+            std::fs::write(&tag_file, &object.tag).map_err(io(&tag_file))?;
+            tracing::info!(
+                from = self.store.describe(),
+                bytes = object.size,
+                took_ms = started.elapsed().as_millis() as u64,
+                "catalog downloaded"
+            );
+        }
+        let path = self.local.join(super::catalog::MANIFEST);
+        std::fs::write(&path, &bytes).map_err(io(&path))
+    }
+
+    /// Looks for a new pointer (or, with none, a new upload), brings the versions now
+    /// wanted into the local copy, and moves the local pointer. Returns whether the local
+    /// copy changed. A version that does not read is refused and the local pointer stays.
+    pub async fn refresh(&self) -> Result<bool, PublishError> {
+        let mut seen = self.seen.lock().await;
+        match self
+            .store
+            .get(POINTER_FILE, seen.pointer_tag.as_deref())
+            .await?
+        {
+            Fetched::Unchanged if seen.settled => return Ok(false),
+            Fetched::Unchanged => {}
+            Fetched::Found { bytes, tag } => {
+                let pointer = parse_pointer(&*self.store, &bytes)?;
+                seen.pointer_tag = Some(tag);
+                seen.current = Some(pointer.version);
+            }
+            Fetched::Missing => {
+                seen.pointer_tag = None;
+                seen.current = published(&*self.store).await?.pop().map(|p| p.version);
+            }
+        }
+        let mut settled = true;
+        for version in &self.pinned {
+            if !self.bring(version, &mut seen.refused).await? {
+                settled = false;
+            }
+        }
+        let mut changed = false;
+        if let Some(current) = seen.current.clone() {
+            if self.bring(&current, &mut seen.refused).await? {
+                changed = self.point_at(&current)?;
+            } else {
+                settled = false;
+            }
+        }
+        seen.settled = settled;
+        Ok(changed)
+    }
+
+    /// Makes `version` present in the local copy; false when it is not complete remotely
+    /// or was refused.
+    async fn bring(
+        &self,
+        version: &str,
+        refused: &mut HashSet<String>,
+    ) -> Result<bool, PublishError> {
+        let target = self.local.join(VERSIONS_DIR).join(version);
+        if target.join(MANIFEST_FILE).is_file() {
+            return Ok(true);
+        }
+        let prefix = format!("{}/", join_key(VERSIONS_DIR, version));
+        let files = self.store.list(&prefix, None).await?;
+        let Some(manifest) = files
+            .iter()
+            .find(|o| o.key == format!("{prefix}{MANIFEST_FILE}"))
+        else {
+            tracing::warn!(
+                model_version = version,
+                from = self.store.describe(),
+                "model version is not complete (no model.json yet); the served models stay"
+            );
+            return Ok(false);
+        };
+        let refusal = format!("{version}@{}", manifest.tag);
+        if refused.contains(&refusal) {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let staging = self.local.join(".incoming").join(version);
+        let _ = std::fs::remove_dir_all(&staging);
+        let mut bytes = 0;
+        for o in files.iter().filter(|o| o.key != manifest.key) {
+            let name = &o.key[prefix.len()..];
+            if name.is_empty() || name.contains('/') {
+                continue;
+            }
+            self.store.download(&o.key, &staging.join(name)).await?;
+            bytes += o.size;
+        }
+        self.store
+            .download(&manifest.key, &staging.join(MANIFEST_FILE))
+            .await?;
+        let check = staging.clone();
+        let expected = version.to_owned();
+        let verified = tokio::task::spawn_blocking(move || match Model::load(&check) {
+            Ok(model) if model.manifest().version == expected => Ok(()),
+            Ok(model) => Err(format!(
+                "its manifest names version {}",
+                model.manifest().version
+            )),
+            Err(e) => Err(crate::error::Chain(&e).to_string()),
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the check panicked: {e}")));
+        if let Err(reason) = verified {
+            let _ = std::fs::remove_dir_all(&staging);
+            refused.insert(refusal);
+            metrics::counter!("encore_model_refused_total").increment(1);
+            tracing::error!(
+                model_version = version,
+                from = self.store.describe(),
+                reason,
+                "model version refused: it does not read as a model; the served models stay"
+            );
+            return Ok(false);
+        }
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(&staging, &target).map_err(io(&target))?;
+        tracing::info!(
+            model_version = version,
+            from = self.store.describe(),
+            bytes,
+            took_ms = started.elapsed().as_millis() as u64,
+            "model version downloaded and verified"
+        );
+        Ok(true)
+    }
+
+    /// Moves the local pointer to `version` and removes local versions nothing serves any
+    /// more (the pinned ones, this one and the one before it stay). Returns whether it
+    /// moved.
+    fn point_at(&self, version: &str) -> Result<bool, PublishError> {
+        let before = super::model::read_pointer(&self.local).ok().flatten();
+        if before.as_ref().is_some_and(|p| p.version == version) {
+            return Ok(false);
+        }
+        let previous = before.as_ref().map(|p| p.version.clone());
+        write_pointer(&self.local, &Pointer::promote(before, version)).map_err(|e| {
+            PublishError::Invalid {
+                at: self.local.display().to_string(),
+                message: crate::error::Chain(&e).to_string(),
+            }
+        })?;
+        let keep: HashSet<&str> = self
+            .pinned
+            .iter()
+            .map(String::as_str)
+            .chain([version])
+            .chain(previous.as_deref())
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(self.local.join(VERSIONS_DIR)) {
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !keep.contains(name.as_str()) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        Ok(true)
+    }
+}
