@@ -17,6 +17,7 @@ mod drills;
 mod dynamo;
 mod feedback;
 mod kinesis;
+mod model_loop;
 mod nlu;
 mod offline;
 mod openapi;
