@@ -16,6 +16,7 @@ mod dashboard;
 mod drills;
 mod dynamo;
 mod feedback;
+mod image;
 mod kinesis;
 mod model_loop;
 mod nlu;
