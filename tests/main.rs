@@ -29,5 +29,6 @@ mod protocol;
 mod recommend;
 mod report;
 mod serving;
+mod spark;
 mod store;
 mod verification;

@@ -2,7 +2,7 @@
 # The local DynamoDB- and Kinesis-compatible server (moto's server, from PyPI) for development
 # and tests, on loopback only.
 #
-#   infra/local/aws-local.sh install        install the tools (moto server, cfn-lint, schemathesis) into infra/local/.tools
+#   infra/local/aws-local.sh install        install the tools (moto server, cfn-lint, schemathesis, pyspark) into infra/local/.tools
 #   infra/local/aws-local.sh start [PORT]   install if needed, start on 127.0.0.1:PORT (default 4566),
 #                                           wait until it answers, then create the table and the
 #                                           feedback stream (`encore init`)
@@ -12,7 +12,8 @@
 #                                           ENCORE_TEST_AWS_ENDPOINT and BENCH_AWS_ENDPOINT (and
 #                                           fake credentials) pointing at it, a second one for the
 #                                           fault drills at ENCORE_TEST_DRILL_AWS_ENDPOINT, and
-#                                           ENCORE_TEST_SCHEMATHESIS naming schemathesis, stop it,
+#                                           ENCORE_TEST_SCHEMATHESIS naming schemathesis (and
+#                                           ENCORE_TEST_SPARK_PYTHON, a Python with pyspark), stop it,
 #                                           exit as CMD
 #
 # The server keeps everything in memory: a restart starts empty.
@@ -27,10 +28,12 @@ logfile="$tools/moto.log"
 
 install() {
   mkdir -p "$tools"
-  if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/cfn-lint" ] || [ ! -x "$venv/bin/schemathesis" ]; then
-    echo "installing moto server, cfn-lint and schemathesis into $venv" >&2
+  if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/cfn-lint" ] || [ ! -x "$venv/bin/schemathesis" ] \
+    || ! "$venv/bin/python" -c 'import pyspark, numpy' 2>/dev/null; then
+    echo "installing moto server, cfn-lint, schemathesis and pyspark into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'cfn-lint>=1,<2' 'schemathesis>=4.32,<5'
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'cfn-lint>=1,<2' 'schemathesis>=4.32,<5' \
+      'pyspark>=4,<5' 'numpy>=1.26'
   fi
 }
 
@@ -108,6 +111,9 @@ with() {
   export ENCORE_TEST_AWS_ENDPOINT="http://127.0.0.1:$port" BENCH_AWS_ENDPOINT="http://127.0.0.1:$port"
   export ENCORE_TEST_DRILL_AWS_ENDPOINT="http://127.0.0.1:$drills"
   export ENCORE_TEST_SCHEMATHESIS="$venv/bin/schemathesis"
+  # Python with pyspark, for the Spark training job's test (Spark's local mode on the
+  # machine's Java).
+  export ENCORE_TEST_SPARK_PYTHON="$venv/bin/python"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
   unset AWS_PROFILE AWS_SESSION_TOKEN
   set +e
