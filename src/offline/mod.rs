@@ -16,6 +16,7 @@ use crate::aws::AwsSettings;
 use crate::feedback::{read_archive, split_since};
 use crate::objects::{DirStore, Location, ObjectStore};
 use crate::recommend::Manifest;
+use crate::recommend::model::now_rfc3339;
 use anyhow::Context;
 use select::Report;
 use std::collections::HashSet;
@@ -26,14 +27,6 @@ use train::Interactions;
 pub const CATALOG_FILE: &str = "catalog.csv";
 /// The stream URL template of a catalog with none given.
 pub const PLACEHOLDER_STREAM: &str = "https://audio.encore.example/tracks/{track_id}.mp3";
-
-fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    now.replace_nanosecond(0)
-        .unwrap_or(now)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
 
 /// The manifest to write into `out`: the existing one (templates kept unless overridden), or
 /// a new one.

@@ -694,7 +694,8 @@ pub fn write_pointer(models_dir: &Path, pointer: &Pointer) -> Result<(), ModelEr
     std::fs::rename(&tmp, &path).map_err(io(&path))
 }
 
-fn now_rfc3339() -> String {
+/// Now, RFC 3339 in UTC to the second: how manifests and pointers record a time.
+pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     now.replace_nanosecond(0)
         .unwrap_or(now)
