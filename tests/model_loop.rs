@@ -385,6 +385,26 @@ async fn listening_is_archived_trained_on_and_served_without_a_restart() {
         .expect("the promoted version")
         .to_owned();
     served(&models, &version).await;
+
+    // Batch lists from the archive with that version, read from S3 too.
+    let lists = data.path().join("top.csv");
+    let (ok, out) = encore(&[
+        "batch-recommend",
+        "--interactions",
+        &format!("s3://{bucket}/archive"),
+        "--model",
+        &format!("s3://{bucket}/models/versions/{version}"),
+        "--k",
+        "5",
+        "--out",
+        &lists.to_string_lossy(),
+    ]);
+    assert!(ok, "{out}");
+    let rows = std::fs::read_to_string(&lists).unwrap();
+    assert!(
+        rows.lines().any(|l| l.starts_with("loop-user-1,1,")),
+        "a list for a listener of the archive: {rows}"
+    );
     server.stop().await;
 }
 

@@ -3,14 +3,17 @@
 //! item-kNN or a blend of them, whichever finds more of what users went on to have) and
 //! fitted on all the interactions.
 
+use super::model::tempfile_dir;
 use super::train::{AlsArgs, ModelKindArg};
-use crate::app::open_store;
+use crate::app::{aws_settings, open_store};
 use crate::domain::{PRECOMPUTED_LIMIT, Precomputed, TrackId};
+use crate::objects::Location;
 use crate::offline::evaluate::top_k;
 use crate::offline::itemitem::neighbour_scores;
-use crate::offline::read_interactions;
+use crate::offline::load_interactions;
 use crate::offline::select::{Blends, Fitted, choose};
 use crate::offline::train::{AlsParams, Interactions, progress_count, user_had, user_recency};
+use crate::recommend::fetch_version;
 use crate::recommend::model::{Model, dot, new_manifest};
 use crate::settings::StorageArgs;
 use crate::store::update_profile;
@@ -23,16 +26,17 @@ use std::path::PathBuf;
 pub struct BatchRecommendArgs {
     /// A CSV of user_id,item_id,timestamp[,rating], or a feedback log directory.
     #[arg(long)]
-    pub interactions: PathBuf,
+    pub interactions: Location,
     /// How many items per user.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
     /// Write user_id,rank,item_id,score here.
     #[arg(long, required_unless_present = "to_profiles")]
     pub out: Option<PathBuf>,
-    /// Use this model version directory instead of training on the interactions.
+    /// Use this model version instead of training on the interactions: its directory, or
+    /// s3://BUCKET/PREFIX/versions/VERSION.
     #[arg(long)]
-    pub model: Option<PathBuf>,
+    pub model: Option<Location>,
     /// Store each user's list in their profile (the configured store), where the serving
     /// path uses it while fresh.
     #[arg(long)]
@@ -58,14 +62,25 @@ pub async fn run(args: &BatchRecommendArgs) -> anyhow::Result<String> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
-    let data = read_interactions(&args.interactions)?;
+    let aws = aws_settings(&args.storage);
+    let data = load_interactions(&args.interactions, &aws).await?;
     let k = args.k;
     let Lists {
         lists,
         ids,
         version,
     } = match &args.model {
-        Some(dir) => from_version(&Model::load(dir)?, &data, k),
+        Some(Location::Dir(dir)) => from_version(&Model::load(dir)?, &data, k),
+        Some(at) => {
+            let staging = tempfile_dir()?;
+            let fetched = fetch_version(&*at.open(&aws).await, &staging).await;
+            let _ = std::fs::remove_dir_all(&staging);
+            from_version(
+                &fetched.with_context(|| format!("reading the model at {at}"))?,
+                &data,
+                k,
+            )
+        }
         None => chosen_by_validation(args, &data, k),
     };
     let mut done = Vec::new();

@@ -3,12 +3,14 @@
 //! `--sweep-serving`, under other weights too), on held-out interactions.
 
 use super::train::{AlsArgs, ModelKindArg};
+use crate::objects::Location;
 use crate::offline::evaluate::{Judge, Protocol, split, test_from};
 use crate::offline::ranker::ServingPath;
 use crate::offline::select::{Blends, Scored, evaluate};
 use crate::offline::train::{AlsParams, Interactions, Strength, user_items};
-use crate::offline::{read_interactions, table};
+use crate::offline::{load_interactions, read_interactions, table};
 use crate::recommend::RankWeights;
+use crate::settings::ObjectArgs;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -24,9 +26,10 @@ pub enum ProtocolArg {
 
 #[derive(Debug, Clone, Args)]
 pub struct EvaluateArgs {
-    /// A CSV of user_id,item_id,timestamp[,rating], or a feedback log directory.
+    /// A CSV of user_id,item_id,timestamp[,rating], a feedback log directory, or the
+    /// feedback archive (s3://BUCKET/PREFIX[/YYYY/MM/DD], or a local copy of it).
     #[arg(long)]
-    pub interactions: PathBuf,
+    pub interactions: Location,
     /// Length of the ranked lists scored.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
@@ -58,6 +61,8 @@ pub struct EvaluateArgs {
     pub kind: ModelKindArg,
     #[command(flatten)]
     pub als: AlsArgs,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
 }
 
 /// `encore evaluate`.
@@ -72,7 +77,7 @@ pub async fn run(args: &EvaluateArgs) -> anyhow::Result<String> {
         ProtocolArg::Time => Protocol::Latest(args.test_fraction),
         ProtocolArg::Last => Protocol::Last,
     };
-    let data = read_interactions(&args.interactions)?;
+    let data = load_interactions(&args.interactions, &args.objects.aws()).await?;
     let total = data.rows.len();
     let (train, test) = match &args.test {
         Some(path) => {

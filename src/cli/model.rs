@@ -162,8 +162,8 @@ pub async fn write_version(
     Ok(format!("{out}/versions/{version}"))
 }
 
-/// A fresh directory for a version on its way to object storage.
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
+/// A fresh directory for a version on its way to or from object storage.
+pub fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("encore-model-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)

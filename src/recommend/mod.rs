@@ -23,7 +23,8 @@ pub use catalog::{
 };
 pub use moods::{FeatureRange, MoodTarget, mood_target};
 pub use published::{
-    ModelMirror, PublishError, Published, promote, publish, published, read_pointer, rollback,
+    ModelMirror, PublishError, Published, fetch_version, promote, publish, published, read_pointer,
+    rollback,
 };
 pub use rank::{CatalogRecommender, RankSettings, RankWeights, spread_artists};
 pub use remote::{Breaker, RemoteRecommender, RemoteSettings};

@@ -90,6 +90,26 @@ pub async fn publish(
     Ok(())
 }
 
+/// Downloads the version at `store`'s location (the files directly under it, `model.json`
+/// last) into the directory `to`, and reads it.
+pub async fn fetch_version(store: &dyn ObjectStore, to: &Path) -> Result<Model, PublishError> {
+    let files = store.list("", None).await?;
+    if !files.iter().any(|o| o.key == MANIFEST_FILE) {
+        return Err(invalid(store, MANIFEST_FILE, "no model version here"));
+    }
+    let mut ordered: Vec<&crate::objects::Object> =
+        files.iter().filter(|o| !o.key.contains('/')).collect();
+    ordered.sort_by_key(|o| o.key == MANIFEST_FILE);
+    for o in ordered {
+        store.download(&o.key, &to.join(&o.key)).await?;
+    }
+    let dir = to.to_owned();
+    tokio::task::spawn_blocking(move || Model::load(&dir))
+        .await
+        .map_err(|e| invalid(store, "", format!("reading the version panicked: {e}")))?
+        .map_err(|e| invalid(store, "", crate::error::Chain(&e).to_string()))
+}
+
 /// A complete version (its `model.json` is there) as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
