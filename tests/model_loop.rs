@@ -446,3 +446,41 @@ async fn a_local_copy_of_the_archive_trains_like_the_bucket() {
         1
     );
 }
+
+#[tokio::test]
+async fn encore_consume_archives_what_it_folds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let catalog = Catalog::load(&common::repo().join("models")).unwrap();
+    let events: Vec<FeedbackEvent> = catalog
+        .tracks()
+        .iter()
+        .take(12)
+        .map(|t| finished("archived-listener", &t.id))
+        .collect();
+    {
+        let parts = Components::load(&common::storage(&data)).await.unwrap();
+        for e in &events {
+            let _ = parts.feedback.send(e.clone());
+        }
+        parts.feedback.flush().await.unwrap();
+        parts.store.flush().await.unwrap();
+    }
+    let archive = dir.path().join("archive");
+    let (ok, out, err) = common::run_encore(&[
+        "consume",
+        "--once",
+        "--data-dir",
+        &data.to_string_lossy(),
+        "--archive",
+        &archive.to_string_lossy(),
+    ]);
+    assert!(ok && out.contains("applied 12 events"), "{out}{err}");
+    let mut ids = Vec::new();
+    let read = read_archive(&DirStore::new(&archive), None, |e| ids.push(e.event_id))
+        .await
+        .unwrap();
+    assert_eq!(read.objects, 1, "one page, one object");
+    let sent: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+    assert_eq!(ids, sent, "every folded event, in order");
+}
