@@ -464,3 +464,142 @@ impl ModelMirror {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::DirStore;
+    use crate::recommend::model::{ItemFactors, new_manifest, read_pointer as local_pointer};
+
+    /// A models location in a directory: the demo catalog, and versions written into it.
+    fn location() -> (tempfile::TempDir, Arc<DirStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        for f in ["manifest.json", "catalog.csv"] {
+            std::fs::copy(demo.join(f), dir.path().join(f)).unwrap();
+        }
+        let store = Arc::new(DirStore::new(dir.path()));
+        (dir, store)
+    }
+
+    /// Writes version `v` (two items) into the location; without its `model.json` when
+    /// `complete` is false, with its factors cut short when `broken`.
+    fn write(root: &Path, v: &str, complete: bool, broken: bool) {
+        let manifest = ModelManifest {
+            version: v.into(),
+            ..new_manifest("als", 2, 2)
+        };
+        let at = root.join(VERSIONS_DIR).join(v);
+        ItemFactors::new(
+            manifest,
+            vec!["a".into(), "b".into()],
+            vec![0.1, 0.2, 0.3, 0.4],
+        )
+        .save(&at)
+        .unwrap();
+        if broken {
+            std::fs::write(at.join("item_factors.safetensors"), b"cut short").unwrap();
+        }
+        if !complete {
+            std::fs::remove_file(at.join(MANIFEST_FILE)).unwrap();
+        }
+    }
+
+    fn served(local: &Path) -> Option<String> {
+        local_pointer(local).unwrap().map(|p| p.version)
+    }
+
+    #[tokio::test]
+    async fn a_mirror_waits_for_a_whole_upload_and_refuses_a_broken_one_once() {
+        let (root, store) = location();
+        write(root.path(), "v1", true, false);
+        let cache = tempfile::tempdir().unwrap();
+        let mirror = ModelMirror::open(store.clone(), cache.path(), vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            served(cache.path()).as_deref(),
+            Some("v1"),
+            "the newest upload"
+        );
+
+        // Promoted while its upload is still under way: nothing moves until it is whole.
+        write(root.path(), "v2", false, false);
+        promote(&*store, "v1").await.unwrap();
+        assert!(promote(&*store, "v2").await.is_err(), "not whole yet");
+        // Another tool's pointer, written anyway.
+        let (before, _) = read_pointer(&*store).await.unwrap().unwrap();
+        store
+            .put(POINTER_FILE, Pointer::promote(Some(before), "v2").to_json())
+            .await
+            .unwrap();
+        assert!(!mirror.refresh().await.unwrap());
+        assert_eq!(served(cache.path()).as_deref(), Some("v1"));
+        write(root.path(), "v2", true, false);
+        assert!(
+            mirror.refresh().await.unwrap(),
+            "the same pointer, now whole"
+        );
+        assert_eq!(served(cache.path()).as_deref(), Some("v2"));
+
+        // A broken one is refused, the served one stays, and it is not fetched again.
+        write(root.path(), "v3", true, true);
+        promote(&*store, "v3").await.unwrap();
+        assert!(!mirror.refresh().await.unwrap());
+        assert_eq!(served(cache.path()).as_deref(), Some("v2"));
+        assert!(!cache.path().join("versions/v3").exists());
+        let before = mirror.requests();
+        assert!(!mirror.refresh().await.unwrap());
+        assert_eq!(
+            mirror.requests() - before,
+            2,
+            "the pointer and one listing, no download"
+        );
+
+        // Rolled back past it: v2 again, and what nothing serves leaves the cache.
+        assert_eq!(rollback(&*store).await.unwrap().version, "v2");
+        mirror.refresh().await.unwrap();
+        assert_eq!(served(cache.path()).as_deref(), Some("v2"));
+        assert!(rollback(&*store).await.is_ok(), "v1 was promoted before v2");
+        assert!(mirror.refresh().await.unwrap());
+        assert_eq!(served(cache.path()).as_deref(), Some("v1"));
+        assert!(rollback(&*store).await.is_err(), "nothing before v1");
+    }
+
+    #[test]
+    fn a_pointer_remembers_the_last_promotions_for_rollback() {
+        let mut pointer: Option<Pointer> = None;
+        for i in 0..25 {
+            pointer = Some(Pointer::promote(pointer, &format!("v{i}")));
+        }
+        let pointer = pointer.unwrap();
+        assert_eq!(
+            pointer.history.len(),
+            crate::recommend::model::POINTER_HISTORY
+        );
+        assert_eq!(pointer.history.last().map(String::as_str), Some("v23"));
+        let back = pointer.rolled_back().unwrap();
+        assert_eq!((back.version.as_str(), back.history.len()), ("v23", 19));
+        let again = Pointer::promote(Some(back.clone()), "v23");
+        assert_eq!(
+            again.history, back.history,
+            "promoting what is served adds nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn publishing_refuses_an_existing_version_and_a_directory_without_a_manifest() {
+        let (root, store) = location();
+        write(root.path(), "v1", true, false);
+        let err = publish(&*store, &root.path().join("versions/v1"), "v1").await;
+        assert!(matches!(err, Err(PublishError::Invalid { .. })), "{err:?}");
+        let partial = tempfile::tempdir().unwrap();
+        std::fs::write(partial.path().join("items.txt"), "a\n").unwrap();
+        let err = publish(&*store, partial.path(), "v9").await;
+        assert!(matches!(err, Err(PublishError::Invalid { .. })), "{err:?}");
+        assert!(
+            !root.path().join("versions/v9").exists(),
+            "nothing uploaded"
+        );
+    }
+}
