@@ -20,8 +20,12 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
-echo "== tools (moto server, cfn-lint, schemathesis)"
+echo "== tools (moto server, cfn-lint, schemathesis, pyspark; Java for Spark's local mode)"
 bash "$here/aws-local.sh" install
+if ! command -v java >/dev/null 2>&1; then
+  echo "installing a Java runtime (Debian's default-jre-headless) for the Spark job's test" >&2
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq default-jre-headless; else sudo apt-get update -qq && sudo apt-get install -y -qq default-jre-headless; fi
+fi
 
 echo "== cfn-lint infra/cloudformation/encore.yaml"
 "$here/.tools/venv/bin/cfn-lint" infra/cloudformation/encore.yaml
