@@ -197,9 +197,22 @@ async fn a_server_follows_promotion_in_s3_and_refuses_a_broken_upload() {
 
 #[tokio::test]
 async fn a_poll_is_one_conditional_read_when_nothing_moved() {
-    let (_, store) = bucket("encore-poll", "m").await;
+    let (name, store) = bucket("encore-poll", "m").await;
     upload_catalog(&*store).await;
     publish_version(&*store, "poll-v1", false).await;
+    // A sibling prefix that starts with the same letters is another location.
+    let sibling = S3Store::connect(&aws(), &name, "m-old").await;
+    publish_version(&sibling, "not-mine", false).await;
+    let listed = store.list("", None).await.unwrap();
+    assert!(
+        listed.iter().all(|o| !o.key.contains("not-mine")),
+        "only this location's objects: {listed:?}"
+    );
+    assert_eq!(
+        listed.len(),
+        5,
+        "manifest, catalog, and poll-v1's three files"
+    );
     let cache = tempfile::tempdir().unwrap();
     let mirror = ModelMirror::open(store.clone(), cache.path(), vec![])
         .await

@@ -60,6 +60,29 @@ impl S3Store {
         join_key(&self.prefix, key)
     }
 
+    /// What to list for keys starting with `prefix`: under the store's prefix as a folder,
+    /// so `s3://b/models` never lists `s3://b/models-old/...`.
+    fn list_prefix(&self, prefix: &str) -> String {
+        match self.prefix.is_empty() {
+            true => prefix.to_owned(),
+            false => format!("{}/{prefix}", self.prefix),
+        }
+    }
+
+    /// Writes `body` at `key`.
+    async fn put_body(&self, key: &str, body: ByteStream) -> Result<(), ObjectError> {
+        self.count("put");
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(())
+    }
+
     /// `key` as the store's callers name it (without the prefix).
     fn relative<'a>(&self, key: &'a str) -> &'a str {
         if self.prefix.is_empty() {
@@ -131,16 +154,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), ObjectError> {
-        self.count("put");
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(())
+        self.put_body(key, ByteStream::from(bytes)).await
     }
 
     async fn list(
@@ -156,7 +170,7 @@ impl ObjectStore for S3Store {
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
-                .prefix(self.key(prefix))
+                .prefix(self.list_prefix(prefix))
                 .set_start_after(start_after.map(|k| self.key(k)))
                 .set_continuation_token(token.take())
                 .send()
@@ -216,16 +230,7 @@ impl ObjectStore for S3Store {
                 path: from.to_owned(),
                 source: std::io::Error::other(e),
             })?;
-        self.count("put");
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(())
+        self.put_body(key, body).await
     }
 
     fn requests(&self) -> u64 {
