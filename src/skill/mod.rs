@@ -394,10 +394,7 @@ fn elicit_slot(intent: &envelope::Intent, kind: SlotKind) -> Option<Directive> {
 }
 
 fn card(title: String, track: &Track, lang: Lang) -> Card {
-    let by = match lang {
-        Lang::En => "by",
-        Lang::De => "von",
-    };
+    let by = lang.by();
     let text = format!("{}\n{by} {}\n{}", track.title, track.artist, track.album);
     match &track.art_url {
         Some(url) => Card::Standard {
