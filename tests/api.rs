@@ -749,14 +749,62 @@ async fn the_voice_endpoint_answers_like_the_voice_path() {
             .to_lowercase()
             .contains("relax")
     );
-    let a = app
-        .post(
-            "/v1/voice",
-            &t,
-            json!({"text": "spiel etwas entspanntes", "locale": "de-DE"}),
-        )
-        .await;
-    assert_eq!(a.body["playback"]["action"], "play", "{}", a.body);
+    // Every language: a mood asked for as people say it there plays, answered in that
+    // language.
+    for (locale, text, answer) in [
+        (
+            "de-DE",
+            "spiel etwas entspanntes",
+            "Ich spiele entspannte Musik",
+        ),
+        (
+            "fr-FR",
+            "mets quelque chose de calme",
+            "C'est parti : musique relaxante",
+        ),
+        (
+            "fr-CA",
+            "fais jouer de la musique relaxe",
+            "C'est parti : musique relaxante",
+        ),
+        ("es-ES", "ponme algo tranquilo", "Pongo música relajante"),
+        (
+            "es-MX",
+            "pon unas rolas tranquilas",
+            "Pongo música relajante",
+        ),
+        ("es-US", "pon música suave", "Pongo música relajante"),
+        (
+            "it-IT",
+            "metti qualcosa di rilassante",
+            "Metto musica rilassante",
+        ),
+        (
+            "pt-BR",
+            "toca uma música tranquila",
+            "Tocando música relaxante",
+        ),
+        (
+            "nl-NL",
+            "speel rustige muziek",
+            "Ik speel ontspannen muziek",
+        ),
+    ] {
+        let a = app
+            .post("/v1/voice", &t, json!({"text": text, "locale": locale}))
+            .await;
+        assert_eq!(
+            a.body["intent"]["name"], "PlayMoodIntent",
+            "{locale}: {}",
+            a.body
+        );
+        assert_eq!(a.body["playback"]["action"], "play", "{locale}: {}", a.body);
+        assert!(
+            a.body["speech"].as_str().unwrap().starts_with(answer),
+            "{locale}: {}",
+            a.body
+        );
+    }
     assert_error(
         &app.post("/v1/voice", &t, json!({"text": "hi", "locale": "xx-XX"}))
             .await,

@@ -197,6 +197,18 @@ fn an_unknown_locale_falls_back_to_its_language_then_to_en_us() {
     let model = model();
     assert_eq!(model.locale("en-NZ").locale.split('-').next(), Some("en"));
     assert_eq!(model.locale("de-AT").locale, "de-DE");
+    for (asked, served) in [
+        ("fr-BE", "fr-FR"),
+        ("fr-CH", "fr-FR"),
+        ("es-AR", "es-ES"),
+        ("it-CH", "it-IT"),
+        ("nl-BE", "nl-NL"),
+        ("pt-PT", "pt-BR"),
+        ("fr-CA", "fr-CA"),
+        ("es-MX", "es-MX"),
+    ] {
+        assert_eq!(model.locale(asked).locale, served, "{asked}");
+    }
     assert_eq!(model.locale("ja-JP").locale, "en-US");
 }
 

@@ -126,3 +126,28 @@ fn findings(stdout: &str) -> String {
     let last: Vec<&str> = last.into_iter().rev().collect();
     format!("{head}\n[...]\n{}", last.join("\n"))
 }
+
+/// The document's `VoiceRequest.locale` lists exactly the locales `intents/` ships, which
+/// are what `POST /v1/voice` accepts: a locale added to the interaction model is documented.
+#[test]
+fn the_documented_voice_locales_are_the_shipped_ones() {
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("src/api/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let documented: std::collections::BTreeSet<String> =
+        doc["components"]["schemas"]["VoiceRequest"]["properties"]["locale"]["enum"]
+            .as_array()
+            .expect("VoiceRequest.locale has an enum")
+            .iter()
+            .map(|l| l.as_str().unwrap().to_owned())
+            .collect();
+    let model = encore::interaction::InteractionModel::load(
+        &common::repo().join("intents"),
+        &Default::default(),
+    )
+    .unwrap();
+    let shipped: std::collections::BTreeSet<String> = model.locales().map(str::to_owned).collect();
+    assert_eq!(documented, shipped);
+    assert!(shipped.len() >= 14, "{shipped:?}");
+}

@@ -254,10 +254,36 @@ fn shape(sample: &str) -> (String, Vec<String>) {
 
 /// The words that begin a request to play in each language (an open slot may share a
 /// carrier with a closed one after them: the closed values match exactly, the rest is the
-/// open slot).
+/// open slot). Dutch puts the verb last after "vraag encore muziek om": "{} te spelen"
+/// begins with the slot.
 fn play_verbs(locale: &str) -> &'static [&'static str] {
     match &locale[..2] {
         "de" => &["spiel", "spiele", "starte", "leg"],
+        "fr" => &["mets", "joue", "lance", "mettre", "jouer", "fais", "tu"],
+        "es" => &[
+            "pon",
+            "ponme",
+            "poner",
+            "ponga",
+            "reproduce",
+            "reproducir",
+            "toca",
+            "puedes",
+        ],
+        "it" => &[
+            "metti",
+            "mettimi",
+            "mettere",
+            "suona",
+            "suonare",
+            "riproduci",
+            "fammi",
+            "puoi",
+        ],
+        "pt" => &[
+            "toca", "toque", "tocar", "coloca", "coloque", "bota", "põe", "pode",
+        ],
+        "nl" => &["speel", "draai", "zet", "start", "{}"],
         _ => &["play", "put", "start"],
     }
 }

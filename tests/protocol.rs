@@ -200,12 +200,26 @@ async fn unknown_intents_get_helpful_fallback_speech() {
 }
 
 #[tokio::test]
-async fn german_requests_are_answered_in_german() {
+async fn requests_are_answered_in_the_language_of_their_locale() {
     let h = harness().await;
-    let mut request = common::fixture("play_mood_er", "");
-    request["request"]["locale"] = "de-DE".into();
-    let r = ask(&h, &request).await;
-    assert!(speech(&r).contains("Ich spiele entspannte Musik"), "{r}");
+    for (locale, words) in [
+        ("de-DE", "Ich spiele entspannte Musik"),
+        ("de-AT", "Ich spiele entspannte Musik"),
+        ("fr-FR", "parti : musique relaxante. Voici"),
+        ("fr-CA", "parti : musique relaxante. Voici"),
+        ("es-ES", "Pongo música relajante"),
+        ("es-MX", "Pongo música relajante"),
+        ("es-US", "Pongo música relajante"),
+        ("it-IT", "Metto musica rilassante"),
+        ("pt-BR", "Tocando música relaxante"),
+        ("nl-NL", "Ik speel ontspannen muziek"),
+        ("ja-JP", "Playing relaxing music"),
+    ] {
+        let mut request = common::fixture("play_mood_er", "");
+        request["request"]["locale"] = locale.into();
+        let r = ask(&h, &request).await;
+        assert!(speech(&r).contains(words), "{locale}: {r}");
+    }
 }
 
 #[tokio::test]

@@ -116,15 +116,25 @@ impl InteractionModel {
             .any(|m| m.intent_names().any(|n| n == name))
     }
 
-    /// The model for `locale`: the same locale, else one of the same language, else en-US.
+    /// The model for `locale`: the same locale, else the language's home locale (fr-BE ->
+    /// fr-FR, es-AR -> es-ES), else another of the same language, else en-US.
     pub fn locale(&self, locale: &str) -> &LocaleModel {
         if let Some(m) = self.locales.get(locale) {
             return m;
         }
-        let language = locale.split(['-', '_']).next().unwrap_or_default();
+        let language = locale
+            .split(['-', '_'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let home = format!("{language}-{}", language.to_ascii_uppercase());
         self.locales
-            .values()
-            .find(|m| m.locale.split('-').next() == Some(language))
+            .get(&home)
+            .or_else(|| {
+                self.locales
+                    .values()
+                    .find(|m| m.locale.split('-').next() == Some(language.as_str()))
+            })
             .unwrap_or_else(|| &self.locales[DEFAULT_LOCALE])
     }
 }
@@ -255,7 +265,8 @@ impl LocaleModel {
     }
 }
 
-/// Drops "alexa", and "ask encore to" / "sage encore" style openings around the invocation name.
+/// Drops "alexa", and "ask encore to" / "sage encore" style openings around the invocation name,
+/// in every language shipped.
 fn strip_invocation<'a>(tokens: &'a [String], invocation: &str) -> &'a [String] {
     let mut rest = tokens;
     if rest.first().is_some_and(|t| t == "alexa") {
@@ -268,7 +279,13 @@ fn strip_invocation<'a>(tokens: &'a [String], invocation: &str) -> &'a [String] 
         .position(|w| w == name.as_slice())
     {
         rest = &rest[at + name.len()..];
-        const JOINERS: [&str; 6] = ["to", "and", "for", "zu", "dass", "und"];
+        // "ask encore to", "sage encore music, dass", "demande à encore musique de",
+        // "pide a encore música que", "chiedi a encore musica di", "peça ao encore música
+        // para", "vraag encore muziek om"; and "and" in each language.
+        const JOINERS: [&str; 14] = [
+            "to", "and", "for", "zu", "dass", "und", "de", "et", "que", "y", "di", "e", "para",
+            "om",
+        ];
         if rest.first().is_some_and(|t| JOINERS.contains(&t.as_str())) {
             rest = &rest[1..];
         }
