@@ -66,8 +66,8 @@ impl Taste {
     /// The tastes for `mood`, drawn from its pool in `catalog`.
     fn for_mood(catalog: &Catalog, mood: Mood) -> Vec<Taste> {
         let target = mood_target(mood);
-        let pool: Vec<&Arc<Track>> = catalog
-            .tracks()
+        let all = catalog.tracks();
+        let pool: Vec<&Arc<Track>> = all
             .iter()
             .filter(|t| target.distance(&t.features) == 0.0)
             .collect();

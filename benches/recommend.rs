@@ -14,7 +14,7 @@
 //! Run with `cargo bench --bench recommend`. Loopback-free: nothing leaves the process.
 
 use criterion::Criterion;
-use encore::domain::{Mood, Profile, Selection, Track, Wanted};
+use encore::domain::{Mood, Profile, Selection, Track, TrackId, Wanted};
 use encore::offline::synth;
 use encore::recommend::model::{ItemFactors, new_manifest};
 use encore::recommend::{
@@ -64,7 +64,9 @@ fn write_models(dir: &Path, n: usize) {
 fn known_listener(catalog: &Catalog, user: usize, rng: &mut impl Rng) -> Profile {
     let mut p = Profile::new(format!("user{user}"));
     for _ in 0..40 {
-        let t = &catalog.tracks()[rng.random_range(0..catalog.len())];
+        let t = catalog
+            .at(rng.random_range(0..catalog.len()) as u32)
+            .to_track();
         p.played(&t.id);
         p.finishes += 1;
         p.record_outcome(&t.id, "mood=happy", true);
@@ -72,7 +74,9 @@ fn known_listener(catalog: &Catalog, user: usize, rng: &mut impl Rng) -> Profile
         p.add_taste(&t.features, 1.0);
     }
     for _ in 0..10 {
-        let t = &catalog.tracks()[rng.random_range(0..catalog.len())];
+        let t = catalog
+            .at(rng.random_range(0..catalog.len()) as u32)
+            .to_track();
         p.like(&t.id);
         p.likes += 1;
     }
@@ -83,20 +87,23 @@ fn selection(catalog: &Catalog, i: usize, rng: &mut impl Rng) -> Selection {
     match i % 11 {
         0..8 => Selection::Mood(Mood::ALL[i % 8]),
         8 => Selection::Genre(
-            catalog.tracks()[rng.random_range(0..catalog.len())]
-                .genre
-                .clone(),
+            catalog
+                .at(rng.random_range(0..catalog.len()) as u32)
+                .genre()
+                .to_owned(),
         ),
         9 => Selection::Artist(
-            catalog.tracks()[rng.random_range(0..catalog.len())]
-                .artist
-                .clone(),
+            catalog
+                .at(rng.random_range(0..catalog.len()) as u32)
+                .artist()
+                .to_owned(),
         ),
-        _ => Selection::LikeTrack(
-            catalog.tracks()[rng.random_range(0..catalog.len())]
-                .id
-                .clone(),
-        ),
+        _ => Selection::LikeTrack(TrackId(
+            catalog
+                .at(rng.random_range(0..catalog.len()) as u32)
+                .id()
+                .to_owned(),
+        )),
     }
 }
 
@@ -271,25 +278,27 @@ fn main() {
 /// titles with their artist, as written and with one letter dropped from the longest word.
 fn search_row(catalog: &Catalog, calls: usize, rng: &mut impl Rng) -> String {
     let started = Instant::now();
-    let index = SearchIndex::build(catalog.tracks());
+    let index = SearchIndex::build(catalog.table());
     let build_s = started.elapsed().as_secs_f64();
     let per_track = index.heap_bytes() as f64 / catalog.len() as f64;
-    let tracks = catalog.tracks();
+    let table = catalog.table();
     let (mut latencies, mut exact, mut misheard) = (Vec::with_capacity(2 * calls), 0, 0);
     // The same title by the same artist is the same song for a listener.
     let same = |a: &Track, b: &Track| a.title == b.title && a.artist == b.artist;
     for _ in 0..calls {
-        let wanted = &tracks[rng.random_range(0..tracks.len())];
+        let wanted = &catalog
+            .at(rng.random_range(0..catalog.len()) as u32)
+            .to_track();
         for (said, hits) in [
             (wanted.title.clone(), &mut exact),
             (mishear(&wanted.title), &mut misheard),
         ] {
             let t = Instant::now();
-            let found = index.search(tracks, Wanted::Song, &said, Some(&wanted.artist), 1);
+            let found = index.search(table, Wanted::Song, &said, Some(&wanted.artist), 1);
             latencies.push(t.elapsed());
             if found
                 .first()
-                .is_some_and(|h| same(&tracks[h.track as usize], wanted))
+                .is_some_and(|h| same(&catalog.at(h.track).to_track(), wanted))
             {
                 *hits += 1;
             }

@@ -479,12 +479,7 @@ async fn batch_lists_stored_in_profiles_are_served_while_fresh() {
     let mut text = String::from("user_id,item_id,timestamp\n");
     // Demo catalog tracks: two groups of listeners with their own tracks.
     let catalog = Catalog::load(&common::repo().join("models")).unwrap();
-    let ids: Vec<&str> = catalog
-        .tracks()
-        .iter()
-        .take(40)
-        .map(|t| t.id.0.as_str())
-        .collect();
+    let ids: Vec<&str> = catalog.ids().take(40).collect();
     for u in 0..30 {
         for (n, id) in ids
             .iter()

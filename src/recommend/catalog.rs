@@ -5,14 +5,14 @@
 
 use super::mood_target;
 use super::search::SearchIndex;
+use super::table::{TableBuilder, TrackRef, TrackTable};
 use crate::domain::{AudioFeatures, Mood, Named, Selection, Track, TrackId, decade_of};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A track's position in the catalog: what indexes and models refer to.
-pub type TrackIx = u32;
+pub use super::table::TrackIx;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -55,8 +55,8 @@ const HOT_SET: usize = 10_000;
 
 pub struct Catalog {
     pub manifest: Manifest,
-    tracks: Vec<Arc<Track>>,
-    by_id: HashMap<TrackId, TrackIx>,
+    /// The tracks, most popular first, in columns (`table.rs`).
+    tracks: TrackTable,
     /// Genre -> tracks, most popular first.
     by_genre: HashMap<String, Vec<TrackIx>>,
     /// Normalized artist name -> tracks, most popular first.
@@ -412,33 +412,52 @@ impl Catalog {
     /// A catalog over `tracks` (ids must be unique), with its indexes built.
     /// Tracks are indexed in popularity order (index 0 the most popular), so the hot set and
     /// each popular-first index walk memory (and the model's rows) front to back.
-    pub fn from_tracks(manifest: Manifest, mut tracks: Vec<Track>) -> Self {
-        tracks.sort_by_key(|t| std::cmp::Reverse(t.popularity));
-        let tracks: Vec<Arc<Track>> = tracks.into_iter().map(Arc::new).collect();
+    pub fn from_tracks(manifest: Manifest, tracks: Vec<Track>) -> Self {
+        let mut builder = TableBuilder::new(
+            &manifest.stream_url_template,
+            manifest.art_url_template.as_deref(),
+        );
+        for t in tracks {
+            builder.push(&t);
+        }
+        let tracks = builder.finish();
         let mut by_popularity: Vec<TrackIx> = (0..tracks.len() as TrackIx).collect();
-        let mut by_id = HashMap::with_capacity(tracks.len());
         let mut by_genre: HashMap<String, Vec<TrackIx>> = HashMap::new();
         let mut by_artist: HashMap<String, Vec<TrackIx>> = HashMap::new();
         let mut by_decade: HashMap<u16, Vec<TrackIx>> = HashMap::new();
+        // The normalized name of each artist number, made once per artist.
+        let mut artist_keys: Vec<Option<String>> = vec![None; tracks.artist_count()];
         for &i in &by_popularity {
-            let t = &tracks[i as usize];
-            by_id.insert(t.id.clone(), i);
-            by_genre.entry(t.genre.clone()).or_default().push(i);
-            by_artist.entry(normalize(&t.artist)).or_default().push(i);
-            if let Some(year) = t.year {
+            let t = tracks.at(i);
+            match by_genre.get_mut(t.genre()) {
+                Some(list) => list.push(i),
+                None => drop(by_genre.insert(t.genre().to_owned(), vec![i])),
+            }
+            let key = artist_keys[t.artist_number() as usize]
+                .get_or_insert_with(|| normalize(t.artist()));
+            match by_artist.get_mut(key.as_str()) {
+                Some(list) => list.push(i),
+                None => drop(by_artist.insert(key.clone(), vec![i])),
+            }
+            if let Some(year) = t.year() {
                 by_decade.entry(decade_of(year)).or_default().push(i);
             }
         }
+        drop(artist_keys);
+        for lists in [&mut by_genre, &mut by_artist] {
+            lists.values_mut().for_each(|l| l.shrink_to_fit());
+        }
+        by_decade.values_mut().for_each(|l| l.shrink_to_fit());
         let by_mood = Mood::ALL
             .iter()
             .map(|&m| mood_pool(&tracks, &by_popularity, m))
             .collect();
         by_popularity.truncate(HOT_SET);
+        by_popularity.shrink_to_fit();
         let search = SearchIndex::build(&tracks);
         Catalog {
             manifest,
             tracks,
-            by_id,
             by_genre,
             by_artist,
             by_decade,
@@ -460,7 +479,7 @@ impl Catalog {
                 limit,
             )
             .into_iter()
-            .map(|h| (self.tracks[h.track as usize].clone(), h.quality))
+            .map(|h| (Arc::new(self.tracks.at(h.track).to_track()), h.quality))
             .collect()
     }
 
@@ -472,20 +491,57 @@ impl Catalog {
         self.tracks.is_empty()
     }
 
+    /// The track with this id, made whole (its own strings and URLs).
     pub fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
-        self.index_of(id).map(|i| self.tracks[i as usize].clone())
+        self.index_of(id)
+            .map(|i| Arc::new(self.tracks.at(i).to_track()))
     }
 
     pub fn index_of(&self, id: &TrackId) -> Option<TrackIx> {
-        self.by_id.get(id).copied()
+        self.tracks.find(&id.0)
     }
 
-    pub fn at(&self, i: TrackIx) -> &Arc<Track> {
-        &self.tracks[i as usize]
+    /// Track `i`, read in place (what ranking reads, without an allocation).
+    pub fn at(&self, i: TrackIx) -> TrackRef<'_> {
+        self.tracks.at(i)
     }
 
-    pub fn tracks(&self) -> &[Arc<Track>] {
+    /// The tracks' columns, for the search index and the benchmarks.
+    pub fn table(&self) -> &TrackTable {
         &self.tracks
+    }
+
+    /// The track ids, in catalog order (most popular first).
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.tracks.len() as TrackIx).map(|i| self.tracks.at(i).id())
+    }
+
+    /// Every track made whole, most popular first: for tools and tests, never a request
+    /// (each is a fresh allocation).
+    pub fn tracks(&self) -> Vec<Arc<Track>> {
+        (0..self.tracks.len() as TrackIx)
+            .map(|i| Arc::new(self.tracks.at(i).to_track()))
+            .collect()
+    }
+
+    /// Bytes the catalog's tracks, indexes and search index hold, for the benchmarks.
+    pub fn heap_bytes(&self) -> usize {
+        let lists = |m: &HashMap<String, Vec<TrackIx>>| {
+            m.iter()
+                .map(|(k, v)| k.capacity() + 4 * v.capacity() + 48)
+                .sum::<usize>()
+        };
+        self.tracks.heap_bytes()
+            + lists(&self.by_genre)
+            + lists(&self.by_artist)
+            + self
+                .by_decade
+                .values()
+                .map(|v| 4 * v.capacity() + 32)
+                .sum::<usize>()
+            + self.by_mood.iter().map(|v| 4 * v.capacity()).sum::<usize>()
+            + 4 * self.popular.capacity()
+            + self.search.heap_bytes()
     }
 
     /// Up to `limit` candidates for `selection`, best first (popular first, or nearest to the
@@ -514,10 +570,10 @@ impl Catalog {
                 let Some(seed) = self.index_of(id) else {
                     return Vec::new();
                 };
-                let s = &self.tracks[seed as usize];
+                let s = self.tracks.at(seed);
                 let scored: Vec<(f32, TrackIx)> = self
                     .neighbourhood(seed)
-                    .map(|i| (-likeness(s, &self.tracks[i as usize]), i))
+                    .map(|i| (-likeness(s, self.tracks.at(i)), i))
                     .collect();
                 best_first(scored, limit)
             }
@@ -538,8 +594,8 @@ impl Catalog {
         let genre = genre.to_ascii_lowercase();
         let of_genre = self.by_genre.get(&genre).map(Vec::as_slice).unwrap_or(&[]);
         let fits = |&&i: &&TrackIx| {
-            let t = &self.tracks[i as usize];
-            t.genre == genre && t.year.is_some_and(|y| decade_of(y) == decade)
+            let t = self.tracks.at(i);
+            t.genre() == genre && t.year().is_some_and(|y| decade_of(y) == decade)
         };
         let shorter = if in_decade.len() <= of_genre.len() {
             in_decade
@@ -554,12 +610,17 @@ impl Catalog {
     /// Bounded, so a million-track catalog answers in well under a millisecond
     /// (ARCHITECTURE.md has the arithmetic and the path to an ANN index).
     pub fn neighbourhood(&self, seed: TrackIx) -> impl Iterator<Item = TrackIx> + '_ {
-        let genre = &self.tracks[seed as usize].genre;
-        let same_genre = self.by_genre.get(genre).map(Vec::as_slice).unwrap_or(&[]);
+        let seed_track = self.tracks.at(seed);
+        let genre = seed_track.genre_number();
+        let same_genre = self
+            .by_genre
+            .get(seed_track.genre())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let others = self
             .popular
             .iter()
-            .filter(move |&&i| self.tracks[i as usize].genre != *genre);
+            .filter(move |&&i| self.tracks.at(i).genre_number() != genre);
         same_genre
             .iter()
             .take(HOT_SET)
@@ -605,7 +666,7 @@ impl Catalog {
         let mut names: Vec<String> = self
             .by_artist
             .values()
-            .map(|ts| self.tracks[ts[0] as usize].artist.clone())
+            .map(|ts| self.tracks.at(ts[0]).artist().to_owned())
             .collect();
         names.sort();
         names.dedup();
@@ -629,12 +690,12 @@ const FUZZY_ARTIST_MIN: f64 = 0.88;
 
 /// A mood's candidates: the most popular tracks inside its ranges or, when fewer than
 /// `MIN_MOOD_MATCHES` fit, the nearest tracks.
-fn mood_pool(tracks: &[Arc<Track>], by_popularity: &[TrackIx], mood: Mood) -> Vec<TrackIx> {
+fn mood_pool(tracks: &TrackTable, by_popularity: &[TrackIx], mood: Mood) -> Vec<TrackIx> {
     let target = mood_target(mood);
     let inside: Vec<TrackIx> = by_popularity
         .iter()
         .copied()
-        .filter(|&i| target.distance(&tracks[i as usize].features) == 0.0)
+        .filter(|&i| target.distance(tracks.at(i).features()) == 0.0)
         .take(MOOD_POOL)
         .collect();
     if inside.len() >= MIN_MOOD_MATCHES {
@@ -642,7 +703,7 @@ fn mood_pool(tracks: &[Arc<Track>], by_popularity: &[TrackIx], mood: Mood) -> Ve
     }
     let mut scored: Vec<(f32, TrackIx)> = by_popularity
         .iter()
-        .map(|&i| (target.distance(&tracks[i as usize].features), i))
+        .map(|&i| (target.distance(tracks.at(i).features()), i))
         .collect();
     // Stable: popular first among equals.
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -650,17 +711,21 @@ fn mood_pool(tracks: &[Arc<Track>], by_popularity: &[TrackIx], mood: Mood) -> Ve
 }
 
 /// Smaller is more alike: distance in audio features, less for the same genre and artist.
-pub fn likeness(seed: &Track, other: &Track) -> f32 {
-    let a = &seed.features;
-    let b = &other.features;
+pub fn likeness(seed: TrackRef<'_>, other: TrackRef<'_>) -> f32 {
+    let a = seed.features();
+    let b = other.features();
     let d = (a.valence - b.valence).powi(2)
         + (a.energy - b.energy).powi(2)
         + ((a.tempo - b.tempo) / 150.0).powi(2)
         + (a.danceability - b.danceability).powi(2)
         + (a.acousticness - b.acousticness).powi(2)
         + (a.instrumentalness - b.instrumentalness).powi(2);
-    let genre = if seed.genre == other.genre { 0.0 } else { 0.15 };
-    let artist = if seed.artist == other.artist {
+    let genre = if seed.genre_number() == other.genre_number() {
+        0.0
+    } else {
+        0.15
+    };
+    let artist = if seed.artist_number() == other.artist_number() {
         -0.02
     } else {
         0.0

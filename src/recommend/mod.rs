@@ -15,6 +15,7 @@ mod rank;
 mod remote;
 mod search;
 mod serving;
+mod table;
 
 pub use cache::CachedRecommender;
 pub use catalog::{
@@ -30,6 +31,7 @@ pub use rank::{CatalogRecommender, RankSettings, RankWeights, spread_artists};
 pub use remote::{Breaker, RemoteRecommender, RemoteSettings};
 pub use search::{GOOD_MATCH, SearchIndex};
 pub use serving::{Experiment, ModelSet, ServedModel, VariantSpec, assign_variant};
+pub use table::{TrackRef, TrackTable};
 
 use crate::domain::{Named, Profile, Reason, Reasons, Selection, Track, TrackId, TrackLookup};
 use async_trait::async_trait;

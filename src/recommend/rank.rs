@@ -28,6 +28,7 @@
 use super::catalog::{Catalog, TrackIx, best_first, likeness, normalize};
 use super::model::dot;
 use super::serving::{Experiment, Had, Listener, ModelSet, ServedModel};
+use super::table::TrackRef;
 use super::{
     Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, mood_target,
     recommendation_id,
@@ -307,14 +308,14 @@ impl CatalogRecommender {
     fn fits(&self, selection: &Selection, ix: TrackIx) -> bool {
         let t = self.catalog.at(ix);
         match selection {
-            Selection::Mood(m) => mood_target(*m).distance(&t.features) == 0.0,
-            Selection::Genre(g) => t.genre.eq_ignore_ascii_case(g),
-            Selection::Artist(a) => normalize(&t.artist) == normalize(a),
+            Selection::Mood(m) => mood_target(*m).distance(t.features()) == 0.0,
+            Selection::Genre(g) => t.genre().eq_ignore_ascii_case(g),
+            Selection::Artist(a) => normalize(t.artist()) == normalize(a),
             Selection::Decade { decade, genre } => {
-                t.year.is_some_and(|y| decade_of(y) == *decade)
+                t.year().is_some_and(|y| decade_of(y) == *decade)
                     && genre
                         .as_ref()
-                        .is_none_or(|g| t.genre.eq_ignore_ascii_case(g))
+                        .is_none_or(|g| t.genre().eq_ignore_ascii_case(g))
             }
             // Whether the listener heard it is the filter's business, not the pool's.
             Selection::Unheard => true,
@@ -359,7 +360,7 @@ impl CatalogRecommender {
                     .catalog
                     .candidates(&Selection::Genre(genre.clone()), CANDIDATES)
                     .into_iter()
-                    .filter(|&ix| !heard.contains(self.catalog.at(ix).id.0.as_str()));
+                    .filter(|&ix| !heard.contains(self.catalog.at(ix).id()));
                 extra.extend(fresh.take(UNHEARD_PER_AFFINITY));
             }
         }
@@ -439,13 +440,14 @@ impl CatalogRecommender {
     ) -> Terms {
         let w = &self.settings.weights;
         let t = self.catalog.at(ix);
-        let popularity = t.popularity as f32 / 100.0;
+        let popularity = t.popularity() as f32 / 100.0;
         let precomputed = w.precomputed * precomputed.get(&ix).copied().unwrap_or(0.0);
-        let preferred_genre = if profile.is_some_and(|p| p.preferred_genres.contains(&t.genre)) {
-            w.preferred_genre
-        } else {
-            0.0
-        };
+        let preferred_genre =
+            if profile.is_some_and(|p| p.preferred_genres.iter().any(|g| g == t.genre())) {
+                w.preferred_genre
+            } else {
+                0.0
+            };
         let Some(p) = profile.filter(|p| p.is_known()) else {
             return Terms {
                 popularity: w.popularity_new * popularity,
@@ -456,19 +458,19 @@ impl CatalogRecommender {
         };
         let affinity = |a: Option<&f32>| (a.copied().unwrap_or(0.0) / 4.0).tanh();
         let taste = p.taste.map_or(0.0, |taste| {
-            let d = taste.features.distance(&t.features);
+            let d = taste.features.distance(t.features());
             w.taste * (1.0 - (d / 0.6).min(1.0))
         });
         let embedding = match (user, model) {
             (Some(u), Some(m)) => u.score(m, ix),
             _ => 0.0,
         };
-        let o = outcomes.get(t.id.0.as_str()).copied().unwrap_or_default();
+        let o = outcomes.get(t.id()).copied().unwrap_or_default();
         let bandit = (o.finished as f32 + 1.0) / ((o.finished + o.skipped) as f32 + 2.0) - 0.5;
         Terms {
             popularity: w.popularity * popularity,
-            genre: w.genre * affinity(p.genres.get(&t.genre)),
-            artist: w.artist * affinity(p.artists.get(&t.artist)),
+            genre: w.genre * affinity(p.genres.get(t.genre())),
+            artist: w.artist * affinity(p.artists.get(t.artist())),
             preferred_genre,
             taste,
             bandit: w.bandit * bandit,
@@ -481,8 +483,8 @@ impl CatalogRecommender {
 /// A Thompson sample of track `t`'s chance to be finished in `context`: Beta(1 + finished,
 /// 1 + skipped). A track never played in the context draws from Beta(1, 1), so cold tracks
 /// get their chance.
-fn thompson(outcomes: &Outcomes<'_>, t: &Track, rng: &mut impl Rng) -> f32 {
-    let o = outcomes.get(t.id.0.as_str()).copied().unwrap_or_default();
+fn thompson(outcomes: &Outcomes<'_>, t: TrackRef<'_>, rng: &mut impl Rng) -> f32 {
+    let o = outcomes.get(t.id()).copied().unwrap_or_default();
     Beta::new(1.0 + o.finished as f32, 1.0 + o.skipped as f32)
         .map(|b| b.sample(rng))
         .unwrap_or(0.5)
@@ -498,18 +500,23 @@ impl Recommender for CatalogRecommender {
             Some(p) => self.personal_candidates(req.selection, p),
             None => Default::default(),
         };
-        let excluded: HashSet<&TrackId> = req.exclude.iter().collect();
+        let excluded: HashSet<&str> = req.exclude.iter().map(|t| t.0.as_str()).collect();
+        let disliked: HashSet<&str> = req
+            .profile
+            .map(|p| p.disliked.iter().map(|t| t.0.as_str()).collect())
+            .unwrap_or_default();
         // "Something new" never offers what the listener has heard.
         let heard = match (req.selection, req.profile) {
             (Selection::Unheard, Some(p)) => p.heard(),
             _ => HashSet::new(),
         };
-        let allowed = |t: &Track| {
-            !excluded.contains(&t.id)
-                && !heard.contains(t.id.0.as_str())
+        let allowed = |t: TrackRef<'_>| {
+            !excluded.contains(t.id())
+                && !heard.contains(t.id())
+                && !disliked.contains(t.id())
                 && req
                     .profile
-                    .is_none_or(|p| !p.dislikes(&t.id) && (p.explicit_allowed || !t.explicit))
+                    .is_none_or(|p| p.explicit_allowed || !t.explicit())
         };
         let mut seen = HashSet::with_capacity(pool.len() + extra.len());
         let candidates: Vec<TrackIx> = pool
@@ -573,21 +580,22 @@ impl Recommender for CatalogRecommender {
             .collect();
         // Stable: among equal scores the candidate order (popularity) holds.
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let recent: HashSet<&TrackId> = req
+        let recent: HashSet<&str> = req
             .profile
-            .map(|p| p.recent.iter().collect())
+            .map(|p| p.recent.iter().map(|t| t.0.as_str()).collect())
             .unwrap_or_default();
         // Fresh tracks first; recently played ones only when nothing else is left.
         let (fresh, stale): (Vec<TrackIx>, Vec<TrackIx>) = scored
             .into_iter()
             .map(|(_, ix)| ix)
-            .partition(|&ix| !recent.contains(&self.catalog.at(ix).id));
+            .partition(|&ix| !recent.contains(self.catalog.at(ix).id()));
         let (ranked, explored) = self.explore(fresh, stale, &outcomes, req.limit);
-        let tracks = spread_artists(
-            ranked.iter().map(|&ix| self.catalog.at(ix)),
-            req.limit,
-            self.settings.max_artist_run,
-        );
+        // Only the few tracks in the running are made whole.
+        let ranked: Vec<Arc<Track>> = ranked
+            .iter()
+            .map(|&ix| Arc::new(self.catalog.at(ix).to_track()))
+            .collect();
+        let tracks = spread_artists(ranked.iter(), req.limit, self.settings.max_artist_run);
         // The terms again for the few tracks returned, rather than kept for every candidate.
         let picks = tracks.into_iter().map(|t| {
             let why = match self.catalog.index_of(&t.id) {

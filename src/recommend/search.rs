@@ -10,11 +10,11 @@
 //! without their decorations ("- Remastered 2011", "(feat. ...)", "(Live)"), which are still
 //! searchable; "the", "a" and "an" are no words; "&" is "and".
 
-use crate::domain::{Track, Wanted};
+use super::table::TrackTable;
+use crate::domain::Wanted;
 use fst::automaton::Levenshtein;
 use fst::{IntoStreamer, Map, MapBuilder, Streamer};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// At most this many tracks having a query's rarest word are scored when no track has its
 /// two rarest words together: a very common word in a very large catalog must not make one
@@ -67,7 +67,7 @@ pub struct SearchIndex {
 
 impl SearchIndex {
     /// The index over `tracks`, which come most popular first (as the catalog keeps them).
-    pub fn build(tracks: &[Arc<Track>]) -> SearchIndex {
+    pub fn build(tracks: &TrackTable) -> SearchIndex {
         use rayon::prelude::*;
         // Word -> (its number, its postings), numbered in the order first seen.
         let mut numbers: HashMap<String, u32> = HashMap::new();
@@ -76,8 +76,15 @@ impl SearchIndex {
         let mut album_words = Vec::with_capacity(tracks.len());
         // The words of a chunk of tracks are read in parallel, then added in track order so
         // that each word's postings stay sorted (most popular first).
-        for (c, chunk) in tracks.chunks(BUILD_CHUNK).enumerate() {
-            let read: Vec<TrackWords> = chunk.par_iter().map(|t| TrackWords::of(t)).collect();
+        let all: Vec<TrackIx> = (0..tracks.len() as TrackIx).collect();
+        for (c, chunk) in all.chunks(BUILD_CHUNK).enumerate() {
+            let read: Vec<TrackWords> = chunk
+                .par_iter()
+                .map(|&ix| {
+                    let t = tracks.at(ix);
+                    TrackWords::of(t.title(), t.album(), t.artist())
+                })
+                .collect();
             for (i, t) in read.into_iter().enumerate() {
                 let ix = (c * BUILD_CHUNK + i) as TrackIx;
                 title_words.push(t.title_len);
@@ -129,7 +136,7 @@ impl SearchIndex {
     /// matches the more popular comes first.
     pub fn search(
         &self,
-        tracks: &[Arc<Track>],
+        tracks: &TrackTable,
         wanted: Wanted,
         name: &str,
         artist: Option<&str>,
@@ -182,7 +189,7 @@ impl SearchIndex {
             if artist_total > 0.0 {
                 quality *= 0.4 + 0.6 * (artist_found / artist_total).min(1.0);
             }
-            let rank = quality + 0.05 * f32::from(tracks[ix as usize].popularity) / 100.0;
+            let rank = quality + 0.05 * f32::from(tracks.at(ix).popularity()) / 100.0;
             hits.push((rank, Hit { track: ix, quality }));
         }
         hits.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.track.cmp(&b.1.track)));
@@ -328,14 +335,14 @@ struct TrackWords {
 }
 
 impl TrackWords {
-    fn of(t: &Track) -> TrackWords {
-        let (core, all) = title_words_of(&t.title);
-        let album_len = words(strip_decorations(&t.album)).len().min(255) as u8;
+    fn of(title: &str, album: &str, artist: &str) -> TrackWords {
+        let (core, all) = title_words_of(title);
+        let album_len = words(strip_decorations(album)).len().min(255) as u8;
         let mut out = Vec::new();
         for (ws, field) in [
             (all, Field::Title),
-            (words(&t.album), Field::Album),
-            (words(&t.artist), Field::Artist),
+            (words(album), Field::Album),
+            (words(artist), Field::Artist),
         ] {
             let mut ws = ws;
             ws.sort_unstable();
@@ -482,16 +489,18 @@ fn query_words(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Track;
+    use crate::recommend::table::TableBuilder;
 
-    fn track(title: &str, artist: &str, album: &str, popularity: u8) -> Arc<Track> {
+    fn track(title: &str, artist: &str, album: &str, popularity: u8) -> Track {
         let mut t = Track::sample(title, artist, "pop");
         t.album = album.to_owned();
         t.popularity = popularity;
-        Arc::new(t)
+        t
     }
 
     fn first(
-        tracks: &[Arc<Track>],
+        tracks: &TrackTable,
         wanted: Wanted,
         name: &str,
         artist: Option<&str>,
@@ -499,12 +508,12 @@ mod tests {
         let hits = SearchIndex::build(tracks).search(tracks, wanted, name, artist, 5);
         hits.first()
             .filter(|h| h.quality >= GOOD_MATCH)
-            .map(|h| tracks[h.track as usize].title.clone())
+            .map(|h| tracks.at(h.track).title().to_owned())
     }
 
     /// A few real titles, most popular first as the catalog keeps them.
-    fn catalog() -> Vec<Arc<Track>> {
-        let mut tracks = vec![
+    fn catalog() -> TrackTable {
+        let tracks = vec![
             track("Hello", "Adele", "25", 80),
             track(
                 "Hello, Goodbye - Remastered 2009",
@@ -529,8 +538,11 @@ mod tests {
                 72,
             ),
         ];
-        tracks.sort_by_key(|t| std::cmp::Reverse(t.popularity));
-        tracks
+        let mut b = TableBuilder::new("https://x/{track_id}", None);
+        for t in &tracks {
+            b.push(t);
+        }
+        b.finish()
     }
 
     #[test]
@@ -563,13 +575,13 @@ mod tests {
         let ix = SearchIndex::build(&c);
         let by = |artist| {
             let hits = ix.search(&c, Wanted::Song, "hello", Some(artist), 1);
-            c[hits[0].track as usize].artist.clone()
+            c.at(hits[0].track).artist().to_owned()
         };
         assert_eq!(by("lionel richie"), "Lionel Richie");
         assert_eq!(by("adele"), "Adele");
         // The artist said along with the title, without "by".
         let hits = ix.search(&c, Wanted::Song, "hello lionel richie", None, 1);
-        assert_eq!(c[hits[0].track as usize].artist, "Lionel Richie");
+        assert_eq!(c.at(hits[0].track).artist(), "Lionel Richie");
     }
 
     #[test]

@@ -67,11 +67,7 @@ impl ServedModel {
     }
 
     fn of_factors(factors: ItemFactors, catalog: &Catalog) -> Self {
-        let mut order: Vec<u32> = catalog
-            .tracks()
-            .iter()
-            .filter_map(|t| factors.row_of(&t.id.0))
-            .collect();
+        let mut order: Vec<u32> = catalog.ids().filter_map(|id| factors.row_of(id)).collect();
         let mut placed = vec![false; factors.ids.len()];
         for &r in &order {
             placed[r as usize] = true;
@@ -79,9 +75,8 @@ impl ServedModel {
         order.extend((0..factors.ids.len() as u32).filter(|&r| !placed[r as usize]));
         let factors = factors.permuted(&order);
         let rows: Vec<u32> = catalog
-            .tracks()
-            .iter()
-            .map(|t| factors.row_of(&t.id.0).unwrap_or(NO_ROW))
+            .ids()
+            .map(|id| factors.row_of(id).unwrap_or(NO_ROW))
             .collect();
         ServedModel {
             manifest: factors.manifest.clone(),
@@ -100,13 +95,13 @@ impl ServedModel {
             .iter()
             .map(|id| catalog.index_of(&TrackId(id.clone())))
             .collect();
-        let mut indptr = Vec::with_capacity(catalog.tracks().len() + 1);
+        let mut indptr = Vec::with_capacity(catalog.len() + 1);
         let mut tracks = Vec::new();
         let mut weights = Vec::new();
         let mut known = 0;
         indptr.push(0);
-        for t in catalog.tracks() {
-            if let Some(r) = n.row_of(&t.id.0) {
+        for id in catalog.ids() {
+            if let Some(r) = n.row_of(id) {
                 known += 1;
                 let (to, w) = n.row(r);
                 let served = to
