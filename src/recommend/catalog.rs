@@ -183,6 +183,31 @@ pub fn read_tracks_csv(
     stream_url_template: &str,
     art_url_template: Option<&str>,
 ) -> Result<CsvTracks, CatalogError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut tracks = Vec::new();
+    let mut duplicates = 0;
+    let bad = each_csv_track(path, stream_url_template, art_url_template, |t| {
+        if seen.insert(t.id.0.clone()) {
+            tracks.push(t);
+        } else {
+            duplicates += 1;
+        }
+    })?;
+    Ok(CsvTracks {
+        tracks,
+        bad,
+        duplicates,
+    })
+}
+
+/// Each usable row of a catalog CSV as a track, in file order, one at a time (a repeated
+/// id too: the caller decides); the bad rows with their lines.
+fn each_csv_track(
+    path: &Path,
+    stream_url_template: &str,
+    art_url_template: Option<&str>,
+    mut each: impl FnMut(Track),
+) -> Result<Vec<BadRow>, CatalogError> {
     let invalid = |message: String| CatalogError::Invalid {
         path: path.to_owned(),
         message,
@@ -201,12 +226,7 @@ pub fn read_tracks_csv(
             return Err(invalid(format!("no {required:?} column")));
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    let mut out = CsvTracks {
-        tracks: Vec::new(),
-        bad: Vec::new(),
-        duplicates: 0,
-    };
+    let mut bad = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
         let line = reader.position().line();
@@ -214,7 +234,7 @@ pub fn read_tracks_csv(
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                out.bad.push(BadRow {
+                bad.push(BadRow {
                     line,
                     reason: e.to_string(),
                 });
@@ -225,7 +245,7 @@ pub fn read_tracks_csv(
         let row: Row = match record.deserialize(Some(&headers)) {
             Ok(row) => row,
             Err(e) => {
-                out.bad.push(BadRow {
+                bad.push(BadRow {
                     line,
                     reason: e.to_string(),
                 });
@@ -233,17 +253,12 @@ pub fn read_tracks_csv(
             }
         };
         if let Err(reason) = check_row(&row) {
-            out.bad.push(BadRow { line, reason });
+            bad.push(BadRow { line, reason });
             continue;
         }
-        if !seen.insert(row.track_id.clone()) {
-            out.duplicates += 1;
-            continue;
-        }
-        out.tracks
-            .push(track_from_row(row, stream_url_template, art_url_template));
+        each(track_from_row(row, stream_url_template, art_url_template));
     }
-    Ok(out)
+    Ok(bad)
 }
 
 fn check_row(row: &Row) -> Result<(), String> {
@@ -382,31 +397,38 @@ impl Manifest {
 impl Catalog {
     /// Loads `dir/manifest.json` and the catalog it names. Bad rows are reported by line
     /// number and skipped.
+    /// Each row goes straight into the columns: no track is held whole on the way.
     pub fn load(dir: &Path) -> Result<Self, CatalogError> {
         let manifest = Manifest::read(dir)?;
         let csv_path = dir.join(&manifest.catalog);
-        let read = read_tracks_csv(
+        let mut builder = TableBuilder::new(
+            &manifest.stream_url_template,
+            manifest.art_url_template.as_deref(),
+        );
+        let bad = each_csv_track(
             &csv_path,
             &manifest.stream_url_template,
             manifest.art_url_template.as_deref(),
+            |t| builder.push(&t),
         )?;
-        for bad in read.bad.iter().take(20) {
+        for bad in bad.iter().take(20) {
             tracing::warn!(path = %csv_path.display(), line = bad.line, reason = bad.reason, "bad catalog row skipped");
         }
-        if read.tracks.is_empty() {
+        if builder.is_empty() {
             return Err(CatalogError::Invalid {
                 path: csv_path,
                 message: "no usable tracks".into(),
             });
         }
+        let (tracks, duplicates) = builder.finish();
         tracing::info!(
-            tracks = read.tracks.len(),
-            skipped = read.bad.len(),
-            duplicates = read.duplicates,
+            tracks = tracks.len(),
+            skipped = bad.len(),
+            duplicates,
             version = manifest.version,
             "catalog loaded"
         );
-        Ok(Catalog::from_tracks(manifest, read.tracks))
+        Ok(Catalog::over(manifest, tracks))
     }
 
     /// A catalog over `tracks` (ids must be unique), with its indexes built.
@@ -420,7 +442,12 @@ impl Catalog {
         for t in tracks {
             builder.push(&t);
         }
-        let tracks = builder.finish();
+        let (tracks, _) = builder.finish();
+        Catalog::over(manifest, tracks)
+    }
+
+    /// A catalog over `tracks`, its indexes built.
+    fn over(manifest: Manifest, tracks: TrackTable) -> Self {
         let mut by_popularity: Vec<TrackIx> = (0..tracks.len() as TrackIx).collect();
         let mut by_genre: HashMap<String, Vec<TrackIx>> = HashMap::new();
         let mut by_artist: HashMap<String, Vec<TrackIx>> = HashMap::new();

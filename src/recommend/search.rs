@@ -494,6 +494,8 @@ mod tests {
 
     fn track(title: &str, artist: &str, album: &str, popularity: u8) -> Track {
         let mut t = Track::sample(title, artist, "pop");
+        // Two songs may share a title; never an id.
+        t.id = crate::domain::TrackId(format!("{title} / {artist}"));
         t.album = album.to_owned();
         t.popularity = popularity;
         t
@@ -542,7 +544,7 @@ mod tests {
         for t in &tracks {
             b.push(t);
         }
-        b.finish()
+        b.finish().0
     }
 
     #[test]

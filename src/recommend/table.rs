@@ -11,25 +11,24 @@ use std::collections::HashMap;
 /// A track's position in the catalog (most popular first): what indexes and models refer to.
 pub type TrackIx = u32;
 
-/// Strings laid end to end: string `i` is `bytes[ends[i - 1]..ends[i]]`.
+/// Strings laid end to end: string `i` is `text[ends[i - 1]..ends[i]]`. Reading one is a
+/// slice of `text` (a boundary check, no validation).
 #[derive(Default)]
 struct Arena {
-    bytes: Vec<u8>,
+    text: String,
     ends: Vec<u64>,
 }
 
 impl Arena {
     fn push(&mut self, s: &str) -> u32 {
-        self.bytes.extend_from_slice(s.as_bytes());
-        self.ends.push(self.bytes.len() as u64);
+        self.text.push_str(s);
+        self.ends.push(self.text.len() as u64);
         (self.ends.len() - 1) as u32
     }
 
     fn get(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        let bytes = &self.bytes[start..self.ends[i] as usize];
-        // Only whole `&str`s are pushed, so every slice between two ends is UTF-8.
-        std::str::from_utf8(bytes).expect("an arena holds whole strings")
+        &self.text[start..self.ends[i] as usize]
     }
 
     fn len(&self) -> usize {
@@ -37,11 +36,11 @@ impl Arena {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + 8 * self.ends.capacity()
+        self.text.capacity() + 8 * self.ends.capacity()
     }
 
     fn shrink(&mut self) {
-        self.bytes.shrink_to_fit();
+        self.text.shrink_to_fit();
         self.ends.shrink_to_fit();
     }
 }
@@ -78,8 +77,8 @@ pub struct TrackTable {
     artists: Arena,
     /// Per track: its id, title and album, in that order (three strings a track).
     words: Arena,
-    /// Rows sorted by track id, for finding a track by its id without a map of strings.
-    by_id: Vec<TrackIx>,
+    /// Finds a row by its track id without a map of strings.
+    by_id: IdIndex,
     stream_url_template: String,
     art_url_template: Option<String>,
 }
@@ -105,7 +104,7 @@ impl TableBuilder {
                 artist: Vec::new(),
                 artists: Arena::default(),
                 words: Arena::default(),
-                by_id: Vec::new(),
+                by_id: IdIndex::default(),
                 stream_url_template: stream_url_template.to_owned(),
                 art_url_template: art_url_template.map(str::to_owned),
             },
@@ -131,25 +130,43 @@ impl TableBuilder {
         table.words.push(&t.album);
     }
 
-    /// The table, most popular first (ties keep the order pushed), its id order built.
+    /// How many tracks have been pushed.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// The table, most popular first (ties keep the order pushed), its id order built, and
+    /// how many pushed tracks repeated an id pushed before (the first one is kept).
     /// Genres past the 65,535th share the last number: no catalog has that many.
-    pub fn finish(self) -> TrackTable {
+    pub fn finish(self) -> (TrackTable, usize) {
         let TableBuilder {
             table,
             genres,
             artists,
         } = self;
-        let mut order: Vec<TrackIx> = (0..table.popularity.len() as TrackIx).collect();
+        // A repeated id: a row whose id an earlier row has.
+        let first = IdIndex::build(&table);
+        let repeated: Vec<bool> = (0..table.len() as TrackIx)
+            .map(|i| first.find(&table, table.id(i)) != Some(i))
+            .collect();
+        drop(first);
+        let duplicates = repeated.iter().filter(|&&r| r).count();
+        let mut order: Vec<TrackIx> = (0..table.len() as TrackIx)
+            .filter(|&i| !repeated[i as usize])
+            .collect();
+        drop(repeated);
         order.sort_by_key(|&i| std::cmp::Reverse(table.popularity[i as usize]));
         let mut sorted = table.permuted(&order);
         sorted.genres = genres.arena;
         sorted.artists = artists.arena;
         sorted.genres.shrink();
         sorted.artists.shrink();
-        let mut by_id: Vec<TrackIx> = (0..sorted.len() as TrackIx).collect();
-        by_id.sort_by(|&a, &b| sorted.id(a).cmp(sorted.id(b)).then(a.cmp(&b)));
-        sorted.by_id = by_id;
-        sorted
+        sorted.by_id = IdIndex::build(&sorted);
+        (sorted, duplicates)
     }
 }
 
@@ -163,7 +180,7 @@ impl TrackTable {
             out
         }
         let mut words = Arena::default();
-        words.bytes.reserve_exact(self.words.bytes.len());
+        words.text.reserve_exact(self.words.text.len());
         words.ends.reserve_exact(self.words.ends.len());
         for &i in order {
             for field in 0..3 {
@@ -181,7 +198,7 @@ impl TrackTable {
             words,
             genres: Arena::default(),
             artists: Arena::default(),
-            by_id: Vec::new(),
+            by_id: IdIndex::default(),
             stream_url_template: self.stream_url_template,
             art_url_template: self.art_url_template,
         }
@@ -207,13 +224,10 @@ impl TrackTable {
 
     /// The row of the track with this id.
     pub fn find(&self, id: &str) -> Option<TrackIx> {
-        self.by_id
-            .binary_search_by(|&ix| self.id(ix).cmp(id))
-            .ok()
-            .map(|at| self.by_id[at])
+        self.by_id.find(self, id)
     }
 
-    /// How many distinct artists and genres the tracks have.
+    /// How many artist numbers there are (every artist pushed, a dropped repeat's too).
     pub fn artist_count(&self) -> usize {
         self.artists.len()
     }
@@ -232,10 +246,74 @@ impl TrackTable {
             + std::mem::size_of::<AudioFeatures>() * self.features.capacity()
             + 2 * self.genre.capacity()
             + 4 * self.artist.capacity()
-            + 4 * self.by_id.capacity()
+            + self.by_id.heap_bytes()
             + self.genres.heap_bytes()
             + self.artists.heap_bytes()
             + self.words.heap_bytes()
+    }
+}
+
+/// Track ids to rows: an open-addressing table of 8-byte slots (32 bits of the id's hash
+/// and the row), about 1.25 slots a track, so a lookup touches one or two slots and one id.
+/// A sorted array of rows would take 4 bytes a track but about 20 cache misses a lookup,
+/// and ranking looks up a listener's few hundred tracks per request.
+#[derive(Default)]
+struct IdIndex {
+    slots: Vec<u64>,
+}
+
+const EMPTY: u64 = u64::MAX;
+
+impl IdIndex {
+    /// The index over the rows of `table`; of rows with one id, the first.
+    fn build(table: &TrackTable) -> IdIndex {
+        let n = table.len();
+        let mut index = IdIndex {
+            slots: vec![EMPTY; (n + n / 4).max(1)],
+        };
+        for ix in 0..n as TrackIx {
+            let (hash, mut slot) = index.start(table.id(ix));
+            loop {
+                match index.slots[slot] {
+                    EMPTY => {
+                        index.slots[slot] = hash << 32 | u64::from(ix);
+                        break;
+                    }
+                    taken if taken >> 32 == hash && table.id(taken as u32) == table.id(ix) => {
+                        break;
+                    }
+                    _ => slot = (slot + 1) % index.slots.len(),
+                }
+            }
+        }
+        index
+    }
+
+    /// The id's 32-bit hash and its first slot.
+    fn start(&self, id: &str) -> (u64, usize) {
+        let h = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
+        let slot = ((h as u128 * self.slots.len() as u128) >> 64) as usize;
+        (h >> 32, slot)
+    }
+
+    fn find(&self, table: &TrackTable, id: &str) -> Option<TrackIx> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let (hash, mut slot) = self.start(id);
+        loop {
+            match self.slots[slot] {
+                EMPTY => return None,
+                taken if taken >> 32 == hash && table.id(taken as u32) == id => {
+                    return Some(taken as u32);
+                }
+                _ => slot = (slot + 1) % self.slots.len(),
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        8 * self.slots.capacity()
     }
 }
 
@@ -346,7 +424,11 @@ mod tests {
         for t in &tracks {
             b.push(t);
         }
-        let table = b.finish();
+        // A repeated id keeps the first row pushed.
+        b.push(&track("c", "Zed", "metal", 99));
+        let (table, duplicates) = b.finish();
+        assert_eq!(duplicates, 1);
+        assert_eq!(table.len(), 4);
         let order: Vec<&str> = (0..4).map(|i| table.at(i).id()).collect();
         assert_eq!(order, ["a", "c", "d", "b"], "popular first, ties as pushed");
         for t in &tracks {
@@ -362,7 +444,11 @@ mod tests {
         assert_eq!(c.artist_number(), b.artist_number(), "one Ann");
         assert_eq!(c.genre_number(), b.genre_number(), "one jazz");
         assert_ne!(c.artist_number(), table.at(0).artist_number());
-        assert_eq!(table.artist_count(), 3);
+        assert_eq!(
+            table.artist_count(),
+            4,
+            "Ann, Bob, Émile and the repeat's Zed"
+        );
         assert_eq!(table.at(2).artist(), "Émile");
     }
 }
