@@ -130,11 +130,7 @@ impl TableBuilder {
         table.words.push(&t.album);
     }
 
-    /// How many tracks have been pushed.
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
+    /// Whether no track has been pushed.
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
     }
