@@ -32,11 +32,12 @@ endpoint="http://127.0.0.1:$port"
 
 echo "== a catalog of $tracks tracks and two 32-dimensional versions" >&2
 "$encore" catalog synth --tracks "$tracks" --out "$work/models" >/dev/null
+"$encore" catalog export --models "$work/models" --out "$work/catalog.csv" >/dev/null
 "$py" - "$work/models" <<'PY'
 import json, struct, sys, numpy as np
 root = sys.argv[1]
 import csv
-ids = [row["track_id"] for row in csv.DictReader(open(root + "/catalog.csv"))]
+ids = [row["track_id"] for row in csv.DictReader(open(root + "/../catalog.csv"))]
 for n, version in enumerate(["bench-v1", "bench-v2"]):
     import os
     d = f"{root}/staged/{version}"
@@ -60,7 +61,7 @@ import boto3, sys
 s3 = boto3.client("s3", endpoint_url=sys.argv[1])
 s3.create_bucket(Bucket="bench")
 root = sys.argv[2]
-for f in ["manifest.json", "catalog.csv"]:
+for f in ["manifest.json", "catalog.parquet"]:
     s3.upload_file(f"{root}/{f}", "bench", f"models/{f}")
 for f in ["items.txt", "item_factors.safetensors", "model.json"]:
     s3.upload_file(f"{root}/staged/bench-v1/{f}", "bench", f"models/versions/bench-v1/{f}")

@@ -81,6 +81,31 @@ fn a_spotify_export_imports_with_bad_rows_reported_by_line() {
         "defaults"
     );
     assert_eq!(Manifest::read(&out).unwrap().extra["tracks"], 2);
+    // The catalog is written as Parquet, and exports back to CSV for tools without it.
+    assert_eq!(
+        Manifest::read(&out).unwrap().catalog,
+        std::path::PathBuf::from("catalog.parquet")
+    );
+    assert!(!out.join("catalog.csv").exists());
+    let exported = dir.path().join("exported.csv");
+    let (ok, stdout, stderr) = run(&[
+        "catalog",
+        "export",
+        "--models",
+        path(&out),
+        "--out",
+        path(&exported),
+    ]);
+    assert!(ok && stdout.contains("wrote 2 tracks"), "{stdout}{stderr}");
+    let back =
+        encore::recommend::read_tracks_csv(&exported, "https://cdn.example/{track_id}.mp3", None)
+            .unwrap();
+    assert_eq!(back.tracks.len(), 2);
+    assert!(
+        back.tracks
+            .iter()
+            .any(|t| t.id.0 == "t1" && t.title == "Song One")
+    );
 
     let (ok, _, stderr) = run(&[
         "catalog",

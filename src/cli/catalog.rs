@@ -1,14 +1,16 @@
-//! `encore catalog import|synth`: the track catalog from a CSV export, or synthesised.
+//! `encore catalog import|synth`: the track catalog from a CSV export, or synthesised, written
+//! as Parquet.
 
 use crate::offline::{CATALOG_FILE, PLACEHOLDER_STREAM, catalog_manifest, synth};
-use crate::recommend::{read_tracks_csv, write_tracks_csv};
+use crate::recommend::{Catalog, read_tracks_csv, write_tracks_csv, write_tracks_parquet};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
-    /// Import a CSV of tracks (Spotify audio-features export columns) as the catalog.
+    /// Import a CSV of tracks (Spotify audio-features export columns) as the catalog, written
+    /// as catalog.parquet (the columns of the CSV, typed), which serving loads in columns.
     ///
     /// Required columns: track_id, artists, track_name. Optional (defaulted when missing or
     /// empty): album_name, popularity (0), duration_ms (200000), explicit (false),
@@ -19,13 +21,26 @@ pub enum CatalogCommand {
     /// Write a synthetic catalog of any size (and, optionally, listening histories with
     /// planted structure) for benchmarks and evaluation.
     Synth(CatalogSynthArgs),
+    /// Write a models directory's catalog (Parquet or CSV) as CSV, to read it with tools
+    /// that do not read Parquet.
+    Export(CatalogExportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CatalogExportArgs {
+    /// The models directory whose catalog to export.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// The CSV file to write.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct CatalogImportArgs {
     /// The CSV to import.
     pub file: PathBuf,
-    /// The models directory to write catalog.csv and manifest.json into.
+    /// The models directory to write catalog.parquet and manifest.json into.
     #[arg(long, default_value = "models")]
     pub out: PathBuf,
     /// Stream URL template ({track_id} is replaced); default: the existing manifest's.
@@ -41,7 +56,7 @@ pub struct CatalogSynthArgs {
     /// How many tracks.
     #[arg(long, default_value_t = 10_000)]
     pub tracks: usize,
-    /// The directory to write catalog.csv and manifest.json into.
+    /// The directory to write catalog.parquet and manifest.json into.
     #[arg(long)]
     pub out: PathBuf,
     /// Also write interactions.csv with this many listeners.
@@ -58,7 +73,20 @@ pub fn run(command: &CatalogCommand) -> anyhow::Result<String> {
     match command {
         CatalogCommand::Import(args) => import(args),
         CatalogCommand::Synth(args) => synthesize(args),
+        CatalogCommand::Export(args) => export(args),
     }
+}
+
+/// `encore catalog export`.
+fn export(args: &CatalogExportArgs) -> anyhow::Result<String> {
+    let catalog = Catalog::load(&args.models)?;
+    let tracks = catalog.tracks();
+    let written = write_tracks_csv(&args.out, tracks.iter().map(|t| t.as_ref()))?;
+    Ok(format!(
+        "wrote {written} tracks of {} to {}",
+        args.models.display(),
+        args.out.display()
+    ))
 }
 
 /// `encore catalog import`.
@@ -86,7 +114,7 @@ fn import(args: &CatalogImportArgs) -> anyhow::Result<String> {
         &args.file.display().to_string(),
     )?;
     // The catalog first, the manifest that names it last.
-    let written = write_tracks_csv(&args.out.join(CATALOG_FILE), &read.tracks)?;
+    let written = write_tracks_parquet(&args.out.join(CATALOG_FILE), &read.tracks)?;
     manifest.write(&args.out)?;
     Ok(format!(
         "imported {written} tracks into {} ({} bad rows skipped, {} repeated track ids dropped)",
@@ -102,7 +130,7 @@ fn synthesize(args: &CatalogSynthArgs) -> anyhow::Result<String> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     let tracks = synth::tracks(args.tracks, args.seed, PLACEHOLDER_STREAM, None);
     let manifest = catalog_manifest(&args.out, None, None, tracks.len(), "encore catalog synth")?;
-    write_tracks_csv(&args.out.join(CATALOG_FILE), &tracks)?;
+    write_tracks_parquet(&args.out.join(CATALOG_FILE), &tracks)?;
     manifest.write(&args.out)?;
     let mut done = format!(
         "wrote {} synthetic tracks to {}",

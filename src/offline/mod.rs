@@ -24,7 +24,7 @@ use std::path::Path;
 use train::Interactions;
 
 /// The catalog file an import or synthesis writes.
-pub const CATALOG_FILE: &str = "catalog.csv";
+pub const CATALOG_FILE: &str = "catalog.parquet";
 /// The stream URL template of a catalog with none given.
 pub const PLACEHOLDER_STREAM: &str = "https://audio.encore.example/tracks/{track_id}.mp3";
 

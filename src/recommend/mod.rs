@@ -10,9 +10,11 @@ mod cache;
 mod catalog;
 pub mod model;
 mod moods;
+mod parquet_file;
 mod published;
 mod rank;
 mod remote;
+mod rows;
 mod search;
 mod serving;
 mod table;
@@ -23,6 +25,7 @@ pub use catalog::{
     write_tracks_csv,
 };
 pub use moods::{FeatureRange, MoodTarget, mood_target};
+pub use parquet_file::{is_parquet, write_tracks_parquet};
 pub use published::{
     ModelMirror, PublishError, Published, fetch_version, promote, publish, published, read_pointer,
     rollback,
