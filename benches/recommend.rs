@@ -1,7 +1,8 @@
 //! Recommender latency and model load cost by catalog size.
 //!
-//! For each size in BENCH_TRACKS (default 10000,100000,1000000) it writes a synthetic catalog
-//! and a 32-dimensional model version to a temporary models directory, then prints:
+//! For each size in BENCH_TRACKS (default 10000,100000,1000000) it writes a synthetic
+//! Parquet catalog and a 32-dimensional model version to a temporary models directory, then
+//! prints:
 //! - catalog load and model load time, and the resident memory each added;
 //! - recommend latency p50/p99 on a cache miss (a known listener with history, a different
 //!   listener each call, moods, genres, artists and "more like this" mixed, exploration on)
@@ -19,7 +20,7 @@ use encore::offline::synth;
 use encore::recommend::model::{ItemFactors, new_manifest};
 use encore::recommend::{
     CachedRecommender, Catalog, CatalogRecommender, Experiment, Manifest, ModelSet, RankSettings,
-    RecommendRequest, Recommender, SearchIndex, write_tracks_csv,
+    RecommendRequest, Recommender, SearchIndex, write_tracks_parquet,
 };
 use rand::{Rng, SeedableRng};
 use std::path::Path;
@@ -43,11 +44,11 @@ fn rss_mib() -> f64 {
 
 fn write_models(dir: &Path, n: usize) {
     let tracks = synth::tracks(n, 7, "https://audio.example/{track_id}.mp3", None);
-    write_tracks_csv(&dir.join("catalog.csv"), &tracks).unwrap();
+    write_tracks_parquet(&dir.join("catalog.parquet"), &tracks).unwrap();
     let manifest: Manifest = serde_json::from_value(serde_json::json!({
         "version": format!("synth-{n}"),
         "created_at": "2026-11-23T00:00:00Z",
-        "catalog": "catalog.csv",
+        "catalog": "catalog.parquet",
         "stream_url_template": "https://audio.example/{track_id}.mp3",
     }))
     .unwrap();
