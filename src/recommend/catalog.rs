@@ -54,7 +54,14 @@ pub struct Catalog {
     popular: Vec<TrackIx>,
     /// Titles, albums and artists by their words, for songs and albums asked for by name.
     search: SearchIndex,
+    /// Tracks made whole lately, shared: recommendations (and the cache that keeps them)
+    /// of popular tracks point at one copy, as they did when the catalog held every track
+    /// whole.
+    made: moka::sync::Cache<TrackIx, Arc<Track>>,
 }
+
+/// How many whole tracks the catalog keeps shared (about 400 bytes each).
+const MADE_TRACKS: u64 = 100_000;
 
 /// The catalog manifest's file name in a models directory.
 pub const MANIFEST: &str = "manifest.json";
@@ -193,6 +200,7 @@ impl Catalog {
             by_mood,
             popular: by_popularity,
             search,
+            made: moka::sync::Cache::new(MADE_TRACKS),
         }
     }
 
@@ -208,7 +216,7 @@ impl Catalog {
                 limit,
             )
             .into_iter()
-            .map(|h| (Arc::new(self.tracks.at(h.track).to_track()), h.quality))
+            .map(|h| (self.whole(h.track), h.quality))
             .collect()
     }
 
@@ -222,8 +230,13 @@ impl Catalog {
 
     /// The track with this id, made whole (its own strings and URLs).
     pub fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
-        self.index_of(id)
-            .map(|i| Arc::new(self.tracks.at(i).to_track()))
+        self.index_of(id).map(|i| self.whole(i))
+    }
+
+    /// Track `i` made whole, shared with every other holder of it while it is in use.
+    pub fn whole(&self, i: TrackIx) -> Arc<Track> {
+        self.made
+            .get_with(i, || Arc::new(self.tracks.at(i).to_track()))
     }
 
     pub fn index_of(&self, id: &TrackId) -> Option<TrackIx> {
@@ -471,4 +484,29 @@ pub fn normalize(s: &str) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_track_made_whole_twice_is_one_copy_while_it_is_kept() {
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "version": "t",
+            "created_at": "2026-12-06T00:00:00Z",
+            "catalog": "catalog.parquet",
+            "stream_url_template": "https://s/{track_id}",
+        }))
+        .unwrap();
+        let tracks = (0..3)
+            .map(|i| Track::sample(&format!("t{i}"), "Ann", "jazz"))
+            .collect();
+        let catalog = Catalog::from_tracks(manifest, tracks);
+        let id = TrackId("t1".into());
+        let (a, b) = (catalog.track(&id).unwrap(), catalog.track(&id).unwrap());
+        assert!(Arc::ptr_eq(&a, &b), "recommendations share one copy");
+        assert_eq!(a.stream_url, "https://s/t1");
+        assert_eq!(catalog.track(&TrackId("nope".into())), None);
+    }
 }

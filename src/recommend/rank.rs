@@ -591,10 +591,7 @@ impl Recommender for CatalogRecommender {
             .partition(|&ix| !recent.contains(self.catalog.at(ix).id()));
         let (ranked, explored) = self.explore(fresh, stale, &outcomes, req.limit);
         // Only the few tracks in the running are made whole.
-        let ranked: Vec<Arc<Track>> = ranked
-            .iter()
-            .map(|&ix| Arc::new(self.catalog.at(ix).to_track()))
-            .collect();
+        let ranked: Vec<Arc<Track>> = ranked.iter().map(|&ix| self.catalog.whole(ix)).collect();
         let tracks = spread_artists(ranked.iter(), req.limit, self.settings.max_artist_run);
         // The terms again for the few tracks returned, rather than kept for every candidate.
         let picks = tracks.into_iter().map(|t| {

@@ -264,8 +264,9 @@ impl IdIndex {
     /// The index over the rows of `table`; of rows with one id, the first.
     fn build(table: &TrackTable) -> IdIndex {
         let n = table.len();
+        // At least one slot stays empty, so a probe for an id not there always ends.
         let mut index = IdIndex {
-            slots: vec![EMPTY; (n + n / 4).max(1)],
+            slots: vec![EMPTY; n + n / 4 + 1],
         };
         for ix in 0..n as TrackIx {
             let (hash, mut slot) = index.start(table.id(ix));
@@ -435,6 +436,17 @@ mod tests {
             assert_eq!(table.at(ix).to_track(), expected);
         }
         assert_eq!(table.find("zz"), None);
+        // A table of one to three tracks has room for every id and one empty slot: a
+        // lookup of an id not there ends.
+        for n in 1..4 {
+            let mut b = TableBuilder::new("https://s/{track_id}", None);
+            for t in tracks.iter().take(n) {
+                b.push(t);
+            }
+            let (small, _) = b.finish();
+            assert_eq!(small.find("zz"), None, "{n} tracks");
+            assert!(small.find(&tracks[0].id.0).is_some());
+        }
         assert_eq!(table.find(""), None);
         let (c, b) = (table.at(1), table.at(3));
         assert_eq!(c.artist_number(), b.artist_number(), "one Ann");
