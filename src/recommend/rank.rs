@@ -590,17 +590,20 @@ impl Recommender for CatalogRecommender {
             .map(|(_, ix)| ix)
             .partition(|&ix| !recent.contains(self.catalog.at(ix).id()));
         let (ranked, explored) = self.explore(fresh, stale, &outcomes, req.limit);
-        // Only the few tracks in the running are made whole.
-        let ranked: Vec<Arc<Track>> = ranked.iter().map(|&ix| self.catalog.whole(ix)).collect();
-        let tracks = spread_artists(ranked.iter(), req.limit, self.settings.max_artist_run);
-        // The terms again for the few tracks returned, rather than kept for every candidate.
-        let picks = tracks.into_iter().map(|t| {
-            let why = match self.catalog.index_of(&t.id) {
-                Some(ix) if explored.contains(&ix) => Reason::Exploring,
-                Some(ix) => terms(ix).reason(),
-                None => Reason::Popular,
+        let spread = spread_by(
+            ranked.into_iter(),
+            |&ix| self.catalog.at(ix).artist_number(),
+            req.limit,
+            self.settings.max_artist_run,
+        );
+        // Only the tracks returned are made whole, with their terms again (rather than
+        // kept for every candidate).
+        let picks = spread.into_iter().map(|ix| {
+            let why = match explored.contains(&ix) {
+                true => Reason::Exploring,
+                false => terms(ix).reason(),
             };
-            (t, why)
+            (self.catalog.whole(ix), why)
         });
         let tracks = Ranked::with_reasons(picks)
             .ok_or_else(|| RecommendError::NoMatch(req.selection.clone()))?;
@@ -692,23 +695,37 @@ pub fn spread_artists<'a>(
     limit: usize,
     max_run: usize,
 ) -> Vec<Arc<Track>> {
+    spread_by(tracks.cloned(), |t| t.artist.clone(), limit, max_run)
+}
+
+/// `spread_artists` over any items, `artist_of` naming each one's artist.
+fn spread_by<T, A: PartialEq>(
+    items: impl Iterator<Item = T>,
+    artist_of: impl Fn(&T) -> A,
+    limit: usize,
+    max_run: usize,
+) -> Vec<T> {
     let max_run = max_run.max(1);
-    let mut out: Vec<Arc<Track>> = Vec::with_capacity(limit);
-    let mut waiting: Vec<&Arc<Track>> = Vec::new();
-    let mut source = tracks.peekable();
-    let run_of = |out: &[Arc<Track>], artist: &str| {
-        out.iter().rev().take_while(|t| t.artist == artist).count()
+    let mut out: Vec<T> = Vec::with_capacity(limit);
+    let mut waiting: Vec<T> = Vec::new();
+    let mut source = items;
+    let blocked = |t: &T, out: &[T]| {
+        let artist = artist_of(t);
+        out.iter()
+            .rev()
+            .take_while(|o| artist_of(o) == artist)
+            .count()
+            >= max_run
     };
     while out.len() < limit {
-        let blocked = |t: &Arc<Track>, out: &[Arc<Track>]| run_of(out, &t.artist) >= max_run;
         if let Some(i) = waiting.iter().position(|t| !blocked(t, &out)) {
-            out.push(waiting.remove(i).clone());
+            out.push(waiting.remove(i));
             continue;
         }
         match source.next() {
-            Some(t) if blocked(t, &out) => waiting.push(t),
-            Some(t) => out.push(t.clone()),
-            None if !waiting.is_empty() => out.push(waiting.remove(0).clone()),
+            Some(t) if blocked(&t, &out) => waiting.push(t),
+            Some(t) => out.push(t),
+            None if !waiting.is_empty() => out.push(waiting.remove(0)),
             None => break,
         }
     }
