@@ -102,8 +102,8 @@ impl Manifest {
 
 impl Catalog {
     /// Loads `dir/manifest.json` and the catalog it names. Bad rows are reported by line
-    /// number and skipped.
-    /// Each row goes straight into the columns: no track is held whole on the way.
+    /// number and skipped. Each row goes straight into the columns: no track is held whole
+    /// on the way.
     pub fn load(dir: &Path) -> Result<Self, CatalogError> {
         let manifest = Manifest::read(dir)?;
         let file = dir.join(&manifest.catalog);
@@ -111,14 +111,12 @@ impl Catalog {
             &manifest.stream_url_template,
             manifest.art_url_template.as_deref(),
         );
-        let (stream, art) = (
-            &manifest.stream_url_template,
-            manifest.art_url_template.as_deref(),
-        );
+        // The table makes URLs from the templates when a track is made whole: the rows are
+        // read without any, rather than each building two URLs the table drops.
         let bad = if is_parquet(&file) {
-            each_parquet_track(&file, stream, art, |t| builder.push(&t))?
+            each_parquet_track(&file, "", None, |t| builder.push(&t))?
         } else {
-            each_csv_track(&file, stream, art, |t| builder.push(&t))?
+            each_csv_track(&file, "", None, |t| builder.push(&t))?
         };
         for bad in bad.iter().take(20) {
             tracing::warn!(path = %file.display(), line = bad.line, reason = bad.reason, "bad catalog row skipped");

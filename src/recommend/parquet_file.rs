@@ -8,7 +8,7 @@
 use super::rows::{BadRow, CSV_COLUMNS, CatalogError, Row, check_row, track_from_row};
 use crate::domain::Track;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, UInt16Type};
+use arrow_array::types::{ArrowPrimitiveType, Float32Type, Float64Type, UInt16Type};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float32Array, RecordBatch, StringArray, UInt8Array, UInt16Array,
     UInt32Array,
@@ -240,11 +240,7 @@ impl Columns {
     /// Row `i` as a CSV row would be read: nulls and absent columns are empty.
     fn row(&self, i: usize) -> Row {
         let text = |a: &StringArray| a.is_valid(i).then(|| a.value(i).to_owned());
-        let float = |a: &Option<ArrayRef>| {
-            a.as_ref()
-                .filter(|a| a.is_valid(i))
-                .map(|a| a.as_primitive::<Float32Type>().value(i))
-        };
+        let float = |a: &Option<ArrayRef>| value::<Float32Type>(a, i);
         let [
             danceability,
             energy,
@@ -260,11 +256,7 @@ impl Columns {
             album_name: self.album_name.as_ref().and_then(text),
             track_genre: self.track_genre.as_ref().and_then(text),
             popularity: float(&self.popularity),
-            duration_ms: self
-                .duration_ms
-                .as_ref()
-                .filter(|a| a.is_valid(i))
-                .map(|a| a.as_primitive::<Float64Type>().value(i)),
+            duration_ms: value::<Float64Type>(&self.duration_ms, i),
             explicit: self
                 .explicit
                 .as_ref()
@@ -275,15 +267,19 @@ impl Columns {
             instrumentalness,
             valence,
             tempo,
-            year: self
-                .year
-                .as_ref()
-                .filter(|a| a.is_valid(i))
-                .map(|a| a.as_primitive::<UInt16Type>().value(i).to_string()),
+            year: value::<UInt16Type>(&self.year, i).map(|y| y.to_string()),
             release_date: None,
             album_release_date: None,
         }
     }
+}
+
+/// Row `i` of an optional column already cast to `T`; none when absent or null.
+fn value<T: ArrowPrimitiveType>(column: &Option<ArrayRef>, i: usize) -> Option<T::Native> {
+    column
+        .as_ref()
+        .filter(|c| c.is_valid(i))
+        .map(|c| c.as_primitive::<T>().value(i))
 }
 
 #[cfg(test)]
