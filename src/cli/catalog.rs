@@ -1,6 +1,8 @@
 //! `encore catalog import|synth`: the track catalog from a CSV export, or synthesised, written
 //! as Parquet.
 
+use crate::domain::Track;
+use crate::offline::train::progress_count;
 use crate::offline::{CATALOG_FILE, PLACEHOLDER_STREAM, catalog_manifest, synth};
 use crate::recommend::{Catalog, read_tracks_csv, write_tracks_csv, write_tracks_parquet};
 use anyhow::{Context, bail};
@@ -124,19 +126,26 @@ fn import(args: &CatalogImportArgs) -> anyhow::Result<String> {
     ))
 }
 
-/// `encore catalog synth`.
+/// `encore catalog synth`. Without listeners the tracks are written as they are made, so
+/// the size is bounded by the disk, not memory (100M tracks: about 6 GB of Parquet); with
+/// listeners they are held, as their histories are drawn from them.
 fn synthesize(args: &CatalogSynthArgs) -> anyhow::Result<String> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let tracks = synth::tracks(args.tracks, args.seed, PLACEHOLDER_STREAM, None);
-    let manifest = catalog_manifest(&args.out, None, None, tracks.len(), "encore catalog synth")?;
-    write_tracks_parquet(&args.out.join(CATALOG_FILE), &tracks)?;
+    let manifest = catalog_manifest(&args.out, None, None, args.tracks, "encore catalog synth")?;
+    let path = args.out.join(CATALOG_FILE);
+    let progress = progress_count(args.tracks as u64, "tracks");
+    let made = synth::each_track(args.tracks, args.seed, PLACEHOLDER_STREAM, None)
+        .inspect(|_| progress.inc(1));
+    let (written, tracks) = if args.users > 0 {
+        let tracks: Vec<Track> = made.collect();
+        (write_tracks_parquet(&path, &tracks)?, tracks)
+    } else {
+        (write_tracks_parquet(&path, made)?, Vec::new())
+    };
+    progress.finish_and_clear();
     manifest.write(&args.out)?;
-    let mut done = format!(
-        "wrote {} synthetic tracks to {}",
-        tracks.len(),
-        args.out.display()
-    );
+    let mut done = format!("wrote {written} synthetic tracks to {}", args.out.display());
     if args.users > 0 {
         let data = synth::interactions(&tracks, args.users, args.plays_per_user, args.seed);
         let path = args.out.join("interactions.csv");

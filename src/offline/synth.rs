@@ -91,6 +91,17 @@ pub fn tracks(
     stream_url_template: &str,
     art_url_template: Option<&str>,
 ) -> Vec<Track> {
+    each_track(n, seed, stream_url_template, art_url_template).collect()
+}
+
+/// The tracks of `tracks`, made one at a time: a catalog of any size is written without
+/// being held (only its artists are, about 70 bytes per ten tracks).
+pub fn each_track<'a>(
+    n: usize,
+    seed: u64,
+    stream_url_template: &'a str,
+    art_url_template: Option<&'a str>,
+) -> impl Iterator<Item = Track> + 'a {
     let mut rng = StdRng::seed_from_u64(seed);
     let artists = (n / TRACKS_PER_ARTIST).max(1);
     let artist_info: Vec<(String, usize, [f32; 6], f32)> = (0..artists)
@@ -110,39 +121,42 @@ pub fn tracks(
             (format!("{} {a}", name(&mut rng, 2)), genre, sound, fame)
         })
         .collect();
-    (0..n)
-        .map(|i| {
-            let a = i % artists;
-            let (artist, genre, sound, fame) = &artist_info[a];
-            let id = format!(
-                "{:022x}",
-                xxhash_rust::xxh3::xxh3_128_with_seed(&(i as u64).to_le_bytes(), seed) >> 38
-            );
-            let url = |t: &str| t.replace("{track_id}", &id);
-            let popularity = (fame * 70.0 + rng.random::<f32>() * 30.0).clamp(0.0, 100.0) as u8;
-            Track {
-                stream_url: url(stream_url_template),
-                art_url: art_url_template.map(url),
-                year: Some(release_year(artist, i / artists)),
-                id: TrackId(id.clone()),
-                title: name(&mut rng, 2),
-                artist: artist.clone(),
-                album: name(&mut rng, 2),
-                genre: GENRES[*genre].0.to_owned(),
-                duration_ms: rng.random_range(120_000..360_000),
-                popularity,
-                explicit: GENRES[*genre].0 == "hip-hop" && rng.random::<f32>() < 0.4,
-                features: AudioFeatures {
-                    valence: jitter(&mut rng, sound[0], 0.1),
-                    energy: jitter(&mut rng, sound[1], 0.1),
-                    tempo: (sound[2] + rng.random_range(-8.0..8.0)).max(40.0),
-                    danceability: jitter(&mut rng, sound[3], 0.08),
-                    acousticness: jitter(&mut rng, sound[4], 0.08),
-                    instrumentalness: jitter(&mut rng, sound[5], 0.08),
-                },
-            }
-        })
-        .collect()
+    (0..n).map(move |i| {
+        let a = i % artists;
+        let (artist, genre, sound, fame) = &artist_info[a];
+        let id = track_id(i, seed);
+        let url = |t: &str| t.replace("{track_id}", &id);
+        let popularity = (fame * 70.0 + rng.random::<f32>() * 30.0).clamp(0.0, 100.0) as u8;
+        Track {
+            stream_url: url(stream_url_template),
+            art_url: art_url_template.map(url),
+            year: Some(release_year(artist, i / artists)),
+            id: TrackId(id.clone()),
+            title: name(&mut rng, 2),
+            artist: artist.clone(),
+            album: name(&mut rng, 2),
+            genre: GENRES[*genre].0.to_owned(),
+            duration_ms: rng.random_range(120_000..360_000),
+            popularity,
+            explicit: GENRES[*genre].0 == "hip-hop" && rng.random::<f32>() < 0.4,
+            features: AudioFeatures {
+                valence: jitter(&mut rng, sound[0], 0.1),
+                energy: jitter(&mut rng, sound[1], 0.1),
+                tempo: (sound[2] + rng.random_range(-8.0..8.0)).max(40.0),
+                danceability: jitter(&mut rng, sound[3], 0.08),
+                acousticness: jitter(&mut rng, sound[4], 0.08),
+                instrumentalness: jitter(&mut rng, sound[5], 0.08),
+            },
+        }
+    })
+}
+
+/// The id of synthetic track `i` of the catalog made with `seed`.
+pub fn track_id(i: usize, seed: u64) -> String {
+    format!(
+        "{:022x}",
+        xxhash_rust::xxh3::xxh3_128_with_seed(&(i as u64).to_le_bytes(), seed) >> 38
+    )
 }
 
 /// The year an artist's `nth` track came out: each artist starts in a year of their own

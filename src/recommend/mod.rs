@@ -8,6 +8,7 @@
 
 mod cache;
 mod catalog;
+mod factors;
 pub mod model;
 mod moods;
 mod parquet_file;

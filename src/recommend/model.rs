@@ -40,10 +40,10 @@ pub const MANIFEST_FILE: &str = "model.json";
 /// The pointer at the models root naming the version unpinned variants serve
 /// (`encore model promote`); without one, the newest version is served.
 pub const POINTER_FILE: &str = "current.json";
-const FACTORS_FILE: &str = "item_factors.safetensors";
+pub(super) const FACTORS_FILE: &str = "item_factors.safetensors";
 const NEIGHBOURS_FILE: &str = "item_neighbours.safetensors";
-const ITEMS_FILE: &str = "items.txt";
-const FACTORS_TENSOR: &str = "item_factors";
+pub(super) const ITEMS_FILE: &str = "items.txt";
+pub(super) const FACTORS_TENSOR: &str = "item_factors";
 /// Where versions live under the models directory.
 pub const VERSIONS_DIR: &str = "versions";
 
@@ -74,6 +74,14 @@ pub struct ModelManifest {
 const DEFAULT_ALPHA: f64 = 20.0;
 
 impl ModelManifest {
+    /// The regularization listeners are folded in with (`parameters.regularization`).
+    pub fn regularization(&self) -> f32 {
+        self.parameters
+            .get("regularization")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(DEFAULT_REGULARIZATION) as f32
+    }
+
     /// The confidence scale the model was trained with (`parameters.alpha`): an interaction
     /// of strength r counted 1 + alpha · ln(1 + r).
     pub fn alpha(&self) -> f32 {
@@ -143,21 +151,24 @@ pub enum ModelError {
     },
 }
 
-fn unparsable(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> ModelError {
+pub(super) fn unparsable(
+    path: &Path,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> ModelError {
     ModelError::Parse {
         path: path.to_owned(),
         source: crate::error::cause(e),
     }
 }
 
-fn invalid(path: &Path, message: impl Into<String>) -> ModelError {
+pub(super) fn invalid(path: &Path, message: impl Into<String>) -> ModelError {
     ModelError::Invalid {
         path: path.to_owned(),
         message: message.into(),
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
     move |source| ModelError::Io {
         path: path.to_owned(),
         source,
@@ -238,54 +249,25 @@ impl ItemFactors {
     }
 
     pub fn regularization(&self) -> f32 {
-        self.manifest
-            .parameters
-            .get("regularization")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(DEFAULT_REGULARIZATION) as f32
+        self.manifest.regularization()
     }
 
-    /// A listener's vector from the items they engaged with (`(row, confidence)`), as one
-    /// implicit-ALS user step against fixed item factors: (YᵀY + Σ(c-1)yyᵀ + λI) x = Σ c y.
-    /// `None` when none of the items is in the model.
+    /// A listener's vector from the rows they engaged with (`(row, confidence)`), by
+    /// `fold_in`. `None` when none of the items is in the model.
     pub fn fold_in(&self, items: &[(u32, f32)]) -> Option<Vec<f32>> {
-        if items.is_empty() {
-            return None;
-        }
-        let d = self.dim();
-        let mut a = self.gram.clone();
-        let mut b = vec![0.0f32; d];
-        for &(row, c) in items {
-            let y = self.vector(row);
-            add_outer(&mut a, y, c - 1.0);
-            for (bj, yj) in b.iter_mut().zip(y) {
-                *bj += c * yj;
-            }
-        }
-        let lambda = self.regularization();
-        for j in 0..d {
-            a[j * d + j] += lambda;
-        }
-        solve_spd(&mut a, &mut b, d).then_some(b)
+        fold_in(&self.gram, self.regularization(), items, |row, y| {
+            y.copy_from_slice(self.vector(row))
+        })
     }
 
     /// Writes the artifact into `dir` (created if missing).
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let bytes: Vec<u8> = self.factors.iter().flat_map(|f| f.to_le_bytes()).collect();
-        let view = safetensors::tensor::TensorView::new(
-            safetensors::Dtype::F32,
-            vec![self.ids.len(), self.dim()],
-            &bytes,
-        )
-        .map_err(|e| unparsable(dir, e))?;
-        let meta = HashMap::from([("version".to_owned(), self.manifest.version.clone())]);
-        let path = dir.join(FACTORS_FILE);
-        let data = safetensors::serialize([(FACTORS_TENSOR, view)], Some(meta))
-            .map_err(|e| unparsable(&path, e))?;
-        std::fs::write(&path, data).map_err(io(&path))?;
-        write_ids(dir, &self.ids)?;
-        write_manifest(dir, &self.manifest)
+        let mut manifest = self.manifest.clone();
+        manifest.items = self.ids.len();
+        write_factors(dir, &manifest, |r, y| {
+            y.copy_from_slice(self.vector(r as u32));
+            self.ids[r].clone()
+        })
     }
 
     /// Reads the artifact in `dir`.
@@ -330,15 +312,68 @@ impl ItemFactors {
     }
 }
 
+/// Writes an item-factors version into `dir` (created if missing) one row at a time:
+/// `row(r, y)` writes item `r`'s factors into `y` and returns its id, for `r` below
+/// `manifest.items`. The artifact is never held whole (100M items of 32 dimensions are
+/// 12.8 GB), and it is the one `safetensors` reads: an 8-byte header length, the JSON
+/// header padded with spaces to 8 bytes, then the rows.
+pub fn write_factors(
+    dir: &Path,
+    manifest: &ModelManifest,
+    mut row: impl FnMut(usize, &mut [f32]) -> String,
+) -> Result<(), ModelError> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let (n, d) = (manifest.items, manifest.dim);
+    let path = dir.join(FACTORS_FILE);
+    let mut header = serde_json::json!({
+        "__metadata__": { "version": manifest.version },
+        FACTORS_TENSOR: { "dtype": "F32", "shape": [n, d], "data_offsets": [0, 4 * n * d] },
+    })
+    .to_string();
+    while !header.len().is_multiple_of(8) {
+        header.push(' ');
+    }
+    // Through new files: a server may have the old ones mapped (`factors.rs`), and
+    // rewriting a mapped file in place would change, or cut short, what it reads.
+    let partial = path.with_extension("safetensors.partial");
+    let ids_path = dir.join(ITEMS_FILE);
+    let ids_partial = ids_path.with_extension("txt.partial");
+    let file = std::fs::File::create(&partial).map_err(io(&partial))?;
+    let mut data = std::io::BufWriter::with_capacity(1 << 20, file);
+    let ids_file = std::fs::File::create(&ids_partial).map_err(io(&ids_partial))?;
+    let mut ids = std::io::BufWriter::new(ids_file);
+    data.write_all(&(header.len() as u64).to_le_bytes())
+        .and_then(|()| data.write_all(header.as_bytes()))
+        .map_err(io(&partial))?;
+    let mut y = vec![0.0f32; d];
+    for r in 0..n {
+        let id = row(r, &mut y);
+        for f in &y {
+            data.write_all(&f.to_le_bytes()).map_err(io(&partial))?;
+        }
+        writeln!(ids, "{id}").map_err(io(&ids_partial))?;
+    }
+    data.flush().map_err(io(&partial))?;
+    ids.flush().map_err(io(&ids_partial))?;
+    std::fs::rename(&partial, &path).map_err(io(&path))?;
+    std::fs::rename(&ids_partial, &ids_path).map_err(io(&ids_path))?;
+    write_manifest(dir, manifest)
+}
+
 /// `dir`'s manifest, whatever its format.
-fn read_manifest(dir: &Path) -> Result<ModelManifest, ModelError> {
+pub(super) fn read_manifest(dir: &Path) -> Result<ModelManifest, ModelError> {
     let path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
     serde_json::from_str(&text).map_err(|e| unparsable(&path, e))
 }
 
 /// Refuses `manifest` (read from `dir`) unless it is of `format` and this format version.
-fn expect_format(dir: &Path, manifest: &ModelManifest, format: &str) -> Result<(), ModelError> {
+pub(super) fn expect_format(
+    dir: &Path,
+    manifest: &ModelManifest,
+    format: &str,
+) -> Result<(), ModelError> {
     if manifest.format != format || manifest.format_version != FORMAT_VERSION {
         return Err(invalid(
             &dir.join(MANIFEST_FILE),
@@ -842,6 +877,36 @@ fn csv_factor_rows(text: &str) -> Result<Vec<(String, Vec<f32>)>, String> {
         rows.push((id, vector));
     }
     Ok(rows)
+}
+
+/// A listener's vector from the items they engaged with (`(item, confidence)`), as one
+/// implicit-ALS user step against fixed item factors: (YᵀY + Σ(c-1)yyᵀ + λI) x = Σ c y.
+/// `vector` writes item `i`'s factors into its second argument. `None` when `items` is
+/// empty or the system is singular.
+pub(crate) fn fold_in(
+    gram: &[f32],
+    lambda: f32,
+    items: &[(u32, f32)],
+    mut vector: impl FnMut(u32, &mut [f32]),
+) -> Option<Vec<f32>> {
+    if items.is_empty() {
+        return None;
+    }
+    let d = (gram.len() as f64).sqrt() as usize;
+    let mut a = gram.to_vec();
+    let mut b = vec![0.0f32; d];
+    let mut y = vec![0.0f32; d];
+    for &(item, c) in items {
+        vector(item, &mut y);
+        add_outer(&mut a, &y, c - 1.0);
+        for (bj, yj) in b.iter_mut().zip(&y) {
+            *bj += c * yj;
+        }
+    }
+    for j in 0..d {
+        a[j * d + j] += lambda;
+    }
+    solve_spd(&mut a, &mut b, d).then_some(b)
 }
 
 /// `YᵀY` of row-major `factors` with `dim` columns.

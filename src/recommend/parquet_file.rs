@@ -18,6 +18,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use std::borrow::Borrow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -70,9 +71,9 @@ fn parquet_error(path: &Path, e: impl std::error::Error + Send + Sync + 'static)
 
 /// Writes `tracks` as a Parquet catalog at `path` (through a temporary file, so a reader
 /// never sees half of one); returns how many were written.
-pub fn write_tracks_parquet<'a>(
+pub fn write_tracks_parquet<T: Borrow<Track>>(
     path: &Path,
-    tracks: impl IntoIterator<Item = &'a Track>,
+    tracks: impl IntoIterator<Item = T>,
 ) -> Result<usize, CatalogError> {
     let io = |source| CatalogError::Io {
         path: path.to_owned(),
@@ -87,8 +88,8 @@ pub fn write_tracks_parquet<'a>(
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
         .map_err(|e| parquet_error(path, e))?;
     let mut written = 0;
-    let mut chunk: Vec<&Track> = Vec::with_capacity(BATCH);
-    let mut flush = |chunk: &mut Vec<&Track>, writer: &mut ArrowWriter<std::fs::File>| {
+    let mut chunk: Vec<T> = Vec::with_capacity(BATCH);
+    let mut flush = |chunk: &mut Vec<T>, writer: &mut ArrowWriter<std::fs::File>| {
         if chunk.is_empty() {
             return Ok(());
         }
@@ -110,10 +111,11 @@ pub fn write_tracks_parquet<'a>(
     Ok(written)
 }
 
-fn batch_of(
+fn batch_of<T: Borrow<Track>>(
     schema: &Arc<Schema>,
-    tracks: &[&Track],
+    tracks: &[T],
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let tracks: Vec<&Track> = tracks.iter().map(Borrow::borrow).collect();
     let strings = |f: fn(&Track) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(tracks.iter().map(|t| f(t))))
     };

@@ -26,7 +26,7 @@
 //! more), else its popularity.
 
 use super::catalog::{Catalog, TrackIx, best_first, likeness, normalize};
-use super::model::dot;
+use super::factors::Like;
 use super::serving::{Experiment, Had, Listener, ModelSet, ServedModel};
 use super::table::TrackRef;
 use super::{
@@ -266,24 +266,21 @@ impl CatalogRecommender {
 
     fn find_candidates(&self, selection: &Selection, model: Option<&ServedModel>) -> Vec<TrackIx> {
         // "More like this" by the model's embeddings when it knows the seed.
-        if let (Selection::LikeTrack(id), Some(model)) = (selection, model)
+        if let (Selection::LikeTrack(id), Some(factors)) =
+            (selection, model.and_then(|m| m.factors()))
             && let Some(seed) = self.catalog.index_of(id)
-            && let Some(v) = model.vector(seed)
+            && let Some(Like {
+                near: mut scored,
+                unknown,
+            }) = factors.like(seed, self.catalog.neighbourhood(seed), CANDIDATES)
         {
-            let norm = dot(v, v).sqrt().max(1e-6);
+            // Unknown to the model: audio features, scaled to a similarity.
             let s = self.catalog.at(seed);
-            let scored: Vec<(f32, TrackIx)> = self
-                .catalog
-                .neighbourhood(seed)
-                .map(|i| {
-                    let sim = match model.vector(i) {
-                        Some(w) => dot(v, w) / (norm * dot(w, w).sqrt().max(1e-6)),
-                        // Unknown to the model: audio features, scaled to a similarity.
-                        None => 0.5 - likeness(s, self.catalog.at(i)),
-                    };
-                    (sim, i)
-                })
-                .collect();
+            scored.extend(
+                unknown
+                    .into_iter()
+                    .map(|i| (0.5 - likeness(s, self.catalog.at(i)), i)),
+            );
             return best_first(scored, CANDIDATES);
         }
         // An item-item model's neighbours of the seed first, then the catalog's.

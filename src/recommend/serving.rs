@@ -3,9 +3,10 @@
 //! user id and the experiment's name, so every instance agrees without shared state.
 
 use super::catalog::{Catalog, TrackIx};
+use super::factors::ServedFactors;
 use super::model::{
-    ItemFactors, ItemNeighbours, Model, ModelError, ModelManifest, POINTER_FILE, Recency, dot,
-    list_versions, read_pointer,
+    FORMAT, ItemNeighbours, Model, ModelError, ModelManifest, POINTER_FILE, Recency, expect_format,
+    list_versions, read_manifest, read_pointer,
 };
 use super::published::ModelMirror;
 use crate::domain::TrackId;
@@ -27,13 +28,8 @@ pub struct ServedModel {
 }
 
 enum Matched {
-    /// Embeddings with their rows in catalog (popularity) order, then the items the catalog
-    /// lacks, so scans over popular tracks read the factors front to back; `rows[ix]` is
-    /// catalog track `ix`'s row (`NO_ROW` when the model does not know it).
-    Factors {
-        factors: Box<ItemFactors>,
-        rows: Vec<u32>,
-    },
+    /// Embeddings, held compactly and read exactly in place (`factors.rs`).
+    Factors(Box<ServedFactors>),
     /// Each catalog track's strongest `SERVED_NEIGHBOURS` neighbours in the catalog, as
     /// catalog indexes: track `ix`'s are `tracks[indptr[ix]..indptr[ix + 1]]`.
     Neighbours {
@@ -42,8 +38,6 @@ enum Matched {
         weights: Vec<f32>,
     },
 }
-
-const NO_ROW: u32 = u32::MAX;
 
 /// The most neighbours an item-item model serves per track: a listener's score sums the
 /// rows of up to 200 of their tracks, so this bounds the work per request (20,000 sums).
@@ -59,33 +53,35 @@ pub enum Listener {
 }
 
 impl ServedModel {
+    /// A model made in memory, matched to `catalog`.
     pub fn new(model: Model, catalog: &Catalog) -> Self {
         match model {
-            Model::Factors(factors) => Self::of_factors(factors, catalog),
+            Model::Factors(factors) => {
+                let served = ServedFactors::of(&factors, catalog);
+                Self::of_factors(factors.manifest, served)
+            }
             Model::Neighbours(n) => Self::of_neighbours(n, catalog),
         }
     }
 
-    fn of_factors(factors: ItemFactors, catalog: &Catalog) -> Self {
-        let mut order: Vec<u32> = catalog.ids().filter_map(|id| factors.row_of(id)).collect();
-        let mut placed = vec![false; factors.ids.len()];
-        for &r in &order {
-            placed[r as usize] = true;
+    /// The version in `dir`, matched to `catalog`. Embeddings are read without holding the
+    /// artifact or a copy of it (`ServedFactors::load`).
+    pub fn load(dir: &Path, catalog: &Catalog) -> Result<Self, ModelError> {
+        let manifest = read_manifest(dir)?;
+        if manifest.format == FORMAT {
+            expect_format(dir, &manifest, FORMAT)?;
+            let served = ServedFactors::load(dir, &manifest, catalog)?;
+            return Ok(Self::of_factors(manifest, served));
         }
-        order.extend((0..factors.ids.len() as u32).filter(|&r| !placed[r as usize]));
-        let factors = factors.permuted(&order);
-        let rows: Vec<u32> = catalog
-            .ids()
-            .map(|id| factors.row_of(id).unwrap_or(NO_ROW))
-            .collect();
+        Ok(Self::new(Model::load(dir)?, catalog))
+    }
+
+    fn of_factors(manifest: ModelManifest, served: ServedFactors) -> Self {
         ServedModel {
-            manifest: factors.manifest.clone(),
-            items: factors.ids.len(),
-            known: rows.iter().filter(|&&r| r != NO_ROW).count(),
-            matched: Matched::Factors {
-                factors: Box::new(factors),
-                rows,
-            },
+            manifest,
+            items: served.items,
+            known: served.known,
+            matched: Matched::Factors(Box::new(served)),
         }
     }
 
@@ -143,14 +139,10 @@ impl ServedModel {
             && self.manifest.recency() != Recency::Flat
     }
 
-    /// The embedding of catalog track `ix` (none from an item-item model).
-    pub fn vector(&self, ix: TrackIx) -> Option<&[f32]> {
+    /// The embeddings (none from an item-item model).
+    pub fn factors(&self) -> Option<&ServedFactors> {
         match &self.matched {
-            Matched::Factors { factors, rows } => rows
-                .get(ix as usize)
-                .copied()
-                .filter(|&r| r != NO_ROW)
-                .map(|r| factors.vector(r)),
+            Matched::Factors(factors) => Some(factors),
             Matched::Neighbours { .. } => None,
         }
     }
@@ -176,13 +168,11 @@ impl ServedModel {
     /// track weighted by its age as the version's `recency` says.
     pub fn listener(&self, history: &[Had]) -> Option<Listener> {
         match &self.matched {
-            Matched::Factors { factors, rows } => {
-                let items: Vec<(u32, f32)> = history
+            Matched::Factors(factors) => {
+                let items: Vec<(TrackIx, f32)> = history
                     .iter()
-                    .filter_map(|h| {
-                        let r = *rows.get(h.track as usize)?;
-                        (r != NO_ROW).then_some((r, h.confidence))
-                    })
+                    .filter(|h| factors.knows(h.track))
+                    .map(|h| (h.track, h.confidence))
                     .collect();
                 factors.fold_in(&items).map(Listener::Vector)
             }
@@ -221,7 +211,7 @@ impl Listener {
     /// The model's score of catalog track `ix` for this listener.
     pub fn score(&self, model: &ServedModel, ix: TrackIx) -> f32 {
         match self {
-            Listener::Vector(u) => model.vector(ix).map_or(0.0, |y| dot(u, y)),
+            Listener::Vector(u) => model.factors().and_then(|f| f.score(u, ix)).unwrap_or(0.0),
             Listener::Scores(s) => s.get(&ix).copied().unwrap_or(0.0),
         }
     }
@@ -457,7 +447,7 @@ impl ModelSet {
             return Ok(m.clone());
         }
         let started = std::time::Instant::now();
-        let model = Arc::new(ServedModel::new(Model::load(path)?, &self.catalog));
+        let model = Arc::new(ServedModel::load(path, &self.catalog)?);
         tracing::info!(
             model_version = version,
             kind = model.manifest().kind,

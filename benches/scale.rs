@@ -1,0 +1,265 @@
+//! Encore at catalog scale, through HTTP: for each size in BENCH_TRACKS (default 1000000) it
+//! synthesises a Parquet catalog straight to disk (`synth::each_track`, as `encore catalog
+//! synth` does) and a 32-dimensional factor model written row by row (`write_factors`),
+//! then starts Encore on them in a child process (verification off, the recommendation
+//! cache off so every request ranks) and prints:
+//! - time to ready (catalog, model and server, from the child's start);
+//! - resident memory at ready and after the load: anonymous (the heap) and file-backed
+//!   (pages of mapped files, which the kernel may drop), the peak (VmHWM), and bytes per
+//!   track of each;
+//! - PlayMood and MoreLikeThis through POST /alexa: throughput and p50/p99/p99.9 from wrk,
+//!   BENCH_LISTENERS listeners (200) round-robin. Each MoreLikeThis seeds from the track the
+//!   listener's queue is at, and replaces the queue: a chain of different seeds.
+//!
+//! The data is written to a temporary directory, or kept under BENCH_MODELS_DIR/<tracks>
+//! and reused when it is already there (100M tracks take a while to write: about 6 GB of
+//! Parquet and 13 GB of factors).
+//!
+//! Run with `cargo bench --bench scale` (release; needs `wrk`, which `benches/run-load.sh`
+//! installs). Settings: BENCH_TRACKS, BENCH_SECONDS (10), BENCH_CONNECTIONS (8),
+//! BENCH_LISTENERS, BENCH_MODELS_DIR.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "support/wrk.rs"]
+mod wrk;
+
+use encore::app::Components;
+use encore::objects::Location;
+use encore::offline::synth;
+use encore::recommend::model::{new_manifest, write_factors};
+use encore::recommend::{Manifest, write_tracks_parquet};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use wrk::{alexa_script, env_or, run_wrk};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const DIM: usize = 32;
+const SEED: u64 = 7;
+const STREAM: &str = "https://audio.example/{track_id}.mp3";
+
+/// Writes the catalog and one model version for `n` tracks into `dir`, unless a previous
+/// run left them there.
+fn write_models(dir: &Path, n: usize) {
+    if dir.join("versions/v1/model.json").exists() {
+        eprintln!(
+            "reusing the {n}-track catalog and model in {}",
+            dir.display()
+        );
+        return;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let started = Instant::now();
+    let written = write_tracks_parquet(
+        &dir.join("catalog.parquet"),
+        synth::each_track(n, SEED, STREAM, None),
+    )
+    .unwrap();
+    assert_eq!(written, n);
+    let manifest: Manifest = serde_json::from_value(serde_json::json!({
+        "version": format!("synth-{n}"),
+        "created_at": "2026-12-06T00:00:00Z",
+        "catalog": "catalog.parquet",
+        "stream_url_template": STREAM,
+    }))
+    .unwrap();
+    manifest.write(dir).unwrap();
+    eprintln!(
+        "wrote {n} tracks in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    write_factors(
+        &dir.join("versions/v1"),
+        &new_manifest("als", DIM, n),
+        |r, y| {
+            y.iter_mut().for_each(|f| *f = rng.random::<f32>() - 0.5);
+            synth::track_id(r, SEED)
+        },
+    )
+    .unwrap();
+    eprintln!(
+        "wrote the model in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The child: Encore on `BENCH_MODELS`, verification and the recommendation cache off.
+/// Says `ready ADDR SECONDS` once it serves and the scripts are written; stops when its
+/// stdin closes.
+fn encore_role() {
+    let started = Instant::now();
+    let dir = PathBuf::from(std::env::var("BENCH_DIR").unwrap());
+    let models = PathBuf::from(std::env::var("BENCH_MODELS").unwrap());
+    let listeners = env_or("BENCH_LISTENERS", 200);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (addr, ready_s) = rt.block_on(async {
+        let mut args = common::serve_args(true, &dir.join("data"));
+        args.storage.models = Location::Dir(models);
+        args.storage.recommender.recommend_cache_ttl = std::time::Duration::ZERO;
+        args.storage.recommender.exploration = 0.15;
+        let parts = Components::load(&args.storage).await.unwrap();
+        let app = encore::app::Server::with_parts(&args, parts, None)
+            .await
+            .unwrap();
+        let addr = app.local_addr();
+        tokio::spawn(app.run_until(std::future::pending()));
+        let ready_s = started.elapsed().as_secs_f64();
+        write_scripts(&dir, addr, listeners).await;
+        (addr, ready_s)
+    });
+    println!("ready {addr} {ready_s}");
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    drop(rt);
+}
+
+/// Plays a mood for each listener (so each has a queue), then writes play.lua (PlayMood)
+/// and more.lua (MoreLikeThis with the token of the track playing).
+async fn write_scripts(dir: &Path, addr: SocketAddr, listeners: u64) {
+    let client = reqwest::Client::new();
+    let unsigned = |name: &str, token: &str, i: u64| {
+        let r = common::fixture_as(name, token, &format!("amzn1.ask.account.scale{i}"));
+        (serde_json::to_string(&r).unwrap(), String::new())
+    };
+    let mut play = Vec::new();
+    let mut more = Vec::new();
+    for i in 0..listeners {
+        let request = unsigned("play_mood_er", "", i);
+        let answer: Value = client
+            .post(format!("http://{addr}/alexa"))
+            .header("content-type", "application/json")
+            .body(request.0.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = answer["response"]["directives"][0]["audioItem"]["stream"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no Play directive in {answer}"));
+        more.push(unsigned("more_like_this", token, i));
+        play.push(request);
+    }
+    std::fs::write(dir.join("play.lua"), alexa_script(&play)).unwrap();
+    std::fs::write(dir.join("more.lua"), alexa_script(&more)).unwrap();
+}
+
+/// A field of /proc/PID/status, in MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+struct Memory {
+    anon: f64,
+    file: f64,
+    peak: f64,
+}
+
+fn memory(pid: u32) -> Memory {
+    Memory {
+        anon: status_mib(pid, "RssAnon"),
+        file: status_mib(pid, "RssFile"),
+        peak: status_mib(pid, "VmHWM"),
+    }
+}
+
+fn main() {
+    if std::env::var("BENCH_ROLE").as_deref() == Ok("encore") {
+        return encore_role();
+    }
+    let sizes: Vec<usize> = std::env::var("BENCH_TRACKS")
+        .unwrap_or_else(|_| "1000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let seconds = env_or("BENCH_SECONDS", 10);
+    let connections = env_or("BENCH_CONNECTIONS", 8);
+    let kept = std::env::var_os("BENCH_MODELS_DIR").map(PathBuf::from);
+    let mut rows = Vec::new();
+    for n in sizes {
+        let temp = tempfile::tempdir().unwrap();
+        let models = kept
+            .as_ref()
+            .map_or_else(|| temp.path().join("models"), |k| k.join(n.to_string()));
+        write_models(&models, n);
+        let work = temp.path().join("encore");
+        std::fs::create_dir_all(&work).unwrap();
+        eprintln!("starting Encore on {n} tracks");
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env("BENCH_ROLE", "encore")
+            .env("BENCH_DIR", &work)
+            .env("BENCH_MODELS", &models)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (addr, ready_s): (SocketAddr, f64) = match words.as_slice() {
+            ["ready", addr, s] => (addr.parse().unwrap(), s.parse().unwrap()),
+            _ => panic!("the Encore child did not start: {line:?}"),
+        };
+        let at_ready = memory(child.id());
+        let mut figures = Vec::new();
+        for script in ["play.lua", "more.lua"] {
+            let script = work.join(script);
+            run_wrk(addr, "/alexa", &script, 1, connections);
+            figures.push(run_wrk(addr, "/alexa", &script, seconds, connections));
+        }
+        let after = memory(child.id());
+        drop(child.stdin.take());
+        let _ = child.kill();
+        let _ = child.wait();
+        let per_track = |mib: f64| mib * 1024.0 * 1024.0 / n as f64;
+        rows.push(format!(
+            "| {n} | {ready_s:.1} | {:.0} + {:.0} | {:.0} + {:.0} ({:.0} + {:.0} B/track) | {:.0} ({:.0} B/track) | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {} |",
+            at_ready.anon,
+            at_ready.file,
+            after.anon,
+            after.file,
+            per_track(after.anon),
+            per_track(after.file),
+            after.peak,
+            per_track(after.peak),
+            figures[0].rps,
+            figures[0].p50_ms,
+            figures[0].p99_ms,
+            figures[1].rps,
+            figures[1].p50_ms,
+            figures[1].p99_ms,
+            figures[0].errors + figures[1].errors,
+        ));
+    }
+    println!(
+        "\nEncore through POST /alexa, release build, loopback; wrk -t1 -c{connections}, {seconds} s per row, \
+         2 worker threads, recommendation cache off; memory in MiB, anonymous + file-backed\n"
+    );
+    println!(
+        "| tracks | ready s | at ready | after the load | peak | PlayMood req/s | p50 / p99 ms | MoreLikeThis req/s | p50 / p99 ms | non-2xx |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+}

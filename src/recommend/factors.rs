@@ -1,0 +1,456 @@
+//! Item factors as a server holds them: per catalog track, its factors quantized to int8
+//! (`dim` bytes, in catalog order) for scanning many tracks, and the row of the artifact
+//! that holds its exact f32 factors, which are read in place from the mapped
+//! `item_factors.safetensors` for the few tracks a request scores or reranks. At 32
+//! dimensions a track costs 36 bytes instead of 128 bytes of f32 plus its id twice (the
+//! artifact's id list and an id -> row map). The artifact stays the open format it is.
+
+use super::catalog::{Catalog, TrackIx};
+use super::model::{
+    FACTORS_FILE, FACTORS_TENSOR, ITEMS_FILE, ItemFactors, ModelError, ModelManifest, add_outer,
+    fold_in, invalid, io, unparsable,
+};
+use crate::domain::TrackId;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// Marks a catalog track the model does not know.
+const NO_ROW: u32 = u32::MAX;
+
+/// How many tracks, per track wanted, "more like this" reranks by exact factors after
+/// scoring its neighbourhood by the int8 ones.
+const RERANK_FACTOR: usize = 4;
+
+/// A factor model matched to the catalog.
+pub struct ServedFactors {
+    dim: usize,
+    /// Track `ix`'s int8 factors are `codes[ix * dim..(ix + 1) * dim]`: each f32 divided by
+    /// the largest magnitude of its row and scaled to ±127 (zeros for an unknown track).
+    codes: Vec<i8>,
+    /// Track `ix`'s row in the artifact (`NO_ROW` when the model does not know it).
+    rows: Vec<u32>,
+    /// The artifact's rows, exact.
+    exact: Exact,
+    /// `YᵀY` over every row of the artifact, for folding a listener in.
+    gram: Vec<f32>,
+    regularization: f32,
+    /// How many rows the artifact has.
+    pub items: usize,
+    /// How many catalog tracks the model knows.
+    pub known: usize,
+}
+
+/// What `ServedFactors::like` found.
+pub struct Like {
+    /// Tracks the model knows, each with its exact cosine similarity to the seed.
+    pub near: Vec<(f32, TrackIx)>,
+    /// Tracks the model does not know: for the caller to score otherwise.
+    pub unknown: Vec<TrackIx>,
+}
+
+/// The artifact's f32 rows, little-endian, `4 · dim` bytes each from `offset`.
+enum Exact {
+    /// Mapped from the file: only the pages of the rows read are in memory.
+    Mapped { map: memmap2::Mmap, offset: usize },
+    /// A model made in memory (training, evaluation, tests).
+    Owned(Vec<u8>),
+}
+
+impl Exact {
+    fn row(&self, r: u32, dim: usize) -> &[u8] {
+        let (bytes, offset) = match self {
+            Exact::Mapped { map, offset } => (&map[..], *offset),
+            Exact::Owned(bytes) => (&bytes[..], 0),
+        };
+        let start = offset + r as usize * 4 * dim;
+        &bytes[start..start + 4 * dim]
+    }
+}
+
+impl ServedFactors {
+    /// The version in `dir` (its manifest already read), matched to `catalog`. The factors
+    /// are read once, row by row, through a buffer (quantized, and summed into `YᵀY`), so
+    /// the peak is what is kept plus a megabyte: the artifact is never held whole.
+    pub fn load(
+        dir: &Path,
+        manifest: &ModelManifest,
+        catalog: &Catalog,
+    ) -> Result<Self, ModelError> {
+        let path = dir.join(FACTORS_FILE);
+        let file = std::fs::File::open(&path).map_err(io(&path))?;
+        // SAFETY: a mapped file must not change while it is mapped. A version's files are
+        // written once, each through a new file renamed into place (`ItemFactors::save`,
+        // the mirror's staging directory), and never rewritten: a new model is a new
+        // version directory, and removing one leaves a mapping intact.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(&path))?;
+        let (items, offset) = {
+            let tensors =
+                safetensors::SafeTensors::deserialize(&map).map_err(|e| unparsable(&path, e))?;
+            let tensor = tensors
+                .tensor(FACTORS_TENSOR)
+                .map_err(|e| unparsable(&path, e))?;
+            if tensor.dtype() != safetensors::Dtype::F32
+                || tensor.shape().len() != 2
+                || tensor.shape()[1] != manifest.dim
+            {
+                return Err(invalid(
+                    &path,
+                    format!(
+                        "{FACTORS_TENSOR} is {:?} {:?}, expected F32 [items, {}]",
+                        tensor.dtype(),
+                        tensor.shape(),
+                        manifest.dim
+                    ),
+                ));
+            }
+            let offset = tensor.data().as_ptr() as usize - map.as_ptr() as usize;
+            (tensor.shape()[0], offset)
+        };
+        let dim = manifest.dim;
+        let mut data = BufReader::with_capacity(1 << 20, file);
+        data.seek(SeekFrom::Start(offset as u64))
+            .map_err(io(&path))?;
+        let ids_path = dir.join(ITEMS_FILE);
+        let ids = BufReader::new(std::fs::File::open(&ids_path).map_err(io(&ids_path))?);
+        let mut served =
+            ServedFactors::empty(dim, catalog.len(), manifest, Exact::Mapped { map, offset });
+        served.items = items;
+        let mut bytes = vec![0u8; 4 * dim];
+        let mut y = vec![0.0f32; dim];
+        let mut read = 0;
+        for line in ids.lines() {
+            let id = line.map_err(io(&ids_path))?;
+            if read == items {
+                read += 1;
+                break;
+            }
+            data.read_exact(&mut bytes).map_err(io(&path))?;
+            decode(&bytes, &mut y);
+            if y.iter().any(|f| !f.is_finite()) {
+                return Err(invalid(&path, "factors hold NaN or infinity"));
+            }
+            served.add_row(read as u32, &y, catalog.index_of(&TrackId(id)));
+            read += 1;
+        }
+        if read != items {
+            return Err(invalid(
+                &path,
+                format!(
+                    "{FACTORS_TENSOR} has {items} rows but {} has {} ids",
+                    ids_path.display(),
+                    if read > items {
+                        "more".to_owned()
+                    } else {
+                        read.to_string()
+                    }
+                ),
+            ));
+        }
+        served.known = served.rows.iter().filter(|&&r| r != NO_ROW).count();
+        Ok(served)
+    }
+
+    /// `factors` (made in memory) matched to `catalog`.
+    pub fn of(factors: &ItemFactors, catalog: &Catalog) -> Self {
+        let dim = factors.dim();
+        let bytes = factors
+            .factors
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect();
+        let mut served =
+            ServedFactors::empty(dim, catalog.len(), &factors.manifest, Exact::Owned(bytes));
+        served.items = factors.ids.len();
+        for (r, id) in factors.ids.iter().enumerate() {
+            let ix = catalog.index_of(&TrackId(id.clone()));
+            served.add_row(r as u32, factors.vector(r as u32), ix);
+        }
+        served.known = served.rows.iter().filter(|&&r| r != NO_ROW).count();
+        served
+    }
+
+    fn empty(dim: usize, tracks: usize, manifest: &ModelManifest, exact: Exact) -> Self {
+        ServedFactors {
+            dim,
+            codes: vec![0; tracks * dim],
+            rows: vec![NO_ROW; tracks],
+            exact,
+            gram: vec![0.0; dim * dim],
+            regularization: manifest.regularization(),
+            items: 0,
+            known: 0,
+        }
+    }
+
+    /// Row `r` of the artifact, `y`, for catalog track `ix` (of a repeated id, the last
+    /// row counts, as the id -> row map of `ItemFactors` has it).
+    fn add_row(&mut self, r: u32, y: &[f32], ix: Option<TrackIx>) {
+        add_outer(&mut self.gram, y, 1.0);
+        if let Some(ix) = ix {
+            self.rows[ix as usize] = r;
+            quantize(
+                y,
+                &mut self.codes[ix as usize * self.dim..(ix as usize + 1) * self.dim],
+            );
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Whether the model knows catalog track `ix`.
+    pub fn knows(&self, ix: TrackIx) -> bool {
+        self.rows.get(ix as usize).is_some_and(|&r| r != NO_ROW)
+    }
+
+    fn exact_row(&self, ix: TrackIx) -> Option<&[u8]> {
+        let r = *self.rows.get(ix as usize)?;
+        (r != NO_ROW).then(|| self.exact.row(r, self.dim))
+    }
+
+    /// Catalog track `ix`'s exact factors.
+    pub fn vector(&self, ix: TrackIx) -> Option<Vec<f32>> {
+        let mut y = vec![0.0; self.dim];
+        decode(self.exact_row(ix)?, &mut y);
+        Some(y)
+    }
+
+    /// `u · y` with catalog track `ix`'s exact factors `y`.
+    pub fn score(&self, u: &[f32], ix: TrackIx) -> Option<f32> {
+        self.exact_row(ix).map(|row| dot_le(u, row))
+    }
+
+    /// A listener's vector from the catalog tracks they engaged with (`(track,
+    /// confidence)`, tracks the model knows), by `model::fold_in` with the exact factors.
+    pub fn fold_in(&self, items: &[(TrackIx, f32)]) -> Option<Vec<f32>> {
+        fold_in(&self.gram, self.regularization, items, |ix, y| {
+            if let Some(row) = self.exact_row(ix) {
+                decode(row, y);
+            }
+        })
+    }
+
+    /// The tracks of `among` the model knows, each with its cosine similarity to `seed`'s
+    /// factors, and the ones it does not know. The int8 factors score every track; the
+    /// best `RERANK_FACTOR · limit` are scored again with the exact ones, and only those
+    /// are returned (an approximate search with an exact rerank: what it misses is
+    /// measured in `benches/recommend.rs`). `None` when the model does not know the seed.
+    pub fn like(
+        &self,
+        seed: TrackIx,
+        among: impl Iterator<Item = TrackIx>,
+        limit: usize,
+    ) -> Option<Like> {
+        let seed_exact = self.vector(seed)?;
+        let seed_codes = self.codes(seed);
+        let seed_norm = codes_dot(seed_codes, seed_codes) as f32;
+        let mut unknown = Vec::new();
+        let mut near: Vec<(f32, TrackIx)> = Vec::new();
+        for ix in among {
+            if !self.knows(ix) {
+                unknown.push(ix);
+                continue;
+            }
+            let c = self.codes(ix);
+            let cos = codes_dot(seed_codes, c) as f32
+                / (seed_norm * codes_dot(c, c) as f32).sqrt().max(1e-6);
+            near.push((cos, ix));
+        }
+        let shortlist = RERANK_FACTOR * limit;
+        if near.len() > shortlist && shortlist > 0 {
+            near.select_nth_unstable_by(shortlist - 1, |a, b| b.0.total_cmp(&a.0));
+            near.truncate(shortlist);
+        }
+        let seed_norm = super::model::dot(&seed_exact, &seed_exact).sqrt().max(1e-6);
+        for (sim, ix) in &mut near {
+            let row = self.exact_row(*ix).expect("known");
+            let norm = row_norm(row);
+            *sim = dot_le(&seed_exact, row) / (seed_norm * norm.max(1e-6));
+        }
+        Some(Like { near, unknown })
+    }
+
+    fn codes(&self, ix: TrackIx) -> &[i8] {
+        &self.codes[ix as usize * self.dim..(ix as usize + 1) * self.dim]
+    }
+
+    /// Bytes held (the mapped artifact not counted: its pages are the kernel's to keep or
+    /// drop), for the benchmarks.
+    pub fn heap_bytes(&self) -> usize {
+        self.codes.capacity()
+            + 4 * self.rows.capacity()
+            + 4 * self.gram.capacity()
+            + match &self.exact {
+                Exact::Mapped { .. } => 0,
+                Exact::Owned(bytes) => bytes.capacity(),
+            }
+    }
+}
+
+/// Little-endian f32s into `out`.
+fn decode(bytes: &[u8], out: &mut [f32]) {
+    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+}
+
+/// `u · y` for `y` as little-endian f32s, summed in the order `model::dot` sums.
+fn dot_le(u: &[f32], y: &[u8]) -> f32 {
+    u.iter()
+        .zip(y.chunks_exact(4))
+        .map(|(a, b)| a * f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .sum()
+}
+
+fn row_norm(y: &[u8]) -> f32 {
+    y.chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).powi(2))
+        .sum::<f32>()
+        .sqrt()
+}
+
+/// `y` as int8, scaled so its largest magnitude is 127 (all zeros for a zero row).
+fn quantize(y: &[f32], out: &mut [i8]) {
+    let top = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if top == 0.0 {
+        out.fill(0);
+        return;
+    }
+    for (o, v) in out.iter_mut().zip(y) {
+        *o = (v / top * 127.0).round() as i8;
+    }
+}
+
+fn codes_dot(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recommend::catalog::Manifest;
+    use crate::recommend::model::{dot, new_manifest};
+
+    fn catalog(ids: &[&str]) -> Catalog {
+        let manifest = Manifest {
+            version: "t".into(),
+            created_at: String::new(),
+            catalog: "catalog.csv".into(),
+            stream_url_template: "https://s/{track_id}".into(),
+            art_url_template: None,
+            extra: Default::default(),
+        };
+        let tracks = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut t = crate::domain::Track::sample(id, "a", "pop");
+                t.popularity = 100 - (i % 100) as u8;
+                t
+            })
+            .collect();
+        Catalog::from_tracks(manifest, tracks)
+    }
+
+    /// Factors for `ids`: row `r` is a fixed pseudo-random vector.
+    fn factors(ids: &[&str], dim: usize) -> ItemFactors {
+        let values = (0..ids.len() * dim)
+            .map(|i| ((i as f32 * 0.7548).sin() * 1.3) + 0.01 * (i % 7) as f32)
+            .collect();
+        ItemFactors::new(
+            new_manifest("als", dim, ids.len()),
+            ids.iter().map(|s| s.to_string()).collect(),
+            values,
+        )
+    }
+
+    #[test]
+    fn a_mapped_artifact_serves_what_the_model_in_memory_does() {
+        let ids: Vec<String> = (0..300).map(|i| format!("t{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        // The catalog lacks the model's last 20 items and has 10 the model lacks.
+        let mut in_catalog: Vec<&str> = ids[..280].to_vec();
+        in_catalog.extend(["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9"]);
+        let catalog = catalog(&in_catalog);
+        let model = factors(&ids, 8);
+        let dir = tempfile::tempdir().unwrap();
+        model.save(dir.path()).unwrap();
+        let mapped = ServedFactors::load(dir.path(), &model.manifest, &catalog).unwrap();
+        let owned = ServedFactors::of(&model, &catalog);
+        for served in [&mapped, &owned] {
+            assert_eq!((served.items, served.known), (300, 280));
+            let ix = catalog.index_of(&TrackId("t17".into())).unwrap();
+            assert_eq!(served.vector(ix).unwrap(), model.vector(17));
+            let u = model.vector(3).to_vec();
+            assert_eq!(served.score(&u, ix), Some(dot(&u, model.vector(17))));
+            let x0 = catalog.index_of(&TrackId("x0".into())).unwrap();
+            assert!(!served.knows(x0) && served.score(&u, x0).is_none());
+            let items: Vec<(TrackIx, f32)> = ["t1", "t5", "t9"]
+                .iter()
+                .map(|id| (catalog.index_of(&TrackId(id.to_string())).unwrap(), 3.0))
+                .collect();
+            let rows: Vec<(u32, f32)> = [(1, 3.0), (5, 3.0), (9, 3.0)].to_vec();
+            assert_eq!(served.fold_in(&items), model.fold_in(&rows));
+        }
+    }
+
+    #[test]
+    fn more_like_this_by_int8_factors_and_an_exact_rerank_finds_the_exact_nearest() {
+        let ids: Vec<String> = (0..2000).map(|i| format!("t{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut in_catalog = ids.clone();
+        in_catalog.push("new");
+        let catalog = catalog(&in_catalog);
+        let model = factors(&ids, 16);
+        let served = ServedFactors::of(&model, &catalog);
+        let seed = catalog.index_of(&TrackId("t42".into())).unwrap();
+        let among = || (0..catalog.len() as TrackIx).filter(|&i| i != seed);
+        let Like { near, unknown } = served.like(seed, among(), 50).unwrap();
+        assert_eq!(unknown, [catalog.index_of(&TrackId("new".into())).unwrap()]);
+        assert_eq!(near.len(), 200, "the shortlist: 4 per track wanted");
+        // The exact 50 nearest by cosine over every track.
+        let s = model.vector(42);
+        let cos = |y: &[f32]| dot(s, y) / (dot(s, s).sqrt() * dot(y, y).sqrt());
+        let mut exact: Vec<(f32, TrackIx)> = among()
+            .filter(|&i| served.knows(i))
+            .map(|i| (cos(&served.vector(i).unwrap()), i))
+            .collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut got = near.clone();
+        got.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let top: Vec<TrackIx> = got.iter().take(50).map(|&(_, i)| i).collect();
+        let want: Vec<TrackIx> = exact.iter().take(50).map(|&(_, i)| i).collect();
+        assert_eq!(top, want);
+        // Reranked similarities are the exact ones.
+        assert_eq!(got[0].0, exact[0].0);
+        let unknown_seed = catalog.index_of(&TrackId("new".into())).unwrap();
+        assert!(served.like(unknown_seed, among(), 50).is_none());
+    }
+
+    #[test]
+    fn an_artifact_whose_ids_and_rows_disagree_is_refused() {
+        let model = factors(&["a", "b", "c"], 4);
+        let dir = tempfile::tempdir().unwrap();
+        model.save(dir.path()).unwrap();
+        std::fs::write(dir.path().join(ITEMS_FILE), "a\nb\n").unwrap();
+        let catalog = catalog(&["a"]);
+        let refusal =
+            |manifest: &ModelManifest| match ServedFactors::load(dir.path(), manifest, &catalog) {
+                Ok(_) => panic!("served"),
+                Err(e) => e.to_string(),
+            };
+        let err = refusal(&model.manifest);
+        assert!(err.contains("has 3 rows but"), "{err}");
+        std::fs::write(dir.path().join(ITEMS_FILE), "a\nb\nc\nd\n").unwrap();
+        let err = refusal(&model.manifest);
+        assert!(err.contains("more ids"), "{err}");
+        let mut wider = model.manifest.clone();
+        wider.dim = 5;
+        let err = refusal(&wider);
+        assert!(err.contains("expected F32 [items, 5]"), "{err}");
+    }
+}
