@@ -3,11 +3,16 @@
 //! For each size in BENCH_TRACKS (default 10000,100000,1000000) it writes a synthetic
 //! Parquet catalog and a 32-dimensional model version to a temporary models directory, then
 //! prints:
-//! - catalog load and model load time, and the resident memory each added;
+//! - catalog load and model load time, the anonymous resident memory (heap) each added,
+//!   and the pages of mapped files (the catalog's words, the model's exact factors) resident
+//!   after both loads;
 //! - recommend latency p50/p99 on a cache miss (a known listener with history, a different
 //!   listener each call, moods, genres, artists and "more like this" mixed, exploration on)
 //!   and on a cache hit (the recommendation cache in front), from BENCH_CALLS calls each;
 //! - criterion's estimate of the same two means;
+//! - "more like this" by the model: recall@50 of `ServedFactors::like` (int8 scan of the
+//!   seed's neighbourhood, exact rerank of a shortlist) against the exact 50 nearest by
+//!   cosine, among the neighbourhood it searches and over the whole catalog, for 100 seeds;
 //! - the song search: index build time and bytes per track, query latency p50/p99 and how
 //!   often the track asked for comes first, for titles as written and with a word misheard
 //!   (a letter dropped), BENCH_CALLS queries of random catalog titles with their artist.
@@ -19,8 +24,8 @@ use encore::domain::{Mood, Profile, Selection, Track, TrackId, Wanted};
 use encore::offline::synth;
 use encore::recommend::model::{ItemFactors, new_manifest};
 use encore::recommend::{
-    CachedRecommender, Catalog, CatalogRecommender, Experiment, Manifest, ModelSet, RankSettings,
-    RecommendRequest, Recommender, SearchIndex, write_tracks_parquet,
+    CachedRecommender, Catalog, CatalogRecommender, Experiment, Like, Manifest, ModelSet,
+    RankSettings, RecommendRequest, Recommender, SearchIndex, ServedFactors, write_tracks_parquet,
 };
 use rand::{Rng, SeedableRng};
 use std::path::Path;
@@ -32,14 +37,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DIM: usize = 32;
 
-fn rss_mib() -> f64 {
+/// A field of this process's /proc status (`VmRSS`, `RssAnon`, `RssFile`), in MiB.
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Anonymous resident memory (the heap): what mapped files add is counted apart.
+fn rss_mib() -> f64 {
+    status_mib("RssAnon")
 }
 
 fn write_models(dir: &Path, n: usize) {
@@ -129,6 +140,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// left over from generating the data does not blur the figures.
 fn measure_load(dir: &Path) {
     let base = rss_mib();
+    let base_file = status_mib("RssFile");
     let started = Instant::now();
     let catalog = Arc::new(Catalog::load(dir).unwrap());
     let catalog_s = started.elapsed().as_secs_f64();
@@ -139,13 +151,14 @@ fn measure_load(dir: &Path) {
     let after_model = rss_mib();
     std::hint::black_box(&models);
     println!(
-        "{catalog_s} {} {model_s} {}",
+        "{catalog_s} {} {model_s} {} {}",
         after_catalog - base,
-        after_model - after_catalog
+        after_model - after_catalog,
+        status_mib("RssFile") - base_file
     );
 }
 
-fn load_in_child(dir: &Path) -> (f64, f64, f64, f64) {
+fn load_in_child(dir: &Path) -> (f64, f64, f64, f64, f64) {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .env("BENCH_LOAD_DIR", dir)
         .output()
@@ -155,8 +168,8 @@ fn load_in_child(dir: &Path) -> (f64, f64, f64, f64) {
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
-    assert_eq!(v.len(), 4, "the load measurement printed {text:?}");
-    (v[0], v[1], v[2], v[3])
+    assert_eq!(v.len(), 5, "the load measurement printed {text:?}");
+    (v[0], v[1], v[2], v[3], v[4])
 }
 
 fn main() {
@@ -178,19 +191,20 @@ fn main() {
         .build()
         .unwrap();
     let mut searches = Vec::new();
+    let mut recalls = Vec::new();
     let mut criterion = Criterion::default()
         .sample_size(20)
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1))
         .configure_from_args();
     println!(
-        "| tracks | catalog load s | catalog MiB | model load s | model MiB | miss p50 ms | miss p99 ms | hit p50 ms | hit p99 ms |"
+        "| tracks | catalog load s | catalog heap MiB | model load s | model heap MiB | mapped pages resident MiB | miss p50 ms | miss p99 ms | hit p50 ms | hit p99 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let dir = tempfile::tempdir().unwrap();
         write_models(dir.path(), n);
-        let (catalog_s, catalog_mib, model_s, model_mib) = load_in_child(dir.path());
+        let (catalog_s, catalog_mib, model_s, model_mib, mapped_mib) = load_in_child(dir.path());
         let catalog = Arc::new(Catalog::load(dir.path()).unwrap());
         let models =
             Arc::new(ModelSet::load(dir.path(), catalog.clone(), Experiment::default()).unwrap());
@@ -200,7 +214,7 @@ fn main() {
         };
         let direct = Arc::new(CatalogRecommender::with_models(
             catalog.clone(),
-            models,
+            models.clone(),
             settings,
         ));
         let cached = CachedRecommender::new(direct.clone(), Duration::from_secs(600), 100_000);
@@ -242,13 +256,17 @@ fn main() {
         miss.sort();
         hit.sort();
         println!(
-            "| {n} | {catalog_s:.2} | {catalog_mib:.0} | {model_s:.2} | {model_mib:.0} | {:.3} | {:.3} | {:.4} | {:.4} |",
+            "| {n} | {catalog_s:.2} | {catalog_mib:.0} | {model_s:.2} | {model_mib:.0} | {mapped_mib:.0} | {:.3} | {:.3} | {:.4} | {:.4} |",
             percentile(&miss, 0.5),
             percentile(&miss, 0.99),
             percentile(&hit, 0.5),
             percentile(&hit, 0.99)
         );
         searches.push(search_row(&catalog, calls, &mut rng));
+        let (_, model) = models.assign("bench-recall");
+        if let Some(factors) = model.as_deref().and_then(|m| m.factors()) {
+            recalls.push(recall_row(&catalog, factors, &mut rng));
+        }
         let mut group = criterion.benchmark_group(format!("recommend/{n}"));
         let mut i = 0usize;
         group.bench_function("miss", |b| {
@@ -272,7 +290,57 @@ fn main() {
     for row in searches {
         println!("{row}");
     }
+    println!(
+        "\n| tracks | like p50 ms | recall@50 among the neighbourhood | recall@50 over the whole catalog |"
+    );
+    println!("|---|---|---|---|");
+    for row in recalls {
+        println!("{row}");
+    }
     criterion.final_summary();
+}
+
+/// The recall table's row: for 100 random seeds, the 50 nearest tracks by exact cosine
+/// among the seed's neighbourhood and over the whole catalog, against what `like` returns.
+fn recall_row(catalog: &Catalog, factors: &ServedFactors, rng: &mut impl Rng) -> String {
+    const K: usize = 50;
+    let n = catalog.len() as u32;
+    let norms: Vec<f32> = (0..n)
+        .map(|i| {
+            factors
+                .vector(i)
+                .map_or(0.0, |y| y.iter().map(|f| f * f).sum::<f32>().sqrt())
+        })
+        .collect();
+    let top = |mut scored: Vec<(f32, u32)>| -> Vec<u32> {
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.into_iter().take(K).map(|(_, i)| i).collect()
+    };
+    let (mut among, mut whole, mut latencies) = (0, 0, Vec::new());
+    let seeds = 100;
+    for _ in 0..seeds {
+        let seed = rng.random_range(0..n);
+        let s = factors.vector(seed).unwrap();
+        let cos = |i: u32| {
+            factors.score(&s, i).unwrap_or(f32::MIN)
+                / (norms[seed as usize] * norms[i as usize]).max(1e-6)
+        };
+        let t = Instant::now();
+        let Like { near, .. } = factors.like(seed, catalog.neighbourhood(seed), K).unwrap();
+        latencies.push(t.elapsed());
+        let found: std::collections::HashSet<u32> = top(near).into_iter().collect();
+        let exact_among = top(catalog.neighbourhood(seed).map(|i| (cos(i), i)).collect());
+        let exact_whole = top((0..n).filter(|&i| i != seed).map(|i| (cos(i), i)).collect());
+        among += exact_among.iter().filter(|i| found.contains(i)).count();
+        whole += exact_whole.iter().filter(|i| found.contains(i)).count();
+    }
+    latencies.sort();
+    format!(
+        "| {n} | {:.3} | {:.3} | {:.4} |",
+        percentile(&latencies, 0.5),
+        among as f64 / (K * seeds) as f64,
+        whole as f64 / (K * seeds) as f64
+    )
 }
 
 /// The search table's row for `catalog`: build the index, then ask for `calls` random

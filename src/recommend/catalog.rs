@@ -60,6 +60,14 @@ pub struct Catalog {
     made: moka::sync::Cache<TrackIx, Arc<Track>>,
 }
 
+/// The words' temporary file failed (`table.rs`).
+fn scratch(source: std::io::Error) -> CatalogError {
+    CatalogError::Scratch {
+        dir: std::env::temp_dir(),
+        source,
+    }
+}
+
 /// How many whole tracks the catalog keeps shared (about 400 bytes each).
 const MADE_TRACKS: u64 = 100_000;
 
@@ -110,7 +118,8 @@ impl Catalog {
         let mut builder = TableBuilder::new(
             &manifest.stream_url_template,
             manifest.art_url_template.as_deref(),
-        );
+        )
+        .map_err(scratch)?;
         // The table makes URLs from the templates when a track is made whole: the rows are
         // read without any, rather than each building two URLs the table drops.
         let bad = if is_parquet(&file) {
@@ -127,7 +136,7 @@ impl Catalog {
                 message: "no usable tracks".into(),
             });
         }
-        let (tracks, duplicates) = builder.finish();
+        let (tracks, duplicates) = builder.finish().map_err(scratch)?;
         tracing::info!(
             tracks = tracks.len(),
             skipped = bad.len(),
@@ -141,16 +150,23 @@ impl Catalog {
     /// A catalog over `tracks` (ids must be unique), with its indexes built.
     /// Tracks are indexed in popularity order (index 0 the most popular), so the hot set and
     /// each popular-first index walk memory (and the model's rows) front to back.
+    /// Panics when the words' temporary file cannot be written (`Catalog::load` returns
+    /// that as an error): for tests and tools over tracks already in memory.
     pub fn from_tracks(manifest: Manifest, tracks: Vec<Track>) -> Self {
-        let mut builder = TableBuilder::new(
+        let made = TableBuilder::new(
             &manifest.stream_url_template,
             manifest.art_url_template.as_deref(),
-        );
-        for t in tracks {
-            builder.push(&t);
+        )
+        .and_then(|mut builder| {
+            for t in tracks {
+                builder.push(&t);
+            }
+            builder.finish()
+        });
+        match made {
+            Ok((tracks, _)) => Catalog::over(manifest, tracks),
+            Err(e) => panic!("{}", scratch(e)),
         }
-        let (tracks, _) = builder.finish();
-        Catalog::over(manifest, tracks)
     }
 
     /// A catalog over `tracks`, its indexes built.

@@ -25,6 +25,7 @@ pub use catalog::{
     BadRow, Catalog, CatalogError, CsvTracks, Manifest, TrackIx, normalize, read_tracks_csv,
     write_tracks_csv,
 };
+pub use factors::{Like, ServedFactors};
 pub use moods::{FeatureRange, MoodTarget, mood_target};
 pub use parquet_file::{is_parquet, write_tracks_parquet};
 pub use published::{

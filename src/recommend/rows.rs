@@ -15,6 +15,13 @@ pub enum CatalogError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// The temporary file the catalog's words are kept in (in `TMPDIR`) cannot be made or
+    /// written.
+    #[error("cannot keep the catalog's words in a temporary file (TMPDIR {dir}): {source}")]
+    Scratch {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is there but does not parse.
     #[error("{path} cannot be read as a catalog file")]
     Parse {

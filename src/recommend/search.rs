@@ -540,11 +540,11 @@ mod tests {
                 72,
             ),
         ];
-        let mut b = TableBuilder::new("https://x/{track_id}", None);
+        let mut b = TableBuilder::new("https://x/{track_id}", None).unwrap();
         for t in &tracks {
             b.push(t);
         }
-        b.finish().0
+        b.finish().unwrap().0
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The catalog's tracks held compactly, in columns: what ranking reads per track in dense
 //! arrays of a few bytes (popularity, audio features, genre and artist as numbers, year,
-//! explicit), and the words only a returned track needs (id, title, album) in one byte
-//! arena. A `Track` with its own strings and URLs is made only for the tracks a request
-//! returns. One track costs about 40 bytes of columns plus its words, against about 780
-//! bytes as one `Arc<Track>` each (ARCHITECTURE.md, "Memory per track").
+//! explicit), and the words only a returned track needs (id, title, album) in a file mapped
+//! into memory, so that they cost the heap nothing and the kernel keeps in memory only the
+//! pages read lately. A `Track` with its own strings and URLs is made only for the tracks
+//! a request returns (ARCHITECTURE.md, "Memory per track").
 
 use crate::domain::{AudioFeatures, Track, TrackId};
 use std::collections::HashMap;
@@ -45,6 +45,122 @@ impl Arena {
     }
 }
 
+/// The tracks' words (id, title and album, three a track) in an unnamed temporary file
+/// (in `TMPDIR`: on disk, not tmpfs, for a large catalog) mapped into memory. Built, the
+/// file is the words' ends (`u64`, little-endian, `count` of them) then their text; while
+/// a table is being built the ends are in memory and the file holds the text only.
+struct Words {
+    /// `None` while no word has been mapped (a file of no bytes cannot be).
+    map: Option<memmap2::Mmap>,
+    /// Where the text starts in the map.
+    text_at: usize,
+    /// The ends while the table is built; empty once they are in the map.
+    ends: Vec<u64>,
+    count: usize,
+}
+
+impl Words {
+    const NONE: Words = Words {
+        map: None,
+        text_at: 0,
+        ends: Vec::new(),
+        count: 0,
+    };
+
+    /// Maps `file` (which holds `text_at` bytes of ends, then the text).
+    fn map(
+        file: &std::fs::File,
+        text_at: usize,
+        ends: Vec<u64>,
+        count: usize,
+    ) -> std::io::Result<Words> {
+        let empty = file.metadata()?.len() == 0;
+        // SAFETY: a mapped file must not change while it is mapped. This one is unnamed
+        // (`tempfile` unlinks it at once), so no other process can open it, and nothing
+        // here writes to it once it is mapped.
+        let map = if empty {
+            None
+        } else {
+            Some(unsafe { memmap2::Mmap::map(file)? })
+        };
+        Ok(Words {
+            map,
+            text_at,
+            ends,
+            count,
+        })
+    }
+
+    fn end(&self, i: usize) -> usize {
+        if !self.ends.is_empty() {
+            return self.ends[i] as usize;
+        }
+        let map = self.map.as_deref().unwrap_or_default();
+        let b: [u8; 8] = map[8 * i..8 * i + 8].try_into().expect("8 bytes");
+        u64::from_le_bytes(b) as usize
+    }
+
+    /// Word `i`'s bytes.
+    fn bytes(&self, i: usize) -> &[u8] {
+        assert!(i < self.count, "word {i} of {}", self.count);
+        let start = if i == 0 { 0 } else { self.end(i - 1) };
+        let text = &self.map.as_deref().unwrap_or_default()[self.text_at..];
+        &text[start..self.end(i)]
+    }
+
+    /// Word `i`. Words were written from `str`s; should the file read back otherwise (it
+    /// cannot, short of a failing disk), the word is empty rather than a panic.
+    fn get(&self, i: usize) -> &str {
+        std::str::from_utf8(self.bytes(i)).unwrap_or_default()
+    }
+
+    /// Bytes of the mapped file, for the benchmarks (resident only as far as read).
+    fn mapped_bytes(&self) -> usize {
+        self.map.as_ref().map_or(0, |m| m.len())
+    }
+}
+
+/// Writes the words of a table being built, in the order pushed.
+struct WordsWriter {
+    file: std::io::BufWriter<std::fs::File>,
+    ends: Vec<u64>,
+    len: u64,
+    /// The first write that failed: reported when the table is finished.
+    failed: Option<std::io::Error>,
+}
+
+impl WordsWriter {
+    fn new() -> std::io::Result<Self> {
+        Ok(WordsWriter {
+            file: std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile()?),
+            ends: Vec::new(),
+            len: 0,
+            failed: None,
+        })
+    }
+
+    fn push(&mut self, s: &str) {
+        use std::io::Write as _;
+        if self.failed.is_none()
+            && let Err(e) = self.file.write_all(s.as_bytes())
+        {
+            self.failed = Some(e);
+        }
+        self.len += s.len() as u64;
+        self.ends.push(self.len);
+    }
+
+    /// The words pushed, mapped (ends in memory).
+    fn finish(self) -> std::io::Result<Words> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        let count = self.ends.len();
+        Words::map(&file, 0, self.ends, count)
+    }
+}
+
 /// Names many tracks share (genres, artists), each kept once and referred to by number.
 #[derive(Default)]
 struct Names {
@@ -75,8 +191,8 @@ pub struct TrackTable {
     genres: Arena,
     artist: Vec<u32>,
     artists: Arena,
-    /// Per track: its id, title and album, in that order (three strings a track).
-    words: Arena,
+    /// Per track: its id, title and album, in that order (three words a track).
+    words: Words,
     /// Finds a row by its track id without a map of strings.
     by_id: IdIndex,
     stream_url_template: String,
@@ -86,13 +202,15 @@ pub struct TrackTable {
 /// Builds a `TrackTable` one track at a time, then orders it most popular first.
 pub struct TableBuilder {
     table: TrackTable,
+    words: WordsWriter,
     genres: Names,
     artists: Names,
 }
 
 impl TableBuilder {
-    pub fn new(stream_url_template: &str, art_url_template: Option<&str>) -> Self {
-        TableBuilder {
+    /// Fails when the temporary file for the words cannot be made.
+    pub fn new(stream_url_template: &str, art_url_template: Option<&str>) -> std::io::Result<Self> {
+        Ok(TableBuilder {
             table: TrackTable {
                 popularity: Vec::new(),
                 explicit: Vec::new(),
@@ -103,14 +221,15 @@ impl TableBuilder {
                 genres: Arena::default(),
                 artist: Vec::new(),
                 artists: Arena::default(),
-                words: Arena::default(),
+                words: Words::NONE,
                 by_id: IdIndex::default(),
                 stream_url_template: stream_url_template.to_owned(),
                 art_url_template: art_url_template.map(str::to_owned),
             },
+            words: WordsWriter::new()?,
             genres: Names::default(),
             artists: Names::default(),
-        }
+        })
     }
 
     pub fn push(&mut self, t: &Track) {
@@ -125,9 +244,9 @@ impl TableBuilder {
         let genre = self.genres.number(&t.genre);
         table.genre.push(u16::try_from(genre).unwrap_or(u16::MAX));
         table.artist.push(self.artists.number(&t.artist));
-        table.words.push(&t.id.0);
-        table.words.push(&t.title);
-        table.words.push(&t.album);
+        self.words.push(&t.id.0);
+        self.words.push(&t.title);
+        self.words.push(&t.album);
     }
 
     /// Whether no track has been pushed.
@@ -137,13 +256,16 @@ impl TableBuilder {
 
     /// The table, most popular first (ties keep the order pushed), its id order built, and
     /// how many pushed tracks repeated an id pushed before (the first one is kept).
-    /// Genres past the 65,535th share the last number: no catalog has that many.
-    pub fn finish(self) -> (TrackTable, usize) {
+    /// Genres past the 65,535th share the last number: no catalog has that many. Fails
+    /// when the words' temporary file cannot be written.
+    pub fn finish(self) -> std::io::Result<(TrackTable, usize)> {
         let TableBuilder {
-            table,
+            mut table,
+            words,
             genres,
             artists,
         } = self;
+        table.words = words.finish()?;
         // A repeated id: a row whose id an earlier row has.
         let first = IdIndex::build(&table);
         let repeated: Vec<bool> = (0..table.len() as TrackIx)
@@ -156,34 +278,41 @@ impl TableBuilder {
             .collect();
         drop(repeated);
         order.sort_by_key(|&i| std::cmp::Reverse(table.popularity[i as usize]));
-        let mut sorted = table.permuted(&order);
+        let mut sorted = table.permuted(&order)?;
         sorted.genres = genres.arena;
         sorted.artists = artists.arena;
         sorted.genres.shrink();
         sorted.artists.shrink();
         sorted.by_id = IdIndex::build(&sorted);
-        (sorted, duplicates)
+        Ok((sorted, duplicates))
     }
 }
 
 impl TrackTable {
     /// The rows in `order` (each row once), one column at a time, so the peak is the table
-    /// plus one column.
-    fn permuted(mut self, order: &[TrackIx]) -> TrackTable {
+    /// plus one column; the words go to a new file (ends, then text) and the old one is
+    /// dropped.
+    fn permuted(mut self, order: &[TrackIx]) -> std::io::Result<TrackTable> {
         fn take<T: Copy>(column: &mut Vec<T>, order: &[TrackIx]) -> Vec<T> {
             let out: Vec<T> = order.iter().map(|&i| column[i as usize]).collect();
             *column = Vec::new();
             out
         }
-        let mut words = Arena::default();
-        words.text.reserve_exact(self.words.text.len());
-        words.ends.reserve_exact(self.words.ends.len());
-        for &i in order {
-            for field in 0..3 {
-                words.push(self.words.get(3 * i as usize + field));
-            }
+        use std::io::Write as _;
+        let count = 3 * order.len();
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile()?);
+        let words_of = |i: TrackIx| (0..3).map(move |field| 3 * i as usize + field);
+        let mut end = 0u64;
+        for w in order.iter().flat_map(|&i| words_of(i)) {
+            end += self.words.bytes(w).len() as u64;
+            out.write_all(&end.to_le_bytes())?;
         }
-        TrackTable {
+        for w in order.iter().flat_map(|&i| words_of(i)) {
+            out.write_all(self.words.bytes(w))?;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let words = Words::map(&file, 8 * count, Vec::new(), count)?;
+        Ok(TrackTable {
             popularity: take(&mut self.popularity, order),
             explicit: take(&mut self.explicit, order),
             year: take(&mut self.year, order),
@@ -197,7 +326,7 @@ impl TrackTable {
             by_id: IdIndex::default(),
             stream_url_template: self.stream_url_template,
             art_url_template: self.art_url_template,
-        }
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -216,6 +345,11 @@ impl TrackTable {
 
     fn id(&self, ix: TrackIx) -> &str {
         self.words.get(3 * ix as usize)
+    }
+
+    /// Track `ix`'s id as bytes (what the id index compares: no UTF-8 check).
+    fn id_bytes(&self, ix: TrackIx) -> &[u8] {
+        self.words.bytes(3 * ix as usize)
     }
 
     /// The row of the track with this id.
@@ -245,7 +379,13 @@ impl TrackTable {
             + self.by_id.heap_bytes()
             + self.genres.heap_bytes()
             + self.artists.heap_bytes()
-            + self.words.heap_bytes()
+            + 8 * self.words.ends.capacity()
+    }
+
+    /// Bytes of the words' mapped file, for the benchmarks: resident only as far as they
+    /// are read, and the kernel's to drop.
+    pub fn mapped_bytes(&self) -> usize {
+        self.words.mapped_bytes()
     }
 }
 
@@ -269,14 +409,17 @@ impl IdIndex {
             slots: vec![EMPTY; n + n / 4 + 1],
         };
         for ix in 0..n as TrackIx {
-            let (hash, mut slot) = index.start(table.id(ix));
+            let (hash, mut slot) = index.start(table.id_bytes(ix));
             loop {
                 match index.slots[slot] {
                     EMPTY => {
                         index.slots[slot] = hash << 32 | u64::from(ix);
                         break;
                     }
-                    taken if taken >> 32 == hash && table.id(taken as u32) == table.id(ix) => {
+                    taken
+                        if taken >> 32 == hash
+                            && table.id_bytes(taken as u32) == table.id_bytes(ix) =>
+                    {
                         break;
                     }
                     _ => slot = (slot + 1) % index.slots.len(),
@@ -287,8 +430,8 @@ impl IdIndex {
     }
 
     /// The id's 32-bit hash and its first slot.
-    fn start(&self, id: &str) -> (u64, usize) {
-        let h = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
+    fn start(&self, id: &[u8]) -> (u64, usize) {
+        let h = xxhash_rust::xxh3::xxh3_64(id);
         let slot = ((h as u128 * self.slots.len() as u128) >> 64) as usize;
         (h >> 32, slot)
     }
@@ -297,11 +440,11 @@ impl IdIndex {
         if self.slots.is_empty() {
             return None;
         }
-        let (hash, mut slot) = self.start(id);
+        let (hash, mut slot) = self.start(id.as_bytes());
         loop {
             match self.slots[slot] {
                 EMPTY => return None,
-                taken if taken >> 32 == hash && table.id(taken as u32) == id => {
+                taken if taken >> 32 == hash && table.id_bytes(taken as u32) == id.as_bytes() => {
                     return Some(taken as u32);
                 }
                 _ => slot = (slot + 1) % self.slots.len(),
@@ -417,13 +560,14 @@ mod tests {
             track("c", "Ann", "jazz", 50),
             track("d", "Émile", "pop", 50),
         ];
-        let mut b = TableBuilder::new("https://s/{track_id}.mp3", Some("https://a/{track_id}"));
+        let mut b =
+            TableBuilder::new("https://s/{track_id}.mp3", Some("https://a/{track_id}")).unwrap();
         for t in &tracks {
             b.push(t);
         }
         // A repeated id keeps the first row pushed.
         b.push(&track("c", "Zed", "metal", 99));
-        let (table, duplicates) = b.finish();
+        let (table, duplicates) = b.finish().unwrap();
         assert_eq!(duplicates, 1);
         assert_eq!(table.len(), 4);
         let order: Vec<&str> = (0..4).map(|i| table.at(i).id()).collect();
@@ -439,11 +583,11 @@ mod tests {
         // A table of one to three tracks has room for every id and one empty slot: a
         // lookup of an id not there ends.
         for n in 1..4 {
-            let mut b = TableBuilder::new("https://s/{track_id}", None);
+            let mut b = TableBuilder::new("https://s/{track_id}", None).unwrap();
             for t in tracks.iter().take(n) {
                 b.push(t);
             }
-            let (small, _) = b.finish();
+            let (small, _) = b.finish().unwrap();
             assert_eq!(small.find("zz"), None, "{n} tracks");
             assert!(small.find(&tracks[0].id.0).is_some());
         }
