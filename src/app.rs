@@ -8,7 +8,7 @@ use crate::feedback::{
     QualitySettings,
 };
 use crate::http::{self, App, AppState, MobileApi, RateLimit};
-use crate::interaction::InteractionModel;
+use crate::interaction::{InteractionModel, OpenValues};
 use crate::recommend::{
     CachedRecommender, Catalog, CatalogRecommender, Experiment, ModelMirror, ModelSet,
     RankSettings, RankWeights, Recommender, RemoteRecommender, RemoteSettings,
@@ -19,7 +19,6 @@ use crate::skill::Skill;
 use crate::skill::verify::Verifier;
 use crate::store::{CachedStore, DynamoSettings, DynamoStore, EmbeddedStore, ProfileStore};
 use anyhow::Context;
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -117,11 +116,13 @@ impl Components {
         models_at: ModelsAt,
     ) -> anyhow::Result<Self> {
         let dir = models_at.dir();
-        let catalog = Catalog::load(dir).context("loading the catalog")?;
-        let open_values = HashMap::from([("AMAZON.Musician".to_owned(), catalog.artists())]);
-        let model = InteractionModel::load(&storage.intents, &open_values)
-            .context("loading the interaction model")?;
-        let (recommender, models) = build_recommender(storage, dir, Arc::new(catalog))?;
+        let catalog = Arc::new(Catalog::load(dir).context("loading the catalog")?);
+        let model = InteractionModel::load_with(
+            &storage.intents,
+            Arc::new(CatalogArtists(catalog.clone())),
+        )
+        .context("loading the interaction model")?;
+        let (recommender, models) = build_recommender(storage, dir, catalog)?;
         // The cache saves network round trips; the embedded store reads its own memory-mapped
         // file in microseconds, so a cache there would only add work.
         let cached = storage.store == StoreKind::Dynamodb && !storage.profile_cache_ttl.is_zero();
@@ -164,6 +165,26 @@ impl Components {
         })
     }
 }
+
+/// The catalog's artists as the text parser's known `AMAZON.Musician` values: looked up in
+/// the catalog's artist index as heard, with no copy per locale.
+struct CatalogArtists(Arc<Catalog>);
+
+impl OpenValues for CatalogArtists {
+    fn slot_types(&self) -> Vec<String> {
+        vec![MUSICIAN.to_owned()]
+    }
+
+    fn value(&self, slot_type: &str, phrase: &str) -> Option<String> {
+        if slot_type != MUSICIAN {
+            return None;
+        }
+        let first = *self.0.artist_exact(phrase)?.first()?;
+        Some(self.0.at(first).artist().to_owned())
+    }
+}
+
+const MUSICIAN: &str = "AMAZON.Musician";
 
 /// The (experiment, variant) arms events may be attributed to: the configured experiment's
 /// variants, and what a remote endpoint answers with when it names none.
@@ -638,4 +659,40 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Track;
+    use crate::recommend::Manifest;
+
+    #[test]
+    fn the_text_parser_knows_catalog_artists_as_they_are_said() {
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "version": "t",
+            "created_at": "2026-12-06T00:00:00Z",
+            "catalog": "catalog.parquet",
+            "stream_url_template": "https://s/{track_id}",
+        }))
+        .unwrap();
+        let tracks = ["AC/DC", "Destiny's Child", "Theo Dubois"]
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Track::sample(&format!("t{i}"), a, "rock"))
+            .collect();
+        let artists = CatalogArtists(Arc::new(Catalog::from_tracks(manifest, tracks)));
+        let value = |phrase: &str| artists.value(MUSICIAN, phrase);
+        assert_eq!(value("ac dc").as_deref(), Some("AC/DC"));
+        assert_eq!(value("destiny's child").as_deref(), Some("Destiny's Child"));
+        assert_eq!(value("theo dubois").as_deref(), Some("Theo Dubois"));
+        assert_eq!(value("theo"), None);
+        assert_eq!(artists.value("AMAZON.Genre", "theo dubois"), None);
+        // Through a locale's parser, the name resolves to the catalog's spelling.
+        let intents = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("intents");
+        let model = InteractionModel::load_with(&intents, Arc::new(artists)).unwrap();
+        let parsed = model.locale("en-US").parse("play ac dc");
+        let artist = parsed.slots.values().find_map(|s| s.id.clone());
+        assert_eq!(artist.as_deref(), Some("AC/DC"), "{parsed:?}");
+    }
 }

@@ -11,3 +11,4 @@ pub mod speech;
 
 pub use command::{Intent, SlotFill, command_for};
 pub use model::{InteractionModel, LocaleModel, ModelError};
+pub use parser::{ListedValues, OpenValues};

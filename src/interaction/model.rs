@@ -5,10 +5,11 @@
 //! package).
 
 use super::package::{IntentDef, LanguageModel, ModelFile, normalize, tokenize};
-use super::parser::Parser;
+use super::parser::{ListedValues, OpenValues, Parser};
 use super::{Intent, SlotFill};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -53,6 +54,12 @@ impl InteractionModel {
         dir: &Path,
         open_values: &HashMap<String, Vec<String>>,
     ) -> Result<Self, ModelError> {
+        Self::load_with(dir, Arc::new(ListedValues::new(open_values)))
+    }
+
+    /// `load`, with the known values of open slot types looked up in `open` (the
+    /// catalog's artists), which every locale shares.
+    pub fn load_with(dir: &Path, open: Arc<dyn OpenValues>) -> Result<Self, ModelError> {
         let custom = dir
             .join("skill-package")
             .join("interactionModels")
@@ -87,7 +94,7 @@ impl InteractionModel {
                 locale,
                 file.interaction_model.language_model,
                 builtins,
-                open_values,
+                open.clone(),
             )
             .map_err(|message| ModelError::Invalid {
                 path: path.clone(),
@@ -155,7 +162,7 @@ impl LocaleModel {
         locale: &str,
         mut lm: LanguageModel,
         builtins: BTreeMap<String, Vec<String>>,
-        open_values: &HashMap<String, Vec<String>>,
+        open: Arc<dyn OpenValues>,
     ) -> Result<Self, String> {
         let mut values: HashMap<String, HashMap<String, String>> = HashMap::new();
         for ty in &lm.types {
@@ -187,14 +194,7 @@ impl LocaleModel {
                 }
             }
         }
-        let mut slot_values = values.clone();
-        for (ty, known) in open_values {
-            let table = slot_values.entry(ty.clone()).or_default();
-            for v in known {
-                table.insert(normalize(v), v.clone());
-            }
-        }
-        let parser = Parser::new(&lm.intents, slot_values)?;
+        let parser = Parser::new(&lm.intents, values.clone(), open)?;
         Ok(LocaleModel {
             locale: locale.to_owned(),
             invocation_name: lm.invocation_name,

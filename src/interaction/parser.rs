@@ -4,8 +4,9 @@
 //! ... for me") cost a little; slots take spans that match a slot value. The best alignment
 //! wins if it explains enough of what was said.
 
-use super::package::{IntentDef, tokenize};
+use super::package::{IntentDef, normalize, tokenize};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Score of a sample word found in the utterance.
 const WORD: f32 = 1.0;
@@ -26,6 +27,44 @@ const MISSING: f32 = 1.0;
 const MAX_SPAN: usize = 6;
 /// Share of the utterance's words a match must explain.
 const MIN_COVERAGE: f32 = 0.5;
+
+/// Known values of open slot types (the catalog's artists for `AMAZON.Musician`), which the
+/// text parser looks phrases up in. A catalog of 100M tracks has some 10M artists: they
+/// are looked up where they are, never copied into each locale's model.
+pub trait OpenValues: Send + Sync {
+    /// The slot types it knows values of.
+    fn slot_types(&self) -> Vec<String>;
+    /// The value (its id: the name as the catalog spells it) that `phrase`, as heard (lower
+    /// case, single spaces), names among `slot_type`'s.
+    fn value(&self, slot_type: &str, phrase: &str) -> Option<String>;
+}
+
+/// Open values listed up front (slot type -> values): for tests and small tools.
+pub struct ListedValues(HashMap<String, HashMap<String, String>>);
+
+impl ListedValues {
+    pub fn new(values: &HashMap<String, Vec<String>>) -> Self {
+        ListedValues(
+            values
+                .iter()
+                .map(|(ty, known)| {
+                    let table = known.iter().map(|v| (normalize(v), v.clone())).collect();
+                    (ty.clone(), table)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl OpenValues for ListedValues {
+    fn slot_types(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    fn value(&self, slot_type: &str, phrase: &str) -> Option<String> {
+        self.0.get(slot_type)?.get(phrase).cloned()
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Piece {
@@ -48,6 +87,18 @@ pub(super) struct Parser {
     carrier: HashSet<String>,
     /// slot type -> normalised phrase -> value id
     values: HashMap<String, HashMap<String, String>>,
+    /// Known values of open slot types (the catalog's artists), looked up, not copied: one
+    /// catalog serves every locale's parser.
+    open: Arc<dyn OpenValues>,
+    /// The slot types `open` knows values of.
+    open_types: Vec<String>,
+}
+
+/// An utterance's spans: `text[j][k - 1]` is tokens `j..j + k` joined (the form slot values
+/// are keyed by), and for each open slot type, the value each span names, if any.
+struct Spans {
+    text: Vec<Vec<String>>,
+    open: HashMap<String, Vec<Vec<Option<String>>>>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -72,6 +123,7 @@ impl Parser {
     pub fn new(
         intents: &[IntentDef],
         values: HashMap<String, HashMap<String, String>>,
+        open: Arc<dyn OpenValues>,
     ) -> Result<Self, String> {
         let mut patterns = Vec::new();
         for intent in intents {
@@ -124,18 +176,32 @@ impl Parser {
             patterns,
             carrier,
             values,
+            open_types: open.slot_types(),
+            open,
         })
     }
 
     pub fn parse(&self, tokens: &[String]) -> Option<Parsed> {
-        // spans[j][k - 1] is tokens[j..j + k] joined, the form slot values are keyed by.
-        let spans: Vec<Vec<String>> = (0..tokens.len())
+        let text: Vec<Vec<String>> = (0..tokens.len())
             .map(|j| {
                 (1..=MAX_SPAN.min(tokens.len() - j))
                     .map(|k| tokens[j..j + k].join(" "))
                     .collect()
             })
             .collect();
+        // Each span is looked up once per open type, not once per pattern that could take it.
+        let open = self
+            .open_types
+            .iter()
+            .map(|ty| {
+                let named = text
+                    .iter()
+                    .map(|row| row.iter().map(|span| self.open.value(ty, span)).collect())
+                    .collect();
+                (ty.clone(), named)
+            })
+            .collect();
+        let spans = Spans { text, open };
         let mut best: Option<Parsed> = None;
         for pattern in &self.patterns {
             // A match may lack at most one sample word: rule out patterns lacking more.
@@ -156,11 +222,23 @@ impl Parser {
         best
     }
 
-    fn value_id(&self, type_name: &str, span: &str) -> Option<&String> {
-        self.values.get(type_name)?.get(span)
+    /// The value id of span `j..j + k` as a value of `type_name`: a value the model lists,
+    /// else one the open values know.
+    fn value_id<'s>(
+        &'s self,
+        spans: &'s Spans,
+        type_name: &str,
+        j: usize,
+        k: usize,
+    ) -> Option<&'s String> {
+        let span = &spans.text[j][k - 1];
+        self.values
+            .get(type_name)
+            .and_then(|v| v.get(span))
+            .or_else(|| spans.open.get(type_name)?[j][k - 1].as_ref())
     }
 
-    fn align(&self, pattern: &Pattern, tokens: &[String], spans: &[Vec<String>]) -> Option<Parsed> {
+    fn align(&self, pattern: &Pattern, tokens: &[String], spans: &Spans) -> Option<Parsed> {
         let (np, nt) = (pattern.pieces.len(), tokens.len());
         let mut grid: Vec<Vec<Option<Cell>>> = vec![vec![None; nt + 1]; np + 1];
         grid[0][0] = Some(Cell {
@@ -204,7 +282,7 @@ impl Parser {
                         // would take anything said.
                         let open = type_name.starts_with("AMAZON.") && pattern.words > 0;
                         for k in 1..=MAX_SPAN.min(nt - j) {
-                            let score = if self.value_id(type_name, &spans[j][k - 1]).is_some() {
+                            let score = if self.value_id(spans, type_name, j, k).is_some() {
                                 VALUE * k as f32 + VALUE_BONUS
                             } else if open {
                                 tokens[j..j + k]
@@ -242,8 +320,8 @@ impl Parser {
             if let Some((a, b)) = cell.slot
                 && let Piece::Slot { name, type_name } = &pattern.pieces[cell.from.0]
             {
-                let span = &spans[a][b - a - 1];
-                let id = self.value_id(type_name, span).cloned();
+                let span = &spans.text[a][b - a - 1];
+                let id = self.value_id(spans, type_name, a, b - a).cloned();
                 slots.insert(name.clone(), (span.clone(), id));
             }
             (i, j) = cell.from;

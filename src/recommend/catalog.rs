@@ -489,10 +489,13 @@ pub fn likeness(seed: TrackRef<'_>, other: TrackRef<'_>) -> f32 {
     d + genre + artist
 }
 
-/// Lower case, punctuation dropped, single spaces: how artist names are compared.
+/// Lower case, apostrophes dropped, other punctuation a space, single spaces: how artist
+/// names are compared. "AC/DC" is "ac dc" and "Destiny's Child" "destinys child", as the
+/// text parser's words for them are once joined and normalized again.
 pub fn normalize(s: &str) -> String {
     s.chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .filter(|c| !matches!(c, '\'' | '\u{2019}' | '\u{2018}'))
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
         .flat_map(char::to_lowercase)
         .collect::<String>()
         .split_whitespace()
