@@ -115,6 +115,7 @@ impl Catalog {
     pub fn load(dir: &Path) -> Result<Self, CatalogError> {
         let manifest = Manifest::read(dir)?;
         let file = dir.join(&manifest.catalog);
+        let started = std::time::Instant::now();
         let mut builder = TableBuilder::new(
             &manifest.stream_url_template,
             manifest.art_url_template.as_deref(),
@@ -136,15 +137,18 @@ impl Catalog {
                 message: "no usable tracks".into(),
             });
         }
+        let read_ms = started.elapsed().as_millis() as u64;
         let (tracks, duplicates) = builder.finish().map_err(scratch)?;
         tracing::info!(
             tracks = tracks.len(),
             skipped = bad.len(),
+            read_ms,
+            ordered_ms = started.elapsed().as_millis() as u64 - read_ms,
             duplicates,
             version = manifest.version,
             "catalog loaded"
         );
-        Ok(Catalog::over(manifest, tracks))
+        Catalog::over(manifest, tracks).map_err(scratch)
     }
 
     /// A catalog over `tracks` (ids must be unique), with its indexes built.
@@ -163,14 +167,16 @@ impl Catalog {
             }
             builder.finish()
         });
-        match made {
-            Ok((tracks, _)) => Catalog::over(manifest, tracks),
+        match made.and_then(|(tracks, _)| Catalog::over(manifest, tracks)) {
+            Ok(catalog) => catalog,
             Err(e) => panic!("{}", scratch(e)),
         }
     }
 
-    /// A catalog over `tracks`, its indexes built.
-    fn over(manifest: Manifest, tracks: TrackTable) -> Self {
+    /// A catalog over `tracks`, its indexes built. Fails when the search index's temporary
+    /// file cannot be written.
+    fn over(manifest: Manifest, tracks: TrackTable) -> std::io::Result<Self> {
+        let started = std::time::Instant::now();
         let mut by_popularity: Vec<TrackIx> = (0..tracks.len() as TrackIx).collect();
         let mut by_genre: HashMap<String, Vec<TrackIx>> = HashMap::new();
         let mut by_artist: HashMap<String, Vec<TrackIx>> = HashMap::new();
@@ -204,8 +210,14 @@ impl Catalog {
             .collect();
         by_popularity.truncate(HOT_SET);
         by_popularity.shrink_to_fit();
-        let search = SearchIndex::build(&tracks);
-        Catalog {
+        let indexed = started.elapsed();
+        let search = SearchIndex::build(&tracks)?;
+        tracing::info!(
+            indexes_ms = indexed.as_millis() as u64,
+            search_ms = (started.elapsed() - indexed).as_millis() as u64,
+            "catalog indexed"
+        );
+        Ok(Catalog {
             manifest,
             tracks,
             by_genre,
@@ -215,7 +227,7 @@ impl Catalog {
             popular: by_popularity,
             search,
             made: moka::sync::Cache::new(MADE_TRACKS),
-        }
+        })
     }
 
     /// The tracks that best match a song title or an album name as a listener said it (and
@@ -280,7 +292,7 @@ impl Catalog {
             .collect()
     }
 
-    /// Bytes the catalog's tracks, indexes and search index hold, for the benchmarks.
+    /// Bytes the catalog's tracks and indexes hold on the heap, for the benchmarks.
     pub fn heap_bytes(&self) -> usize {
         let lists = |m: &HashMap<String, Vec<TrackIx>>| {
             m.iter()
@@ -297,7 +309,12 @@ impl Catalog {
                 .sum::<usize>()
             + self.by_mood.iter().map(|v| 4 * v.capacity()).sum::<usize>()
             + 4 * self.popular.capacity()
-            + self.search.heap_bytes()
+    }
+
+    /// Bytes of the catalog's mapped files (its tracks' words, the search index), for the
+    /// benchmarks: resident only as far as they are read, and the kernel's to drop.
+    pub fn mapped_bytes(&self) -> usize {
+        self.tracks.mapped_bytes() + self.search.mapped_bytes()
     }
 
     /// Up to `limit` candidates for `selection`, best first (popular first, or nearest to the
@@ -451,7 +468,7 @@ fn mood_pool(tracks: &TrackTable, by_popularity: &[TrackIx], mood: Mood) -> Vec<
     let inside: Vec<TrackIx> = by_popularity
         .iter()
         .copied()
-        .filter(|&i| target.distance(tracks.at(i).features()) == 0.0)
+        .filter(|&i| target.distance(&tracks.at(i).features()) == 0.0)
         .take(MOOD_POOL)
         .collect();
     if inside.len() >= MIN_MOOD_MATCHES {
@@ -459,7 +476,7 @@ fn mood_pool(tracks: &TrackTable, by_popularity: &[TrackIx], mood: Mood) -> Vec<
     }
     let mut scored: Vec<(f32, TrackIx)> = by_popularity
         .iter()
-        .map(|&i| (target.distance(tracks.at(i).features()), i))
+        .map(|&i| (target.distance(&tracks.at(i).features()), i))
         .collect();
     // Stable: popular first among equals.
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -9,6 +9,7 @@
 mod cache;
 mod catalog;
 mod factors;
+mod mapped;
 pub mod model;
 mod moods;
 mod parquet_file;

@@ -305,7 +305,7 @@ impl CatalogRecommender {
     fn fits(&self, selection: &Selection, ix: TrackIx) -> bool {
         let t = self.catalog.at(ix);
         match selection {
-            Selection::Mood(m) => mood_target(*m).distance(t.features()) == 0.0,
+            Selection::Mood(m) => mood_target(*m).distance(&t.features()) == 0.0,
             Selection::Genre(g) => t.genre().eq_ignore_ascii_case(g),
             Selection::Artist(a) => normalize(t.artist()) == normalize(a),
             Selection::Decade { decade, genre } => {
@@ -455,7 +455,7 @@ impl CatalogRecommender {
         };
         let affinity = |a: Option<&f32>| (a.copied().unwrap_or(0.0) / 4.0).tanh();
         let taste = p.taste.map_or(0.0, |taste| {
-            let d = taste.features.distance(t.features());
+            let d = taste.features.distance(&t.features());
             w.taste * (1.0 - (d / 0.6).min(1.0))
         });
         let embedding = match (user, model) {

@@ -5,8 +5,10 @@
 //! pages read lately. A `Track` with its own strings and URLs is made only for the tracks
 //! a request returns (ARCHITECTURE.md, "Memory per track").
 
+use super::mapped::{Mapped, as_u64s};
 use crate::domain::{AudioFeatures, Track, TrackId};
 use std::collections::HashMap;
+use std::io::Write as _;
 
 /// A track's position in the catalog (most popular first): what indexes and models refer to.
 pub type TrackIx = u32;
@@ -45,58 +47,36 @@ impl Arena {
     }
 }
 
-/// The tracks' words (id, title and album, three a track) in an unnamed temporary file
-/// (in `TMPDIR`: on disk, not tmpfs, for a large catalog) mapped into memory. Built, the
-/// file is the words' ends (`u64`, little-endian, `count` of them) then their text; while
-/// a table is being built the ends are in memory and the file holds the text only.
+/// The tracks' words (id, title and album, three a track) in a mapped temporary file
+/// (`mapped.rs`). Built, the file is the words' ends (`u64`, little-endian, `count` of
+/// them) then their text; while a table is being built the ends are in memory and the
+/// file holds the text only.
 struct Words {
-    /// `None` while no word has been mapped (a file of no bytes cannot be).
-    map: Option<memmap2::Mmap>,
-    /// Where the text starts in the map.
+    file: Mapped,
+    /// Where the text starts in the file.
     text_at: usize,
-    /// The ends while the table is built; empty once they are in the map.
+    /// The ends while the table is built; empty once they are in the file.
     ends: Vec<u64>,
     count: usize,
 }
 
 impl Words {
-    const NONE: Words = Words {
-        map: None,
-        text_at: 0,
-        ends: Vec::new(),
-        count: 0,
-    };
-
-    /// Maps `file` (which holds `text_at` bytes of ends, then the text).
-    fn map(
-        file: &std::fs::File,
-        text_at: usize,
-        ends: Vec<u64>,
-        count: usize,
-    ) -> std::io::Result<Words> {
-        let empty = file.metadata()?.len() == 0;
-        // SAFETY: a mapped file must not change while it is mapped. This one is unnamed
-        // (`tempfile` unlinks it at once), so no other process can open it, and nothing
-        // here writes to it once it is mapped.
-        let map = if empty {
-            None
-        } else {
-            Some(unsafe { memmap2::Mmap::map(file)? })
-        };
-        Ok(Words {
-            map,
-            text_at,
-            ends,
-            count,
-        })
+    fn none() -> Words {
+        Words {
+            file: Mapped::empty(),
+            text_at: 0,
+            ends: Vec::new(),
+            count: 0,
+        }
     }
 
     fn end(&self, i: usize) -> usize {
         if !self.ends.is_empty() {
             return self.ends[i] as usize;
         }
-        let map = self.map.as_deref().unwrap_or_default();
-        let b: [u8; 8] = map[8 * i..8 * i + 8].try_into().expect("8 bytes");
+        let b: [u8; 8] = self.file.bytes()[8 * i..8 * i + 8]
+            .try_into()
+            .expect("8 bytes");
         u64::from_le_bytes(b) as usize
     }
 
@@ -104,19 +84,13 @@ impl Words {
     fn bytes(&self, i: usize) -> &[u8] {
         assert!(i < self.count, "word {i} of {}", self.count);
         let start = if i == 0 { 0 } else { self.end(i - 1) };
-        let text = &self.map.as_deref().unwrap_or_default()[self.text_at..];
-        &text[start..self.end(i)]
+        &self.file.bytes()[self.text_at..][start..self.end(i)]
     }
 
     /// Word `i`. Words were written from `str`s; should the file read back otherwise (it
     /// cannot, short of a failing disk), the word is empty rather than a panic.
     fn get(&self, i: usize) -> &str {
         std::str::from_utf8(self.bytes(i)).unwrap_or_default()
-    }
-
-    /// Bytes of the mapped file, for the benchmarks (resident only as far as read).
-    fn mapped_bytes(&self) -> usize {
-        self.map.as_ref().map_or(0, |m| m.len())
     }
 }
 
@@ -140,7 +114,6 @@ impl WordsWriter {
     }
 
     fn push(&mut self, s: &str) {
-        use std::io::Write as _;
         if self.failed.is_none()
             && let Err(e) = self.file.write_all(s.as_bytes())
         {
@@ -156,8 +129,53 @@ impl WordsWriter {
             return Err(e);
         }
         let file = self.file.into_inner().map_err(|e| e.into_error())?;
-        let count = self.ends.len();
-        Words::map(&file, 0, self.ends, count)
+        Ok(Words {
+            file: Mapped::of(&file)?,
+            text_at: 0,
+            count: self.ends.len(),
+            ends: self.ends,
+        })
+    }
+}
+
+/// A track's audio features in fixed point: the five from 0 to 1 in thousandths, the tempo
+/// in hundredths of a BPM (up to 655.35). The values of an audio-features export, given to
+/// three decimals, read back exactly as they were written; finer ones (some exports give
+/// acousticness to four) are rounded to three, a change no mood range can tell.
+#[derive(Clone, Copy)]
+struct Features([u16; 6]);
+
+impl Features {
+    fn of(f: &AudioFeatures) -> Features {
+        let unit = |v: f32| (v.clamp(0.0, 1.0) * 1000.0).round() as u16;
+        Features([
+            unit(f.valence),
+            unit(f.energy),
+            (f.tempo.clamp(0.0, 655.35) * 100.0).round() as u16,
+            unit(f.danceability),
+            unit(f.acousticness),
+            unit(f.instrumentalness),
+        ])
+    }
+
+    fn get(self) -> AudioFeatures {
+        let [
+            valence,
+            energy,
+            tempo,
+            danceability,
+            acousticness,
+            instrumentalness,
+        ] = self.0;
+        let unit = |q: u16| f32::from(q) / 1000.0;
+        AudioFeatures {
+            valence: unit(valence),
+            energy: unit(energy),
+            tempo: f32::from(tempo) / 100.0,
+            danceability: unit(danceability),
+            acousticness: unit(acousticness),
+            instrumentalness: unit(instrumentalness),
+        }
     }
 }
 
@@ -186,7 +204,8 @@ pub struct TrackTable {
     /// 0 when the catalog gives no year.
     year: Vec<u16>,
     duration_ms: Vec<u32>,
-    features: Vec<AudioFeatures>,
+    /// Fixed point (`Features`): 12 bytes a track instead of 24.
+    features: Vec<Features>,
     genre: Vec<u16>,
     genres: Arena,
     artist: Vec<u32>,
@@ -221,8 +240,8 @@ impl TableBuilder {
                 genres: Arena::default(),
                 artist: Vec::new(),
                 artists: Arena::default(),
-                words: Words::NONE,
-                by_id: IdIndex::default(),
+                words: Words::none(),
+                by_id: IdIndex::none(),
                 stream_url_template: stream_url_template.to_owned(),
                 art_url_template: art_url_template.map(str::to_owned),
             },
@@ -240,7 +259,7 @@ impl TableBuilder {
         table
             .duration_ms
             .push(t.duration_ms.min(u64::from(u32::MAX)) as u32);
-        table.features.push(t.features);
+        table.features.push(Features::of(&t.features));
         let genre = self.genres.number(&t.genre);
         table.genre.push(u16::try_from(genre).unwrap_or(u16::MAX));
         table.artist.push(self.artists.number(&t.artist));
@@ -267,7 +286,7 @@ impl TableBuilder {
         } = self;
         table.words = words.finish()?;
         // A repeated id: a row whose id an earlier row has.
-        let first = IdIndex::build(&table);
+        let first = IdIndex::build(&table)?;
         let repeated: Vec<bool> = (0..table.len() as TrackIx)
             .map(|i| first.find(&table, table.id(i)) != Some(i))
             .collect();
@@ -283,7 +302,7 @@ impl TableBuilder {
         sorted.artists = artists.arena;
         sorted.genres.shrink();
         sorted.artists.shrink();
-        sorted.by_id = IdIndex::build(&sorted);
+        sorted.by_id = IdIndex::build(&sorted)?;
         Ok((sorted, duplicates))
     }
 }
@@ -298,20 +317,25 @@ impl TrackTable {
             *column = Vec::new();
             out
         }
-        use std::io::Write as _;
         let count = 3 * order.len();
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile()?);
         let words_of = |i: TrackIx| (0..3).map(move |field| 3 * i as usize + field);
-        let mut end = 0u64;
-        for w in order.iter().flat_map(|&i| words_of(i)) {
-            end += self.words.bytes(w).len() as u64;
-            out.write_all(&end.to_le_bytes())?;
-        }
-        for w in order.iter().flat_map(|&i| words_of(i)) {
-            out.write_all(self.words.bytes(w))?;
-        }
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        let words = Words::map(&file, 8 * count, Vec::new(), count)?;
+        let file = Mapped::write(|out| {
+            let mut end = 0u64;
+            for w in order.iter().flat_map(|&i| words_of(i)) {
+                end += self.words.bytes(w).len() as u64;
+                out.write_all(&end.to_le_bytes())?;
+            }
+            for w in order.iter().flat_map(|&i| words_of(i)) {
+                out.write_all(self.words.bytes(w))?;
+            }
+            Ok(())
+        })?;
+        let words = Words {
+            file,
+            text_at: 8 * count,
+            ends: Vec::new(),
+            count,
+        };
         Ok(TrackTable {
             popularity: take(&mut self.popularity, order),
             explicit: take(&mut self.explicit, order),
@@ -323,7 +347,7 @@ impl TrackTable {
             words,
             genres: Arena::default(),
             artists: Arena::default(),
-            by_id: IdIndex::default(),
+            by_id: IdIndex::none(),
             stream_url_template: self.stream_url_template,
             art_url_template: self.art_url_template,
         })
@@ -373,10 +397,9 @@ impl TrackTable {
             + self.explicit.capacity()
             + 2 * self.year.capacity()
             + 4 * self.duration_ms.capacity()
-            + std::mem::size_of::<AudioFeatures>() * self.features.capacity()
+            + std::mem::size_of::<Features>() * self.features.capacity()
             + 2 * self.genre.capacity()
             + 4 * self.artist.capacity()
-            + self.by_id.heap_bytes()
             + self.genres.heap_bytes()
             + self.artists.heap_bytes()
             + 8 * self.words.ends.capacity()
@@ -385,35 +408,39 @@ impl TrackTable {
     /// Bytes of the words' mapped file, for the benchmarks: resident only as far as they
     /// are read, and the kernel's to drop.
     pub fn mapped_bytes(&self) -> usize {
-        self.words.mapped_bytes()
+        self.words.file.bytes().len() + self.by_id.slots.bytes().len()
     }
 }
 
 /// Track ids to rows: an open-addressing table of 8-byte slots (32 bits of the id's hash
 /// and the row), about 1.25 slots a track, so a lookup touches one or two slots and one id.
 /// A sorted array of rows would take 4 bytes a track but about 20 cache misses a lookup,
-/// and ranking looks up a listener's few hundred tracks per request.
-#[derive(Default)]
+/// and ranking looks up a listener's few hundred tracks per request. Built on the heap,
+/// then kept in a mapped temporary file (`mapped.rs`).
 struct IdIndex {
-    slots: Vec<u64>,
+    slots: Mapped,
 }
 
 const EMPTY: u64 = u64::MAX;
 
 impl IdIndex {
+    fn none() -> IdIndex {
+        IdIndex {
+            slots: Mapped::empty(),
+        }
+    }
+
     /// The index over the rows of `table`; of rows with one id, the first.
-    fn build(table: &TrackTable) -> IdIndex {
+    fn build(table: &TrackTable) -> std::io::Result<IdIndex> {
         let n = table.len();
         // At least one slot stays empty, so a probe for an id not there always ends.
-        let mut index = IdIndex {
-            slots: vec![EMPTY; n + n / 4 + 1],
-        };
+        let mut slots = vec![EMPTY; n + n / 4 + 1];
         for ix in 0..n as TrackIx {
-            let (hash, mut slot) = index.start(table.id_bytes(ix));
+            let (hash, mut slot) = start(table.id_bytes(ix), slots.len());
             loop {
-                match index.slots[slot] {
+                match slots[slot] {
                     EMPTY => {
-                        index.slots[slot] = hash << 32 | u64::from(ix);
+                        slots[slot] = hash << 32 | u64::from(ix);
                         break;
                     }
                     taken
@@ -422,39 +449,37 @@ impl IdIndex {
                     {
                         break;
                     }
-                    _ => slot = (slot + 1) % index.slots.len(),
+                    _ => slot = (slot + 1) % slots.len(),
                 }
             }
         }
-        index
-    }
-
-    /// The id's 32-bit hash and its first slot.
-    fn start(&self, id: &[u8]) -> (u64, usize) {
-        let h = xxhash_rust::xxh3::xxh3_64(id);
-        let slot = ((h as u128 * self.slots.len() as u128) >> 64) as usize;
-        (h >> 32, slot)
+        let slots = Mapped::write(|out| out.write_all(bytemuck::cast_slice(&slots)))?;
+        Ok(IdIndex { slots })
     }
 
     fn find(&self, table: &TrackTable, id: &str) -> Option<TrackIx> {
-        if self.slots.is_empty() {
+        let slots = as_u64s(self.slots.bytes());
+        if slots.is_empty() {
             return None;
         }
-        let (hash, mut slot) = self.start(id.as_bytes());
+        let (hash, mut slot) = start(id.as_bytes(), slots.len());
         loop {
-            match self.slots[slot] {
+            match slots[slot] {
                 EMPTY => return None,
                 taken if taken >> 32 == hash && table.id_bytes(taken as u32) == id.as_bytes() => {
                     return Some(taken as u32);
                 }
-                _ => slot = (slot + 1) % self.slots.len(),
+                _ => slot = (slot + 1) % slots.len(),
             }
         }
     }
+}
 
-    fn heap_bytes(&self) -> usize {
-        8 * self.slots.capacity()
-    }
+/// An id's 32-bit hash and its first slot of `slots`.
+fn start(id: &[u8], slots: usize) -> (u64, usize) {
+    let h = xxhash_rust::xxh3::xxh3_64(id);
+    let slot = ((h as u128 * slots as u128) >> 64) as usize;
+    (h >> 32, slot)
 }
 
 /// One track of a `TrackTable`, read in place: what ranking reads costs no allocation.
@@ -515,8 +540,8 @@ impl<'a> TrackRef<'a> {
         Some(self.table.year[self.ix as usize]).filter(|&y| y != 0)
     }
 
-    pub fn features(&self) -> &'a AudioFeatures {
-        &self.table.features[self.ix as usize]
+    pub fn features(&self) -> AudioFeatures {
+        self.table.features[self.ix as usize].get()
     }
 
     /// The whole track with its own strings and URLs: for the tracks a request returns.
@@ -532,7 +557,7 @@ impl<'a> TrackRef<'a> {
             duration_ms: u64::from(self.table.duration_ms[self.ix as usize]),
             popularity: self.popularity(),
             explicit: self.explicit(),
-            features: *self.features(),
+            features: self.features(),
             stream_url: url(&self.table.stream_url_template),
             art_url: self.table.art_url_template.as_deref().map(url),
             year: self.year(),
@@ -550,6 +575,28 @@ mod tests {
         t.album = format!("{id} album");
         t.year = popularity.is_multiple_of(2).then_some(1984);
         t
+    }
+
+    #[test]
+    fn audio_features_read_back_as_an_export_gives_them() {
+        let given = AudioFeatures {
+            valence: 0.521,
+            energy: 1.0,
+            tempo: 118.21,
+            danceability: 0.0,
+            acousticness: 0.0322,
+            instrumentalness: 0.000_001,
+        };
+        let read = Features::of(&given).get();
+        assert_eq!((read.valence, read.energy, read.tempo), (0.521, 1.0, 118.21));
+        assert_eq!(read.danceability, 0.0);
+        // Finer than thousandths: the nearest thousandth.
+        assert_eq!((read.acousticness, read.instrumentalness), (0.032, 0.0));
+        let fast = AudioFeatures {
+            tempo: 900.0,
+            ..given
+        };
+        assert_eq!(Features::of(&fast).get().tempo, 655.35);
     }
 
     #[test]

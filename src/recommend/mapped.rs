@@ -1,0 +1,95 @@
+//! Read-only data a catalog builds at load (its tracks' words, the search index) kept in
+//! unnamed temporary files mapped into memory instead of on the heap: the kernel keeps the
+//! pages read lately and may drop the others, so a catalog of 100M tracks does not need its
+//! text resident. The files are made in `TMPDIR`, which should be on disk, not tmpfs (a
+//! tmpfs file is memory). Nothing but this process can open them, since they are unlinked
+//! as they are made.
+
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+
+/// A temporary file, written once, then mapped.
+pub(super) struct Mapped {
+    /// `None` for a file of no bytes (which cannot be mapped).
+    map: Option<memmap2::Mmap>,
+}
+
+impl Mapped {
+    /// A new file with what `write` writes, mapped.
+    pub(super) fn write(
+        write: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
+    ) -> std::io::Result<Mapped> {
+        let mut out = BufWriter::with_capacity(1 << 20, tempfile::tempfile()?);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        Mapped::of(&file)
+    }
+
+    /// No file: no bytes.
+    pub(super) fn empty() -> Mapped {
+        Mapped { map: None }
+    }
+
+    /// Maps `file`, which nothing will write to again.
+    pub(super) fn of(file: &std::fs::File) -> std::io::Result<Mapped> {
+        if file.metadata()?.len() == 0 {
+            return Ok(Mapped { map: None });
+        }
+        // SAFETY: a mapped file must not change while it is mapped. These files are
+        // unnamed (`tempfile` unlinks them at once), so no other process can open one, and
+        // this code writes each only before mapping it.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        Ok(Mapped { map: Some(map) })
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or_default()
+    }
+}
+
+/// A part of a mapped file, shared: what `fst::Map` reads its dictionary from.
+#[derive(Clone)]
+pub(super) struct Region {
+    mapped: Arc<Mapped>,
+    start: usize,
+    end: usize,
+}
+
+impl Region {
+    pub(super) fn new(mapped: Arc<Mapped>, start: usize, end: usize) -> Region {
+        assert!(
+            start <= end && end <= mapped.bytes().len(),
+            "a region inside the file"
+        );
+        Region { mapped, start, end }
+    }
+}
+
+impl AsRef<[u8]> for Region {
+    fn as_ref(&self) -> &[u8] {
+        &self.mapped.bytes()[self.start..self.end]
+    }
+}
+
+/// Writes `values` in this machine's byte order (the file is read only by this process).
+pub(super) fn write_u32s(out: &mut impl Write, values: &[u32]) -> std::io::Result<()> {
+    out.write_all(bytemuck::cast_slice(values))
+}
+
+/// Zero bytes up to the next multiple of 4 after `written` bytes, so that the `u32`s that
+/// follow are aligned (a mapping starts on a page).
+pub(super) fn pad4(out: &mut impl Write, written: usize) -> std::io::Result<usize> {
+    let pad = (4 - written % 4) % 4;
+    out.write_all(&[0u8; 3][..pad])?;
+    Ok(written + pad)
+}
+
+/// `bytes` (written by `write_u32s` at an offset `pad4` aligned) as `u32`s.
+pub(super) fn as_u32s(bytes: &[u8]) -> &[u32] {
+    bytemuck::try_cast_slice(bytes).expect("u32s written aligned, whole")
+}
+
+/// `bytes` (a whole file of `u64`s in this machine's byte order) as `u64`s.
+pub(super) fn as_u64s(bytes: &[u8]) -> &[u64] {
+    bytemuck::try_cast_slice(bytes).expect("u64s written aligned, whole")
+}
