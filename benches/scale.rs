@@ -9,7 +9,10 @@
 //!   track of each;
 //! - PlayMood and MoreLikeThis through POST /alexa: throughput and p50/p99/p99.9 from wrk,
 //!   BENCH_LISTENERS listeners (200) round-robin. Each MoreLikeThis seeds from the track the
-//!   listener's queue is at, and replaces the queue: a chain of different seeds.
+//!   listener's queue is at, and replaces the queue: a chain of different seeds;
+//! - a model swap while serving: a second version (the same files, hard-linked) is put
+//!   beside the first, and the child reports how long until it serves it and the most its
+//!   heap (anonymous resident memory, sampled every 10 ms) grew meanwhile.
 //!
 //! The data is written to a temporary directory, or kept under BENCH_MODELS_DIR/<tracks>
 //! and reused when it is already there (100M tracks take a while to write: about 6 GB of
@@ -31,7 +34,7 @@ use encore::recommend::model::{new_manifest, write_factors};
 use encore::recommend::{Manifest, write_tracks_parquet};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -97,6 +100,11 @@ fn write_models(dir: &Path, n: usize) {
 /// stdin closes.
 fn encore_role() {
     let started = Instant::now();
+    // The server's own log (load phases, model load) on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter("encore=info")
+        .init();
     let dir = PathBuf::from(std::env::var("BENCH_DIR").unwrap());
     let models = PathBuf::from(std::env::var("BENCH_MODELS").unwrap());
     let listeners = env_or("BENCH_LISTENERS", 200);
@@ -105,12 +113,14 @@ fn encore_role() {
         .enable_all()
         .build()
         .unwrap();
-    let (addr, ready_s) = rt.block_on(async {
+    let (addr, ready_s, served) = rt.block_on(async {
         let mut args = common::serve_args(true, &dir.join("data"));
-        args.storage.models = Location::Dir(models);
+        args.storage.models = Location::Dir(models.clone());
         args.storage.recommender.recommend_cache_ttl = std::time::Duration::ZERO;
         args.storage.recommender.exploration = 0.15;
+        args.storage.recommender.model_poll = std::time::Duration::from_millis(500);
         let parts = Components::load(&args.storage).await.unwrap();
+        let served = parts.models.clone();
         let app = encore::app::Server::with_parts(&args, parts, None)
             .await
             .unwrap();
@@ -118,10 +128,40 @@ fn encore_role() {
         tokio::spawn(app.run_until(std::future::pending()));
         let ready_s = started.elapsed().as_secs_f64();
         write_scripts(&dir, addr, listeners).await;
-        (addr, ready_s)
+        (addr, ready_s, served)
     });
     println!("ready {addr} {ready_s}");
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    // "swap": serve a second version of the model, and say what it took.
+    let mut line = String::new();
+    while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
+        if line.trim() == "swap" {
+            // The load's own peak is above the swap's: sample the heap while it runs.
+            let anon = || status_mib(std::process::id(), "RssAnon");
+            let before = anon();
+            let mut top = before;
+            let started = Instant::now();
+            let v1 = models.join("versions/v1");
+            let v2 = models.join("versions/v2");
+            let _ = std::fs::remove_dir_all(&v2);
+            std::fs::create_dir_all(&v2).unwrap();
+            for f in ["item_factors.safetensors", "items.txt"] {
+                std::fs::hard_link(v1.join(f), v2.join(f)).unwrap();
+            }
+            let mut manifest: Value =
+                serde_json::from_slice(&std::fs::read(v1.join("model.json")).unwrap()).unwrap();
+            manifest["version"] = "v2".into();
+            std::fs::write(v2.join("model.json"), manifest.to_string()).unwrap();
+            while served.current_version().as_deref() != Some("v2") {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                top = top.max(anon());
+            }
+            let took = started.elapsed().as_secs_f64();
+            let after = top.max(anon());
+            std::fs::remove_dir_all(&v2).unwrap();
+            println!("swapped {took} {before} {after}");
+        }
+        line.clear();
+    }
     drop(rt);
 }
 
@@ -212,9 +252,8 @@ fn main() {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
         let words: Vec<&str> = line.split_whitespace().collect();
         let (addr, ready_s): (SocketAddr, f64) = match words.as_slice() {
             ["ready", addr, s] => (addr.parse().unwrap(), s.parse().unwrap()),
@@ -228,12 +267,24 @@ fn main() {
             figures.push(run_wrk(addr, "/alexa", &script, seconds, connections));
         }
         let after = memory(child.id());
+        use std::io::Write as _;
+        let stdin = child.stdin.as_mut().unwrap();
+        writeln!(stdin, "swap").unwrap();
+        stdin.flush().unwrap();
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        let swap: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        assert_eq!(swap.len(), 3, "the swap answered {line:?}");
         drop(child.stdin.take());
         let _ = child.kill();
         let _ = child.wait();
         let per_track = |mib: f64| mib * 1024.0 * 1024.0 / n as f64;
         rows.push(format!(
-            "| {n} | {ready_s:.1} | {:.0} + {:.0} | {:.0} + {:.0} ({:.0} + {:.0} B/track) | {:.0} ({:.0} B/track) | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {} |",
+            "| {n} | {ready_s:.1} | {:.0} + {:.0} | {:.0} + {:.0} ({:.0} + {:.0} B/track) | {:.0} ({:.0} B/track) | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {} | {:.1} s, +{:.0} |",
             at_ready.anon,
             at_ready.file,
             after.anon,
@@ -249,6 +300,8 @@ fn main() {
             figures[1].p50_ms,
             figures[1].p99_ms,
             figures[0].errors + figures[1].errors,
+            swap[0],
+            swap[2] - swap[1],
         ));
     }
     println!(
@@ -256,9 +309,9 @@ fn main() {
          2 worker threads, recommendation cache off; memory in MiB, anonymous + file-backed\n"
     );
     println!(
-        "| tracks | ready s | at ready | after the load | peak | PlayMood req/s | p50 / p99 ms | MoreLikeThis req/s | p50 / p99 ms | non-2xx |"
+        "| tracks | ready s | at ready | after the load | peak | PlayMood req/s | p50 / p99 ms | MoreLikeThis req/s | p50 / p99 ms | non-2xx | model swap: time, heap added at most MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         println!("{row}");
     }

@@ -588,7 +588,10 @@ mod tests {
             instrumentalness: 0.000_001,
         };
         let read = Features::of(&given).get();
-        assert_eq!((read.valence, read.energy, read.tempo), (0.521, 1.0, 118.21));
+        assert_eq!(
+            (read.valence, read.energy, read.tempo),
+            (0.521, 1.0, 118.21)
+        );
         assert_eq!(read.danceability, 0.0);
         // Finer than thousandths: the nearest thousandth.
         assert_eq!((read.acousticness, read.instrumentalness), (0.032, 0.0));
