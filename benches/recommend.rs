@@ -347,7 +347,7 @@ fn recall_row(catalog: &Catalog, factors: &ServedFactors, rng: &mut impl Rng) ->
 /// titles with their artist, as written and with one letter dropped from the longest word.
 fn search_row(catalog: &Catalog, calls: usize, rng: &mut impl Rng) -> String {
     let started = Instant::now();
-    let index = SearchIndex::build(catalog.table()).unwrap();
+    let index = SearchIndex::build(catalog.table(), 0).unwrap();
     let build_s = started.elapsed().as_secs_f64();
     let per_track = index.mapped_bytes() as f64 / catalog.len() as f64;
     let table = catalog.table();

@@ -1,10 +1,12 @@
-//! `encore catalog import|synth`: the track catalog from a CSV export, or synthesised, written
-//! as Parquet.
+//! `encore catalog import|synth|export|index`: the track catalog from a CSV export, or
+//! synthesised, written as Parquet with its song search index saved beside it.
 
 use crate::domain::Track;
 use crate::offline::train::progress_count;
 use crate::offline::{CATALOG_FILE, PLACEHOLDER_STREAM, catalog_manifest, synth};
-use crate::recommend::{Catalog, read_tracks_csv, write_tracks_csv, write_tracks_parquet};
+use crate::recommend::{
+    Catalog, SEARCH_FILE, read_tracks_csv, write_tracks_csv, write_tracks_parquet,
+};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -26,6 +28,18 @@ pub enum CatalogCommand {
     /// Write a models directory's catalog (Parquet or CSV) as CSV, to read it with tools
     /// that do not read Parquet.
     Export(CatalogExportArgs),
+    /// Build the song search index of a models directory's catalog and save it beside it
+    /// (catalog.search, named in manifest.json), so serving maps it instead of building it
+    /// at start. `import` and `synth` do this themselves; run it for a catalog written
+    /// elsewhere (Spark, pandas).
+    Index(CatalogIndexArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CatalogIndexArgs {
+    /// The models directory whose catalog to index.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -76,7 +90,23 @@ pub fn run(command: &CatalogCommand) -> anyhow::Result<String> {
         CatalogCommand::Import(args) => import(args),
         CatalogCommand::Synth(args) => synthesize(args),
         CatalogCommand::Export(args) => export(args),
+        CatalogCommand::Index(args) => index(&args.models),
     }
+}
+
+/// `encore catalog index`: loads the catalog (building its search index) and saves the index
+/// beside it.
+fn index(models: &std::path::Path) -> anyhow::Result<String> {
+    eprintln!("loading {} and building its search index", models.display());
+    let started = std::time::Instant::now();
+    let catalog = Catalog::load(models)?;
+    catalog.save_search_index(models)?;
+    Ok(format!(
+        "saved the search index of {} tracks to {} in {:.1} s",
+        catalog.len(),
+        models.join(SEARCH_FILE).display(),
+        started.elapsed().as_secs_f64()
+    ))
 }
 
 /// `encore catalog export`.
@@ -108,6 +138,7 @@ fn import(args: &CatalogImportArgs) -> anyhow::Result<String> {
     if read.tracks.is_empty() {
         bail!("{}: no usable tracks", args.file.display());
     }
+    let (bad, duplicates) = (read.bad.len(), read.duplicates);
     let manifest = catalog_manifest(
         &args.out,
         args.stream_url_template.as_ref(),
@@ -118,11 +149,13 @@ fn import(args: &CatalogImportArgs) -> anyhow::Result<String> {
     // The catalog first, the manifest that names it last.
     let written = write_tracks_parquet(&args.out.join(CATALOG_FILE), &read.tracks)?;
     manifest.write(&args.out)?;
+    drop(read);
+    let indexed = index(&args.out)?;
     Ok(format!(
-        "imported {written} tracks into {} ({} bad rows skipped, {} repeated track ids dropped)",
+        "imported {written} tracks into {} ({} bad rows skipped, {} repeated track ids dropped)\n{indexed}",
         args.out.display(),
-        read.bad.len(),
-        read.duplicates
+        bad,
+        duplicates
     ))
 }
 
@@ -145,7 +178,11 @@ fn synthesize(args: &CatalogSynthArgs) -> anyhow::Result<String> {
     };
     progress.finish_and_clear();
     manifest.write(&args.out)?;
-    let mut done = format!("wrote {written} synthetic tracks to {}", args.out.display());
+    let mut done = format!(
+        "wrote {written} synthetic tracks to {}\n{}",
+        args.out.display(),
+        index(&args.out)?
+    );
     if args.users > 0 {
         let data = synth::interactions(&tracks, args.users, args.plays_per_user, args.seed);
         let path = args.out.join("interactions.csv");

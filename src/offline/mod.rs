@@ -45,6 +45,7 @@ pub fn catalog_manifest(
             catalog: CATALOG_FILE.into(),
             stream_url_template: PLACEHOLDER_STREAM.into(),
             art_url_template: None,
+            search_index: None,
             extra: Default::default(),
         },
     };
@@ -59,6 +60,8 @@ pub fn catalog_manifest(
     manifest.version = format!("catalog-{}", now.replace([':', '-'], ""));
     manifest.created_at = now;
     manifest.catalog = CATALOG_FILE.into();
+    // A new catalog: the index saved for the old one is written again after it.
+    manifest.search_index = None;
     manifest.extra.insert("tracks".into(), tracks.into());
     manifest.extra.insert("source".into(), source.into());
     Ok(manifest)

@@ -169,6 +169,7 @@ fn catalog_of(train: &Interactions) -> Catalog {
         catalog: super::CATALOG_FILE.into(),
         stream_url_template: super::PLACEHOLDER_STREAM.into(),
         art_url_template: None,
+        search_index: None,
         extra: Default::default(),
     };
     Catalog::from_tracks(manifest, tracks)

@@ -25,6 +25,10 @@ pub struct Manifest {
     /// `{track_id}` is replaced by the track id. Must be HTTPS: devices play nothing else.
     pub stream_url_template: String,
     pub art_url_template: Option<String>,
+    /// The song search index the catalog job saved beside the catalog (`encore catalog
+    /// index`): serving maps it instead of building one, when it is this catalog's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_index: Option<PathBuf>,
     /// Anything else the file holds (kind, notes, counts) is kept when it is rewritten.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -70,6 +74,9 @@ fn scratch(source: std::io::Error) -> CatalogError {
 
 /// How many whole tracks the catalog keeps shared (about 400 bytes each).
 const MADE_TRACKS: u64 = 100_000;
+
+/// The saved search index's file name, beside the catalog.
+pub const SEARCH_FILE: &str = "catalog.search";
 
 /// The catalog manifest's file name in a models directory.
 pub const MANIFEST: &str = "manifest.json";
@@ -148,7 +155,8 @@ impl Catalog {
             version = manifest.version,
             "catalog loaded"
         );
-        Catalog::over(manifest, tracks).map_err(scratch)
+        let saved = manifest.search_index.as_ref().map(|name| dir.join(name));
+        Catalog::over(manifest, tracks, saved.as_deref()).map_err(scratch)
     }
 
     /// A catalog over `tracks` (ids must be unique), with its indexes built.
@@ -167,15 +175,15 @@ impl Catalog {
             }
             builder.finish()
         });
-        match made.and_then(|(tracks, _)| Catalog::over(manifest, tracks)) {
+        match made.and_then(|(tracks, _)| Catalog::over(manifest, tracks, None)) {
             Ok(catalog) => catalog,
             Err(e) => panic!("{}", scratch(e)),
         }
     }
 
-    /// A catalog over `tracks`, its indexes built. Fails when the search index's temporary
-    /// file cannot be written.
-    fn over(manifest: Manifest, tracks: TrackTable) -> std::io::Result<Self> {
+    /// A catalog over `tracks`, its indexes built, the search index mapped from `saved` when
+    /// that is this catalog's. Fails when the search index's temporary file cannot be written.
+    fn over(manifest: Manifest, tracks: TrackTable, saved: Option<&Path>) -> std::io::Result<Self> {
         let started = std::time::Instant::now();
         let mut by_popularity: Vec<TrackIx> = (0..tracks.len() as TrackIx).collect();
         let mut by_genre: HashMap<String, Vec<TrackIx>> = HashMap::new();
@@ -211,10 +219,22 @@ impl Catalog {
         by_popularity.truncate(HOT_SET);
         by_popularity.shrink_to_fit();
         let indexed = started.elapsed();
-        let search = SearchIndex::build(&tracks)?;
+        let fingerprint = tracks.fingerprint();
+        let opened = saved.map(|path| {
+            SearchIndex::open(path, fingerprint, tracks.len()).map_err(|why| (path, why))
+        });
+        let (search, how) = match opened {
+            Some(Ok(search)) => (search, "mapped from the catalog job's file"),
+            Some(Err((path, why))) => {
+                tracing::warn!(path = %path.display(), why, "the saved search index is not this catalog's; building one (`encore catalog index` saves it)");
+                (SearchIndex::build(&tracks, fingerprint)?, "built")
+            }
+            None => (SearchIndex::build(&tracks, fingerprint)?, "built"),
+        };
         tracing::info!(
             indexes_ms = indexed.as_millis() as u64,
             search_ms = (started.elapsed() - indexed).as_millis() as u64,
+            search = how,
             "catalog indexed"
         );
         Ok(Catalog {
@@ -290,6 +310,20 @@ impl Catalog {
         (0..self.tracks.len() as TrackIx)
             .map(|i| Arc::new(self.tracks.at(i).to_track()))
             .collect()
+    }
+
+    /// Saves the song search index beside the catalog in `dir` and names it in the
+    /// manifest there, so serving maps it instead of building it (at 10M tracks, half a
+    /// minute of a two-core start).
+    pub fn save_search_index(&self, dir: &Path) -> Result<(), CatalogError> {
+        let name = PathBuf::from(SEARCH_FILE);
+        let path = dir.join(&name);
+        self.search
+            .save(&path)
+            .map_err(|source| CatalogError::Io { path, source })?;
+        let mut manifest = self.manifest.clone();
+        manifest.search_index = Some(name);
+        manifest.write(dir)
     }
 
     /// Bytes the catalog's tracks and indexes hold on the heap, for the benchmarks.
@@ -542,5 +576,70 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b), "recommendations share one copy");
         assert_eq!(a.stream_url, "https://s/t1");
         assert_eq!(catalog.track(&TrackId("nope".into())), None);
+    }
+
+    #[test]
+    fn a_saved_search_index_serves_its_catalog_and_only_its_catalog() {
+        use crate::domain::{Named, Wanted};
+        let dir = tempfile::tempdir().unwrap();
+        let write = |titles: &[&str]| {
+            let tracks: Vec<Track> = titles
+                .iter()
+                .enumerate()
+                .map(|(i, title)| {
+                    let mut t = Track::sample(&format!("t{i}"), "Ann", "jazz");
+                    t.title = title.to_string();
+                    t
+                })
+                .collect();
+            super::super::write_tracks_parquet(&dir.path().join("catalog.parquet"), &tracks)
+                .unwrap();
+        };
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "version": "t",
+            "created_at": "2026-12-06T00:00:00Z",
+            "catalog": "catalog.parquet",
+            "stream_url_template": "https://s/{track_id}",
+        }))
+        .unwrap();
+        manifest.write(dir.path()).unwrap();
+        write(&["Blue Moon", "Autumn Leaves"]);
+        let found = |catalog: &Catalog, title: &str| {
+            let named = Named {
+                wanted: Wanted::Song,
+                name: title.into(),
+                artist: None,
+            };
+            catalog
+                .search(&named, 1)
+                .first()
+                .map(|(t, _)| t.title.clone())
+        };
+        Catalog::load(dir.path())
+            .unwrap()
+            .save_search_index(dir.path())
+            .unwrap();
+        let saved = Manifest::read(dir.path()).unwrap();
+        assert_eq!(saved.search_index.as_deref(), Some(Path::new(SEARCH_FILE)));
+        let path = dir.path().join(SEARCH_FILE);
+        let catalog = Catalog::load(dir.path()).unwrap();
+        let fingerprint = catalog.table().fingerprint();
+        assert!(SearchIndex::open(&path, fingerprint, 2).is_ok());
+        assert_eq!(
+            found(&catalog, "autumn leaves").as_deref(),
+            Some("Autumn Leaves")
+        );
+        // Another catalog's index, or a damaged one, is not used: one is built.
+        assert!(SearchIndex::open(&path, fingerprint ^ 1, 2).is_err());
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.search");
+        std::fs::write(&cut, &bytes[..bytes.len() - 5]).unwrap();
+        assert!(SearchIndex::open(&cut, fingerprint, 2).is_err());
+        std::fs::write(&cut, b"not an index at all").unwrap();
+        assert!(SearchIndex::open(&cut, fingerprint, 2).is_err());
+        write(&["Blue Moon", "Summertime"]);
+        let changed = Catalog::load(dir.path()).unwrap();
+        assert_eq!(found(&changed, "summertime").as_deref(), Some("Summertime"));
+        assert_eq!(found(&changed, "autumn leaves"), None);
     }
 }

@@ -342,6 +342,7 @@ mod tests {
             catalog: "catalog.csv".into(),
             stream_url_template: "https://s/{track_id}".into(),
             art_url_template: None,
+            search_index: None,
             extra: Default::default(),
         };
         let tracks = ids

@@ -30,14 +30,21 @@ impl Mapped {
         Mapped { map: None }
     }
 
+    /// Maps the file at `path`: one the catalog job wrote (through a new file renamed into
+    /// place) and nothing rewrites, as a model version's files are never rewritten.
+    pub(super) fn open(path: &std::path::Path) -> std::io::Result<Mapped> {
+        Mapped::of(&std::fs::File::open(path)?)
+    }
+
     /// Maps `file`, which nothing will write to again.
     pub(super) fn of(file: &std::fs::File) -> std::io::Result<Mapped> {
         if file.metadata()?.len() == 0 {
             return Ok(Mapped { map: None });
         }
-        // SAFETY: a mapped file must not change while it is mapped. These files are
+        // SAFETY: a mapped file must not change while it is mapped. The temporary files are
         // unnamed (`tempfile` unlinks them at once), so no other process can open one, and
-        // this code writes each only before mapping it.
+        // this code writes each only before mapping it; a saved search index is written
+        // once by the catalog job through a new file renamed into place (`open`).
         let map = unsafe { memmap2::Mmap::map(file)? };
         Ok(Mapped { map: Some(map) })
     }

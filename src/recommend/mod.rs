@@ -23,8 +23,8 @@ mod table;
 
 pub use cache::CachedRecommender;
 pub use catalog::{
-    BadRow, Catalog, CatalogError, CsvTracks, Manifest, TrackIx, normalize, read_tracks_csv,
-    write_tracks_csv,
+    BadRow, Catalog, CatalogError, CsvTracks, Manifest, SEARCH_FILE, TrackIx, normalize,
+    read_tracks_csv, write_tracks_csv,
 };
 pub use factors::{Like, ServedFactors};
 pub use moods::{FeatureRange, MoodTarget, mood_target};

@@ -257,8 +257,50 @@ impl ModelMirror {
         self.store.requests()
     }
 
-    /// `manifest.json` and the catalog it names; the catalog file is downloaded again only
-    /// when its tag changed.
+    /// The file `name` (beside the manifest) into the local copy, downloaded again only when
+    /// its tag (kept in `tag_file`) changed.
+    async fn copy_beside(
+        &self,
+        name: &str,
+        tag_file: &str,
+        what: &str,
+    ) -> Result<(), PublishError> {
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+            return Err(invalid(
+                &*self.store,
+                super::catalog::MANIFEST,
+                format!("the {what} {name:?} is not a file name beside the manifest"),
+            ));
+        }
+        let listed = self.store.list(name, None).await?;
+        let Some(object) = listed.iter().find(|o| o.key == name) else {
+            return Err(invalid(
+                &*self.store,
+                name,
+                format!("the {what} named by manifest.json is not there"),
+            ));
+        };
+        let tag_file = self.local.join(tag_file);
+        let local = self.local.join(name);
+        let have = std::fs::read_to_string(&tag_file).unwrap_or_default();
+        if have != object.tag || !local.is_file() {
+            let started = Instant::now();
+            let partial = self.local.join(format!(".{name}.partial"));
+            self.store.download(name, &partial).await?;
+            std::fs::rename(&partial, &local).map_err(io(&local))?;
+            std::fs::write(&tag_file, &object.tag).map_err(io(&tag_file))?;
+            tracing::info!(
+                from = self.store.describe(),
+                bytes = object.size,
+                took_ms = started.elapsed().as_millis() as u64,
+                "{what} downloaded"
+            );
+        }
+        Ok(())
+    }
+
+    /// `manifest.json`, the catalog it names and the catalog's saved search index; each
+    /// file is downloaded again only when its tag changed.
     async fn copy_catalog(&self) -> Result<(), PublishError> {
         let Fetched::Found { bytes, .. } = self.store.get(super::catalog::MANIFEST, None).await?
         else {
@@ -276,37 +318,19 @@ impl ModelMirror {
             )
         })?;
         let catalog = manifest.catalog.to_string_lossy().into_owned();
-        let catalog = &catalog;
-        if catalog.is_empty() || catalog.starts_with('.') || catalog.contains(['/', '\\']) {
-            return Err(invalid(
-                &*self.store,
-                super::catalog::MANIFEST,
-                format!("the catalog {catalog:?} is not a file name beside the manifest"),
-            ));
-        }
-        let listed = self.store.list(catalog, None).await?;
-        let Some(object) = listed.iter().find(|o| &o.key == catalog) else {
-            return Err(invalid(
-                &*self.store,
-                catalog,
-                "the catalog named by manifest.json is not there",
-            ));
-        };
-        let tag_file = self.local.join(".catalog.tag");
-        let local_catalog = self.local.join(catalog);
-        let have = std::fs::read_to_string(&tag_file).unwrap_or_default();
-        if have != object.tag || !local_catalog.is_file() {
-            let started = Instant::now();
-            let partial = self.local.join(format!(".{catalog}.partial"));
-            self.store.download(catalog, &partial).await?;
-            std::fs::rename(&partial, &local_catalog).map_err(io(&local_catalog))?;
-            std::fs::write(&tag_file, &object.tag).map_err(io(&tag_file))?;
-            tracing::info!(
-                from = self.store.describe(),
-                bytes = object.size,
-                took_ms = started.elapsed().as_millis() as u64,
-                "catalog downloaded"
-            );
+        self.copy_beside(&catalog, ".catalog.tag", "catalog")
+            .await?;
+        // The saved search index, when the catalog job wrote one: without it, serving
+        // builds the index at start (half a minute at 10M tracks), so a missing one is
+        // not an error.
+        if let Some(index) = &manifest.search_index {
+            let index = index.to_string_lossy().into_owned();
+            if let Err(e) = self
+                .copy_beside(&index, ".search.tag", "search index")
+                .await
+            {
+                tracing::warn!(error = %crate::error::Chain(&e), from = self.store.describe(), "the saved search index was not copied; serving builds one");
+            }
         }
         let path = self.local.join(super::catalog::MANIFEST);
         std::fs::write(&path, &bytes).map_err(io(&path))
@@ -469,6 +493,7 @@ impl ModelMirror {
 mod tests {
     use super::*;
     use crate::objects::DirStore;
+    use crate::recommend::SearchIndex;
     use crate::recommend::model::{ItemFactors, new_manifest, read_pointer as local_pointer};
 
     /// A models location in a directory: the demo catalog, and versions written into it.
@@ -564,6 +589,36 @@ mod tests {
         assert!(mirror.refresh().await.unwrap());
         assert_eq!(served(cache.path()).as_deref(), Some("v1"));
         assert!(rollback(&*store).await.is_err(), "nothing before v1");
+    }
+
+    #[tokio::test]
+    async fn a_mirror_copies_the_saved_search_index_with_the_catalog() {
+        let (root, store) = location();
+        write(root.path(), "v1", true, false);
+        let catalog = super::super::Catalog::load(root.path()).unwrap();
+        catalog.save_search_index(root.path()).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        ModelMirror::open(store.clone(), cache.path(), vec![])
+            .await
+            .unwrap();
+        let index = super::super::SEARCH_FILE;
+        assert_eq!(
+            std::fs::read(cache.path().join(index)).unwrap(),
+            std::fs::read(root.path().join(index)).unwrap()
+        );
+        // The local copy serves it: the catalog there maps the index, not a new one.
+        let local = super::super::Catalog::load(cache.path()).unwrap();
+        let fingerprint = local.table().fingerprint();
+        assert!(SearchIndex::open(&cache.path().join(index), fingerprint, local.len()).is_ok());
+
+        // A manifest naming an index the store lacks still copies the catalog.
+        std::fs::remove_file(root.path().join(index)).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        ModelMirror::open(store, cache.path(), vec![])
+            .await
+            .unwrap();
+        assert!(super::super::Catalog::load(cache.path()).is_ok());
+        assert!(!cache.path().join(index).exists());
     }
 
     #[test]

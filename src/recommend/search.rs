@@ -17,6 +17,7 @@ use fst::automaton::Levenshtein;
 use fst::{IntoStreamer, Map, MapBuilder, Streamer};
 use std::collections::HashMap;
 use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
 
 /// At most this many tracks having a query's rarest word are scored when no track has its
@@ -55,9 +56,10 @@ pub struct Hit {
     pub quality: f32,
 }
 
-/// The index, in a mapped temporary file (`mapped.rs`): the word dictionary, then (as
+/// The index, in a mapped file (`mapped.rs`): a header, the word dictionary, then (as
 /// `u32`s) where each word's postings start and the postings, then the per-track word
-/// counts. About 30 bytes a track that the heap does not hold.
+/// counts. About 30 bytes a track that the heap does not hold. Built at load into a
+/// temporary file, or saved beside the catalog by the catalog job and mapped from there.
 pub struct SearchIndex {
     /// Word -> its number.
     words: Map<Region>,
@@ -73,9 +75,10 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// The index over `tracks`, which come most popular first (as the catalog keeps them).
+    /// The index over `tracks`, which come most popular first (as the catalog keeps them),
+    /// marked as the index of the catalog `fingerprint` names (`TrackTable::fingerprint`).
     /// Fails when its temporary file cannot be written.
-    pub fn build(tracks: &TrackTable) -> std::io::Result<SearchIndex> {
+    pub fn build(tracks: &TrackTable, fingerprint: u64) -> std::io::Result<SearchIndex> {
         use rayon::prelude::*;
         use std::io::Write as _;
         // Word -> (its number, its postings), numbered in the order first seen.
@@ -121,30 +124,57 @@ impl SearchIndex {
         }
         starts.push(total);
         let dictionary = builder.into_inner().expect("an in-memory map");
-        let mut at = 0;
+        // Where each part goes, after the header: the dictionary, then (4-aligned) the
+        // starts and the postings, then the word counts.
         let mut ranges = [0..0, 0..0, 0..0, 0..0, 0..0];
+        let mut at = HEADER;
+        for (i, len) in [
+            dictionary.len(),
+            4 * starts.len(),
+            4 * total as usize,
+            title_words.len(),
+            album_words.len(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i == 1 {
+                at = at.next_multiple_of(4);
+            }
+            ranges[i] = at..at + len;
+            at += len;
+        }
         let file = Arc::new(Mapped::write(|out| {
+            out.write_all(MAGIC)?;
+            for v in [fingerprint, tracks.len() as u64] {
+                out.write_all(&v.to_le_bytes())?;
+            }
+            for r in &ranges {
+                out.write_all(&(r.start as u64).to_le_bytes())?;
+                out.write_all(&(r.end as u64).to_le_bytes())?;
+            }
             out.write_all(&dictionary)?;
-            ranges[0] = 0..dictionary.len();
-            at = pad4(out, dictionary.len())?;
+            pad4(out, ranges[0].end)?;
             write_u32s(out, &starts)?;
-            ranges[1] = at..at + 4 * starts.len();
-            at = ranges[1].end;
             for (_, first_seen) in &sorted {
                 write_u32s(out, &postings[*first_seen as usize])?;
             }
-            ranges[2] = at..at + 4 * total as usize;
-            at = ranges[2].end;
             out.write_all(&title_words)?;
-            ranges[3] = at..at + title_words.len();
-            at = ranges[3].end;
-            out.write_all(&album_words)?;
-            ranges[4] = at..at + album_words.len();
-            Ok(())
+            out.write_all(&album_words)
         })?);
+        Ok(SearchIndex::over(file, ranges, tracks.len()).expect("the index just built"))
+    }
+
+    /// The index in `file`, its parts at `ranges`; an error when the dictionary does not
+    /// read as one.
+    fn over(
+        file: Arc<Mapped>,
+        ranges: [Range<usize>; 5],
+        tracks: usize,
+    ) -> Result<SearchIndex, String> {
         let [dictionary, starts, postings, title_words, album_words] = ranges;
         let words = Map::new(Region::new(file.clone(), dictionary.start, dictionary.end))
-            .expect("the map just built");
+            .map_err(|e| format!("the word dictionary does not read: {e}"))?;
         Ok(SearchIndex {
             words,
             file,
@@ -152,8 +182,64 @@ impl SearchIndex {
             postings,
             title_words,
             album_words,
-            tracks: tracks.len(),
+            tracks,
         })
+    }
+
+    /// Writes the index to `path` (through a new file renamed into place, so a server that
+    /// has the old one mapped reads it unchanged): the catalog job's copy, which serving maps
+    /// (`open`) instead of building the index again.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, self.file.bytes())?;
+        std::fs::rename(&partial, path)
+    }
+
+    /// The index saved at `path` for the catalog `fingerprint` names, whose `tracks` it must
+    /// index; why not, when the file is not that (another catalog's, another format's, cut
+    /// short or damaged), so the caller builds one instead.
+    pub fn open(path: &Path, fingerprint: u64, tracks: usize) -> Result<SearchIndex, String> {
+        if cfg!(target_endian = "big") {
+            return Err("saved indexes are little-endian".into());
+        }
+        let file = Mapped::open(path).map_err(|e| format!("cannot map it: {e}"))?;
+        let bytes = file.bytes();
+        if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+            return Err("not a search index of this format".into());
+        }
+        let word = |i: usize| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8"));
+        if word(1) != fingerprint || word(2) != tracks as u64 {
+            return Err("it indexes another catalog".into());
+        }
+        let mut ranges = [0..0, 0..0, 0..0, 0..0, 0..0];
+        let mut at = HEADER;
+        for (i, r) in ranges.iter_mut().enumerate() {
+            let (start, end) = (word(3 + 2 * i) as usize, word(4 + 2 * i) as usize);
+            if start < at || end < start || end > bytes.len() {
+                return Err("its parts are not where its header says".into());
+            }
+            (*r, at) = (start..end, end);
+        }
+        let [_, starts, postings, titles, albums] = &ranges;
+        if starts.start % 4 != 0
+            || starts.len() % 4 != 0
+            || postings.len() % 4 != 0
+            || titles.len() != tracks
+            || albums.len() != tracks
+        {
+            return Err("its parts are not the sizes an index has".into());
+        }
+        let (s, p) = (
+            as_u32s(&bytes[starts.clone()]),
+            as_u32s(&bytes[postings.clone()]),
+        );
+        let ordered = s.first() == Some(&0)
+            && s.windows(2).all(|w| w[0] <= w[1])
+            && s.last().is_some_and(|&last| last as usize == p.len());
+        if !ordered || p.iter().any(|&x| (x >> 2) as usize >= tracks || x & 3 > 2) {
+            return Err("its postings point outside the catalog".into());
+        }
+        SearchIndex::over(Arc::new(file), ranges, tracks)
     }
 
     /// Bytes of the index's mapped file, for the benchmarks (resident only as far as read).
@@ -358,6 +444,12 @@ impl SearchIndex {
     }
 }
 
+/// A saved index starts with these 8 bytes (the format's version in the last).
+const MAGIC: &[u8; 8] = b"ENCSRCH1";
+/// The header: the magic, the catalog's fingerprint and track count, and where each of the
+/// five parts starts and ends (little-endian `u64`s).
+const HEADER: usize = 8 * 13;
+
 /// How many tracks' words are read at once while building (in parallel).
 const BUILD_CHUNK: usize = 65_536;
 
@@ -542,7 +634,7 @@ mod tests {
         name: &str,
         artist: Option<&str>,
     ) -> Option<String> {
-        let hits = SearchIndex::build(tracks)
+        let hits = SearchIndex::build(tracks, 0)
             .unwrap()
             .search(tracks, wanted, name, artist, 5);
         hits.first()
@@ -611,7 +703,7 @@ mod tests {
     fn the_whole_title_beats_one_that_only_contains_it_and_the_artist_decides() {
         let c = catalog();
         assert_eq!(first(&c, Wanted::Song, "hello", None).unwrap(), "Hello");
-        let ix = SearchIndex::build(&c).unwrap();
+        let ix = SearchIndex::build(&c, 0).unwrap();
         let by = |artist| {
             let hits = ix.search(&c, Wanted::Song, "hello", Some(artist), 1);
             c.at(hits[0].track).artist().to_owned()

@@ -381,6 +381,20 @@ impl TrackTable {
         self.by_id.find(self, id)
     }
 
+    /// A hash of every track's id, title, album and artist in order: what a search index
+    /// saved for this catalog is marked with (`SearchIndex::open`).
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for ix in 0..self.len() as TrackIx {
+            let t = self.at(ix);
+            for word in [t.id(), t.title(), t.album(), t.artist()] {
+                h.update(word.as_bytes());
+                h.update(&[0xff]);
+            }
+        }
+        h.digest()
+    }
+
     /// How many artist numbers there are (every artist pushed, a dropped repeat's too).
     pub fn artist_count(&self) -> usize {
         self.artists.len()
