@@ -1,7 +1,7 @@
 //! Encore at catalog scale, through HTTP: for each size in BENCH_TRACKS (default 1000000) it
 //! synthesises a Parquet catalog straight to disk (`synth::each_track`, as `encore catalog
-//! synth` does) and a 32-dimensional factor model written row by row (`write_factors`),
-//! then starts Encore on them in a child process (verification off, the recommendation
+//! synth` does) with its search index saved beside it (as `catalog synth` does too), and a
+//! 32-dimensional factor model written row by row (`write_factors`), then starts Encore on them in a child process (verification off, the recommendation
 //! cache off so every request ranks) and prints:
 //! - time to ready (catalog, model and server, from the child's start);
 //! - resident memory at ready and after the load: anonymous (the heap) and file-backed
@@ -31,7 +31,7 @@ use encore::app::Components;
 use encore::objects::Location;
 use encore::offline::synth;
 use encore::recommend::model::{new_manifest, write_factors};
-use encore::recommend::{Manifest, write_tracks_parquet};
+use encore::recommend::{Catalog, Manifest, write_tracks_parquet};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -56,6 +56,7 @@ fn write_models(dir: &Path, n: usize) {
             "reusing the {n}-track catalog and model in {}",
             dir.display()
         );
+        save_search_index(dir);
         return;
     }
     std::fs::create_dir_all(dir).unwrap();
@@ -91,6 +92,22 @@ fn write_models(dir: &Path, n: usize) {
     .unwrap();
     eprintln!(
         "wrote the model in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    save_search_index(dir);
+}
+
+/// What the catalog job does after writing a catalog (`encore catalog index`): save its
+/// song search index beside it, unless that is done.
+fn save_search_index(dir: &Path) {
+    if Manifest::read(dir).unwrap().search_index.is_some() {
+        return;
+    }
+    let started = Instant::now();
+    let catalog = Catalog::load(dir).unwrap();
+    catalog.save_search_index(dir).unwrap();
+    eprintln!(
+        "saved the search index in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }
