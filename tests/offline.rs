@@ -88,14 +88,20 @@ fn a_spotify_export_imports_with_bad_rows_reported_by_line() {
     );
     assert!(!out.join("catalog.csv").exists());
     // The catalog job saves the song search index beside the catalog, for serving to map.
-    assert!(stdout.contains("saved the search index of 2 tracks"), "{stdout}");
+    assert!(
+        stdout.contains("saved the search index of 2 tracks"),
+        "{stdout}"
+    );
     assert_eq!(
         Manifest::read(&out).unwrap().search_index,
         Some(std::path::PathBuf::from("catalog.search"))
     );
     assert!(out.join("catalog.search").is_file());
     let (ok, stdout, stderr) = run(&["catalog", "index", "--models", path(&out)]);
-    assert!(ok && stdout.contains("saved the search index of 2 tracks"), "{stdout}{stderr}");
+    assert!(
+        ok && stdout.contains("saved the search index of 2 tracks"),
+        "{stdout}{stderr}"
+    );
     let exported = dir.path().join("exported.csv");
     let (ok, stdout, stderr) = run(&[
         "catalog",
