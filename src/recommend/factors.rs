@@ -98,81 +98,18 @@ impl ServedFactors {
         catalog: &Catalog,
         hot_rows: usize,
     ) -> Result<Self, ModelError> {
-        let path = dir.join(FACTORS_FILE);
-        let file = std::fs::File::open(&path).map_err(io(&path))?;
-        // SAFETY: a mapped file must not change while it is mapped. A version's files are
-        // written once, each through a new file renamed into place (`ItemFactors::save`,
-        // the mirror's staging directory), and never rewritten: a new model is a new
-        // version directory, and removing one leaves a mapping intact.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(&path))?;
-        let (items, offset) = {
-            let tensors =
-                safetensors::SafeTensors::deserialize(&map).map_err(|e| unparsable(&path, e))?;
-            let tensor = tensors
-                .tensor(FACTORS_TENSOR)
-                .map_err(|e| unparsable(&path, e))?;
-            if tensor.dtype() != safetensors::Dtype::F32
-                || tensor.shape().len() != 2
-                || tensor.shape()[1] != manifest.dim
-            {
-                return Err(invalid(
-                    &path,
-                    format!(
-                        "{FACTORS_TENSOR} is {:?} {:?}, expected F32 [items, {}]",
-                        tensor.dtype(),
-                        tensor.shape(),
-                        manifest.dim
-                    ),
-                ));
-            }
-            let offset = tensor.data().as_ptr() as usize - map.as_ptr() as usize;
-            (tensor.shape()[0], offset)
-        };
-        let dim = manifest.dim;
-        let mut data = BufReader::with_capacity(1 << 20, file);
-        data.seek(SeekFrom::Start(offset as u64))
-            .map_err(io(&path))?;
-        let ids_path = dir.join(ITEMS_FILE);
-        let ids = BufReader::new(std::fs::File::open(&ids_path).map_err(io(&ids_path))?);
+        let (map, offset, items) = open_artifact(dir, manifest)?;
         let mut served = ServedFactors::empty(
-            dim,
+            manifest.dim,
             catalog.len(),
             manifest,
             Exact::Mapped { map, offset },
             hot_rows,
         );
         served.items = items;
-        let mut bytes = vec![0u8; 4 * dim];
-        let mut y = vec![0.0f32; dim];
-        let mut read = 0;
-        for line in ids.lines() {
-            let id = line.map_err(io(&ids_path))?;
-            if read == items {
-                read += 1;
-                break;
-            }
-            data.read_exact(&mut bytes).map_err(io(&path))?;
-            decode(&bytes, &mut y);
-            if y.iter().any(|f| !f.is_finite()) {
-                return Err(invalid(&path, "factors hold NaN or infinity"));
-            }
-            served.add_row(read as u32, &y, catalog.index_of(&TrackId(id)));
-            read += 1;
-        }
-        if read != items {
-            return Err(invalid(
-                &path,
-                format!(
-                    "{FACTORS_TENSOR} has {items} rows but {} has {} ids",
-                    ids_path.display(),
-                    if read > items {
-                        "more".to_owned()
-                    } else {
-                        read.to_string()
-                    }
-                ),
-            ));
-        }
+        read_rows(dir, manifest.dim, offset, items, |r, id, y| {
+            served.add_row(r, y, catalog.index_of(&TrackId(id)))
+        })?;
         served.known = served.rows.iter().filter(|&&r| r != NO_ROW).count();
         Ok(served)
     }
@@ -341,6 +278,103 @@ impl ServedFactors {
     }
 }
 
+/// Whether the factor version in `dir` (its manifest already read) reads whole: its header,
+/// shape, every row finite, and one id per row. It reads row by row, holding nothing, so
+/// the S3 mirror checks a download of any size without a second model in memory.
+pub fn check(dir: &Path, manifest: &ModelManifest) -> Result<(), ModelError> {
+    let (_map, offset, items) = open_artifact(dir, manifest)?;
+    read_rows(dir, manifest.dim, offset, items, |_, _, _| {})
+}
+
+/// The factors file in `dir` mapped, with where its rows start and how many there are,
+/// once its header is checked against `manifest`.
+fn open_artifact(
+    dir: &Path,
+    manifest: &ModelManifest,
+) -> Result<(memmap2::Mmap, usize, usize), ModelError> {
+    let path = dir.join(FACTORS_FILE);
+    let file = std::fs::File::open(&path).map_err(io(&path))?;
+    // SAFETY: a mapped file must not change while it is mapped. A version's files are
+    // written once, each through a new file renamed into place (`write_factors`, the
+    // mirror's staging directory), and never rewritten: a new model is a new version
+    // directory, and removing one leaves a mapping intact.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(&path))?;
+    let tensors = safetensors::SafeTensors::deserialize(&map).map_err(|e| unparsable(&path, e))?;
+    let tensor = tensors
+        .tensor(FACTORS_TENSOR)
+        .map_err(|e| unparsable(&path, e))?;
+    if tensor.dtype() != safetensors::Dtype::F32
+        || tensor.shape().len() != 2
+        || tensor.shape()[1] != manifest.dim
+    {
+        return Err(invalid(
+            &path,
+            format!(
+                "{FACTORS_TENSOR} is {:?} {:?}, expected F32 [items, {}]",
+                tensor.dtype(),
+                tensor.shape(),
+                manifest.dim
+            ),
+        ));
+    }
+    let offset = tensor.data().as_ptr() as usize - map.as_ptr() as usize;
+    let items = tensor.shape()[0];
+    drop(tensors);
+    Ok((map, offset, items))
+}
+
+/// Reads the `items` rows of `dim` factors from `offset` of `dir`'s factors file, in order,
+/// through a buffer (the page cache, not this process's memory), with the id of each from
+/// the id list: `each(row, id, factors)`. Refuses a row that is not finite, and an id list
+/// that is not one id per row.
+fn read_rows(
+    dir: &Path,
+    dim: usize,
+    offset: usize,
+    items: usize,
+    mut each: impl FnMut(u32, String, &[f32]),
+) -> Result<(), ModelError> {
+    let path = dir.join(FACTORS_FILE);
+    let file = std::fs::File::open(&path).map_err(io(&path))?;
+    let mut data = BufReader::with_capacity(1 << 20, file);
+    data.seek(SeekFrom::Start(offset as u64))
+        .map_err(io(&path))?;
+    let ids_path = dir.join(ITEMS_FILE);
+    let ids = BufReader::new(std::fs::File::open(&ids_path).map_err(io(&ids_path))?);
+    let mut bytes = vec![0u8; 4 * dim];
+    let mut y = vec![0.0f32; dim];
+    let mut read = 0;
+    for line in ids.lines() {
+        let id = line.map_err(io(&ids_path))?;
+        if read == items {
+            read += 1;
+            break;
+        }
+        data.read_exact(&mut bytes).map_err(io(&path))?;
+        decode(&bytes, &mut y);
+        if y.iter().any(|f| !f.is_finite()) {
+            return Err(invalid(&path, "factors hold NaN or infinity"));
+        }
+        each(read as u32, id, &y);
+        read += 1;
+    }
+    if read != items {
+        return Err(invalid(
+            &path,
+            format!(
+                "{FACTORS_TENSOR} has {items} rows but {} has {} ids",
+                ids_path.display(),
+                if read > items {
+                    "more".to_owned()
+                } else {
+                    read.to_string()
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Little-endian f32s into `out`.
 fn decode(bytes: &[u8], out: &mut [f32]) {
     for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
@@ -433,6 +467,7 @@ mod tests {
         let model = factors(&ids, 8);
         let dir = tempfile::tempdir().unwrap();
         model.save(dir.path()).unwrap();
+        assert!(check(dir.path(), &model.manifest).is_ok());
         let mapped = ServedFactors::load(dir.path(), &model.manifest, &catalog).unwrap();
         let owned = ServedFactors::of(&model, &catalog);
         // Exact rows read from the mapped artifact alone, and partly from the heap.
@@ -496,11 +531,17 @@ mod tests {
         model.save(dir.path()).unwrap();
         std::fs::write(dir.path().join(ITEMS_FILE), "a\nb\n").unwrap();
         let catalog = catalog(&["a"]);
-        let refusal =
-            |manifest: &ModelManifest| match ServedFactors::load(dir.path(), manifest, &catalog) {
+        // Loading refuses it, and so does the check the S3 mirror makes of a download.
+        let refusal = |manifest: &ModelManifest| {
+            let checked = check(dir.path(), manifest).map_err(|e| e.to_string());
+            match ServedFactors::load(dir.path(), manifest, &catalog) {
                 Ok(_) => panic!("served"),
-                Err(e) => e.to_string(),
-            };
+                Err(e) => {
+                    assert_eq!(checked, Err(e.to_string()));
+                    e.to_string()
+                }
+            }
+        };
         let err = refusal(&model.manifest);
         assert!(err.contains("has 3 rows but"), "{err}");
         std::fs::write(dir.path().join(ITEMS_FILE), "a\nb\nc\nd\n").unwrap();

@@ -209,32 +209,6 @@ impl ItemFactors {
         }
     }
 
-    /// The same model with its rows in `order` (a permutation of the row numbers).
-    pub fn permuted(self, order: &[u32]) -> Self {
-        assert_eq!(order.len(), self.ids.len(), "a permutation of the rows");
-        let d = self.dim();
-        let mut factors = Vec::with_capacity(self.factors.len());
-        let mut ids = Vec::with_capacity(self.ids.len());
-        for &r in order {
-            factors.extend_from_slice(self.vector(r));
-            ids.push(self.ids[r as usize].clone());
-        }
-        let row_of = ids
-            .iter()
-            .enumerate()
-            .map(|(r, id)| (id.clone(), r as u32))
-            .collect();
-        debug_assert_eq!(factors.len(), ids.len() * d);
-        // YᵀY does not depend on the order of the rows.
-        ItemFactors {
-            manifest: self.manifest,
-            ids,
-            factors,
-            row_of,
-            gram: self.gram,
-        }
-    }
-
     pub fn dim(&self) -> usize {
         self.manifest.dim
     }

@@ -6,13 +6,14 @@
 //!
 //! A mirror's poll is one conditional read of the pointer (a `304` when nothing moved), or,
 //! with no pointer, that read plus a listing of `versions/`. A version it needs is
-//! downloaded into a staging directory off the request path, read whole as a model, and
-//! only then moved into place; one that does not read is refused (logged, counted in
+//! downloaded into a staging directory off the request path, read through as a model (a
+//! factor model row by row, holding none of it), and only then moved into place; one that does not read is refused (logged, counted in
 //! `encore_model_refused_total`, not downloaded again) and the version served so far stays.
 
 use super::catalog::Manifest;
 use super::model::{
-    MANIFEST_FILE, Model, ModelManifest, POINTER_FILE, Pointer, VERSIONS_DIR, write_pointer,
+    FORMAT, MANIFEST_FILE, Model, ModelError, ModelManifest, POINTER_FILE, Pointer, VERSIONS_DIR,
+    expect_format, read_manifest, write_pointer,
 };
 use crate::objects::{Fetched, ObjectError, ObjectStore, join_key};
 use std::collections::HashSet;
@@ -108,6 +109,19 @@ pub async fn fetch_version(store: &dyn ObjectStore, to: &Path) -> Result<Model, 
         .await
         .map_err(|e| invalid(store, "", format!("reading the version panicked: {e}")))?
         .map_err(|e| invalid(store, "", crate::error::Chain(&e).to_string()))
+}
+
+/// The version in `dir` read as a model, and its name: factors row by row without holding
+/// them (`factors::check`: a download is checked with no second model in memory), an
+/// item-item model whole.
+fn verify(dir: &Path) -> Result<String, ModelError> {
+    let manifest = read_manifest(dir)?;
+    if manifest.format == FORMAT {
+        expect_format(dir, &manifest, FORMAT)?;
+        super::factors::check(dir, &manifest)?;
+        return Ok(manifest.version);
+    }
+    Ok(Model::load(dir)?.manifest().version.clone())
 }
 
 /// A complete version (its `model.json` is there) as a listing shows it.
@@ -421,12 +435,9 @@ impl ModelMirror {
             .await?;
         let check = staging.clone();
         let expected = version.to_owned();
-        let verified = tokio::task::spawn_blocking(move || match Model::load(&check) {
-            Ok(model) if model.manifest().version == expected => Ok(()),
-            Ok(model) => Err(format!(
-                "its manifest names version {}",
-                model.manifest().version
-            )),
+        let verified = tokio::task::spawn_blocking(move || match verify(&check) {
+            Ok(version) if version == expected => Ok(()),
+            Ok(version) => Err(format!("its manifest names version {version}")),
             Err(e) => Err(crate::error::Chain(&e).to_string()),
         })
         .await
