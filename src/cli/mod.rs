@@ -64,7 +64,7 @@ pub enum EncoreCommand {
     /// Runs the same pipeline as the voice path (interaction model, profile, recommender,
     /// queue) on the same storage as `serve`.
     Say(say::SayArgs),
-    /// Import or synthesize the track catalog.
+    /// Import, synthesize, export or index the track catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
     /// Train a model from interactions and write a model version: implicit ALS (item
