@@ -669,13 +669,7 @@ mod tests {
 
     #[test]
     fn the_text_parser_knows_catalog_artists_as_they_are_said() {
-        let manifest: Manifest = serde_json::from_value(serde_json::json!({
-            "version": "t",
-            "created_at": "2026-12-06T00:00:00Z",
-            "catalog": "catalog.parquet",
-            "stream_url_template": "https://s/{track_id}",
-        }))
-        .unwrap();
+        let manifest = Manifest::for_tests();
         let tracks = ["AC/DC", "Destiny's Child", "Theo Dubois"]
             .iter()
             .enumerate()

@@ -75,6 +75,22 @@ fn scratch(source: std::io::Error) -> CatalogError {
 /// How many whole tracks the catalog keeps shared (about 400 bytes each).
 const MADE_TRACKS: u64 = 100_000;
 
+#[cfg(test)]
+impl Manifest {
+    /// A manifest for tests: version "t", `catalog.parquet`, streams at `https://s/{id}`.
+    pub(crate) fn for_tests() -> Manifest {
+        Manifest {
+            version: "t".into(),
+            created_at: "2026-12-06T00:00:00Z".into(),
+            catalog: "catalog.parquet".into(),
+            stream_url_template: "https://s/{track_id}".into(),
+            art_url_template: None,
+            search_index: None,
+            extra: Default::default(),
+        }
+    }
+}
+
 /// The saved search index's file name, beside the catalog.
 pub const SEARCH_FILE: &str = "catalog.search";
 
@@ -560,13 +576,7 @@ mod tests {
 
     #[test]
     fn a_track_made_whole_twice_is_one_copy_while_it_is_kept() {
-        let manifest: Manifest = serde_json::from_value(serde_json::json!({
-            "version": "t",
-            "created_at": "2026-12-06T00:00:00Z",
-            "catalog": "catalog.parquet",
-            "stream_url_template": "https://s/{track_id}",
-        }))
-        .unwrap();
+        let manifest = Manifest::for_tests();
         let tracks = (0..3)
             .map(|i| Track::sample(&format!("t{i}"), "Ann", "jazz"))
             .collect();
@@ -595,13 +605,7 @@ mod tests {
             super::super::write_tracks_parquet(&dir.path().join("catalog.parquet"), &tracks)
                 .unwrap();
         };
-        let manifest: Manifest = serde_json::from_value(serde_json::json!({
-            "version": "t",
-            "created_at": "2026-12-06T00:00:00Z",
-            "catalog": "catalog.parquet",
-            "stream_url_template": "https://s/{track_id}",
-        }))
-        .unwrap();
+        let manifest = Manifest::for_tests();
         manifest.write(dir.path()).unwrap();
         write(&["Blue Moon", "Autumn Leaves"]);
         let found = |catalog: &Catalog, title: &str| {

@@ -423,15 +423,7 @@ mod tests {
     use crate::recommend::model::{dot, new_manifest};
 
     fn catalog(ids: &[&str]) -> Catalog {
-        let manifest = Manifest {
-            version: "t".into(),
-            created_at: String::new(),
-            catalog: "catalog.csv".into(),
-            stream_url_template: "https://s/{track_id}".into(),
-            art_url_template: None,
-            search_index: None,
-            extra: Default::default(),
-        };
+        let manifest = Manifest::for_tests();
         let tracks = ids
             .iter()
             .enumerate()
