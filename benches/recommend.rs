@@ -19,6 +19,9 @@
 //!
 //! Run with `cargo bench --bench recommend`. Loopback-free: nothing leaves the process.
 
+#[path = "support/wrk.rs"]
+mod wrk;
+
 use criterion::Criterion;
 use encore::domain::{Mood, Profile, Selection, Track, TrackId, Wanted};
 use encore::offline::synth;
@@ -31,21 +34,16 @@ use rand::{Rng, SeedableRng};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wrk::status_mib_of;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DIM: usize = 32;
 
-/// A field of this process's /proc status (`VmRSS`, `RssAnon`, `RssFile`), in MiB.
+/// A field of this process's /proc status (`RssAnon`, `RssFile`), in MiB.
 fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    status_mib_of("self", field)
 }
 
 /// Anonymous resident memory (the heap): what mapped files add is counted apart.

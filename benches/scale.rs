@@ -39,7 +39,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use wrk::{alexa_script, env_or, run_wrk};
+use wrk::{alexa_script, env_or, run_wrk, status_mib_of};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -216,12 +216,7 @@ async fn write_scripts(dir: &Path, addr: SocketAddr, listeners: u64) {
 
 /// A field of /proc/PID/status, in MiB.
 fn status_mib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    status_mib_of(&pid.to_string(), field)
 }
 
 struct Memory {

@@ -131,10 +131,16 @@ pub fn peak_rss_mib() -> f64 {
 
 /// The peak resident memory (VmHWM) of process `pid`, in MiB.
 pub fn peak_rss_mib_of(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
+    status_mib_of(pid, "VmHWM")
+}
+
+/// A memory field of process `pid`'s /proc status (`VmHWM`, `RssAnon`, `RssFile`, ...;
+/// `pid` may be "self"), in MiB; NaN when there is none.
+pub fn status_mib_of(pid: &str, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
