@@ -10,9 +10,10 @@
 //!   listener each call, moods, genres, artists and "more like this" mixed, exploration on)
 //!   and on a cache hit (the recommendation cache in front), from BENCH_CALLS calls each;
 //! - criterion's estimate of the same two means;
-//! - "more like this" by the model: recall@50 of `ServedFactors::like` (int8 scan of the
-//!   seed's neighbourhood, exact rerank of a shortlist) against the exact 50 nearest by
-//!   cosine, among the neighbourhood it searches and over the whole catalog, for 100 seeds;
+//! - "more like this" by the model: recall@50 of `ServedFactors::like` (the seed's
+//!   neighbourhood scored exactly, and the ANN index's lists nearest the seed by int8 codes
+//!   with an exact rerank) against the exact 50 nearest by cosine over the whole catalog,
+//!   for 100 seeds, by how many lists it reads, with its latency;
 //! - the song search: index build time and bytes per track, query latency p50/p99 and how
 //!   often the track asked for comes first, for titles as written and with a word misheard
 //!   (a letter dropped), BENCH_CALLS queries of random catalog titles with their artist.
@@ -27,7 +28,7 @@ use encore::domain::{Mood, Profile, Selection, Track, TrackId, Wanted};
 use encore::offline::synth;
 use encore::recommend::model::{ItemFactors, new_manifest};
 use encore::recommend::{
-    CachedRecommender, Catalog, CatalogRecommender, Experiment, Like, Manifest, ModelSet,
+    CachedRecommender, Catalog, CatalogRecommender, Experiment, Like, Manifest, ModelSet, PROBES,
     RankSettings, RecommendRequest, Recommender, SearchIndex, ServedFactors, write_tracks_parquet,
 };
 use rand::{Rng, SeedableRng};
@@ -263,7 +264,7 @@ fn main() {
         searches.push(search_row(&catalog, calls, &mut rng));
         let (_, model) = models.assign("bench-recall");
         if let Some(factors) = model.as_deref().and_then(|m| m.factors()) {
-            recalls.push(recall_row(&catalog, factors, &mut rng));
+            recalls.extend(recall_rows(&catalog, factors, &mut rng));
         }
         let mut group = criterion.benchmark_group(format!("recommend/{n}"));
         let mut i = 0usize;
@@ -289,18 +290,19 @@ fn main() {
         println!("{row}");
     }
     println!(
-        "\n| tracks | like p50 ms | recall@50 among the neighbourhood | recall@50 over the whole catalog |"
+        "\n| tracks | more like this searches | recall@50 over the whole catalog | like p50 ms | like p99 ms |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     for row in recalls {
         println!("{row}");
     }
     criterion.final_summary();
 }
 
-/// The recall table's row: for 100 random seeds, the 50 nearest tracks by exact cosine
-/// among the seed's neighbourhood and over the whole catalog, against what `like` returns.
-fn recall_row(catalog: &Catalog, factors: &ServedFactors, rng: &mut impl Rng) -> String {
+/// The recall table's rows: for 100 random seeds, the 50 nearest tracks by exact cosine
+/// over the whole catalog against what `like` returns, reading the neighbourhood alone (no
+/// lists) and the ANN index's nearest 8, 16, `PROBES` and 64 lists, with `like`'s latency.
+fn recall_rows(catalog: &Catalog, factors: &ServedFactors, rng: &mut impl Rng) -> Vec<String> {
     const K: usize = 50;
     let n = catalog.len() as u32;
     let norms: Vec<f32> = (0..n)
@@ -314,31 +316,44 @@ fn recall_row(catalog: &Catalog, factors: &ServedFactors, rng: &mut impl Rng) ->
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         scored.into_iter().take(K).map(|(_, i)| i).collect()
     };
-    let (mut among, mut whole, mut latencies) = (0, 0, Vec::new());
-    let seeds = 100;
-    for _ in 0..seeds {
-        let seed = rng.random_range(0..n);
-        let s = factors.vector(seed).unwrap();
-        let cos = |i: u32| {
-            factors.score(&s, i).unwrap_or(f32::MIN)
-                / (norms[seed as usize] * norms[i as usize]).max(1e-6)
-        };
-        let t = Instant::now();
-        let Like { near, .. } = factors.like(seed, catalog.neighbourhood(seed), K).unwrap();
-        latencies.push(t.elapsed());
-        let found: std::collections::HashSet<u32> = top(near).into_iter().collect();
-        let exact_among = top(catalog.neighbourhood(seed).map(|i| (cos(i), i)).collect());
-        let exact_whole = top((0..n).filter(|&i| i != seed).map(|i| (cos(i), i)).collect());
-        among += exact_among.iter().filter(|i| found.contains(i)).count();
-        whole += exact_whole.iter().filter(|i| found.contains(i)).count();
+    let seeds: Vec<u32> = (0..100).map(|_| rng.random_range(0..n)).collect();
+    let exact: Vec<Vec<u32>> = seeds
+        .iter()
+        .map(|&seed| {
+            let s = factors.vector(seed).unwrap();
+            let cos = |i: u32| {
+                factors.score(&s, i).unwrap_or(f32::MIN)
+                    / (norms[seed as usize] * norms[i as usize]).max(1e-6)
+            };
+            top((0..n).filter(|&i| i != seed).map(|i| (cos(i), i)).collect())
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for probes in [0, 8, 16, PROBES, 64] {
+        let (mut found, mut latencies) = (0, Vec::new());
+        for (&seed, want) in seeds.iter().zip(&exact) {
+            let t = Instant::now();
+            let Like { near, .. } = factors
+                .like_probing(seed, catalog.neighbourhood(seed), K, probes)
+                .unwrap();
+            latencies.push(t.elapsed());
+            let got: std::collections::HashSet<u32> = top(near).into_iter().collect();
+            found += want.iter().filter(|i| got.contains(i)).count();
+        }
+        latencies.sort();
+        rows.push(format!(
+            "| {n} | {} | {:.3} | {:.3} | {:.3} |",
+            match (probes, factors.has_index()) {
+                (0, _) => "neighbourhood only".to_owned(),
+                (_, false) => "no index".to_owned(),
+                (p, true) => format!("+ {p} lists"),
+            },
+            found as f64 / (K * seeds.len()) as f64,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        ));
     }
-    latencies.sort();
-    format!(
-        "| {n} | {:.3} | {:.3} | {:.4} |",
-        percentile(&latencies, 0.5),
-        among as f64 / (K * seeds) as f64,
-        whole as f64 / (K * seeds) as f64
-    )
+    rows
 }
 
 /// The search table's row for `catalog`: build the index, then ask for `calls` random

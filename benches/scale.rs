@@ -1,7 +1,8 @@
 //! Encore at catalog scale, through HTTP: for each size in BENCH_TRACKS (default 1000000) it
 //! synthesises a Parquet catalog straight to disk (`synth::each_track`, as `encore catalog
 //! synth` does) with its search index saved beside it (as `catalog synth` does too), and a
-//! 32-dimensional factor model written row by row (`write_factors`), then starts Encore on them in a child process (verification off, the recommendation
+//! 32-dimensional factor model written row by row (`write_factors`, which builds its ANN
+//! index), then starts Encore on them in a child process (verification off, the recommendation
 //! cache off so every request ranks) and prints:
 //! - time to ready (catalog, model and server, from the child's start);
 //! - resident memory at ready and after the load: anonymous (the heap) and file-backed
@@ -30,7 +31,7 @@ mod wrk;
 use encore::app::Components;
 use encore::objects::Location;
 use encore::offline::synth;
-use encore::recommend::model::{new_manifest, write_factors};
+use encore::recommend::model::{ANN_FILE, new_manifest, write_factors};
 use encore::recommend::{Catalog, Manifest, write_tracks_parquet};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -57,6 +58,15 @@ fn write_models(dir: &Path, n: usize) {
             dir.display()
         );
         save_search_index(dir);
+        let version = dir.join("versions/v1");
+        if !version.join(ANN_FILE).exists() {
+            let started = Instant::now();
+            encore::recommend::index_version(&version).unwrap();
+            eprintln!(
+                "built the model's ANN index in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         return;
     }
     std::fs::create_dir_all(dir).unwrap();
@@ -161,7 +171,7 @@ fn encore_role() {
             let v2 = models.join("versions/v2");
             let _ = std::fs::remove_dir_all(&v2);
             std::fs::create_dir_all(&v2).unwrap();
-            for f in ["item_factors.safetensors", "items.txt"] {
+            for f in ["item_factors.safetensors", "items.txt", ANN_FILE] {
                 std::fs::hard_link(v1.join(f), v2.join(f)).unwrap();
             }
             let mut manifest: Value =

@@ -6,7 +6,7 @@ use crate::objects::{Location, ObjectStore};
 use crate::recommend::model::{
     ItemFactors, MANIFEST_FILE, Model, new_manifest, read_external_factors,
 };
-use crate::recommend::{promote, publish, published, read_pointer, rollback};
+use crate::recommend::{index_version, promote, publish, published, read_pointer, rollback};
 use crate::settings::ObjectArgs;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -30,6 +30,16 @@ pub enum ModelCommand {
     Promote(PromoteArgs),
     /// Point the servers back at the version promoted before the current one.
     Rollback(ModelsArgs),
+    /// Build the ANN index "more like this" searches the whole catalog with, for a factor
+    /// version in DIR written without one (every version written since has one). Servers
+    /// that have the version loaded use it from their next load of it.
+    Index(IndexArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IndexArgs {
+    /// The version's directory (holding model.json and item_factors.safetensors).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,6 +88,17 @@ pub async fn run(command: &ModelCommand) -> anyhow::Result<String> {
                 pointer.version,
                 store.describe(),
                 pointer.history.last().map_or("none", String::as_str)
+            ))
+        }
+        ModelCommand::Index(args) => {
+            let dir = args.dir.clone();
+            let built = tokio::task::spawn_blocking(move || index_version(&dir)).await??;
+            Ok(format!(
+                "indexed {} items in {} lists: {} ({} bytes)",
+                built.items,
+                built.lists,
+                args.dir.join(crate::recommend::model::ANN_FILE).display(),
+                built.bytes
             ))
         }
         ModelCommand::Rollback(args) => {

@@ -3,6 +3,7 @@
 //! builds the indexes candidates come from: per mood, per genre, per artist, and a popular
 //! hot set for "more like this".
 
+use super::mapped::Mapped;
 use super::mood_target;
 use super::parquet_file::{each_parquet_track, is_parquet};
 use super::rows::each_csv_track;
@@ -46,12 +47,8 @@ pub struct Catalog {
     pub manifest: Manifest,
     /// The tracks, most popular first, in columns (`table.rs`).
     tracks: TrackTable,
-    /// Genre -> tracks, most popular first.
-    by_genre: HashMap<String, Vec<TrackIx>>,
-    /// Normalized artist name -> tracks, most popular first.
-    by_artist: HashMap<String, Vec<TrackIx>>,
-    /// First year of a decade -> the tracks released in it, most popular first.
-    by_decade: HashMap<u16, Vec<TrackIx>>,
+    /// The tracks by genre, by artist and by decade, most popular first.
+    lists: Postings,
     /// Mood -> candidates, most popular first (`Mood::ALL` order).
     by_mood: Vec<Vec<TrackIx>>,
     /// The most popular tracks overall, most popular first.
@@ -202,32 +199,7 @@ impl Catalog {
     fn over(manifest: Manifest, tracks: TrackTable, saved: Option<&Path>) -> std::io::Result<Self> {
         let started = std::time::Instant::now();
         let mut by_popularity: Vec<TrackIx> = (0..tracks.len() as TrackIx).collect();
-        let mut by_genre: HashMap<String, Vec<TrackIx>> = HashMap::new();
-        let mut by_artist: HashMap<String, Vec<TrackIx>> = HashMap::new();
-        let mut by_decade: HashMap<u16, Vec<TrackIx>> = HashMap::new();
-        // The normalized name of each artist number, made once per artist.
-        let mut artist_keys: Vec<Option<String>> = vec![None; tracks.artist_count()];
-        for &i in &by_popularity {
-            let t = tracks.at(i);
-            match by_genre.get_mut(t.genre()) {
-                Some(list) => list.push(i),
-                None => drop(by_genre.insert(t.genre().to_owned(), vec![i])),
-            }
-            let key = artist_keys[t.artist_number() as usize]
-                .get_or_insert_with(|| normalize(t.artist()));
-            match by_artist.get_mut(key.as_str()) {
-                Some(list) => list.push(i),
-                None => drop(by_artist.insert(key.clone(), vec![i])),
-            }
-            if let Some(year) = t.year() {
-                by_decade.entry(decade_of(year)).or_default().push(i);
-            }
-        }
-        drop(artist_keys);
-        for lists in [&mut by_genre, &mut by_artist] {
-            lists.values_mut().for_each(|l| l.shrink_to_fit());
-        }
-        by_decade.values_mut().for_each(|l| l.shrink_to_fit());
+        let lists = Postings::build(&tracks)?;
         let by_mood = Mood::ALL
             .iter()
             .map(|&m| mood_pool(&tracks, &by_popularity, m))
@@ -256,9 +228,7 @@ impl Catalog {
         Ok(Catalog {
             manifest,
             tracks,
-            by_genre,
-            by_artist,
-            by_decade,
+            lists,
             by_mood,
             popular: by_popularity,
             search,
@@ -344,27 +314,17 @@ impl Catalog {
 
     /// Bytes the catalog's tracks and indexes hold on the heap, for the benchmarks.
     pub fn heap_bytes(&self) -> usize {
-        let lists = |m: &HashMap<String, Vec<TrackIx>>| {
-            m.iter()
-                .map(|(k, v)| k.capacity() + 4 * v.capacity() + 48)
-                .sum::<usize>()
-        };
         self.tracks.heap_bytes()
-            + lists(&self.by_genre)
-            + lists(&self.by_artist)
-            + self
-                .by_decade
-                .values()
-                .map(|v| 4 * v.capacity() + 32)
-                .sum::<usize>()
+            + self.lists.heap_bytes()
             + self.by_mood.iter().map(|v| 4 * v.capacity()).sum::<usize>()
             + 4 * self.popular.capacity()
     }
 
-    /// Bytes of the catalog's mapped files (its tracks' words, the search index), for the
-    /// benchmarks: resident only as far as they are read, and the kernel's to drop.
+    /// Bytes of the catalog's mapped files (its tracks' words, the search index, the
+    /// posting lists), for the benchmarks: resident only as far as they are read, and the
+    /// kernel's to drop.
     pub fn mapped_bytes(&self) -> usize {
-        self.tracks.mapped_bytes() + self.search.mapped_bytes()
+        self.tracks.mapped_bytes() + self.search.mapped_bytes() + self.lists.file.bytes().len()
     }
 
     /// Up to `limit` candidates for `selection`, best first (popular first, or nearest to the
@@ -376,10 +336,12 @@ impl Catalog {
                 pool.iter().take(limit).copied().collect()
             }
             Selection::Genre(genre) => self
-                .by_genre
-                .get(&genre.to_ascii_lowercase())
-                .map(|ts| ts.iter().take(limit).copied().collect())
-                .unwrap_or_default(),
+                .lists
+                .genre(&genre.to_ascii_lowercase())
+                .iter()
+                .take(limit)
+                .copied()
+                .collect(),
             Selection::Artist(name) => self
                 .artist_tracks(name)
                 .map(|ts| ts.iter().take(limit).copied().collect())
@@ -406,16 +368,12 @@ impl Catalog {
     /// Up to `limit` tracks of the decade starting at `decade` (of `genre`, if given), most
     /// popular first. Walks the shorter of the decade's and the genre's lists.
     fn decade_tracks(&self, decade: u16, genre: Option<&str>, limit: usize) -> Vec<TrackIx> {
-        let in_decade = self
-            .by_decade
-            .get(&decade)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let in_decade = self.lists.decade(decade);
         let Some(genre) = genre else {
             return in_decade.iter().take(limit).copied().collect();
         };
         let genre = genre.to_ascii_lowercase();
-        let of_genre = self.by_genre.get(&genre).map(Vec::as_slice).unwrap_or(&[]);
+        let of_genre = self.lists.genre(&genre);
         let fits = |&&i: &&TrackIx| {
             let t = self.tracks.at(i);
             t.genre() == genre && t.year().is_some_and(|y| decade_of(y) == decade)
@@ -435,11 +393,7 @@ impl Catalog {
     pub fn neighbourhood(&self, seed: TrackIx) -> impl Iterator<Item = TrackIx> + '_ {
         let seed_track = self.tracks.at(seed);
         let genre = seed_track.genre_number();
-        let same_genre = self
-            .by_genre
-            .get(seed_track.genre())
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let same_genre = self.lists.genre(seed_track.genre());
         let others = self
             .popular
             .iter()
@@ -454,7 +408,7 @@ impl Catalog {
 
     /// The tracks of the artist named exactly `name` (after folding case and punctuation).
     pub fn artist_exact(&self, name: &str) -> Option<&[TrackIx]> {
-        self.by_artist.get(&normalize(name)).map(Vec::as_slice)
+        self.lists.artist(&normalize(name))
     }
 
     /// The tracks of the artist named `name`: an exact match after normalizing case and
@@ -465,35 +419,175 @@ impl Catalog {
         if wanted.is_empty() {
             return None;
         }
-        if let Some(ts) = self.by_artist.get(&wanted) {
+        if let Some(ts) = self.lists.artist(&wanted) {
             return Some(ts);
         }
-        let mut best: Option<(f64, &String)> = None;
-        for candidate in self.by_artist.keys() {
+        let mut best: Option<(f64, &str)> = None;
+        for candidate in self.lists.artists.keys() {
             let score = if wanted.len() >= 3 && candidate.contains(&wanted) {
                 // A name that contains what was said ("beatles" in "the beatles").
                 0.95 + 0.05 * wanted.len() as f64 / candidate.len() as f64
             } else {
                 strsim::jaro_winkler(&wanted, candidate)
             };
-            if best.is_none_or(|(s, n)| score > s || (score == s && candidate < n)) {
+            if best.is_none_or(|(s, n)| score > s || (score == s && &**candidate < n)) {
                 best = Some((score, candidate));
             }
         }
         best.filter(|(score, _)| *score >= FUZZY_ARTIST_MIN)
-            .map(|(_, n)| self.by_artist[n].as_slice())
+            .and_then(|(_, n)| self.lists.artist(n))
     }
 
     /// Every artist name in the catalog, for the text parser's artist slot.
     pub fn artists(&self) -> Vec<String> {
         let mut names: Vec<String> = self
-            .by_artist
+            .lists
+            .artists
             .values()
-            .map(|ts| self.tracks.at(ts[0]).artist().to_owned())
+            .map(|&span| self.tracks.at(self.lists.list(span)[0]).artist().to_owned())
             .collect();
         names.sort();
         names.dedup();
         names
+    }
+}
+
+/// The catalog's posting lists, most popular first, one after another in a mapped
+/// temporary file (`mapped`), with the spans of each genre, artist and decade: about 12
+/// bytes a track that the kernel may page out, and a few bytes a track of keys on the heap
+/// (1M artists at 10M tracks).
+struct Postings {
+    file: Mapped,
+    /// Genre (as tracks spell it) -> its tracks.
+    genres: HashMap<String, Span>,
+    /// Normalized artist name -> its tracks (of every spelling that normalizes alike).
+    artists: HashMap<Box<str>, Span>,
+    /// First year of a decade -> the tracks released in it.
+    decades: HashMap<u16, Span>,
+}
+
+/// Where a list is in the file: `len` track indexes from the `start`-th.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Postings {
+    /// The lists of `tracks`: their keys and lengths in one pass, the file filled in place
+    /// in a second, so building them holds no list on the heap.
+    fn build(tracks: &TrackTable) -> std::io::Result<Postings> {
+        const NONE: u32 = u32::MAX;
+        // Every list is a group: its length, then where the next of it goes.
+        let mut counts: Vec<u32> = Vec::new();
+        let group = |counts: &mut Vec<u32>| {
+            counts.push(0);
+            counts.len() as u32 - 1
+        };
+        let mut genre_group: HashMap<u16, u32> = HashMap::new();
+        let mut genres: HashMap<String, u32> = HashMap::new();
+        let mut artist_group: Vec<u32> = vec![NONE; tracks.artist_count()];
+        let mut artists: HashMap<Box<str>, u32> = HashMap::new();
+        let mut decades: HashMap<u16, u32> = HashMap::new();
+        let groups_of = |t: TrackRef<'_>,
+                         genre_group: &HashMap<u16, u32>,
+                         artist_group: &[u32],
+                         decades: &HashMap<u16, u32>| {
+            [
+                genre_group[&t.genre_number()],
+                artist_group[t.artist_number() as usize],
+                t.year().map_or(NONE, |y| decades[&decade_of(y)]),
+            ]
+        };
+        for i in 0..tracks.len() as TrackIx {
+            let t = tracks.at(i);
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                genre_group.entry(t.genre_number())
+            {
+                slot.insert(
+                    *genres
+                        .entry(t.genre().to_owned())
+                        .or_insert_with(|| group(&mut counts)),
+                );
+            }
+            let a = t.artist_number() as usize;
+            if artist_group[a] == NONE {
+                artist_group[a] = *artists
+                    .entry(normalize(t.artist()).into_boxed_str())
+                    .or_insert_with(|| group(&mut counts));
+            }
+            if let Some(year) = t.year() {
+                decades
+                    .entry(decade_of(year))
+                    .or_insert_with(|| group(&mut counts));
+            }
+            for g in groups_of(t, &genre_group, &artist_group, &decades) {
+                if g != NONE {
+                    counts[g as usize] += 1;
+                }
+            }
+        }
+        let mut next = Vec::with_capacity(counts.len());
+        let mut total = 0u32;
+        for &c in &counts {
+            next.push(total);
+            total += c;
+        }
+        let spans: Vec<Span> = next
+            .iter()
+            .zip(&counts)
+            .map(|(&start, &len)| Span { start, len })
+            .collect();
+        drop(counts);
+        let file = Mapped::fill(4 * total as usize, |bytes| {
+            let out: &mut [u32] = bytemuck::cast_slice_mut(bytes);
+            for i in 0..tracks.len() as TrackIx {
+                let t = tracks.at(i);
+                for g in groups_of(t, &genre_group, &artist_group, &decades) {
+                    if g != NONE {
+                        out[next[g as usize] as usize] = i;
+                        next[g as usize] += 1;
+                    }
+                }
+            }
+        })?;
+        let span = |g: u32| spans[g as usize];
+        let mut artists: HashMap<Box<str>, Span> =
+            artists.into_iter().map(|(k, g)| (k, span(g))).collect();
+        artists.shrink_to_fit();
+        Ok(Postings {
+            file,
+            genres: genres.into_iter().map(|(k, g)| (k, span(g))).collect(),
+            artists,
+            decades: decades.into_iter().map(|(k, g)| (k, span(g))).collect(),
+        })
+    }
+
+    fn list(&self, span: Span) -> &[TrackIx] {
+        let all = super::mapped::as_u32s(self.file.bytes());
+        &all[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    fn genre(&self, genre: &str) -> &[TrackIx] {
+        self.genres.get(genre).map_or(&[], |&s| self.list(s))
+    }
+
+    fn artist(&self, normalized: &str) -> Option<&[TrackIx]> {
+        self.artists.get(normalized).map(|&s| self.list(s))
+    }
+
+    fn decade(&self, decade: u16) -> &[TrackIx] {
+        self.decades.get(&decade).map_or(&[], |&s| self.list(s))
+    }
+
+    /// The keys' bytes on the heap (the lists are in the file), for the benchmarks.
+    fn heap_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(Box<str>, Span)>() + 1;
+        self.artists.capacity() * entry
+            + self.artists.keys().map(|k| k.len()).sum::<usize>()
+            + self.genres.capacity() * (entry + 8)
+            + self.genres.keys().map(|k| k.len()).sum::<usize>()
+            + self.decades.capacity() * 9
     }
 }
 

@@ -1,29 +1,31 @@
-//! Item factors as a server holds them: per catalog track, its factors quantized to int8
-//! (`dim` bytes, in catalog order) for scanning many tracks, and the row of the artifact
-//! that holds its exact f32 factors, which are read in place from the mapped
-//! `item_factors.safetensors` for the few tracks a request scores or reranks. At 32
-//! dimensions a track costs 36 bytes instead of 128 bytes of f32 plus its id twice (the
-//! artifact's id list and an id -> row map). The most popular tracks' exact rows are also
-//! kept on the heap side by side (`HOT_ROWS`). The artifact stays the open format it is.
+//! Item factors as a server holds them: per catalog track, the row of the artifact that
+//! holds its exact f32 factors, which are read in place from the mapped
+//! `item_factors.safetensors` for the tracks a request scores; the most popular tracks'
+//! exact rows also on the heap, side by side (`HOT_ROWS`); and the version's ANN index
+//! (`ann`), mapped, for "more like this" over the whole catalog. A track costs 4 bytes of
+//! heap instead of 128 bytes of f32 plus its id twice (the artifact's id list and an id ->
+//! row map). The artifact stays the open format it is.
 
+use super::ann::{self, ANN_FILE, Ivf, PROBES};
 use super::catalog::{Catalog, TrackIx};
+use super::mapped::{Mapped, as_u32s, write_u32s};
 use super::model::{
-    FACTORS_FILE, FACTORS_TENSOR, ITEMS_FILE, ItemFactors, ModelError, ModelManifest, add_outer,
-    fold_in, invalid, io, unparsable,
+    FACTORS_FILE, FACTORS_TENSOR, FORMAT, ITEMS_FILE, ItemFactors, ModelError, ModelManifest,
+    add_outer, expect_format, fold_in, index_artifact, invalid, io, read_manifest, unparsable,
 };
 use crate::domain::TrackId;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-/// Marks a catalog track the model does not know.
+/// Marks a catalog track the model does not know, and an artifact row the catalog lacks.
 const NO_ROW: u32 = u32::MAX;
 
-/// How many tracks, per track wanted, "more like this" reranks by exact factors after
-/// scoring its neighbourhood by the int8 ones.
+/// How many tracks, per track wanted, "more like this" reranks by exact factors after the
+/// ANN index scored them by int8 codes.
 const RERANK_FACTOR: usize = 4;
 
 /// How many of the most popular tracks keep their exact factors on the heap as well, in
-/// catalog order: "more like this" searches among the most popular of a genre and of all,
+/// catalog order: "more like this" scores the most popular of the seed's genre and of all,
 /// and candidates are mostly popular, so their exact rows are read from here, side by side,
 /// rather than from pages scattered over the artifact (its rows are in the trainer's
 /// order). 25.6 MB at 32 dimensions, whatever the catalog's size.
@@ -32,11 +34,13 @@ const HOT_ROWS: usize = 200_000;
 /// A factor model matched to the catalog.
 pub struct ServedFactors {
     dim: usize,
-    /// Track `ix`'s int8 factors are `codes[ix * dim..(ix + 1) * dim]`: each f32 divided by
-    /// the largest magnitude of its row and scaled to ±127 (zeros for an unknown track).
-    codes: Vec<i8>,
     /// Track `ix`'s row in the artifact (`NO_ROW` when the model does not know it).
     rows: Vec<u32>,
+    /// The version's ANN index, with the catalog track of each artifact row (`NO_ROW` for
+    /// an item the catalog lacks) in a mapped temporary file. `None` for a version without
+    /// an index (written before there were indexes, or in memory): "more like this" then
+    /// searches the seed's neighbourhood only.
+    ann: Option<(Ivf, Mapped)>,
     /// The artifact's rows, exact.
     exact: Exact,
     /// The exact rows of catalog tracks `0..hot_rows` (little-endian f32s, zeros for an
@@ -111,7 +115,65 @@ impl ServedFactors {
             served.add_row(r, y, catalog.index_of(&TrackId(id)))
         })?;
         served.known = served.rows.iter().filter(|&&r| r != NO_ROW).count();
+        served.ann = served.open_index(dir, manifest);
         Ok(served)
+    }
+
+    /// The version's ANN index, when it has one that indexes this artifact, and the
+    /// catalog track of each artifact row. Logs why a version is served without one.
+    fn open_index(&self, dir: &Path, manifest: &ModelManifest) -> Option<(Ivf, Mapped)> {
+        let Exact::Mapped { map, offset } = &self.exact else {
+            return None;
+        };
+        let path = dir.join(ANN_FILE);
+        let rows = &map[*offset..*offset + self.items * 4 * self.dim];
+        let ivf = match Ivf::open(&path, self.dim, self.items, ann::fingerprint(rows)) {
+            Ok(Some(ivf)) => ivf,
+            Ok(None) => {
+                tracing::warn!(
+                    model_version = manifest.version,
+                    dir = %dir.display(),
+                    "the model version has no ANN index: more like this searches the seed's \
+                     neighbourhood only (`encore model index DIR` builds one)"
+                );
+                return None;
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    model_version = manifest.version,
+                    path = %path.display(),
+                    reason,
+                    "the model version's ANN index cannot serve: more like this searches the \
+                     seed's neighbourhood only (`encore model index DIR` builds it again)"
+                );
+                return None;
+            }
+        };
+        let mut track_of = vec![NO_ROW; self.items];
+        for (ix, &r) in self.rows.iter().enumerate() {
+            if r != NO_ROW {
+                track_of[r as usize] = ix as u32;
+            }
+        }
+        match Mapped::write(|out| write_u32s(out, &track_of)) {
+            Ok(mapped) => {
+                tracing::info!(
+                    model_version = manifest.version,
+                    lists = ivf.lists(),
+                    "the model version's ANN index is mapped"
+                );
+                Some((ivf, mapped))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    model_version = manifest.version,
+                    error = %e,
+                    "no temporary file for the ANN index's track map (is TMPDIR writable?): \
+                     more like this searches the seed's neighbourhood only"
+                );
+                None
+            }
+        }
     }
 
     /// `factors` (made in memory) matched to `catalog`.
@@ -148,8 +210,8 @@ impl ServedFactors {
         let hot_rows = tracks.min(hot_rows);
         ServedFactors {
             dim,
-            codes: vec![0; tracks * dim],
             rows: vec![NO_ROW; tracks],
+            ann: None,
             exact,
             hot: vec![0; 4 * dim * hot_rows],
             hot_rows,
@@ -167,7 +229,6 @@ impl ServedFactors {
         if let Some(ix) = ix {
             let i = ix as usize;
             self.rows[i] = r;
-            quantize(y, &mut self.codes[i * self.dim..(i + 1) * self.dim]);
             if i < self.hot_rows {
                 let row = &mut self.hot[4 * i * self.dim..4 * (i + 1) * self.dim];
                 for (out, f) in row.chunks_exact_mut(4).zip(y) {
@@ -220,55 +281,72 @@ impl ServedFactors {
         })
     }
 
-    /// The tracks of `among` the model knows, each with its cosine similarity to `seed`'s
-    /// factors, and the ones it does not know. The int8 factors score every track; the
-    /// best `RERANK_FACTOR · limit` are scored again with the exact ones, and only those
-    /// are returned (an approximate search with an exact rerank: what it misses is
-    /// measured in `benches/recommend.rs`). `None` when the model does not know the seed.
+    /// Tracks near `seed` by the cosine similarity of their exact factors: with the
+    /// version's ANN index, the best `RERANK_FACTOR · limit` of the whole catalog by their
+    /// codes, reranked (what the index misses is measured in `benches/recommend.rs`);
+    /// without one, the tracks of `among` (the seed's neighbourhood) the model knows. At
+    /// most `limit` are returned, with the tracks of `among` the model does not know (for
+    /// the caller to score otherwise). `None` when the model does not know the seed.
     pub fn like(
         &self,
         seed: TrackIx,
         among: impl Iterator<Item = TrackIx>,
         limit: usize,
     ) -> Option<Like> {
+        self.like_probing(seed, among, limit, PROBES)
+    }
+
+    /// `like`, reading `probes` of the index's lists (none: the neighbourhood, as without
+    /// an index), for the benchmark that weighs recall against latency.
+    pub fn like_probing(
+        &self,
+        seed: TrackIx,
+        among: impl Iterator<Item = TrackIx>,
+        limit: usize,
+        probes: usize,
+    ) -> Option<Like> {
         let seed_exact = self.vector(seed)?;
-        let seed_codes = self.codes(seed);
-        let seed_norm = codes_dot(seed_codes, seed_codes) as f32;
+        let seed_norm = super::model::dot(&seed_exact, &seed_exact).sqrt().max(1e-6);
+        let seed_unit: Vec<f32> = seed_exact.iter().map(|v| v / seed_norm).collect();
+        let cosine = |row: &[u8]| cosine_le(&seed_unit, row);
         let mut unknown = Vec::new();
         let mut near: Vec<(f32, TrackIx)> = Vec::new();
-        for ix in among {
-            if !self.knows(ix) {
-                unknown.push(ix);
-                continue;
+        match self.ann.as_ref().filter(|_| probes > 0) {
+            Some((ivf, track_of)) => {
+                unknown.extend(among.filter(|&ix| !self.knows(ix)));
+                let track_of = as_u32s(track_of.bytes());
+                for r in ivf.search(&seed_exact, probes, RERANK_FACTOR * limit) {
+                    let ix = track_of[r as usize];
+                    if ix != NO_ROW && ix != seed {
+                        near.push((cosine(self.exact_row(ix).expect("known")), ix));
+                    }
+                }
             }
-            let c = self.codes(ix);
-            let cos = codes_dot(seed_codes, c) as f32
-                / (seed_norm * codes_dot(c, c) as f32).sqrt().max(1e-6);
-            near.push((cos, ix));
+            None => {
+                for ix in among {
+                    match self.exact_row(ix) {
+                        Some(row) => near.push((cosine(row), ix)),
+                        None => unknown.push(ix),
+                    }
+                }
+            }
         }
-        let shortlist = RERANK_FACTOR * limit;
-        if near.len() > shortlist && shortlist > 0 {
-            near.select_nth_unstable_by(shortlist - 1, |a, b| b.0.total_cmp(&a.0));
-            near.truncate(shortlist);
-        }
-        let seed_norm = super::model::dot(&seed_exact, &seed_exact).sqrt().max(1e-6);
-        for (sim, ix) in &mut near {
-            let row = self.exact_row(*ix).expect("known");
-            let norm = row_norm(row);
-            *sim = dot_le(&seed_exact, row) / (seed_norm * norm.max(1e-6));
+        if near.len() > limit && limit > 0 {
+            near.select_nth_unstable_by(limit - 1, |a, b| b.0.total_cmp(&a.0));
+            near.truncate(limit);
         }
         Some(Like { near, unknown })
     }
 
-    fn codes(&self, ix: TrackIx) -> &[i8] {
-        &self.codes[ix as usize * self.dim..(ix as usize + 1) * self.dim]
+    /// Whether "more like this" searches the whole catalog through an ANN index.
+    pub fn has_index(&self) -> bool {
+        self.ann.is_some()
     }
 
     /// Bytes held (the mapped artifact not counted: its pages are the kernel's to keep or
     /// drop), for the benchmarks.
     pub fn heap_bytes(&self) -> usize {
-        self.codes.capacity()
-            + self.hot.capacity()
+        self.hot.capacity()
             + 4 * self.rows.capacity()
             + 4 * self.gram.capacity()
             + match &self.exact {
@@ -284,6 +362,17 @@ impl ServedFactors {
 pub fn check(dir: &Path, manifest: &ModelManifest) -> Result<(), ModelError> {
     let (_map, offset, items) = open_artifact(dir, manifest)?;
     read_rows(dir, manifest.dim, offset, items, |_, _, _| {})
+}
+
+/// Builds the ANN index of the factor version in `dir` (`ann::build`) and writes it beside
+/// the artifact, replacing any there. The job that writes a version does this
+/// (`model::write_factors`); `encore model index` does it for a version written without
+/// one.
+pub fn index_version(dir: &Path) -> Result<ann::Built, ModelError> {
+    let manifest = read_manifest(dir)?;
+    expect_format(dir, &manifest, FORMAT)?;
+    let (_map, offset, items) = open_artifact(dir, &manifest)?;
+    index_artifact(dir, items, manifest.dim, offset)
 }
 
 /// The factors file in `dir` mapped, with where its rows start and how many there are,
@@ -390,30 +479,27 @@ fn dot_le(u: &[f32], y: &[u8]) -> f32 {
         .sum()
 }
 
-fn row_norm(y: &[u8]) -> f32 {
-    y.chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).powi(2))
-        .sum::<f32>()
-        .sqrt()
-}
-
-/// `y` as int8, scaled so its largest magnitude is 127 (all zeros for a zero row).
-fn quantize(y: &[f32], out: &mut [i8]) {
-    let top = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    if top == 0.0 {
-        out.fill(0);
-        return;
+/// The cosine similarity of the unit vector `unit` and `y`, little-endian f32s, in one
+/// pass with eight running sums of each (what lets the compiler use vector instructions:
+/// "more like this" scores some 20,000 tracks a request).
+fn cosine_le(unit: &[f32], y: &[u8]) -> f32 {
+    let (mut dots, mut squares) = ([0.0f32; 8], [0.0f32; 8]);
+    let (u8s, u_rest) = unit.as_chunks::<8>();
+    let (y32s, y_rest) = y.as_chunks::<32>();
+    for (u, y) in u8s.iter().zip(y32s) {
+        for k in 0..8 {
+            let v = f32::from_le_bytes([y[4 * k], y[4 * k + 1], y[4 * k + 2], y[4 * k + 3]]);
+            dots[k] += u[k] * v;
+            squares[k] += v * v;
+        }
     }
-    for (o, v) in out.iter_mut().zip(y) {
-        *o = (v / top * 127.0).round() as i8;
+    let (mut dot, mut square) = (dots.iter().sum::<f32>(), squares.iter().sum::<f32>());
+    for (u, b) in u_rest.iter().zip(y_rest.chunks_exact(4)) {
+        let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        dot += u * v;
+        square += v * v;
     }
-}
-
-fn codes_dot(a: &[i8], b: &[i8]) -> i32 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| i32::from(x) * i32::from(y))
-        .sum()
+    dot / square.sqrt().max(1e-6)
 }
 
 #[cfg(test)]
@@ -483,8 +569,34 @@ mod tests {
         }
     }
 
+    /// The exact `n` nearest of `model`'s row `seed` by cosine among the catalog tracks
+    /// `served` knows, but the seed.
+    fn exact_nearest(
+        served: &ServedFactors,
+        catalog: &Catalog,
+        model: &ItemFactors,
+        seed: u32,
+        n: usize,
+    ) -> Vec<TrackIx> {
+        let s = model.vector(seed);
+        let cos = |y: &[f32]| dot(s, y) / (dot(s, s).sqrt() * dot(y, y).sqrt());
+        let seed_ix = catalog.index_of(&TrackId(model.ids[seed as usize].clone()));
+        let mut exact: Vec<(f32, TrackIx)> = (0..catalog.len() as TrackIx)
+            .filter(|&i| served.knows(i) && Some(i) != seed_ix)
+            .map(|i| (cos(&served.vector(i).unwrap()), i))
+            .collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        exact.iter().take(n).map(|&(_, i)| i).collect()
+    }
+
+    fn best(near: &[(f32, TrackIx)], n: usize) -> Vec<TrackIx> {
+        let mut got = near.to_vec();
+        got.sort_by(|a, b| b.0.total_cmp(&a.0));
+        got.iter().take(n).map(|&(_, i)| i).collect()
+    }
+
     #[test]
-    fn more_like_this_by_int8_factors_and_an_exact_rerank_finds_the_exact_nearest() {
+    fn more_like_this_scores_the_neighbourhood_by_the_exact_factors() {
         let ids: Vec<String> = (0..2000).map(|i| format!("t{i}")).collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let mut in_catalog = ids.clone();
@@ -492,28 +604,80 @@ mod tests {
         let catalog = catalog(&in_catalog);
         let model = factors(&ids, 16);
         let served = ServedFactors::of(&model, &catalog);
+        assert!(!served.has_index(), "a model in memory has no index");
         let seed = catalog.index_of(&TrackId("t42".into())).unwrap();
         let among = || (0..catalog.len() as TrackIx).filter(|&i| i != seed);
         let Like { near, unknown } = served.like(seed, among(), 50).unwrap();
         assert_eq!(unknown, [catalog.index_of(&TrackId("new".into())).unwrap()]);
-        assert_eq!(near.len(), 200, "the shortlist: 4 per track wanted");
-        // The exact 50 nearest by cosine over every track.
-        let s = model.vector(42);
-        let cos = |y: &[f32]| dot(s, y) / (dot(s, s).sqrt() * dot(y, y).sqrt());
-        let mut exact: Vec<(f32, TrackIx)> = among()
-            .filter(|&i| served.knows(i))
-            .map(|i| (cos(&served.vector(i).unwrap()), i))
-            .collect();
-        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut got = near.clone();
-        got.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let top: Vec<TrackIx> = got.iter().take(50).map(|&(_, i)| i).collect();
-        let want: Vec<TrackIx> = exact.iter().take(50).map(|&(_, i)| i).collect();
-        assert_eq!(top, want);
-        // Reranked similarities are the exact ones.
-        assert_eq!(got[0].0, exact[0].0);
+        assert_eq!(near.len(), 50);
+        assert_eq!(
+            best(&near, 50),
+            exact_nearest(&served, &catalog, &model, 42, 50)
+        );
         let unknown_seed = catalog.index_of(&TrackId("new".into())).unwrap();
         assert!(served.like(unknown_seed, among(), 50).is_none());
+        // Without an index, nothing outside the neighbourhood is found.
+        let Like { near, .. } = served.like(seed, std::iter::empty(), 50).unwrap();
+        assert!(near.is_empty());
+    }
+
+    #[test]
+    fn more_like_this_finds_the_nearest_of_the_whole_catalog_through_the_versions_index() {
+        let ids: Vec<String> = (0..3000).map(|i| format!("t{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        // The catalog lacks the model's last 100 items: the index finds them, serving skips.
+        let catalog = catalog(&ids[..2900]);
+        let model = factors(&ids, 16);
+        let dir = tempfile::tempdir().unwrap();
+        model.save(dir.path()).unwrap();
+        assert!(
+            dir.path().join(ANN_FILE).is_file(),
+            "saving writes the index"
+        );
+        let served = ServedFactors::load(dir.path(), &model.manifest, &catalog).unwrap();
+        assert!(served.has_index());
+        let seed = catalog.index_of(&TrackId("t42".into())).unwrap();
+        // An empty neighbourhood: all of it comes from the index.
+        let Like { near, .. } = served.like(seed, std::iter::empty(), 50).unwrap();
+        assert_eq!(near.len(), 50);
+        assert!(
+            near.iter()
+                .all(|&(_, ix)| ix != seed && (ix as usize) < 2900)
+        );
+        let want = exact_nearest(&served, &catalog, &model, 42, 50);
+        let found = best(&near, 50).iter().filter(|i| want.contains(i)).count();
+        assert!(found >= 45, "found {found} of the exact 50");
+        // Their similarities are the exact ones.
+        let s = model.vector(42);
+        let (sim, ix) = near[0];
+        let y = served.vector(ix).unwrap();
+        assert!((sim - dot(s, &y) / (dot(s, s).sqrt() * dot(&y, &y).sqrt())).abs() < 1e-5);
+
+        // An index of other factors is not served: the neighbourhood is searched alone.
+        std::fs::copy(dir.path().join(ANN_FILE), dir.path().join("kept")).unwrap();
+        let other = factors(&ids[1..], 16);
+        let other_dir = tempfile::tempdir().unwrap();
+        other.save(other_dir.path()).unwrap();
+        std::fs::copy(other_dir.path().join(ANN_FILE), dir.path().join(ANN_FILE)).unwrap();
+        let stale = ServedFactors::load(dir.path(), &model.manifest, &catalog).unwrap();
+        assert!(!stale.has_index());
+        assert!(
+            stale
+                .like(seed, std::iter::empty(), 50)
+                .unwrap()
+                .near
+                .is_empty()
+        );
+        // `encore model index` builds it again.
+        let built = index_version(dir.path()).unwrap();
+        assert_eq!(built.items, 3000);
+        let again = ServedFactors::load(dir.path(), &model.manifest, &catalog).unwrap();
+        assert!(again.has_index());
+        assert_eq!(
+            std::fs::read(dir.path().join(ANN_FILE)).unwrap(),
+            std::fs::read(dir.path().join("kept")).unwrap(),
+            "the index is the same whoever builds it"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Read-only data a catalog builds at load (its tracks' words, the search index) kept in
+//! Read-only data a catalog builds at load (its tracks' words, the search index, the
+//! posting lists) kept in
 //! unnamed temporary files mapped into memory instead of on the heap: the kernel keeps the
 //! pages read lately and may drop the others, so a catalog of 100M tracks does not need its
 //! text resident. The files are made in `TMPDIR`, which should be on disk, not tmpfs (a
@@ -25,6 +26,24 @@ impl Mapped {
         Mapped::of(&file)
     }
 
+    /// A new file of `len` zero bytes that `fill` writes in place, then mapped read-only:
+    /// data built where it will be read (posting lists), with no copy on the heap.
+    pub(super) fn fill(len: usize, fill: impl FnOnce(&mut [u8])) -> std::io::Result<Mapped> {
+        if len == 0 {
+            fill(&mut []);
+            return Ok(Mapped { map: None });
+        }
+        let file = tempfile::tempfile()?;
+        file.set_len(len as u64)?;
+        // SAFETY: as in `of`: the file is unnamed, so nothing but this mapping writes it,
+        // and it is mapped read-only once `fill` is done.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file)? };
+        fill(&mut map);
+        Ok(Mapped {
+            map: Some(map.make_read_only()?),
+        })
+    }
+
     /// No file: no bytes.
     pub(super) fn empty() -> Mapped {
         Mapped { map: None }
@@ -43,8 +62,9 @@ impl Mapped {
         }
         // SAFETY: a mapped file must not change while it is mapped. The temporary files are
         // unnamed (`tempfile` unlinks them at once), so no other process can open one, and
-        // this code writes each only before mapping it; a saved search index is written
-        // once by the catalog job through a new file renamed into place (`open`).
+        // this code writes each only before mapping it; a saved search index and a model
+        // version's ANN index are written once, by the job that makes the catalog or the
+        // version, through a new file renamed into place, and never rewritten (`open`).
         let map = unsafe { memmap2::Mmap::map(file)? };
         Ok(Mapped { map: Some(map) })
     }

@@ -6,6 +6,7 @@
 //! asks an HTTP model endpoint and falls back to the catalog. `model` is the open model
 //! format that offline training (`crate::offline`) writes and serving reads.
 
+mod ann;
 mod cache;
 mod catalog;
 mod factors;
@@ -21,12 +22,13 @@ mod search;
 mod serving;
 mod table;
 
+pub use ann::{Built as IndexBuilt, PROBES};
 pub use cache::CachedRecommender;
 pub use catalog::{
     BadRow, Catalog, CatalogError, CsvTracks, Manifest, SEARCH_FILE, TrackIx, normalize,
     read_tracks_csv, write_tracks_csv,
 };
-pub use factors::{Like, ServedFactors};
+pub use factors::{Like, ServedFactors, index_version};
 pub use moods::{FeatureRange, MoodTarget, mood_target};
 pub use parquet_file::{is_parquet, write_tracks_parquet};
 pub use published::{

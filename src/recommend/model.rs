@@ -41,6 +41,9 @@ pub const MANIFEST_FILE: &str = "model.json";
 /// (`encore model promote`); without one, the newest version is served.
 pub const POINTER_FILE: &str = "current.json";
 pub(super) const FACTORS_FILE: &str = "item_factors.safetensors";
+
+/// A factor version's ANN index, beside its artifact (`super::ann`).
+pub use super::ann::ANN_FILE;
 const NEIGHBOURS_FILE: &str = "item_neighbours.safetensors";
 pub(super) const ITEMS_FILE: &str = "items.txt";
 pub(super) const FACTORS_TENSOR: &str = "item_factors";
@@ -234,7 +237,7 @@ impl ItemFactors {
         })
     }
 
-    /// Writes the artifact into `dir` (created if missing).
+    /// Writes the artifact into `dir` (created if missing), with its ANN index.
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         let mut manifest = self.manifest.clone();
         manifest.items = self.ids.len();
@@ -290,7 +293,9 @@ impl ItemFactors {
 /// `row(r, y)` writes item `r`'s factors into `y` and returns its id, for `r` below
 /// `manifest.items`. The artifact is never held whole (100M items of 32 dimensions are
 /// 12.8 GB), and it is the one `safetensors` reads: an 8-byte header length, the JSON
-/// header padded with spaces to 8 bytes, then the rows.
+/// header padded with spaces to 8 bytes, then the rows. The version's ANN index
+/// (`super::ann`) is built from the written rows before the manifest is written, so a
+/// server never sees a complete version without it.
 pub fn write_factors(
     dir: &Path,
     manifest: &ModelManifest,
@@ -332,7 +337,34 @@ pub fn write_factors(
     ids.flush().map_err(io(&ids_partial))?;
     std::fs::rename(&partial, &path).map_err(io(&path))?;
     std::fs::rename(&ids_partial, &ids_path).map_err(io(&ids_path))?;
+    index_artifact(dir, n, d, 8 + header.len())?;
     write_manifest(dir, manifest)
+}
+
+/// Builds the ANN index of the `items` rows of `dim` factors at `offset` of the artifact in
+/// `dir`, read in place, and writes it beside the artifact.
+pub(super) fn index_artifact(
+    dir: &Path,
+    items: usize,
+    dim: usize,
+    offset: usize,
+) -> Result<super::ann::Built, ModelError> {
+    let path = dir.join(FACTORS_FILE);
+    let artifact = super::mapped::Mapped::open(&path).map_err(io(&path))?;
+    let rows = &artifact.bytes()[offset.min(artifact.bytes().len())..];
+    if rows.len() < items * 4 * dim {
+        return Err(invalid(
+            &path,
+            "the artifact is shorter than its header says",
+        ));
+    }
+    let index = dir.join(super::ann::ANN_FILE);
+    let row = |r: usize, y: &mut [f32]| {
+        for (f, b) in y.iter_mut().zip(rows[r * 4 * dim..].chunks_exact(4)) {
+            *f = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+    };
+    super::ann::build(items, dim, row, &index).map_err(io(&index))
 }
 
 /// `dir`'s manifest, whatever its format.
