@@ -21,7 +21,9 @@
 //!
 //! Run with `cargo bench --bench scale` (release; needs `wrk`, which `benches/run-load.sh`
 //! installs). Settings: BENCH_TRACKS, BENCH_SECONDS (10), BENCH_CONNECTIONS (8),
-//! BENCH_LISTENERS, BENCH_MODELS_DIR.
+//! BENCH_LISTENERS, BENCH_MODELS_DIR, and BENCH_MEMORY_LIMIT_MIB: the server in a cgroup
+//! with that memory limit (root only), to see it serve while the kernel drops the pages
+//! of its mapped files.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -243,6 +245,38 @@ fn memory(pid: u32) -> Memory {
     }
 }
 
+/// Puts process `pid` under a memory limit of `mib` MiB in a new cgroup (v2's
+/// `memory.max`, or v1's `memory.limit_in_bytes`; needs root), so the run shows what the
+/// server needs resident when the kernel must drop the pages of its mapped files to keep
+/// within it. Returns the group's directory, to remove once the process is gone.
+fn limit_memory(pid: u32, mib: u64) -> PathBuf {
+    let name = format!("encore-scale-{}", std::process::id());
+    let root = Path::new("/sys/fs/cgroup");
+    let v2 = std::fs::read_to_string(root.join("cgroup.controllers"))
+        .is_ok_and(|c| c.contains("memory"));
+    let (dir, limit) = match v2 {
+        true => (root.join(&name), "memory.max"),
+        false => (root.join("memory").join(&name), "memory.limit_in_bytes"),
+    };
+    let set = |file: &str, value: String| {
+        std::fs::write(dir.join(file), value).unwrap_or_else(|e| {
+            panic!(
+                "BENCH_MEMORY_LIMIT_MIB needs a writable cgroup ({}): {e}",
+                dir.join(file).display()
+            )
+        })
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!(
+            "BENCH_MEMORY_LIMIT_MIB needs a writable cgroup ({}): {e}",
+            dir.display()
+        );
+    }
+    set(limit, (mib * 1024 * 1024).to_string());
+    set("cgroup.procs", pid.to_string());
+    dir
+}
+
 fn main() {
     if std::env::var("BENCH_ROLE").as_deref() == Ok("encore") {
         return encore_role();
@@ -254,6 +288,9 @@ fn main() {
         .collect();
     let seconds = env_or("BENCH_SECONDS", 10);
     let connections = env_or("BENCH_CONNECTIONS", 8);
+    let memory_limit = std::env::var("BENCH_MEMORY_LIMIT_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
     let kept = std::env::var_os("BENCH_MODELS_DIR").map(PathBuf::from);
     let mut rows = Vec::new();
     for n in sizes {
@@ -273,6 +310,7 @@ fn main() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
+        let limited = memory_limit.map(|mib| limit_memory(child.id(), mib));
         let mut line = String::new();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         out.read_line(&mut line).unwrap();
@@ -304,6 +342,9 @@ fn main() {
         drop(child.stdin.take());
         let _ = child.kill();
         let _ = child.wait();
+        if let Some(group) = limited {
+            let _ = std::fs::remove_dir(group);
+        }
         let per_track = |mib: f64| mib * 1024.0 * 1024.0 / n as f64;
         rows.push(format!(
             "| {n} | {ready_s:.1} | {:.0} + {:.0} | {:.0} + {:.0} ({:.0} + {:.0} B/track) | {:.0} ({:.0} B/track) | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {} | {:.1} s, +{:.0} |",
@@ -328,7 +369,10 @@ fn main() {
     }
     println!(
         "\nEncore through POST /alexa, release build, loopback; wrk -t1 -c{connections}, {seconds} s per row, \
-         2 worker threads, recommendation cache off; memory in MiB, anonymous + file-backed\n"
+         2 worker threads, recommendation cache off; memory in MiB, anonymous + file-backed{}\n",
+        memory_limit.map_or(String::new(), |mib| format!(
+            "; the server under a memory limit of {mib} MiB (a cgroup), all it may keep resident"
+        ))
     );
     println!(
         "| tracks | ready s | at ready | after the load | peak | PlayMood req/s | p50 / p99 ms | MoreLikeThis req/s | p50 / p99 ms | non-2xx | model swap: time, heap added at most MiB |"

@@ -124,13 +124,14 @@ pub fn build(
         took_ms = started.elapsed().as_millis() as u64,
         "ann index: codebooks learned"
     );
+    let assigner = Assigner::new(&centroids, dim);
     let assigned: Vec<u32> = (0..items)
         .into_par_iter()
         .map_init(
             || vec![0.0f32; dim],
             |y, r| {
                 unit(r, y);
-                nearest(&centroids, dim, y) as u32
+                assigner.nearest(y) as u32
             },
         )
         .collect();
@@ -349,6 +350,77 @@ fn kmeans(sample: &[f32], dim: usize, lists: usize) -> Vec<f32> {
         }
     }
     centroids
+}
+
+/// Finds an item's list among many without scoring every centroid: the centroids are
+/// grouped by k-means around about √lists group centroids, and an item is compared with
+/// the centroids of its `GROUPS_SEARCHED` nearest groups only: about 4·√lists dot products
+/// instead of `lists` (at 10,000 lists, 25 times fewer), at the price of now and then
+/// a list that is second best.
+struct Assigner<'a> {
+    centroids: &'a [f32],
+    dim: usize,
+    groups: Vec<f32>,
+    /// The centroids of each group.
+    members: Vec<Vec<u32>>,
+}
+
+/// How many nearest groups an item's list is looked for in.
+const GROUPS_SEARCHED: usize = 3;
+
+impl<'a> Assigner<'a> {
+    fn new(centroids: &'a [f32], dim: usize) -> Self {
+        let lists = centroids.len() / dim;
+        let count = (lists as f64).sqrt().round() as usize;
+        let (groups, members) = if lists <= 256 {
+            (Vec::new(), Vec::new())
+        } else {
+            let groups = kmeans(centroids, dim, count);
+            let mut members = vec![Vec::new(); count];
+            for (c, centroid) in centroids.chunks_exact(dim).enumerate() {
+                members[nearest(&groups, dim, centroid)].push(c as u32);
+            }
+            (groups, members)
+        };
+        Assigner {
+            centroids,
+            dim,
+            groups,
+            members,
+        }
+    }
+
+    /// The list of unit vector `y`.
+    fn nearest(&self, y: &[f32]) -> usize {
+        let dim = self.dim;
+        if self.groups.is_empty() {
+            return nearest(self.centroids, dim, y);
+        }
+        let mut groups: Vec<(f32, usize)> = self
+            .groups
+            .chunks_exact(dim)
+            .map(|g| dot(g, y))
+            .enumerate()
+            .map(|(g, s)| (s, g))
+            .collect();
+        let searched = GROUPS_SEARCHED.min(groups.len());
+        groups.select_nth_unstable_by(searched - 1, |a, b| b.0.total_cmp(&a.0));
+        let mut best = (f32::NEG_INFINITY, 0);
+        for &(_, g) in &groups[..searched] {
+            for &c in &self.members[g] {
+                let c = c as usize;
+                let s = dot(&self.centroids[c * dim..(c + 1) * dim], y);
+                if s > best.0 {
+                    best = (s, c);
+                }
+            }
+        }
+        match best.0 == f32::NEG_INFINITY {
+            // The nearest groups hold no centroid: every centroid is looked at.
+            true => nearest(self.centroids, dim, y),
+            false => best.1,
+        }
+    }
 }
 
 /// The centroid nearest `y` by dot product.
@@ -607,6 +679,27 @@ mod tests {
         let found = want.iter().filter(|r| few.contains(r)).count();
         assert!(found >= 45, "found {found} of 50 in 8 of 45 lists");
         assert_eq!(ivf.width, 4, "16 dimensions as 4 bytes an item");
+    }
+
+    #[test]
+    fn grouped_centroids_give_almost_every_item_its_nearest_list() {
+        let dim = 16;
+        let unit_rows = |n: usize, salt: f32| -> Vec<f32> {
+            let mut y: Vec<f32> = (0..n * dim)
+                .map(|i| ((i as f32 * 0.7548 + salt).sin() * 43758.547).fract() - 0.5)
+                .collect();
+            y.chunks_exact_mut(dim).for_each(normalize);
+            y
+        };
+        let centroids = unit_rows(1024, 0.0);
+        let assigner = Assigner::new(&centroids, dim);
+        assert_eq!(assigner.groups.len(), 32 * dim, "about √1024 groups");
+        let items = unit_rows(2000, 1.0);
+        let agree = items
+            .chunks_exact(dim)
+            .filter(|y| assigner.nearest(y) == nearest(&centroids, dim, y))
+            .count();
+        assert!(agree >= 1800, "{agree} of 2000 got their nearest list");
     }
 
     #[test]
