@@ -319,6 +319,9 @@ fn encode(codebooks: &[f32], width: usize, residual: &[f32], code: &mut [u8]) {
 /// from evenly spaced sample points. A list left empty takes a sample point again.
 fn kmeans(sample: &[f32], dim: usize, lists: usize) -> Vec<f32> {
     let points = sample.len() / dim;
+    if points == 0 {
+        return vec![0.0; lists * dim];
+    }
     let mut centroids: Vec<f32> = (0..lists)
         .flat_map(|c| {
             let p = c * points / lists;
@@ -679,6 +682,15 @@ mod tests {
         let found = want.iter().filter(|r| few.contains(r)).count();
         assert!(found >= 45, "found {found} of 50 in 8 of 45 lists");
         assert_eq!(ivf.width, 4, "16 dimensions as 4 bytes an item");
+    }
+
+    #[test]
+    fn a_model_without_items_has_an_index_that_finds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ANN_FILE);
+        build(0, 8, |_, _| unreachable!("no rows"), &path).unwrap();
+        let ivf = Ivf::open(&path, 8, 0, fingerprint(&[])).unwrap().unwrap();
+        assert!(ivf.search(&[1.0; 8], PROBES, 10).is_empty());
     }
 
     #[test]

@@ -386,10 +386,10 @@ impl Catalog {
         shorter.iter().filter(fits).take(limit).copied().collect()
     }
 
-    /// Where "more like this" looks for neighbours of `seed`: the most popular tracks of the
+    /// Where "more like this" looks for neighbours of `seed` by audio features, and by
+    /// factors for a model version without an ANN index: the most popular tracks of the
     /// seed's genre and of the other genres (at most `HOT_SET` each), without the seed.
-    /// Bounded, so a million-track catalog answers in well under a millisecond
-    /// (ARCHITECTURE.md has the arithmetic and the path to an ANN index).
+    /// Bounded, whatever the catalog's size.
     pub fn neighbourhood(&self, seed: TrackIx) -> impl Iterator<Item = TrackIx> + '_ {
         let seed_track = self.tracks.at(seed);
         let genre = seed_track.genre_number();
