@@ -210,8 +210,8 @@ async fn a_poll_is_one_conditional_read_when_nothing_moved() {
     );
     assert_eq!(
         listed.len(),
-        5,
-        "manifest, catalog, and poll-v1's three files"
+        6,
+        "manifest, catalog, and poll-v1's four files (model.json, items, factors, ANN index)"
     );
     let cache = tempfile::tempdir().unwrap();
     let mirror = ModelMirror::open(store.clone(), cache.path(), vec![])

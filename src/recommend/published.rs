@@ -558,6 +558,15 @@ mod tests {
             Some("v1"),
             "the newest upload"
         );
+        assert!(
+            cache
+                .path()
+                .join(VERSIONS_DIR)
+                .join("v1")
+                .join(crate::recommend::model::ANN_FILE)
+                .is_file(),
+            "the version's ANN index comes with it"
+        );
 
         // Promoted while its upload is still under way: nothing moves until it is whole.
         write(root.path(), "v2", false, false);
