@@ -71,7 +71,12 @@ pub struct Built {
 
 /// The fingerprint an index records of its artifact: xxh3 of the rows' bytes as stored
 /// (little-endian f32), so that an index never serves with another version's factors.
-pub fn fingerprint(rows: &[u8]) -> u64 {
+/// Hashed as the rows pass (`update` with each row's bytes, in order).
+pub type Fingerprint = xxhash_rust::xxh3::Xxh3;
+
+/// The fingerprint of rows held whole.
+#[cfg(test)]
+fn fingerprint(rows: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(rows)
 }
 
@@ -91,7 +96,7 @@ pub fn build(
     let lists = ((items as f64).sqrt().round() as usize).clamp(1, MAX_LISTS);
     let sample_size = items.min(lists * SAMPLE_PER_LIST);
     let mut sample = vec![0.0f32; sample_size * dim];
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut hasher = Fingerprint::new();
     let mut y = vec![0.0f32; dim];
     let mut bytes = vec![0u8; 4 * dim];
     let mut next_sampled = 0;

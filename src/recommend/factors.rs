@@ -111,23 +111,25 @@ impl ServedFactors {
             hot_rows,
         );
         served.items = items;
-        read_rows(dir, manifest.dim, offset, items, |r, id, y| {
+        let fingerprint = read_rows(dir, manifest.dim, offset, items, |r, id, y| {
             served.add_row(r, y, catalog.index_of(&TrackId(id)))
         })?;
         served.known = served.rows.iter().filter(|&&r| r != NO_ROW).count();
-        served.ann = served.open_index(dir, manifest);
+        served.ann = served.open_index(dir, manifest, fingerprint);
         Ok(served)
     }
 
-    /// The version's ANN index, when it has one that indexes this artifact, and the
-    /// catalog track of each artifact row. Logs why a version is served without one.
-    fn open_index(&self, dir: &Path, manifest: &ModelManifest) -> Option<(Ivf, Mapped)> {
-        let Exact::Mapped { map, offset } = &self.exact else {
-            return None;
-        };
+    /// The version's ANN index, when it has one that indexes this artifact (whose rows
+    /// hash to `fingerprint`), and the catalog track of each artifact row. Logs why a
+    /// version is served without one.
+    fn open_index(
+        &self,
+        dir: &Path,
+        manifest: &ModelManifest,
+        fingerprint: u64,
+    ) -> Option<(Ivf, Mapped)> {
         let path = dir.join(ANN_FILE);
-        let rows = &map[*offset..*offset + self.items * 4 * self.dim];
-        let ivf = match Ivf::open(&path, self.dim, self.items, ann::fingerprint(rows)) {
+        let ivf = match Ivf::open(&path, self.dim, self.items, fingerprint) {
             Ok(Some(ivf)) => ivf,
             Ok(None) => {
                 tracing::warn!(
@@ -361,7 +363,7 @@ impl ServedFactors {
 /// the S3 mirror checks a download of any size without a second model in memory.
 pub fn check(dir: &Path, manifest: &ModelManifest) -> Result<(), ModelError> {
     let (_map, offset, items) = open_artifact(dir, manifest)?;
-    read_rows(dir, manifest.dim, offset, items, |_, _, _| {})
+    read_rows(dir, manifest.dim, offset, items, |_, _, _| {}).map(drop)
 }
 
 /// Builds the ANN index of the factor version in `dir` (`ann::build`) and writes it beside
@@ -415,14 +417,15 @@ fn open_artifact(
 /// Reads the `items` rows of `dim` factors from `offset` of `dir`'s factors file, in order,
 /// through a buffer (the page cache, not this process's memory), with the id of each from
 /// the id list: `each(row, id, factors)`. Refuses a row that is not finite, and an id list
-/// that is not one id per row.
+/// that is not one id per row. Returns the rows' `ann::Fingerprint`, hashed as they pass,
+/// so that checking the ANN index reads the artifact no second time.
 fn read_rows(
     dir: &Path,
     dim: usize,
     offset: usize,
     items: usize,
     mut each: impl FnMut(u32, String, &[f32]),
-) -> Result<(), ModelError> {
+) -> Result<u64, ModelError> {
     let path = dir.join(FACTORS_FILE);
     let file = std::fs::File::open(&path).map_err(io(&path))?;
     let mut data = BufReader::with_capacity(1 << 20, file);
@@ -432,6 +435,7 @@ fn read_rows(
     let ids = BufReader::new(std::fs::File::open(&ids_path).map_err(io(&ids_path))?);
     let mut bytes = vec![0u8; 4 * dim];
     let mut y = vec![0.0f32; dim];
+    let mut fingerprint = ann::Fingerprint::new();
     let mut read = 0;
     for line in ids.lines() {
         let id = line.map_err(io(&ids_path))?;
@@ -440,6 +444,7 @@ fn read_rows(
             break;
         }
         data.read_exact(&mut bytes).map_err(io(&path))?;
+        fingerprint.update(&bytes);
         decode(&bytes, &mut y);
         if y.iter().any(|f| !f.is_finite()) {
             return Err(invalid(&path, "factors hold NaN or infinity"));
@@ -461,7 +466,7 @@ fn read_rows(
             ),
         ));
     }
-    Ok(())
+    Ok(fingerprint.digest())
 }
 
 /// Little-endian f32s into `out`.
