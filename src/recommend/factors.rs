@@ -11,7 +11,8 @@ use super::catalog::{Catalog, TrackIx};
 use super::mapped::{Mapped, as_u32s, write_u32s};
 use super::model::{
     FACTORS_FILE, FACTORS_TENSOR, FORMAT, ITEMS_FILE, ItemFactors, ModelError, ModelManifest,
-    add_outer, expect_format, fold_in, index_artifact, invalid, io, read_manifest, unparsable,
+    add_outer, decode_le, expect_format, fold_in, index_artifact, invalid, io, read_manifest,
+    unparsable,
 };
 use crate::domain::TrackId;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -264,7 +265,7 @@ impl ServedFactors {
     /// Catalog track `ix`'s exact factors.
     pub fn vector(&self, ix: TrackIx) -> Option<Vec<f32>> {
         let mut y = vec![0.0; self.dim];
-        decode(self.exact_row(ix)?, &mut y);
+        decode_le(self.exact_row(ix)?, &mut y);
         Some(y)
     }
 
@@ -278,7 +279,7 @@ impl ServedFactors {
     pub fn fold_in(&self, items: &[(TrackIx, f32)]) -> Option<Vec<f32>> {
         fold_in(&self.gram, self.regularization, items, |ix, y| {
             if let Some(row) = self.exact_row(ix) {
-                decode(row, y);
+                decode_le(row, y);
             }
         })
     }
@@ -445,7 +446,7 @@ fn read_rows(
         }
         data.read_exact(&mut bytes).map_err(io(&path))?;
         fingerprint.update(&bytes);
-        decode(&bytes, &mut y);
+        decode_le(&bytes, &mut y);
         if y.iter().any(|f| !f.is_finite()) {
             return Err(invalid(&path, "factors hold NaN or infinity"));
         }
@@ -467,13 +468,6 @@ fn read_rows(
         ));
     }
     Ok(fingerprint.digest())
-}
-
-/// Little-endian f32s into `out`.
-fn decode(bytes: &[u8], out: &mut [f32]) {
-    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-        *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    }
 }
 
 /// `u · y` for `y` as little-endian f32s, summed in the order `model::dot` sums.

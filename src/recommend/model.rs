@@ -359,12 +359,15 @@ pub(super) fn index_artifact(
         ));
     }
     let index = dir.join(super::ann::ANN_FILE);
-    let row = |r: usize, y: &mut [f32]| {
-        for (f, b) in y.iter_mut().zip(rows[r * 4 * dim..].chunks_exact(4)) {
-            *f = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }
-    };
+    let row = |r: usize, y: &mut [f32]| decode_le(&rows[r * 4 * dim..(r + 1) * 4 * dim], y);
     super::ann::build(items, dim, row, &index).map_err(io(&index))
+}
+
+/// Little-endian f32s (an artifact's rows as stored) into `out`.
+pub(super) fn decode_le(bytes: &[u8], out: &mut [f32]) {
+    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
 }
 
 /// `dir`'s manifest, whatever its format.
