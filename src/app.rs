@@ -122,7 +122,10 @@ impl Components {
             Arc::new(CatalogArtists(catalog.clone())),
         )
         .context("loading the interaction model")?;
-        let (recommender, models) = build_recommender(storage, dir, catalog)?;
+        let (recommender, models) = build_recommender(storage, dir, catalog.clone())?;
+        // Loaded (the models matched every id): from here on the catalog is read a few
+        // tracks a request.
+        catalog.read_at_random();
         // The cache saves network round trips; the embedded store reads its own memory-mapped
         // file in microseconds, so a cache there would only add work.
         let cached = storage.store == StoreKind::Dynamodb && !storage.profile_cache_ttl.is_zero();

@@ -66,6 +66,7 @@ async fn the_spark_job_trains_on_the_archive_and_the_server_serves_its_version()
             "5",
         ])
         .args(["--version", "spark-v1"])
+        .args(["--encore", env!("CARGO_BIN_EXE_encore")])
         .arg("--archive")
         .arg(dir.path().join("archive"))
         .arg("--out")
@@ -88,6 +89,14 @@ async fn the_spark_job_trains_on_the_archive_and_the_server_serves_its_version()
         panic!("Spark writes item factors");
     };
     assert_eq!((factors.ids.len(), factors.dim()), (30, 8));
+    // With its ANN index, built before model.json.
+    assert!(
+        models
+            .join("versions/spark-v1")
+            .join(encore::recommend::model::ANN_FILE)
+            .is_file(),
+        "{stderr}"
+    );
 
     // And a server on that models directory serves it.
     let mut storage = common::storage(&dir.path().join("data"));
@@ -96,8 +105,14 @@ async fn the_spark_job_trains_on_the_archive_and_the_server_serves_its_version()
     assert_eq!(parts.models.current_version().as_deref(), Some("spark-v1"));
     let (_, model) = parts.models.assign("spark-user-1");
     assert_eq!(
-        model.map(|m| m.known),
+        model.as_ref().map(|m| m.known),
         Some(30),
         "the catalog's tracks matched"
+    );
+    assert!(
+        model
+            .and_then(|m| m.factors().map(|f| f.has_index()))
+            .unwrap_or(false),
+        "more like this searches the whole catalog through the job's index"
     );
 }

@@ -10,7 +10,13 @@ writes the open model format Encore serves:
 
     OUT/versions/<version>/items.txt                  one item id per row
     OUT/versions/<version>/item_factors.safetensors   F32 "item_factors" [items, dim]
+    OUT/versions/<version>/item_factors.ivf           the ANN index, by `encore model index`
     OUT/versions/<version>/model.json                 written last
+
+The index is what "more like this" searches the whole catalog with. It is built by the
+encore binary (--encore, or `encore` on the PATH) before model.json is written, since
+servers load a version once; without one the version has no index, and servers search each
+seed's neighbourhood only and log a warning.
 
 OUT is a directory, or s3://BUCKET/PREFIX (uploaded with boto3, model.json last; on EMR the
 archive is read through s3://). Then `encore model promote VERSION --models OUT`, or let
@@ -28,7 +34,9 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 
@@ -53,6 +61,11 @@ def parse_args(argv):
     p.add_argument("--alpha", type=float, default=20.0, help="confidence scale (default 20)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--master", help="Spark master for a run outside spark-submit, e.g. local[2]")
+    p.add_argument(
+        "--encore",
+        default=shutil.which("encore"),
+        help="the encore binary that builds the version's ANN index (default: encore on the PATH)",
+    )
     return p.parse_args(argv)
 
 
@@ -87,8 +100,9 @@ def upload(local_dir, out, version):
     bucket, _, prefix = out[len("s3://"):].partition("/")
     s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3"))
     key = "/".join(p for p in [prefix.strip("/"), "versions", version] if p)
-    for name in ["items.txt", "item_factors.safetensors", "model.json"]:
-        s3.upload_file(os.path.join(local_dir, name), bucket, key + "/" + name)
+    for name in ["items.txt", "item_factors.safetensors", "item_factors.ivf", "model.json"]:
+        if os.path.exists(os.path.join(local_dir, name)):
+            s3.upload_file(os.path.join(local_dir, name), bucket, key + "/" + name)
 
 
 def main(argv):
@@ -170,6 +184,15 @@ def main(argv):
         [list(r["features"]) for r in rows],
         args.factors,
     )
+    if args.encore:
+        # Before model.json: `encore model index` reads the artifact's shape while there is none.
+        subprocess.run([args.encore, "model", "index", out_dir], check=True)
+    else:
+        print(
+            "no encore binary (--encore, or encore on the PATH): the version has no ANN index, "
+            "and servers search each seed's neighbourhood for more like this",
+            file=sys.stderr,
+        )
     manifest = {
         "format": "encore-item-factors",
         "format_version": 1,

@@ -31,14 +31,16 @@ pub enum ModelCommand {
     /// Point the servers back at the version promoted before the current one.
     Rollback(ModelsArgs),
     /// Build the ANN index "more like this" searches the whole catalog with, for a factor
-    /// version in DIR written without one (every version written since has one). Servers
-    /// that have the version loaded use it from their next load of it.
+    /// version in DIR written without one (`encore train` and `model import` write it
+    /// themselves), or being written: the Spark job runs this (`--encore`) before it writes
+    /// model.json. Servers that have the version loaded use it from their next load of it.
     Index(IndexArgs),
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct IndexArgs {
-    /// The version's directory (holding model.json and item_factors.safetensors).
+    /// The version's directory: item_factors.safetensors, and model.json unless the
+    /// version is still being written (then the artifact's shape is taken as it is).
     pub dir: PathBuf,
 }
 

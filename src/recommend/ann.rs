@@ -27,6 +27,7 @@
 use super::mapped::Mapped;
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::Path;
 
 /// The index's file name in a version directory.
@@ -541,6 +542,7 @@ impl Ivf {
         {
             return Err("its centroids or codebooks hold NaN or infinity".into());
         }
+        ivf.file.read_at_random();
         Ok(Some(ivf))
     }
 
@@ -561,7 +563,8 @@ impl Ivf {
         bytemuck::cast_slice(&self.file.bytes()[self.offsets_at..self.rows_at])
     }
 
-    fn rows(&self) -> &[u32] {
+    /// The artifact row of each entry, in list order.
+    pub fn rows(&self) -> &[u32] {
         bytemuck::cast_slice(&self.file.bytes()[self.rows_at..self.codes_at])
     }
 
@@ -569,23 +572,46 @@ impl Ivf {
         &self.file.bytes()[self.codes_at..]
     }
 
-    /// The artifact rows of up to `shortlist` items nearest `query` by cosine, nearest
-    /// first, as far as their codes tell, from the `probes` lists whose centroids are
-    /// nearest.
-    pub fn search(&self, query: &[f32], probes: usize, shortlist: usize) -> Vec<u32> {
-        let (dim, width) = (self.dim, self.width);
-        let subs = dim / width;
+    /// The lists a query for `query` reads: the `probes` whose centroids are nearest.
+    pub fn probe(&self, query: &[f32], probes: usize) -> Probe {
         let mut unit = query.to_vec();
         normalize(&mut unit);
         let mut lists: Vec<(f32, usize)> = self
             .centroids()
-            .chunks_exact(dim)
+            .chunks_exact(self.dim)
             .map(|c| dot(c, &unit))
             .enumerate()
             .map(|(l, s)| (s, l))
             .collect();
         let probes = probes.clamp(1, self.lists);
         lists.select_nth_unstable_by(probes - 1, |a, b| b.0.total_cmp(&a.0));
+        lists.truncate(probes);
+        Probe { unit, lists }
+    }
+
+    /// The entries (positions in list order) of the lists `probe` reads: for a caller
+    /// that keeps something per entry to have it read ahead.
+    pub fn entries(&self, probe: &Probe) -> Vec<Range<usize>> {
+        let offsets = self.offsets();
+        probe
+            .lists
+            .iter()
+            .map(|&(_, l)| offsets[l] as usize..offsets[l + 1] as usize)
+            .collect()
+    }
+
+    /// The entries of up to `shortlist` items nearest the query by cosine, nearest first,
+    /// as far as their codes tell, from the lists `probe` reads.
+    pub fn scan(&self, probe: &Probe, shortlist: usize) -> Vec<u32> {
+        let (dim, width) = (self.dim, self.width);
+        let subs = dim / width;
+        let unit = &probe.unit;
+        let entries = self.entries(probe);
+        let code_ranges: Vec<Range<usize>> = entries
+            .iter()
+            .map(|e| self.codes_at + e.start * subs..self.codes_at + e.end * subs)
+            .collect();
+        self.file.prefetch(&code_ranges);
         // The query's dot product with every codeword: an item's is the sum of its codes'.
         let books = self.codebooks();
         let table: Vec<f32> = (0..subs * CODEWORDS)
@@ -597,23 +623,18 @@ impl Ivf {
                 )
             })
             .collect();
-        let (offsets, rows, codes) = (self.offsets(), self.rows(), self.codes());
-        let entries: usize = lists[..probes]
-            .iter()
-            .map(|&(_, l)| (offsets[l + 1] - offsets[l]) as usize)
-            .sum();
-        let mut scored: Vec<(f32, u32)> = Vec::with_capacity(entries);
-        for &(base, l) in &lists[..probes] {
-            let (from, to) = (offsets[l] as usize, offsets[l + 1] as usize);
-            for (code, &r) in codes[from * subs..to * subs]
+        let codes = self.codes();
+        let mut scored: Vec<(f32, u32)> = Vec::with_capacity(entries.iter().map(Range::len).sum());
+        for (&(base, _), e) in probe.lists.iter().zip(entries) {
+            for (code, entry) in codes[e.start * subs..e.end * subs]
                 .chunks_exact(subs)
-                .zip(&rows[from..to])
+                .zip(e)
             {
                 let mut s = base;
                 for (m, &j) in code.iter().enumerate() {
                     s += table[m * CODEWORDS + j as usize];
                 }
-                scored.push((s, r));
+                scored.push((s, entry as u32));
             }
         }
         if scored.len() > shortlist && shortlist > 0 {
@@ -621,8 +642,22 @@ impl Ivf {
             scored.truncate(shortlist);
         }
         scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        scored.into_iter().map(|(_, r)| r).collect()
+        scored.into_iter().map(|(_, e)| e).collect()
     }
+
+    /// `scan` of the `probes` lists nearest `query`.
+    #[cfg(test)]
+    pub fn search(&self, query: &[f32], probes: usize, shortlist: usize) -> Vec<u32> {
+        self.scan(&self.probe(query, probes), shortlist)
+    }
+}
+
+/// The lists a query reads (`Ivf::probe`).
+pub struct Probe {
+    /// The query, of unit length.
+    unit: Vec<f32>,
+    /// Each list with the query's cosine to its centroid.
+    lists: Vec<(f32, usize)>,
 }
 
 #[cfg(test)]
@@ -668,7 +703,10 @@ mod tests {
         exact.sort_by(|a, b| b.0.total_cmp(&a.0));
         let want: Vec<u32> = exact.iter().take(50).map(|&(_, r)| r).collect();
         // Every list and a shortlist of 4 per track wanted, reranked exactly: the exact 50.
-        let shortlist = ivf.search(seed, ivf.lists(), 200);
+        let row_of = |entries: Vec<u32>| -> Vec<u32> {
+            entries.iter().map(|&e| ivf.rows()[e as usize]).collect()
+        };
+        let shortlist = row_of(ivf.search(seed, ivf.lists(), 200));
         assert_eq!(shortlist.len(), 200);
         let mut reranked: Vec<(f32, u32)> = shortlist
             .iter()
@@ -683,7 +721,7 @@ mod tests {
         let got: Vec<u32> = reranked.iter().take(50).map(|&(_, r)| r).collect();
         assert_eq!(got, want);
         // A few lists find most of them.
-        let few = ivf.search(seed, 8, 200);
+        let few = row_of(ivf.search(seed, 8, 200));
         let found = want.iter().filter(|r| few.contains(r)).count();
         assert!(found >= 45, "found {found} of 50 in 8 of 45 lists");
         assert_eq!(ivf.width, 4, "16 dimensions as 4 bytes an item");

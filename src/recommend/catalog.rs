@@ -271,6 +271,19 @@ impl Catalog {
             .get_with(i, || Arc::new(self.tracks.at(i).to_track()))
     }
 
+    /// From now on the tracks' words, the id index and the search index are read at
+    /// random, a few bytes at a time (`Mapped::read_at_random`), as a server reads them:
+    /// what a tool that scans the whole catalog (an export) must not be told.
+    pub fn read_at_random(&self) {
+        self.tracks.read_at_random();
+        self.search.read_at_random();
+    }
+
+    /// Has the kernel read the ids of `tracks` ahead, for a caller about to read them all.
+    pub fn prefetch_ids(&self, tracks: &[TrackIx]) {
+        self.tracks.prefetch_ids(tracks);
+    }
+
     pub fn index_of(&self, id: &TrackId) -> Option<TrackIx> {
         self.tracks.find(&id.0)
     }

@@ -515,6 +515,8 @@ impl Recommender for CatalogRecommender {
                     .profile
                     .is_none_or(|p| p.explicit_allowed || !t.explicit())
         };
+        self.catalog.prefetch_ids(&pool);
+        self.catalog.prefetch_ids(&extra);
         let mut seen = HashSet::with_capacity(pool.len() + extra.len());
         let candidates: Vec<TrackIx> = pool
             .iter()
@@ -535,6 +537,12 @@ impl Recommender for CatalogRecommender {
             (Some(p), Some(m)) => self.listener(p, m),
             _ => None,
         };
+        // The listener's vector scores every candidate by its exact factors: read them
+        // ahead together (of a catalog larger than memory, most are on disk).
+        if let (Some(Listener::Vector(_)), Some(factors)) = (&user, model.and_then(|m| m.factors()))
+        {
+            factors.prefetch(&candidates);
+        }
         // "More like this" candidates come nearest first: closeness outweighs the rest. An
         // item-item model's own neighbours of the seed add their weight (the strongest 1),
         // so they lead the catalog's fill after them.

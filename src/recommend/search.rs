@@ -242,6 +242,11 @@ impl SearchIndex {
         SearchIndex::over(Arc::new(file), ranges, tracks)
     }
 
+    /// From now on the index is read at random (`Mapped::read_at_random`).
+    pub fn read_at_random(&self) {
+        self.file.read_at_random();
+    }
+
     /// Bytes of the index's mapped file, for the benchmarks (resident only as far as read).
     pub fn mapped_bytes(&self) -> usize {
         self.file.bytes().len()

@@ -9,6 +9,7 @@ use super::mapped::{Mapped, as_u64s};
 use crate::domain::{AudioFeatures, Track, TrackId};
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::ops::Range;
 
 /// A track's position in the catalog (most popular first): what indexes and models refer to.
 pub type TrackIx = u32;
@@ -87,6 +88,28 @@ impl Words {
         &self.file.bytes()[self.text_at..][start..self.end(i)]
     }
 
+    /// Has the kernel read words `which` ahead (`Mapped::prefetch`): their ends first, then
+    /// (once those are read) their text.
+    fn prefetch(&self, which: impl Iterator<Item = usize> + Clone) {
+        if !self.ends.is_empty() {
+            return;
+        }
+        let ends: Vec<Range<usize>> = which
+            .clone()
+            .filter(|&i| i < self.count)
+            .map(|i| 8 * i.saturating_sub(1)..8 * (i + 1))
+            .collect();
+        self.file.prefetch(&ends);
+        let text: Vec<Range<usize>> = which
+            .filter(|&i| i < self.count)
+            .map(|i| {
+                let start = if i == 0 { 0 } else { self.end(i - 1) };
+                self.text_at + start..self.text_at + self.end(i)
+            })
+            .collect();
+        self.file.prefetch(&text);
+    }
+
     /// Word `i`. Ranking reads a few ids per candidate, some 2,000 a request: checking each
     /// as UTF-8 again cost the mobile endpoint with its cache off about 10% of its
     /// throughput, so it is not checked.
@@ -98,6 +121,9 @@ impl Words {
         unsafe { std::str::from_utf8_unchecked(self.bytes(i)) }
     }
 }
+
+/// How many of the most popular tracks `TrackTable::prefetch_ids` leaves to the page cache.
+const OFTEN_READ: usize = 200_000;
 
 /// Writes the words of a table being built, in the order pushed.
 struct WordsWriter {
@@ -379,6 +405,27 @@ impl TrackTable {
     /// Track `ix`'s id as bytes (what the id index compares: no UTF-8 check).
     fn id_bytes(&self, ix: TrackIx) -> &[u8] {
         self.words.bytes(3 * ix as usize)
+    }
+
+    /// Has the kernel read the ids of `tracks` ahead, for a caller about to read them all
+    /// (ranking's candidates): of a catalog larger than memory, most are on disk. The
+    /// `OFTEN_READ` most popular tracks are left out: most requests read some of them, so
+    /// their pages stay resident, and a request of popular tracks alone (a mood, a genre)
+    /// then costs no system call.
+    pub fn prefetch_ids(&self, tracks: &[TrackIx]) {
+        self.words.prefetch(
+            tracks
+                .iter()
+                .filter(|&&ix| ix as usize >= OFTEN_READ)
+                .map(|&ix| 3 * ix as usize),
+        );
+    }
+
+    /// From now on the words and the id index are read at random, a few bytes at a time
+    /// (`Mapped::read_at_random`): for a server, once the catalog and its models are loaded.
+    pub fn read_at_random(&self) {
+        self.words.file.read_at_random();
+        self.by_id.slots.read_at_random();
     }
 
     /// The row of the track with this id.
