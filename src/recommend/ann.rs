@@ -160,22 +160,23 @@ pub fn build(
         next[l as usize] += 1;
     }
     let subs = dim / width;
-    let codes: Vec<u8> = order
-        .par_iter()
-        .map_init(
-            || (vec![0.0f32; dim], vec![0u8; subs]),
-            |(y, code), &r| {
+    // Each entry's codes written in place (collecting them through a growing vector spent
+    // 14% of a 100M build moving it).
+    let mut codes = vec![0u8; items * subs];
+    codes
+        .par_chunks_mut(subs.max(1))
+        .zip(order.par_iter())
+        .for_each_init(
+            || vec![0.0f32; dim],
+            |y, (code, &r)| {
                 unit(r as usize, y);
                 let c = assigned[r as usize] as usize;
                 for (v, m) in y.iter_mut().zip(&centroids[c * dim..(c + 1) * dim]) {
                     *v -= m;
                 }
                 encode(&codebooks, width, y, code);
-                code.clone()
             },
-        )
-        .flatten_iter()
-        .collect();
+        );
     drop(assigned);
     tracing::info!(
         items,
