@@ -4,7 +4,9 @@
 //! pages read lately and may drop the others, so a catalog of 100M tracks does not need its
 //! text resident. The files are made in `TMPDIR`, which should be on disk, not tmpfs (a
 //! tmpfs file is memory). Nothing but this process can open them, since they are unlinked
-//! as they are made.
+//! as they are made. The files jobs wrote (a saved search index, a model version's
+//! artifact and ANN index) are mapped here too, and a server tells the kernel how it reads
+//! them all: at random, a few bytes at a time, with a request's pages asked for together.
 
 use std::io::{BufWriter, Write};
 use std::sync::Arc;

@@ -81,11 +81,16 @@ impl Words {
         u64::from_le_bytes(b) as usize
     }
 
+    /// Where word `i` is in the file.
+    fn span(&self, i: usize) -> Range<usize> {
+        let start = if i == 0 { 0 } else { self.end(i - 1) };
+        self.text_at + start..self.text_at + self.end(i)
+    }
+
     /// Word `i`'s bytes.
     fn bytes(&self, i: usize) -> &[u8] {
         assert!(i < self.count, "word {i} of {}", self.count);
-        let start = if i == 0 { 0 } else { self.end(i - 1) };
-        &self.file.bytes()[self.text_at..][start..self.end(i)]
+        &self.file.bytes()[self.span(i)]
     }
 
     /// Has the kernel read words `which` ahead (`Mapped::prefetch`): their ends first, then
@@ -102,10 +107,7 @@ impl Words {
         self.file.prefetch(&ends);
         let text: Vec<Range<usize>> = which
             .filter(|&i| i < self.count)
-            .map(|i| {
-                let start = if i == 0 { 0 } else { self.end(i - 1) };
-                self.text_at + start..self.text_at + self.end(i)
-            })
+            .map(|i| self.span(i))
             .collect();
         self.file.prefetch(&text);
     }
