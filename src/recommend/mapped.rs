@@ -113,7 +113,7 @@ impl Mapped {
 }
 
 /// How many of a prefetch's ranges are looked at to tell whether its pages are resident.
-const RESIDENT_PROBES: usize = 8;
+const RESIDENT_PROBES: usize = 4;
 
 /// Whether the page holding byte `at` of `map` is in memory (when it cannot be told:
 /// yes, so that nothing is asked for).
