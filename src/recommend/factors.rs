@@ -77,13 +77,17 @@ enum Exact {
 
 impl Exact {
     fn row(&self, r: u32, dim: usize) -> &[u8] {
-        let (bytes, offset) = match self {
-            Exact::Mapped { map, offset } => (map.bytes(), *offset),
-            Exact::Owned(bytes) => (&bytes[..], 0),
-        };
-        let start = offset + r as usize * 4 * dim;
-        &bytes[start..start + 4 * dim]
+        match self {
+            Exact::Mapped { map, offset } => &map.bytes()[span(*offset, r, dim)],
+            Exact::Owned(bytes) => &bytes[span(0, r, dim)],
+        }
     }
+}
+
+/// Where row `r` of `dim` factors is, in bytes, when the rows start at `offset`.
+fn span(offset: usize, r: u32, dim: usize) -> Range<usize> {
+    let start = offset + r as usize * 4 * dim;
+    start..start + 4 * dim
 }
 
 impl ServedFactors {
@@ -374,13 +378,12 @@ impl ServedFactors {
         let Exact::Mapped { map, offset } = &self.exact else {
             return;
         };
-        let len = 4 * self.dim;
         let ranges: Vec<Range<usize>> = tracks
             .iter()
             .filter(|&&ix| ix as usize >= self.hot_rows)
             .filter_map(|&ix| self.rows.get(ix as usize))
             .filter(|&&r| r != NO_ROW)
-            .map(|&r| offset + r as usize * len..offset + (r as usize + 1) * len)
+            .map(|&r| span(*offset, r, self.dim))
             .collect();
         map.prefetch(&ranges);
     }
