@@ -407,17 +407,8 @@ impl<'a> Assigner<'a> {
         if self.groups.is_empty() {
             return nearest(self.centroids, dim, y);
         }
-        let mut groups: Vec<(f32, usize)> = self
-            .groups
-            .chunks_exact(dim)
-            .map(|g| dot(g, y))
-            .enumerate()
-            .map(|(g, s)| (s, g))
-            .collect();
-        let searched = GROUPS_SEARCHED.min(groups.len());
-        groups.select_nth_unstable_by(searched - 1, |a, b| b.0.total_cmp(&a.0));
         let mut best = (f32::NEG_INFINITY, 0);
-        for &(_, g) in &groups[..searched] {
+        for (_, g) in nearest_k(&self.groups, dim, y, GROUPS_SEARCHED) {
             for &c in &self.members[g] {
                 let c = c as usize;
                 let s = dot(&self.centroids[c * dim..(c + 1) * dim], y);
@@ -432,6 +423,23 @@ impl<'a> Assigner<'a> {
             false => best.1,
         }
     }
+}
+
+/// The `k` centroids nearest `y` by dot product (all of them when there are fewer), each
+/// with its dot product, in no order.
+fn nearest_k(centroids: &[f32], dim: usize, y: &[f32], k: usize) -> Vec<(f32, usize)> {
+    let mut scored: Vec<(f32, usize)> = centroids
+        .chunks_exact(dim)
+        .map(|c| dot(c, y))
+        .enumerate()
+        .map(|(c, s)| (s, c))
+        .collect();
+    if !scored.is_empty() {
+        let k = k.clamp(1, scored.len());
+        scored.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+        scored.truncate(k);
+    }
+    scored
 }
 
 /// The centroid nearest `y` by dot product.
@@ -578,16 +586,7 @@ impl Ivf {
     pub fn probe(&self, query: &[f32], probes: usize) -> Probe {
         let mut unit = query.to_vec();
         normalize(&mut unit);
-        let mut lists: Vec<(f32, usize)> = self
-            .centroids()
-            .chunks_exact(self.dim)
-            .map(|c| dot(c, &unit))
-            .enumerate()
-            .map(|(l, s)| (s, l))
-            .collect();
-        let probes = probes.clamp(1, self.lists);
-        lists.select_nth_unstable_by(probes - 1, |a, b| b.0.total_cmp(&a.0));
-        lists.truncate(probes);
+        let lists = nearest_k(self.centroids(), self.dim, &unit, probes);
         Probe { unit, lists }
     }
 

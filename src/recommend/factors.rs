@@ -130,8 +130,8 @@ impl ServedFactors {
     }
 
     /// The version's ANN index, when it has one that indexes this artifact (whose rows
-    /// hash to `fingerprint`), and the catalog track of each artifact row. Logs why a
-    /// version is served without one.
+    /// hash to `fingerprint`), and the catalog track of each of its entries, in list
+    /// order. Logs why a version is served without one.
     fn open_index(
         &self,
         dir: &Path,
@@ -295,7 +295,7 @@ impl ServedFactors {
     /// A listener's vector from the catalog tracks they engaged with (`(track,
     /// confidence)`, tracks the model knows), by `model::fold_in` with the exact factors.
     pub fn fold_in(&self, items: &[(TrackIx, f32)]) -> Option<Vec<f32>> {
-        self.prefetch(&items.iter().map(|&(ix, _)| ix).collect::<Vec<_>>());
+        self.prefetch(items.iter().map(|&(ix, _)| ix));
         fold_in(&self.gram, self.regularization, items, |ix, y| {
             if let Some(row) = self.exact_row(ix) {
                 decode_le(row, y);
@@ -350,7 +350,7 @@ impl ServedFactors {
                     .map(|e| track_of[e as usize])
                     .filter(|&ix| ix != NO_ROW && ix != seed)
                     .collect();
-                self.prefetch(&shortlist);
+                self.prefetch(shortlist.iter().copied());
                 for ix in shortlist {
                     near.push((cosine(self.exact_row(ix).expect("known")), ix));
                 }
@@ -374,14 +374,14 @@ impl ServedFactors {
     /// Has the kernel read the exact rows of `tracks` from the artifact ahead, all at once
     /// (`Mapped::prefetch`), for a caller about to score them: at 100M tracks the rows of
     /// tracks out of the popular few are mostly on disk.
-    pub fn prefetch(&self, tracks: &[TrackIx]) {
+    pub fn prefetch(&self, tracks: impl IntoIterator<Item = TrackIx>) {
         let Exact::Mapped { map, offset } = &self.exact else {
             return;
         };
         let ranges: Vec<Range<usize>> = tracks
-            .iter()
-            .filter(|&&ix| ix as usize >= self.hot_rows)
-            .filter_map(|&ix| self.rows.get(ix as usize))
+            .into_iter()
+            .filter(|&ix| ix as usize >= self.hot_rows)
+            .filter_map(|ix| self.rows.get(ix as usize))
             .filter(|&&r| r != NO_ROW)
             .map(|&r| span(*offset, r, self.dim))
             .collect();
@@ -682,7 +682,7 @@ mod tests {
         let near = served.like(seed, std::iter::empty(), 20).unwrap().near;
         let mut tracks: Vec<TrackIx> = near.iter().map(|&(_, ix)| ix).collect();
         tracks.push(TrackIx::MAX);
-        served.prefetch(&tracks);
+        served.prefetch(tracks.iter().copied());
         let again = served.like(seed, std::iter::empty(), 20).unwrap().near;
         assert_eq!(near, again);
     }

@@ -541,7 +541,7 @@ impl Recommender for CatalogRecommender {
         // ahead together (of a catalog larger than memory, most are on disk).
         if let (Some(Listener::Vector(_)), Some(factors)) = (&user, model.and_then(|m| m.factors()))
         {
-            factors.prefetch(&candidates);
+            factors.prefetch(candidates.iter().copied());
         }
         // "More like this" candidates come nearest first: closeness outweighs the rest. An
         // item-item model's own neighbours of the seed add their weight (the strongest 1),
