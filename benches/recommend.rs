@@ -211,11 +211,7 @@ fn main() {
             exploration: 0.15,
             ..RankSettings::default()
         };
-        let direct = Arc::new(CatalogRecommender::with_models(
-            catalog.clone(),
-            models.clone(),
-            settings,
-        ));
+        let direct = Arc::new(CatalogRecommender::with_models(models.clone(), settings));
         let cached = CachedRecommender::new(direct.clone(), Duration::from_secs(600), 100_000);
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let listeners: Vec<Profile> = (0..200)
@@ -262,7 +258,7 @@ fn main() {
             percentile(&hit, 0.99)
         );
         searches.push(search_row(&catalog, calls, &mut rng));
-        let (_, model) = models.assign("bench-recall");
+        let model = models.assign("bench-recall").model;
         if let Some(factors) = model.as_deref().and_then(|m| m.factors()) {
             recalls.extend(recall_rows(&catalog, factors, &mut rng));
         }

@@ -13,7 +13,12 @@
 //!   listener's queue is at, and replaces the queue: a chain of different seeds;
 //! - a model swap while serving: a second version (the same files, hard-linked) is put
 //!   beside the first, and the child reports how long until it serves it and the most its
-//!   heap (anonymous resident memory, sampled every 10 ms) grew meanwhile.
+//!   heap (anonymous resident memory, sampled every 10 ms) grew meanwhile;
+//! - a catalog swap while serving PlayMood: a new manifest over the same files (the catalog
+//!   job's last step), and the child reports how long until it serves the new catalog with
+//!   the model matched to it, its heap before, at most meanwhile and a second after, and the
+//!   most its whole resident memory (heap and mapped pages) grew; wrk reports PlayMood's
+//!   latency while it loads.
 //!
 //! The data is written to a temporary directory, or kept under BENCH_MODELS_DIR/<tracks>
 //! and reused when it is already there (100M tracks take a while to write: about 6 GB of
@@ -160,9 +165,39 @@ fn encore_role() {
         (addr, ready_s, served)
     });
     println!("ready {addr} {ready_s}");
-    // "swap": serve a second version of the model, and say what it took.
+    // "swap": serve a second version of the model, and say what it took; "catalog": serve
+    // the catalog again under a new manifest, and say what that took.
     let mut line = String::new();
     while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
+        if line.trim() == "catalog" {
+            let resident = || {
+                let pid = std::process::id();
+                (status_mib(pid, "RssAnon"), status_mib(pid, "RssFile"))
+            };
+            let (heap_before, file_before) = resident();
+            let (mut heap_top, mut all_top) = (heap_before, heap_before + file_before);
+            let manifest = models.join("manifest.json");
+            let kept = std::fs::read(&manifest).unwrap();
+            let mut next: Manifest = serde_json::from_slice(&kept).unwrap();
+            let was = next.version.clone();
+            next.version = format!("{was}-next");
+            let started = Instant::now();
+            next.write(&models).unwrap();
+            while served.catalog().manifest.version == was {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                let (heap, file) = resident();
+                heap_top = heap_top.max(heap);
+                all_top = all_top.max(heap + file);
+            }
+            let took = started.elapsed().as_secs_f64();
+            std::fs::write(&manifest, kept).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let (heap_after, _) = resident();
+            println!(
+                "catalog {took} {heap_before} {heap_top} {heap_after} {} {all_top}",
+                heap_before + file_before
+            );
+        }
         if line.trim() == "swap" {
             // The load's own peak is above the swap's: sample the heap while it runs.
             let anon = || status_mib(std::process::id(), "RssAnon");
@@ -293,6 +328,7 @@ fn main() {
         .and_then(|v| v.parse::<u64>().ok());
     let kept = std::env::var_os("BENCH_MODELS_DIR").map(PathBuf::from);
     let mut rows = Vec::new();
+    let mut catalog_rows = Vec::new();
     for n in sizes {
         let temp = tempfile::tempdir().unwrap();
         let models = kept
@@ -339,6 +375,18 @@ fn main() {
             .filter_map(|v| v.parse().ok())
             .collect();
         assert_eq!(swap.len(), 3, "the swap answered {line:?}");
+        // The catalog swap, PlayMood served meanwhile.
+        writeln!(stdin, "catalog").unwrap();
+        stdin.flush().unwrap();
+        let during = run_wrk(addr, "/alexa", &work.join("play.lua"), seconds, connections);
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        let catalog: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        assert_eq!(catalog.len(), 6, "the catalog swap answered {line:?}");
         drop(child.stdin.take());
         let _ = child.kill();
         let _ = child.wait();
@@ -366,6 +414,22 @@ fn main() {
             swap[0],
             swap[2] - swap[1],
         ));
+        catalog_rows.push(format!(
+            "| {n} | {:.1} | {:.0} | {:.0} (+{:.0}, {:.2}×) | {:.0} | {:.0} (+{:.0}, {:.2}×) | {:.0} | {:.2} / {:.2} | {} |",
+            catalog[0],
+            catalog[1],
+            catalog[2],
+            catalog[2] - catalog[1],
+            catalog[2] / catalog[1],
+            catalog[3],
+            catalog[5],
+            catalog[5] - catalog[4],
+            catalog[5] / catalog[4],
+            during.rps,
+            during.p50_ms,
+            during.p99_ms,
+            during.errors,
+        ));
     }
     println!(
         "\nEncore through POST /alexa, release build, loopback; wrk -t1 -c{connections}, {seconds} s per row, \
@@ -379,6 +443,16 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
+        println!("{row}");
+    }
+    println!(
+        "\nA catalog swap while PlayMood is served (wrk for {seconds} s from the new manifest); memory in MiB\n"
+    );
+    println!(
+        "| tracks | swap s | heap before | heap at most | heap a second after | resident before | resident at most | PlayMood req/s meanwhile | p50 / p99 ms | non-2xx |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for row in catalog_rows {
         println!("{row}");
     }
 }

@@ -117,15 +117,10 @@ impl Components {
     ) -> anyhow::Result<Self> {
         let dir = models_at.dir();
         let catalog = Arc::new(Catalog::load(dir).context("loading the catalog")?);
-        let model = InteractionModel::load_with(
-            &storage.intents,
-            Arc::new(CatalogArtists(catalog.clone())),
-        )
-        .context("loading the interaction model")?;
-        let (recommender, models) = build_recommender(storage, dir, catalog.clone())?;
-        // Loaded (the models matched every id): from here on the catalog is read a few
-        // tracks a request.
-        catalog.read_at_random();
+        let (recommender, models) = build_recommender(storage, dir, catalog)?;
+        let model =
+            InteractionModel::load_with(&storage.intents, Arc::new(CatalogArtists(models.clone())))
+                .context("loading the interaction model")?;
         // The cache saves network round trips; the embedded store reads its own memory-mapped
         // file in microseconds, so a cache there would only add work.
         let cached = storage.store == StoreKind::Dynamodb && !storage.profile_cache_ttl.is_zero();
@@ -169,9 +164,9 @@ impl Components {
     }
 }
 
-/// The catalog's artists as the text parser's known `AMAZON.Musician` values: looked up in
-/// the catalog's artist index as heard, with no copy per locale.
-struct CatalogArtists(Arc<Catalog>);
+/// The served catalog's artists as the text parser's known `AMAZON.Musician` values: looked
+/// up in the catalog's artist index as heard, with no copy per locale.
+struct CatalogArtists(Arc<ModelSet>);
 
 impl OpenValues for CatalogArtists {
     fn slot_types(&self) -> Vec<String> {
@@ -182,8 +177,9 @@ impl OpenValues for CatalogArtists {
         if slot_type != MUSICIAN {
             return None;
         }
-        let first = *self.0.artist_exact(phrase)?.first()?;
-        Some(self.0.at(first).artist().to_owned())
+        let catalog = self.0.catalog();
+        let first = *catalog.artist_exact(phrase)?.first()?;
+        Some(catalog.at(first).artist().to_owned())
     }
 }
 
@@ -259,8 +255,7 @@ pub fn build_recommender(
         variants: args.variants.clone(),
     };
     let models = Arc::new(
-        ModelSet::load(models_dir, catalog.clone(), experiment)
-            .context("loading the model versions")?,
+        ModelSet::load(models_dir, catalog, experiment).context("loading the model versions")?,
     );
     let settings = RankSettings {
         exploration: args.exploration,
@@ -268,11 +263,7 @@ pub fn build_recommender(
         precomputed_ttl: args.precomputed_ttl,
         weights: RankWeights::default(),
     };
-    let local = Arc::new(CatalogRecommender::with_models(
-        catalog,
-        models.clone(),
-        settings,
-    ));
+    let local = Arc::new(CatalogRecommender::with_models(models.clone(), settings));
     let base: Arc<dyn Recommender> = match &args.model_endpoint {
         Some(url) => Arc::new(RemoteRecommender::new(
             RemoteSettings {
@@ -668,7 +659,7 @@ pub async fn shutdown_signal() {
 mod tests {
     use super::*;
     use crate::domain::Track;
-    use crate::recommend::Manifest;
+    use crate::recommend::{Experiment, Manifest};
 
     #[test]
     fn the_text_parser_knows_catalog_artists_as_they_are_said() {
@@ -678,7 +669,8 @@ mod tests {
             .enumerate()
             .map(|(i, a)| Track::sample(&format!("t{i}"), a, "rock"))
             .collect();
-        let artists = CatalogArtists(Arc::new(Catalog::from_tracks(manifest, tracks)));
+        let catalog = Arc::new(Catalog::from_tracks(manifest, tracks));
+        let artists = CatalogArtists(Arc::new(ModelSet::empty(catalog, Experiment::default())));
         let value = |phrase: &str| artists.value(MUSICIAN, phrase);
         assert_eq!(value("ac dc").as_deref(), Some("AC/DC"));
         assert_eq!(value("destiny's child").as_deref(), Some("Destiny's Child"));

@@ -2,7 +2,8 @@
 //! server serves models from S3, listening makes events that the consumer folds and
 //! archives to S3, `encore train` learns from the archive into S3, and the running server
 //! serves the new version without a restart; a broken upload is refused while the served
-//! version stays; promote and rollback move what is served; a poll costs one request.
+//! version stays; promote and rollback move what is served; a new catalog is served without
+//! a restart; a poll costs two conditional reads.
 //! (Firehose's own delivery from the stream is not exercised: moto creates a
 //! Kinesis-sourced delivery stream but delivers nothing, so the archive here is the one
 //! `encore consume --archive` writes, in the same format.)
@@ -103,22 +104,45 @@ fn storage_from_s3(data: &Path, models: &str) -> StorageArgs {
     storage
 }
 
-#[tokio::test]
-async fn a_server_follows_promotion_in_s3_and_refuses_a_broken_upload() {
-    let (bucket, store) = bucket("encore-promote", "models").await;
+/// What a server on `s3://BUCKET/models` holds: its served models and its text parser.
+struct ServerParts {
+    models: Arc<ModelSet>,
+    model: Arc<encore::interaction::InteractionModel>,
+}
+
+/// A bucket of this test's own (named after `name`) with the demo catalog and `version` in
+/// `models`, and a server on it (verification off, polling every 300 ms) with its local
+/// copy and data in `data`.
+async fn serve_from_s3(
+    name: &str,
+    version: &str,
+    data: &Path,
+) -> (String, Arc<S3Store>, common::TestServer, ServerParts) {
+    let (bucket, store) = bucket(name, "models").await;
     upload_catalog(&*store).await;
-    publish_version(&*store, "loop-v1", false).await;
-    let data = tempfile::tempdir().unwrap();
-    let mut storage = common::storage(data.path());
+    publish_version(&*store, version, false).await;
+    let mut storage = common::storage(data);
     storage.aws_endpoint = Some(common::aws_endpoint());
     storage.models = format!("s3://{bucket}/models").parse().unwrap();
-    storage.model_cache = Some(data.path().join("model-cache"));
+    storage.model_cache = Some(data.join("model-cache"));
     storage.recommender.model_poll = Duration::from_millis(300);
     let parts = Components::load(&storage).await.unwrap();
-    let models = parts.models.clone();
-    let mut args = common::serve_args(true, data.path());
+    let held = ServerParts {
+        models: parts.models.clone(),
+        model: parts.model.clone(),
+    };
+    let mut args = common::serve_args(true, data);
     args.storage = storage;
     let server = common::TestServer::start_with_parts(&args, parts, None).await;
+    (bucket, store, server, held)
+}
+
+#[tokio::test]
+async fn a_server_follows_promotion_in_s3_and_refuses_a_broken_upload() {
+    let data = tempfile::tempdir().unwrap();
+    let (bucket, store, server, parts) =
+        serve_from_s3("encore-promote", "loop-v1", data.path()).await;
+    let models = parts.models.clone();
     // Nothing promoted: the newest upload is served.
     assert_eq!(models.current_version().as_deref(), Some("loop-v1"));
     let http = reqwest::Client::new();
@@ -196,7 +220,7 @@ async fn a_server_follows_promotion_in_s3_and_refuses_a_broken_upload() {
 }
 
 #[tokio::test]
-async fn a_poll_is_one_conditional_read_when_nothing_moved() {
+async fn a_poll_is_two_conditional_reads_when_nothing_moved() {
     let (name, store) = bucket("encore-poll", "m").await;
     upload_catalog(&*store).await;
     publish_version(&*store, "poll-v1", false).await;
@@ -217,17 +241,22 @@ async fn a_poll_is_one_conditional_read_when_nothing_moved() {
     let mirror = ModelMirror::open(store.clone(), cache.path(), vec![])
         .await
         .unwrap();
-    // No pointer: a read that finds none, and a listing of versions/.
+    // No pointer: the catalog manifest's conditional read, a read that finds no pointer,
+    // and a listing of versions/.
     let before = mirror.requests();
     assert!(!mirror.refresh().await.unwrap());
-    assert_eq!(mirror.requests() - before, 2);
+    assert_eq!(mirror.requests() - before, 3);
     promote(&*store, "poll-v1").await.unwrap();
     mirror.refresh().await.unwrap();
     let before = mirror.requests();
     for _ in 0..5 {
         assert!(!mirror.refresh().await.unwrap());
     }
-    assert_eq!(mirror.requests() - before, 5, "one request per poll");
+    assert_eq!(
+        mirror.requests() - before,
+        10,
+        "two conditional reads per poll: the catalog manifest and the pointer"
+    );
 }
 
 /// A finished play of `track` by `user`, `minutes` ago.
@@ -496,4 +525,77 @@ async fn encore_consume_archives_what_it_folds() {
     assert_eq!(read.objects, 1, "one page, one object");
     let sent: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     assert_eq!(ids, sent, "every folded event, in order");
+}
+
+/// What the server answers "play Nova Lumen" with: the first Play directive's track id.
+async fn play_nova_lumen(server: &common::TestServer) -> Option<String> {
+    let mut request = common::fixture("play_artist", "");
+    request["request"]["intent"]["slots"]["artist"]["value"] = "nova lumen".into();
+    request["request"]["intent"]["slots"]["artist"]["slotValue"]["value"] = "nova lumen".into();
+    let answer: Value = reqwest::Client::new()
+        .post(server.url("/alexa"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        answer["response"]["outputSpeech"].is_object()
+            || answer["response"]["directives"][0].is_object(),
+        "the listener hears something: {answer}"
+    );
+    let url = answer["response"]["directives"][0]["audioItem"]["stream"]["url"].as_str()?;
+    Some(url.rsplit('/').next()?.split('.').next()?.to_owned())
+}
+
+#[tokio::test]
+async fn a_new_catalog_in_s3_is_served_without_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let (_, store, server, parts) = serve_from_s3("encore-catalog", "cat-v1", data.path()).await;
+    let (models, parser) = (parts.models.clone(), parts.model.clone());
+    let before = models.catalog().manifest.version.clone();
+    assert_eq!(
+        play_nova_lumen(&server).await,
+        None,
+        "not in the catalog yet"
+    );
+
+    // The catalog job's files, the manifest last (as the runbook says).
+    common::import_next_catalog(&data.path().join("models"));
+    for f in ["catalog.parquet", "catalog.search", "manifest.json"] {
+        store
+            .upload(&data.path().join("models").join(f), f)
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    while models.catalog().manifest.version == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "still serving catalog {before}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let demo = Catalog::load(&common::repo().join("models")).unwrap().len();
+    let catalog = models.catalog();
+    assert_eq!(catalog.len(), demo - 1 + 12, "{}", catalog.manifest.version);
+    assert!(
+        catalog.manifest.search_index.is_some(),
+        "the job's search index came along"
+    );
+    let played = play_nova_lumen(&server).await;
+    assert!(
+        played.as_deref().is_some_and(|id| id.starts_with("nova")),
+        "{played:?}"
+    );
+    // The served version is matched to the new catalog, and the text parser knows the
+    // new artist by the catalog's spelling.
+    assert_eq!(models.current_version().as_deref(), Some("cat-v1"));
+    assert_eq!(models.assign("someone").model.unwrap().known, demo - 1);
+    let parsed = parser.locale("en-US").parse("play nova lumen");
+    let artist = parsed.slots.values().find_map(|s| s.id.clone());
+    assert_eq!(artist.as_deref(), Some("Nova Lumen"), "{parsed:?}");
+    server.stop().await;
 }

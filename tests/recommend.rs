@@ -126,7 +126,7 @@ fn with_exploration(share: f32) -> CatalogRecommender {
         exploration: share,
         ..RankSettings::default()
     };
-    CatalogRecommender::with_models(catalog, models, settings)
+    CatalogRecommender::with_models(models, settings)
 }
 
 /// A listener who finished many jazz tracks by one artist and liked a few.

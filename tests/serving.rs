@@ -1,14 +1,17 @@
-//! Serving models: versions load at start and hot-reload without a failed request, an A/B
-//! split assigns listeners to variants and the variant travels into feedback events, the
-//! recommendation cache coalesces, counts and forgets, and a remote model endpoint falls
-//! back to the catalog behind a circuit breaker.
+//! Serving models: versions load at start and hot-reload without a failed request, and so
+//! does a new catalog (every version matched to it again); an A/B split assigns listeners to
+//! variants and the variant travels into feedback events, the recommendation cache
+//! coalesces, counts and forgets, and a remote model endpoint falls back to the catalog
+//! behind a circuit breaker.
 
 use crate::common;
 
 use async_trait::async_trait;
 use encore::app::Components;
 use encore::domain::Profile;
-use encore::domain::{Listener, Mood, Named, Selection, Source, Track, TrackId, TrackLookup};
+use encore::domain::{
+    Listener, Mood, Named, Selection, Source, Track, TrackId, TrackLookup, Wanted,
+};
 use encore::feedback::LocalLog;
 use encore::recommend::model::{ItemFactors, ItemNeighbours, ModelManifest, new_manifest};
 use encore::recommend::{
@@ -101,31 +104,41 @@ fn request<'a>(user: &'a str, selection: &'a Selection) -> RecommendRequest<'a> 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_version_is_served_without_a_restart_or_a_failed_request() {
+/// The demo catalog with version v1, served from a models directory of its own.
+fn serving_v1() -> (
+    tempfile::TempDir,
+    Arc<Catalog>,
+    Arc<ModelSet>,
+    Arc<CatalogRecommender>,
+) {
     let dir = models_dir();
     write_version(dir.path(), "v1", "2026-01-01T00:00:00Z");
     let catalog = Arc::new(Catalog::load(dir.path()).unwrap());
     let models =
         Arc::new(ModelSet::load(dir.path(), catalog.clone(), Experiment::default()).unwrap());
     let r = Arc::new(CatalogRecommender::with_models(
-        catalog,
         models.clone(),
         RankSettings::default(),
     ));
-    let selection = Selection::Mood(Mood::Happy);
-    assert_eq!(
-        r.recommend(request("u", &selection))
-            .await
-            .unwrap()
-            .model_version,
-        "v1"
-    );
+    (dir, catalog, models, r)
+}
 
-    // Listeners keep asking while versions come and go.
+/// Listeners asking, one for each of `selections`, each asking again as soon as it is
+/// answered, until `stop`.
+struct Askers {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    asking: Vec<tokio::task::JoinHandle<usize>>,
+}
+
+fn keep_asking<'a>(
+    r: &Arc<CatalogRecommender>,
+    selections: impl IntoIterator<Item = &'a Selection>,
+) -> Askers {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let askers: Vec<_> = (0..4)
-        .map(|i| {
+    let asking = selections
+        .into_iter()
+        .enumerate()
+        .map(|(i, selection)| {
             let (r, stop, selection) = (r.clone(), stop.clone(), selection.clone());
             tokio::spawn(async move {
                 let mut answered = 0;
@@ -143,6 +156,33 @@ async fn a_new_version_is_served_without_a_restart_or_a_failed_request() {
             })
         })
         .collect();
+    Askers { stop, asking }
+}
+
+impl Askers {
+    /// Stops them; each must have been answered at least once.
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for a in self.asking {
+            assert!(a.await.unwrap() > 0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_is_served_without_a_restart_or_a_failed_request() {
+    let (dir, _, models, r) = serving_v1();
+    let selection = Selection::Mood(Mood::Happy);
+    assert_eq!(
+        r.recommend(request("u", &selection))
+            .await
+            .unwrap()
+            .model_version,
+        "v1"
+    );
+
+    // Listeners keep asking while versions come and go.
+    let askers = keep_asking(&r, [&selection; 4]);
     // A half-written version (no manifest yet) is not picked up.
     std::fs::create_dir_all(dir.path().join("versions/v3-partial")).unwrap();
     write_version(dir.path(), "v2", "2026-02-01T00:00:00Z");
@@ -168,10 +208,7 @@ async fn a_new_version_is_served_without_a_restart_or_a_failed_request() {
             .is_err()
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    stop.store(true, Ordering::Relaxed);
-    for a in askers {
-        assert!(a.await.unwrap() > 0);
-    }
+    askers.stop().await;
     assert_eq!(
         r.recommend(request("u", &selection))
             .await
@@ -542,7 +579,7 @@ async fn an_item_item_version_serves_its_neighbours_after_a_track_and_to_a_liste
     let catalog = Arc::new(catalog);
     let models =
         Arc::new(ModelSet::load(dir.path(), catalog.clone(), Experiment::default()).unwrap());
-    let r = CatalogRecommender::with_models(catalog, models, RankSettings::default());
+    let r = CatalogRecommender::with_models(models, RankSettings::default());
 
     // "More like this": the model's neighbours of the seed are played; from the catalog
     // alone they are not.
@@ -616,7 +653,7 @@ async fn an_item_item_version_with_recency_follows_what_the_listener_played_last
         let catalog = Arc::new(Catalog::load(dir.path()).unwrap());
         let models =
             Arc::new(ModelSet::load(dir.path(), catalog.clone(), Experiment::default()).unwrap());
-        let r = CatalogRecommender::with_models(catalog, models, RankSettings::default());
+        let r = CatalogRecommender::with_models(models, RankSettings::default());
         let listener = &listener;
         let jazz_please = &jazz_please;
         async move {
@@ -640,4 +677,99 @@ async fn an_item_item_version_with_recency_follows_what_the_listener_played_last
     // latest leads.
     assert_eq!(top_two(None).await, theirs);
     assert_eq!(top_two(Some(1.0)).await, its);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_catalog_is_served_without_a_restart_or_a_failed_request() {
+    let (dir, catalog, models, r) = serving_v1();
+    let new_artist = Selection::Artist(common::NEW_ARTIST.into());
+    assert!(matches!(
+        r.recommend(request("u", &new_artist)).await,
+        Err(RecommendError::NoMatch(_))
+    ));
+    let first = catalog.tracks()[0].id.clone();
+    let known_before = models.assign("u").model.unwrap().known;
+    // A request that started before the swap.
+    let in_flight = models.assign("u");
+
+    // Listeners keep asking, a mood and "more like this", while the catalog changes.
+    let seed = catalog.tracks()[5].id.clone();
+    let happy = Selection::Mood(Mood::Happy);
+    let like = Selection::LikeTrack(seed.clone());
+    let askers = keep_asking(&r, [&happy, &like, &happy, &like]);
+    let dropped = common::import_next_catalog(dir.path());
+    assert_eq!(dropped, first);
+    let m = models.clone();
+    assert!(
+        tokio::task::spawn_blocking(move || m.reload())
+            .await
+            .unwrap()
+            .unwrap(),
+        "a new manifest is a new catalog"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    askers.stop().await;
+
+    // The new catalog is served: its tracks are recommended, searched and looked up; the
+    // one it dropped is gone.
+    let rec = r.recommend(request("u", &new_artist)).await.unwrap();
+    assert!(
+        rec.tracks.iter().all(|t| t.artist == common::NEW_ARTIST),
+        "{rec:?}"
+    );
+    assert_eq!(rec.model_version, "v1", "the served version stays");
+    let asked = Named {
+        wanted: Wanted::Song,
+        name: "aurora number 7".into(),
+        artist: Some(common::NEW_ARTIST.into()),
+    };
+    let found = r.search(&asked, 1);
+    assert_eq!(found.first().map(|(t, _)| t.id.0.as_str()), Some("nova07"));
+    assert!(r.track(&TrackId("nova03".into())).is_some());
+    assert!(r.track(&dropped).is_none());
+    for _ in 0..20 {
+        let rec = r
+            .recommend(request("u", &Selection::Mood(Mood::Happy)))
+            .await
+            .unwrap();
+        assert!(rec.tracks.iter().all(|t| t.id != dropped));
+    }
+    // The version is matched to the new catalog: the dropped track is no longer among
+    // the ones it knows, and its rows follow the new order ("more like this" by the model).
+    let model = models.assign("u").model.unwrap();
+    assert_eq!(model.known, known_before - 1);
+    let like = r
+        .recommend(request("u", &Selection::LikeTrack(seed.clone())))
+        .await
+        .unwrap();
+    assert!(like.tracks.iter().all(|t| t.id != seed && t.id != dropped));
+    // The request that started before keeps the catalog it started with.
+    assert!(in_flight.catalog.track(&dropped).is_some());
+    assert!(in_flight.catalog.track(&TrackId("nova03".into())).is_none());
+
+    // A catalog that does not load: the served one stays, and it is not tried again until
+    // its manifest changes.
+    let mut broken = encore::recommend::Manifest::read(dir.path()).unwrap();
+    broken.version = "broken".into();
+    broken.catalog = "missing.parquet".into();
+    broken.write(dir.path()).unwrap();
+    let m = models.clone();
+    let failed = tokio::task::spawn_blocking(move || m.reload())
+        .await
+        .unwrap();
+    assert!(
+        failed
+            .as_ref()
+            .is_err_and(|e| format!("{:?}", e).contains("missing.parquet")),
+        "{failed:?}"
+    );
+    let m = models.clone();
+    assert!(
+        !tokio::task::spawn_blocking(move || m.reload())
+            .await
+            .unwrap()
+            .unwrap()
+    );
+    assert!(r.track(&TrackId("nova03".into())).is_some());
+    assert_ne!(r.catalog().manifest.version, "broken");
 }

@@ -103,7 +103,7 @@ async fn the_spark_job_trains_on_the_archive_and_the_server_serves_its_version()
     storage.models = encore::objects::Location::Dir(models);
     let parts = Components::load(&storage).await.unwrap();
     assert_eq!(parts.models.current_version().as_deref(), Some("spark-v1"));
-    let (_, model) = parts.models.assign("spark-user-1");
+    let model = parts.models.assign("spark-user-1").model;
     assert_eq!(
         model.as_ref().map(|m| m.known),
         Some(30),

@@ -5,7 +5,7 @@ use crate::domain::Track;
 use crate::offline::train::progress_count;
 use crate::offline::{CATALOG_FILE, PLACEHOLDER_STREAM, catalog_manifest, synth};
 use crate::recommend::{
-    Catalog, SEARCH_FILE, read_tracks_csv, write_tracks_csv, write_tracks_parquet,
+    Catalog, Manifest, SEARCH_FILE, read_tracks_csv, write_tracks_csv, write_tracks_parquet,
 };
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -90,16 +90,21 @@ pub fn run(command: &CatalogCommand) -> anyhow::Result<String> {
         CatalogCommand::Import(args) => import(args),
         CatalogCommand::Synth(args) => synthesize(args),
         CatalogCommand::Export(args) => export(args),
-        CatalogCommand::Index(args) => index(&args.models),
+        CatalogCommand::Index(args) => index(&args.models, None),
     }
 }
 
 /// `encore catalog index`: loads the catalog (building its search index) and saves the index
-/// beside it.
-fn index(models: &std::path::Path) -> anyhow::Result<String> {
+/// beside it. With `manifest`, the catalog it names, and the manifest is written (naming
+/// the index) only then: a server watching `models` swaps in the new catalog once, with
+/// its index.
+fn index(models: &std::path::Path, manifest: Option<Manifest>) -> anyhow::Result<String> {
     eprintln!("loading {} and building its search index", models.display());
     let started = std::time::Instant::now();
-    let catalog = Catalog::load(models)?;
+    let catalog = match manifest {
+        Some(manifest) => Catalog::load_as(models, manifest)?,
+        None => Catalog::load(models)?,
+    };
     catalog.save_search_index(models)?;
     Ok(format!(
         "saved the search index of {} tracks to {} in {:.1} s",
@@ -146,11 +151,10 @@ fn import(args: &CatalogImportArgs) -> anyhow::Result<String> {
         read.tracks.len(),
         &args.file.display().to_string(),
     )?;
-    // The catalog first, the manifest that names it last.
+    // The catalog first, its search index, and the manifest that names them last.
     let written = write_tracks_parquet(&args.out.join(CATALOG_FILE), &read.tracks)?;
-    manifest.write(&args.out)?;
     drop(read);
-    let indexed = index(&args.out)?;
+    let indexed = index(&args.out, Some(manifest))?;
     Ok(format!(
         "imported {written} tracks into {} ({} bad rows skipped, {} repeated track ids dropped)\n{indexed}",
         args.out.display(),
@@ -177,11 +181,10 @@ fn synthesize(args: &CatalogSynthArgs) -> anyhow::Result<String> {
         (write_tracks_parquet(&path, made)?, Vec::new())
     };
     progress.finish_and_clear();
-    manifest.write(&args.out)?;
     let mut done = format!(
         "wrote {written} synthetic tracks to {}\n{}",
         args.out.display(),
-        index(&args.out)?
+        index(&args.out, Some(manifest))?
     );
     if args.users > 0 {
         let data = synth::interactions(&tracks, args.users, args.plays_per_user, args.seed);

@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 /// What the serving path is scored with, built once for every set of weights.
 pub struct ServingPath {
-    catalog: Arc<Catalog>,
     models: Arc<ModelSet>,
     profiles: Vec<Profile>,
     /// The version served: what validation thought best of the single models.
@@ -47,8 +46,8 @@ impl ServingPath {
             report.chosen.kind()
         );
         let models = match served.served(train) {
-            Some(model) => ModelSet::with_model(catalog.clone(), model),
-            None => ModelSet::empty(catalog.clone(), Default::default()),
+            Some(model) => ModelSet::with_model(catalog, model),
+            None => ModelSet::empty(catalog, Default::default()),
         };
         let default = Fitted::fit(&report.chosen, train);
         let history = user_recency(train);
@@ -67,7 +66,6 @@ impl ServingPath {
             });
         }
         ServingPath {
-            catalog,
             models: Arc::new(models),
             profiles,
             served,
@@ -89,8 +87,7 @@ impl ServingPath {
             weights,
             ..RankSettings::default()
         };
-        let r =
-            CatalogRecommender::with_models(self.catalog.clone(), self.models.clone(), settings);
+        let r = CatalogRecommender::with_models(self.models.clone(), settings);
         let mut lists = std::collections::HashMap::with_capacity(test.len());
         for (u, _) in test {
             let profile = &self.profiles[*u as usize];

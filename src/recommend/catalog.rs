@@ -59,7 +59,32 @@ pub struct Catalog {
     /// of popular tracks point at one copy, as they did when the catalog held every track
     /// whole.
     made: moka::sync::Cache<TrackIx, Arc<Track>>,
+    /// The manifest it was loaded from, when it was loaded from a directory.
+    stamp: Option<Stamp>,
+    /// Unique to this catalog in this process: what a cache of track indexes is keyed by,
+    /// so a swapped-in catalog never reads another's indexes.
+    generation: u64,
 }
+
+/// Which catalog a models directory holds: its manifest's text. The catalog job writes the
+/// manifest last, so a new manifest is a new catalog; a server swaps it in when it sees one
+/// (`ModelSet::reload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp(u64);
+
+impl Stamp {
+    fn of(text: &str) -> Self {
+        Stamp(xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+    }
+
+    /// The stamp of the catalog in `dir` now.
+    pub fn read(dir: &Path) -> Result<Self, CatalogError> {
+        Ok(Stamp::of(&Manifest::text(dir)?))
+    }
+}
+
+/// Numbers catalogs as they are made (`Catalog::generation`).
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The words' temporary file failed (`table.rs`).
 fn scratch(source: std::io::Error) -> CatalogError {
@@ -96,12 +121,17 @@ pub const MANIFEST: &str = "manifest.json";
 
 impl Manifest {
     pub fn read(dir: &Path) -> Result<Self, CatalogError> {
+        Manifest::parse(dir, &Manifest::text(dir)?)
+    }
+
+    fn text(dir: &Path) -> Result<String, CatalogError> {
         let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(|source| CatalogError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| CatalogError::Parse {
+        std::fs::read_to_string(&path).map_err(|source| CatalogError::Io { path, source })
+    }
+
+    fn parse(dir: &Path, text: &str) -> Result<Self, CatalogError> {
+        let path = dir.join(MANIFEST);
+        let manifest: Manifest = serde_json::from_str(text).map_err(|e| CatalogError::Parse {
             path: path.clone(),
             source: crate::error::cause(e),
         })?;
@@ -121,10 +151,15 @@ impl Manifest {
         Ok(())
     }
 
+    /// Writes `dir/manifest.json` whole or not at all (through a file renamed into place):
+    /// a server polling the directory never reads half of one.
     pub fn write(&self, dir: &Path) -> Result<(), CatalogError> {
-        let path = dir.join("manifest.json");
+        let path = dir.join(MANIFEST);
+        let partial = dir.join(".manifest.json.partial");
         let text = serde_json::to_string_pretty(self).expect("a manifest serializes");
-        std::fs::write(&path, text + "\n").map_err(|source| CatalogError::Io { path, source })
+        std::fs::write(&partial, text + "\n")
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .map_err(|source| CatalogError::Io { path, source })
     }
 }
 
@@ -133,7 +168,15 @@ impl Catalog {
     /// number and skipped. Each row goes straight into the columns: no track is held whole
     /// on the way.
     pub fn load(dir: &Path) -> Result<Self, CatalogError> {
-        let manifest = Manifest::read(dir)?;
+        let text = Manifest::text(dir)?;
+        let mut catalog = Catalog::load_as(dir, Manifest::parse(dir, &text)?)?;
+        catalog.stamp = Some(Stamp::of(&text));
+        Ok(catalog)
+    }
+
+    /// Loads the catalog `manifest` names in `dir`, whatever `dir/manifest.json` says: for
+    /// a catalog job that indexes a catalog before it writes the manifest naming it.
+    pub fn load_as(dir: &Path, manifest: Manifest) -> Result<Self, CatalogError> {
         let file = dir.join(&manifest.catalog);
         let started = std::time::Instant::now();
         let mut builder = TableBuilder::new(
@@ -233,7 +276,20 @@ impl Catalog {
             popular: by_popularity,
             search,
             made: moka::sync::Cache::new(MADE_TRACKS),
+            stamp: None,
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// The manifest this catalog was loaded from; none when it was not loaded from a
+    /// directory.
+    pub fn stamp(&self) -> Option<Stamp> {
+        self.stamp
+    }
+
+    /// Unique to this catalog in this process (its track indexes are its own).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The tracks that best match a song title or an album name as a listener said it (and

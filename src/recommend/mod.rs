@@ -25,7 +25,7 @@ mod table;
 pub use ann::{Built as IndexBuilt, PROBES};
 pub use cache::CachedRecommender;
 pub use catalog::{
-    BadRow, Catalog, CatalogError, CsvTracks, Manifest, SEARCH_FILE, TrackIx, normalize,
+    BadRow, Catalog, CatalogError, CsvTracks, Manifest, SEARCH_FILE, Stamp, TrackIx, normalize,
     read_tracks_csv, write_tracks_csv,
 };
 pub use factors::{Like, ServedFactors, index_version};
@@ -38,7 +38,7 @@ pub use published::{
 pub use rank::{CatalogRecommender, RankSettings, RankWeights, spread_artists};
 pub use remote::{Breaker, RemoteRecommender, RemoteSettings};
 pub use search::{GOOD_MATCH, SearchIndex};
-pub use serving::{Experiment, ModelSet, ServedModel, VariantSpec, assign_variant};
+pub use serving::{Assigned, Experiment, ModelSet, ServedModel, VariantSpec, assign_variant};
 pub use table::{TrackRef, TrackTable};
 
 use crate::domain::{Named, Profile, Reason, Reasons, Selection, Track, TrackId, TrackLookup};

@@ -152,6 +152,9 @@ pub enum ModelError {
         #[source]
         source: crate::error::Cause,
     },
+    /// The catalog the versions are matched to did not load.
+    #[error("the catalog did not load")]
+    Catalog(#[from] super::catalog::CatalogError),
 }
 
 pub(super) fn unparsable(

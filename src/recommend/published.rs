@@ -218,6 +218,9 @@ pub async fn rollback(store: &dyn ObjectStore) -> Result<Pointer, PublishError> 
 struct Seen {
     /// The remote pointer's tag, for the conditional read.
     pointer_tag: Option<String>,
+    /// The remote catalog manifest's tag, for the conditional read: set once its catalog is
+    /// copied, or found not to be whole (then not tried again until it changes).
+    manifest_tag: Option<String>,
     /// The version unpinned variants should serve, by the last poll.
     current: Option<String>,
     /// Whether every wanted version is in place (a poll that finds the pointer unchanged
@@ -252,7 +255,7 @@ impl ModelMirror {
             pinned,
             seen: Default::default(),
         };
-        mirror.copy_catalog().await?;
+        mirror.copy_catalog(&mut *mirror.seen.lock().await).await?;
         mirror.refresh().await?;
         Ok(mirror)
     }
@@ -313,18 +316,37 @@ impl ModelMirror {
         Ok(())
     }
 
-    /// `manifest.json`, the catalog it names and the catalog's saved search index; each
-    /// file is downloaded again only when its tag changed.
-    async fn copy_catalog(&self) -> Result<(), PublishError> {
-        let Fetched::Found { bytes, .. } = self.store.get(super::catalog::MANIFEST, None).await?
-        else {
-            return Err(invalid(
-                &*self.store,
-                super::catalog::MANIFEST,
-                "no catalog manifest: upload the models directory first",
-            ));
+    /// A new catalog into the local copy when the remote `manifest.json` changed: the
+    /// catalog it names, the catalog's saved search index (each downloaded again only when
+    /// its tag changed), and the manifest last, so the server's next reload
+    /// (`ModelSet::reload`) swaps in the whole of it. Returns whether there was a new one.
+    async fn copy_catalog(&self, seen: &mut Seen) -> Result<bool, PublishError> {
+        let (bytes, tag) = match self
+            .store
+            .get(super::catalog::MANIFEST, seen.manifest_tag.as_deref())
+            .await?
+        {
+            Fetched::Unchanged => return Ok(false),
+            Fetched::Found { bytes, tag } => (bytes, tag),
+            Fetched::Missing => {
+                return Err(invalid(
+                    &*self.store,
+                    super::catalog::MANIFEST,
+                    "no catalog manifest: upload the models directory first",
+                ));
+            }
         };
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        let copied = self.copy_catalog_of(&bytes).await;
+        // One that is not whole is not downloaded again until it changes; a store that
+        // did not answer is asked again at the next poll.
+        if !matches!(copied, Err(PublishError::Objects(_))) {
+            seen.manifest_tag = Some(tag);
+        }
+        copied.map(|()| true)
+    }
+
+    async fn copy_catalog_of(&self, bytes: &[u8]) -> Result<(), PublishError> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             invalid(
                 &*self.store,
                 super::catalog::MANIFEST,
@@ -347,20 +369,25 @@ impl ModelMirror {
             }
         }
         let path = self.local.join(super::catalog::MANIFEST);
-        std::fs::write(&path, &bytes).map_err(io(&path))
+        let partial = self.local.join(".manifest.json.partial");
+        std::fs::write(&partial, bytes)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .map_err(io(&path))
     }
 
-    /// Looks for a new pointer (or, with none, a new upload), brings the versions now
-    /// wanted into the local copy, and moves the local pointer. Returns whether the local
-    /// copy changed. A version that does not read is refused and the local pointer stays.
+    /// Brings a new catalog into the local copy, looks for a new pointer (or, with none, a
+    /// new upload), brings the versions now wanted into the local copy, and moves the local
+    /// pointer. Returns whether the local copy changed. A version that does not read is
+    /// refused and the local pointer stays.
     pub async fn refresh(&self) -> Result<bool, PublishError> {
         let mut seen = self.seen.lock().await;
+        let new_catalog = self.copy_catalog(&mut seen).await?;
         match self
             .store
             .get(POINTER_FILE, seen.pointer_tag.as_deref())
             .await?
         {
-            Fetched::Unchanged if seen.settled => return Ok(false),
+            Fetched::Unchanged if seen.settled => return Ok(new_catalog),
             Fetched::Unchanged => {}
             Fetched::Found { bytes, tag } => {
                 let pointer = parse_pointer(&*self.store, &bytes)?;
@@ -378,10 +405,10 @@ impl ModelMirror {
                 settled = false;
             }
         }
-        let mut changed = false;
+        let mut changed = new_catalog;
         if let Some(current) = seen.current.clone() {
             if self.bring(&current, &mut seen.refused).await? {
-                changed = self.point_at(&current)?;
+                changed |= self.point_at(&current)?;
             } else {
                 settled = false;
             }
@@ -597,8 +624,8 @@ mod tests {
         assert!(!mirror.refresh().await.unwrap());
         assert_eq!(
             mirror.requests() - before,
-            2,
-            "the pointer and one listing, no download"
+            3,
+            "the catalog manifest, the pointer and one listing, no download"
         );
 
         // Rolled back past it: v2 again, and what nothing serves leaves the cache.

@@ -27,7 +27,7 @@
 
 use super::catalog::{Catalog, TrackIx, best_first, likeness, normalize};
 use super::factors::Like;
-use super::serving::{Experiment, Had, Listener, ModelSet, ServedModel};
+use super::serving::{Assigned, Experiment, Had, Listener, ModelSet, ServedModel};
 use super::table::TrackRef;
 use super::{
     Ranked, RecommendError, RecommendRequest, Recommendation, Recommender, mood_target,
@@ -213,28 +213,31 @@ impl Default for RankSettings {
     }
 }
 
+/// Ranks from the catalog and the model versions `ModelSet` serves (which swaps both).
 pub struct CatalogRecommender {
-    catalog: Arc<Catalog>,
     models: Arc<ModelSet>,
     settings: RankSettings,
-    /// Candidates per (selection, model version).
-    candidates: Cache<(Selection, String), Arc<[TrackIx]>>,
+    /// Candidates per (catalog generation, selection, model version): track indexes are
+    /// the catalog's own.
+    candidates: Cache<(u64, Selection, String), Arc<[TrackIx]>>,
+}
+
+/// One request's ranking: the catalog it was assigned (kept to its end, whatever is
+/// swapped in meanwhile) and the settings.
+struct Ranking<'a> {
+    catalog: &'a Catalog,
+    settings: &'a RankSettings,
 }
 
 impl CatalogRecommender {
     /// The catalog alone: no model, no exploration.
     pub fn new(catalog: Arc<Catalog>) -> Self {
-        let models = Arc::new(ModelSet::empty(catalog.clone(), Experiment::default()));
-        Self::with_models(catalog, models, RankSettings::default())
+        let models = Arc::new(ModelSet::empty(catalog, Experiment::default()));
+        Self::with_models(models, RankSettings::default())
     }
 
-    pub fn with_models(
-        catalog: Arc<Catalog>,
-        models: Arc<ModelSet>,
-        settings: RankSettings,
-    ) -> Self {
+    pub fn with_models(models: Arc<ModelSet>, settings: RankSettings) -> Self {
         CatalogRecommender {
-            catalog,
             models,
             settings,
             candidates: Cache::builder()
@@ -244,8 +247,9 @@ impl CatalogRecommender {
         }
     }
 
-    pub fn catalog(&self) -> &Arc<Catalog> {
-        &self.catalog
+    /// The catalog served now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.models.catalog()
     }
 
     pub fn models(&self) -> &Arc<ModelSet> {
@@ -254,16 +258,19 @@ impl CatalogRecommender {
 
     async fn candidates(
         &self,
+        r: &Ranking<'_>,
         selection: &Selection,
         model: Option<&ServedModel>,
     ) -> Arc<[TrackIx]> {
         let version = model.map(|m| m.version().to_owned()).unwrap_or_default();
-        let key = (selection.clone(), version);
+        let key = (r.catalog.generation(), selection.clone(), version);
         self.candidates
-            .get_with(key, async { self.find_candidates(selection, model).into() })
+            .get_with(key, async { r.find_candidates(selection, model).into() })
             .await
     }
+}
 
+impl Ranking<'_> {
     fn find_candidates(&self, selection: &Selection, model: Option<&ServedModel>) -> Vec<TrackIx> {
         // "More like this" by the model's embeddings when it knows the seed.
         if let (Selection::LikeTrack(id), Some(factors)) =
@@ -490,11 +497,19 @@ fn thompson(outcomes: &Outcomes<'_>, t: TrackRef<'_>, rng: &mut impl Rng) -> f32
 #[async_trait]
 impl Recommender for CatalogRecommender {
     async fn recommend(&self, req: RecommendRequest<'_>) -> Result<Recommendation, RecommendError> {
-        let (variant, model) = self.models.assign(req.user_id);
+        let Assigned {
+            variant,
+            catalog,
+            model,
+        } = self.models.assign(req.user_id);
+        let r = Ranking {
+            catalog: &catalog,
+            settings: &self.settings,
+        };
         let model = model.as_deref();
-        let pool = self.candidates(req.selection, model).await;
+        let pool = self.candidates(&r, req.selection, model).await;
         let (extra, precomputed) = match req.profile {
-            Some(p) => self.personal_candidates(req.selection, p),
+            Some(p) => r.personal_candidates(req.selection, p),
             None => Default::default(),
         };
         let excluded: HashSet<&str> = req.exclude.iter().map(|t| t.0.as_str()).collect();
@@ -515,14 +530,14 @@ impl Recommender for CatalogRecommender {
                     .profile
                     .is_none_or(|p| p.explicit_allowed || !t.explicit())
         };
-        self.catalog.prefetch_ids(&pool);
-        self.catalog.prefetch_ids(&extra);
+        r.catalog.prefetch_ids(&pool);
+        r.catalog.prefetch_ids(&extra);
         let mut seen = HashSet::with_capacity(pool.len() + extra.len());
         let candidates: Vec<TrackIx> = pool
             .iter()
             .chain(&extra)
             .copied()
-            .filter(|&ix| seen.insert(ix) && allowed(self.catalog.at(ix)))
+            .filter(|&ix| seen.insert(ix) && allowed(r.catalog.at(ix)))
             .collect();
         if candidates.is_empty() {
             return Err(RecommendError::NoMatch(req.selection.clone()));
@@ -534,7 +549,7 @@ impl Recommender for CatalogRecommender {
             .unwrap_or_default();
         let known = req.profile.filter(|p| p.is_known());
         let user = match (known, model) {
-            (Some(p), Some(m)) => self.listener(p, m),
+            (Some(p), Some(m)) => r.listener(p, m),
             _ => None,
         };
         // The listener's vector scores every candidate by its exact factors: read them
@@ -554,7 +569,7 @@ impl Recommender for CatalogRecommender {
                     .enumerate()
                     .map(|(pos, &ix)| (ix, weight * (1.0 - pos as f32 / pool.len() as f32)))
                     .collect();
-                if let (Some(m), Some(seed)) = (model, self.catalog.index_of(id)) {
+                if let (Some(m), Some(seed)) = (model, r.catalog.index_of(id)) {
                     let (to, w) = m.neighbours(seed);
                     let strongest = w.first().copied().unwrap_or(0.0);
                     if strongest > 0.0 {
@@ -570,7 +585,7 @@ impl Recommender for CatalogRecommender {
         };
         let terms = |ix: TrackIx| Terms {
             closeness: closeness.get(&ix).copied().unwrap_or(0.0),
-            ..self.score(
+            ..r.score(
                 ix,
                 req.profile,
                 &outcomes,
@@ -593,11 +608,11 @@ impl Recommender for CatalogRecommender {
         let (fresh, stale): (Vec<TrackIx>, Vec<TrackIx>) = scored
             .into_iter()
             .map(|(_, ix)| ix)
-            .partition(|&ix| !recent.contains(self.catalog.at(ix).id()));
-        let (ranked, explored) = self.explore(fresh, stale, &outcomes, req.limit);
+            .partition(|&ix| !recent.contains(r.catalog.at(ix).id()));
+        let (ranked, explored) = r.explore(fresh, stale, &outcomes, req.limit);
         let spread = spread_by(
             ranked.into_iter(),
-            |&ix| self.catalog.at(ix).artist_number(),
+            |&ix| r.catalog.at(ix).artist_number(),
             req.limit,
             self.settings.max_artist_run,
         );
@@ -608,7 +623,7 @@ impl Recommender for CatalogRecommender {
                 true => Reason::Exploring,
                 false => terms(ix).reason(),
             };
-            (self.catalog.whole(ix), why)
+            (r.catalog.whole(ix), why)
         });
         let tracks = Ranked::with_reasons(picks)
             .ok_or_else(|| RecommendError::NoMatch(req.selection.clone()))?;
@@ -616,7 +631,7 @@ impl Recommender for CatalogRecommender {
             id: recommendation_id(),
             model_version: model
                 .map(|m| m.version().to_owned())
-                .unwrap_or_else(|| self.catalog.manifest.version.clone()),
+                .unwrap_or_else(|| catalog.manifest.version.clone()),
             experiment: self.models.experiment().name.clone(),
             variant: variant.to_owned(),
             tracks,
@@ -624,17 +639,17 @@ impl Recommender for CatalogRecommender {
     }
 
     fn search(&self, named: &Named, limit: usize) -> Vec<(Arc<Track>, f32)> {
-        self.catalog.search(named, limit)
+        self.models.catalog().search(named, limit)
     }
 
     fn model_version(&self) -> String {
         self.models
             .current_version()
-            .unwrap_or_else(|| self.catalog.manifest.version.clone())
+            .unwrap_or_else(|| self.models.catalog().manifest.version.clone())
     }
 }
 
-impl CatalogRecommender {
+impl Ranking<'_> {
     /// The ranked list with the exploration share of its slots (never the first) given to the
     /// fresh candidate with the highest Thompson sample, and the tracks those slots took.
     fn explore(
@@ -739,7 +754,7 @@ fn spread_by<T, A: PartialEq>(
 
 impl TrackLookup for CatalogRecommender {
     fn track(&self, id: &TrackId) -> Option<Arc<Track>> {
-        self.catalog.track(id)
+        self.models.catalog().track(id)
     }
 }
 

@@ -2,7 +2,7 @@
 //! listeners between them, and hot reloading. A listener's variant is a pure function of the
 //! user id and the experiment's name, so every instance agrees without shared state.
 
-use super::catalog::{Catalog, TrackIx};
+use super::catalog::{Catalog, Stamp, TrackIx};
 use super::factors::ServedFactors;
 use super::model::{
     FORMAT, ItemNeighbours, Model, ModelError, ModelManifest, POINTER_FILE, Recency, expect_format,
@@ -293,34 +293,51 @@ pub fn assign_variant(user_id: &str, experiment: &str, variants: &[VariantSpec])
     variants.len() - 1
 }
 
-/// What each variant serves now.
+/// What is served now: the catalog, and what each variant serves matched to it.
 struct Served {
+    catalog: Arc<Catalog>,
     models: Vec<Option<Arc<ServedModel>>>,
 }
 
-/// The served model versions and the experiment over them, swapped atomically on reload:
-/// a request holds the model it started with until it ends.
+/// The served catalog, the model versions and the experiment over them, swapped atomically
+/// on reload: a request holds the catalog and the model it started with until it ends. A new
+/// catalog comes with every served version matched to it again, so the two always agree.
 pub struct ModelSet {
     dir: Option<PathBuf>,
-    catalog: Arc<Catalog>,
     experiment: Experiment,
     served: ArcSwap<Served>,
-    /// Versions already loaded, by version.
-    loaded: Mutex<HashMap<String, Arc<ServedModel>>>,
+    /// One reload at a time (a catalog's load is the largest allocation a server makes).
+    reloads: Mutex<Reloads>,
+}
+
+/// What reloads remember between them.
+#[derive(Default)]
+struct Reloads {
+    /// Versions already loaded against the served catalog, by version.
+    loaded: HashMap<String, Arc<ServedModel>>,
+    /// A catalog that did not load: not tried again until its manifest changes.
+    refused: Option<Stamp>,
+}
+
+/// What one request is served: its variant, the catalog and the variant's model.
+pub struct Assigned<'a> {
+    pub variant: &'a str,
+    pub catalog: Arc<Catalog>,
+    pub model: Option<Arc<ServedModel>>,
 }
 
 impl ModelSet {
     /// No model: every variant ranks without embeddings.
     pub fn empty(catalog: Arc<Catalog>, experiment: Experiment) -> Self {
         let served = Served {
+            catalog,
             models: vec![None; experiment.variants.len()],
         };
         ModelSet {
             dir: None,
-            catalog,
             experiment,
             served: ArcSwap::from_pointee(served),
-            loaded: Mutex::default(),
+            reloads: Mutex::default(),
         }
     }
 
@@ -328,24 +345,27 @@ impl ModelSet {
     /// serving path as offline evaluation scores it.
     pub fn with_model(catalog: Arc<Catalog>, model: Model) -> Self {
         let served = Arc::new(ServedModel::new(model, &catalog));
-        let set = ModelSet::empty(catalog, Experiment::default());
+        let set = ModelSet::empty(catalog.clone(), Experiment::default());
         set.served.store(Arc::new(Served {
+            catalog,
             models: vec![Some(served)],
         }));
         set
     }
 
-    /// Loads the versions the experiment needs from `models_dir/versions`. A pinned version
-    /// that is missing or unreadable is an error; no versions at all is not (the catalog
-    /// alone still recommends).
+    /// Loads the versions the experiment needs from `models_dir/versions`, matched to
+    /// `catalog` (loaded from `models_dir`). A pinned version that is missing or unreadable
+    /// is an error; no versions at all is not (the catalog alone still recommends). From
+    /// here on the catalog is read a few tracks a request (`Catalog::read_at_random`).
     pub fn load(
         models_dir: &Path,
         catalog: Arc<Catalog>,
         experiment: Experiment,
     ) -> Result<Self, ModelError> {
-        let mut set = ModelSet::empty(catalog, experiment);
+        let mut set = ModelSet::empty(catalog.clone(), experiment);
         set.dir = Some(models_dir.to_owned());
         set.reload()?;
+        catalog.read_at_random();
         Ok(set)
     }
 
@@ -353,13 +373,70 @@ impl ModelSet {
         &self.experiment
     }
 
-    /// Rescans the versions and serves the promoted one (`POINTER_FILE`), or the newest when
-    /// none is promoted, and any pinned ones. Returns whether
-    /// anything changed. On error the models served so far stay.
+    /// The catalog served now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.served.load().catalog.clone()
+    }
+
+    /// Rescans the directory: swaps in a new catalog when its manifest changed (loading
+    /// every served version again against it), and serves the promoted version
+    /// (`POINTER_FILE`), or the newest when none is promoted, and any pinned ones. Returns
+    /// whether anything changed. On error what is served so far stays; a catalog that did
+    /// not load is not tried again until its manifest changes.
     pub fn reload(&self) -> Result<bool, ModelError> {
         let Some(dir) = &self.dir else {
             return Ok(false);
         };
+        let mut reloads = self.reloads.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.served.load_full();
+        // Only a catalog loaded from the directory is swapped for the directory's.
+        let new_catalog = match current.catalog.stamp() {
+            Some(served) => {
+                Some(Stamp::read(dir)?).filter(|&now| now != served && Some(now) != reloads.refused)
+            }
+            None => None,
+        };
+        let Some(stamp) = new_catalog else {
+            let models = self.wanted(dir, &current.catalog, &mut reloads.loaded)?;
+            return Ok(self.serve(&current, current.catalog.clone(), models, &mut reloads));
+        };
+        // A new catalog, and every served version matched to it, beside what is served.
+        let started = std::time::Instant::now();
+        let swapped = Catalog::load(dir)
+            .map_err(ModelError::from)
+            .and_then(|catalog| {
+                let mut loaded = HashMap::new();
+                let models = self.wanted(dir, &catalog, &mut loaded)?;
+                Ok((Arc::new(catalog), models, loaded))
+            });
+        let (catalog, models, loaded) = match swapped {
+            Ok(swapped) => swapped,
+            Err(e) => {
+                reloads.refused = Some(stamp);
+                return Err(e);
+            }
+        };
+        catalog.read_at_random();
+        tracing::info!(
+            version = catalog.manifest.version,
+            tracks = catalog.len(),
+            was = current.catalog.manifest.version,
+            took_ms = started.elapsed().as_millis() as u64,
+            "serving a new catalog"
+        );
+        reloads.loaded = loaded;
+        self.serve(&current, catalog, models, &mut reloads);
+        Ok(true)
+    }
+
+    /// The versions each variant should serve now, matched to `catalog`: those in `loaded`
+    /// as they are, the others loaded into it.
+    fn wanted(
+        &self,
+        dir: &Path,
+        catalog: &Catalog,
+        loaded: &mut HashMap<String, Arc<ServedModel>>,
+    ) -> Result<Vec<Option<Arc<ServedModel>>>, ModelError> {
         let versions = list_versions(dir);
         // Unpinned variants serve the promoted version, or the newest when none is.
         let current = match read_pointer(dir)? {
@@ -395,82 +472,63 @@ impl ModelSet {
                 None => current,
             };
             models.push(match found {
-                Some((version, path)) => Some(self.get_or_load(version, path)?),
+                Some((version, path)) => Some(get_or_load(version, path, catalog, loaded)?),
                 None => None,
             });
         }
-        let current = self.served.load();
-        let changed = models.len() != current.models.len()
+        Ok(models)
+    }
+
+    /// Serves `catalog` and `models` when they differ from `current`; returns whether they
+    /// did. Only what is served stays loaded.
+    fn serve(
+        &self,
+        current: &Served,
+        catalog: Arc<Catalog>,
+        models: Vec<Option<Arc<ServedModel>>>,
+        reloads: &mut Reloads,
+    ) -> bool {
+        let changed = !Arc::ptr_eq(&catalog, &current.catalog)
+            || models.len() != current.models.len()
             || models
                 .iter()
                 .zip(&current.models)
                 .any(|(a, b)| a.as_ref().map(|m| m.version()) != b.as_ref().map(|m| m.version()));
-        if changed {
-            for (v, m) in self.experiment.variants.iter().zip(&current.models) {
-                if let Some(m) = m {
-                    metrics::gauge!("encore_model_info", "variant" => v.name.clone(), "version" => m.version().to_owned()).set(0.0);
-                }
-            }
-            for (v, m) in self.experiment.variants.iter().zip(&models) {
-                if let Some(m) = m {
-                    metrics::gauge!("encore_model_info", "variant" => v.name.clone(), "version" => m.version().to_owned()).set(1.0);
-                }
-                tracing::info!(
-                    experiment = self.experiment.name,
-                    variant = v.name,
-                    model_version = m.as_ref().map(|m| m.version()).unwrap_or("none"),
-                    "serving model"
-                );
-            }
-            self.served.store(Arc::new(Served { models }));
-            // Keep only what is served.
-            let served = self.served.load();
-            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-            loaded.retain(|version, _| {
-                served
-                    .models
-                    .iter()
-                    .flatten()
-                    .any(|m| m.version() == version)
-            });
+        if !changed {
+            return false;
         }
-        Ok(changed)
-    }
-
-    fn get_or_load(&self, version: &str, path: &Path) -> Result<Arc<ServedModel>, ModelError> {
-        if let Some(m) = self
+        for (v, m) in self.experiment.variants.iter().zip(&current.models) {
+            if let Some(m) = m {
+                metrics::gauge!("encore_model_info", "variant" => v.name.clone(), "version" => m.version().to_owned()).set(0.0);
+            }
+        }
+        for (v, m) in self.experiment.variants.iter().zip(&models) {
+            if let Some(m) = m {
+                metrics::gauge!("encore_model_info", "variant" => v.name.clone(), "version" => m.version().to_owned()).set(1.0);
+            }
+            tracing::info!(
+                experiment = self.experiment.name,
+                variant = v.name,
+                model_version = m.as_ref().map(|m| m.version()).unwrap_or("none"),
+                "serving model"
+            );
+        }
+        reloads
             .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(version)
-        {
-            return Ok(m.clone());
-        }
-        let started = std::time::Instant::now();
-        let model = Arc::new(ServedModel::load(path, &self.catalog)?);
-        tracing::info!(
-            model_version = version,
-            kind = model.manifest().kind,
-            items = model.items,
-            in_catalog = model.known,
-            took_ms = started.elapsed().as_millis() as u64,
-            "model loaded"
-        );
-        self.loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(version.to_owned(), model.clone());
-        Ok(model)
+            .retain(|version, _| models.iter().flatten().any(|m| m.version() == version));
+        self.served.store(Arc::new(Served { catalog, models }));
+        true
     }
 
-    /// The variant `user_id` is in and the model it serves.
-    pub fn assign(&self, user_id: &str) -> (&str, Option<Arc<ServedModel>>) {
+    /// The variant `user_id` is in, and the catalog and the model it is served.
+    pub fn assign(&self, user_id: &str) -> Assigned<'_> {
         let i = assign_variant(user_id, &self.experiment.name, &self.experiment.variants);
         let served = self.served.load();
-        (
-            &self.experiment.variants[i].name,
-            served.models.get(i).cloned().flatten(),
-        )
+        Assigned {
+            variant: &self.experiment.variants[i].name,
+            catalog: served.catalog.clone(),
+            model: served.models.get(i).cloned().flatten(),
+        }
     }
 
     /// The version the first variant serves (what a new listener most likely gets).
@@ -516,6 +574,30 @@ impl ModelSet {
             }
         })
     }
+}
+
+/// Version `version` (in `path`) matched to `catalog`: from `loaded`, or loaded into it.
+fn get_or_load(
+    version: &str,
+    path: &Path,
+    catalog: &Catalog,
+    loaded: &mut HashMap<String, Arc<ServedModel>>,
+) -> Result<Arc<ServedModel>, ModelError> {
+    if let Some(m) = loaded.get(version) {
+        return Ok(m.clone());
+    }
+    let started = std::time::Instant::now();
+    let model = Arc::new(ServedModel::load(path, catalog)?);
+    tracing::info!(
+        model_version = version,
+        kind = model.manifest().kind,
+        items = model.items,
+        in_catalog = model.known,
+        took_ms = started.elapsed().as_millis() as u64,
+        "model loaded"
+    );
+    loaded.insert(version.to_owned(), model.clone());
+    Ok(model)
 }
 
 #[cfg(test)]

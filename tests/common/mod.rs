@@ -359,6 +359,39 @@ pub fn encore_command() -> std::process::Command {
     c
 }
 
+/// The artist of the tracks `import_next_catalog` adds.
+pub const NEW_ARTIST: &str = "Nova Lumen";
+
+/// The demo catalog without its first track and with 12 tracks by `NEW_ARTIST` ("Aurora
+/// Number 0" to 11, ids nova00 to nova11), imported into `models` as the catalog job does
+/// (`encore catalog import`: the Parquet catalog, its search index, and the manifest last).
+/// Returns the id of the track it dropped.
+pub fn import_next_catalog(models: &Path) -> encore::domain::TrackId {
+    use encore::domain::{Track, TrackId};
+    let demo = encore::recommend::Catalog::load(&repo().join("models")).unwrap();
+    let mut tracks: Vec<Track> = demo.tracks().iter().map(|t| (**t).clone()).collect();
+    let dropped = tracks.remove(0).id;
+    let template = tracks[0].clone();
+    tracks.extend((0..12).map(|i| Track {
+        id: TrackId(format!("nova{i:02}")),
+        title: format!("Aurora Number {i}"),
+        artist: NEW_ARTIST.into(),
+        popularity: 90,
+        ..template.clone()
+    }));
+    let csv = tempfile::NamedTempFile::new().unwrap();
+    encore::recommend::write_tracks_csv(csv.path(), &tracks).unwrap();
+    let out = encore_command()
+        .args(["catalog", "import"])
+        .arg(csv.path())
+        .arg("--out")
+        .arg(models)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    dropped
+}
+
 /// Runs `encore ARGS`: whether it succeeded, its stdout and its stderr.
 pub fn run_encore(args: &[&str]) -> (bool, String, String) {
     let out = encore_command().args(args).output().unwrap();
