@@ -415,13 +415,14 @@ fn main() {
             swap[2] - swap[1],
         ));
         catalog_rows.push(format!(
-            "| {n} | {:.1} | {:.0} | {:.0} (+{:.0}, {:.2}×) | {:.0} | {:.0} (+{:.0}, {:.2}×) | {:.0} | {:.2} / {:.2} | {} |",
+            "| {n} | {:.1} | {:.0} | {:.0} (+{:.0}, {:.2}×) | {:.0} | {:.0} | {:.0} (+{:.0}, {:.2}×) | {:.0} | {:.2} / {:.2} | {} |",
             catalog[0],
             catalog[1],
             catalog[2],
             catalog[2] - catalog[1],
             catalog[2] / catalog[1],
             catalog[3],
+            catalog[4],
             catalog[5],
             catalog[5] - catalog[4],
             catalog[5] / catalog[4],

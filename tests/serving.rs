@@ -743,12 +743,18 @@ async fn a_new_catalog_is_served_without_a_restart_or_a_failed_request() {
         .await
         .unwrap();
     assert!(like.tracks.iter().all(|t| t.id != seed && t.id != dropped));
-    // The request that started before keeps the catalog it started with.
+    // The request that started before keeps the catalog it started with, and the old
+    // catalog is freed once the last one holding it is done.
     assert!(in_flight.catalog.track(&dropped).is_some());
     assert!(in_flight.catalog.track(&TrackId("nova03".into())).is_none());
+    let old = Arc::downgrade(&catalog);
+    drop((catalog, in_flight));
+    assert!(old.upgrade().is_none(), "the old catalog is still held");
 
     // A catalog that does not load: the served one stays, and it is not tried again until
     // its manifest changes.
+    let manifest = dir.path().join("manifest.json");
+    let served = std::fs::read(&manifest).unwrap();
     let mut broken = encore::recommend::Manifest::read(dir.path()).unwrap();
     broken.version = "broken".into();
     broken.catalog = "missing.parquet".into();
@@ -772,4 +778,18 @@ async fn a_new_catalog_is_served_without_a_restart_or_a_failed_request() {
     );
     assert!(r.track(&TrackId("nova03".into())).is_some());
     assert_ne!(r.catalog().manifest.version, "broken");
+
+    // A manifest that cannot be read holds back no new version.
+    std::fs::write(&manifest, served).unwrap();
+    write_version(dir.path(), "v2", "2026-02-01T00:00:00Z");
+    std::fs::remove_file(&manifest).unwrap();
+    let m = models.clone();
+    assert!(
+        tokio::task::spawn_blocking(move || m.reload())
+            .await
+            .unwrap()
+            .unwrap()
+    );
+    assert_eq!(models.current_version().as_deref(), Some("v2"));
+    assert!(r.track(&TrackId("nova03".into())).is_some());
 }

@@ -5,7 +5,7 @@
 
 use super::mapped::Mapped;
 use super::mood_target;
-use super::parquet_file::{each_parquet_track, is_parquet};
+use super::parquet_file::{each_parquet_track, is_parquet, parquet_rows};
 use super::rows::each_csv_track;
 pub use super::rows::{BadRow, CatalogError, CsvTracks, read_tracks_csv, write_tracks_csv};
 use super::search::SearchIndex;
@@ -187,6 +187,9 @@ impl Catalog {
         // The table makes URLs from the templates when a track is made whole: the rows are
         // read without any, rather than each building two URLs the table drops.
         let bad = if is_parquet(&file) {
+            if let Some(rows) = parquet_rows(&file) {
+                builder.reserve(rows);
+            }
             each_parquet_track(&file, "", None, |t| builder.push(&t))?
         } else {
             each_csv_track(&file, "", None, |t| builder.push(&t))?

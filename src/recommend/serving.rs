@@ -382,17 +382,27 @@ impl ModelSet {
     /// every served version again against it), and serves the promoted version
     /// (`POINTER_FILE`), or the newest when none is promoted, and any pinned ones. Returns
     /// whether anything changed. On error what is served so far stays; a catalog that did
-    /// not load is not tried again until its manifest changes.
+    /// not load, or that a served version did not load against, is not tried again until
+    /// its manifest changes (a load is the catalog's whole size in work).
     pub fn reload(&self) -> Result<bool, ModelError> {
         let Some(dir) = &self.dir else {
             return Ok(false);
         };
         let mut reloads = self.reloads.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.served.load_full();
-        // Only a catalog loaded from the directory is swapped for the directory's.
-        let new_catalog = match current.catalog.stamp() {
-            Some(served) => {
-                Some(Stamp::read(dir)?).filter(|&now| now != served && Some(now) != reloads.refused)
+        // Only a catalog loaded from the directory is swapped for the directory's. A
+        // manifest that cannot be read now leaves the served catalog, not the versions.
+        let new_catalog = match current
+            .catalog
+            .stamp()
+            .map(|served| (served, Stamp::read(dir)))
+        {
+            Some((served, Ok(now))) => {
+                Some(now).filter(|&now| now != served && Some(now) != reloads.refused)
+            }
+            Some((_, Err(e))) => {
+                tracing::warn!(error = %crate::error::Chain(&e), "the catalog manifest does not read; the served catalog stays");
+                None
             }
             None => None,
         };

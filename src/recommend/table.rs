@@ -48,68 +48,66 @@ impl Arena {
     }
 }
 
-/// The tracks' words (id, title and album, three a track) in a mapped temporary file
-/// (`mapped.rs`). Built, the file is the words' ends (`u64`, little-endian, `count` of
-/// them) then their text; while a table is being built the ends are in memory and the
-/// file holds the text only.
+/// The tracks' words (id, title and album, three a track) in two mapped temporary files
+/// (`mapped.rs`): their ends (`u64`, little-endian, one a word) and their text. Nothing of
+/// them is on the heap, while the table is built either.
 struct Words {
-    file: Mapped,
-    /// Where the text starts in the file.
-    text_at: usize,
-    /// The ends while the table is built; empty once they are in the file.
-    ends: Vec<u64>,
+    ends: Mapped,
+    text: Mapped,
     count: usize,
 }
 
 impl Words {
     fn none() -> Words {
         Words {
-            file: Mapped::empty(),
-            text_at: 0,
-            ends: Vec::new(),
+            ends: Mapped::empty(),
+            text: Mapped::empty(),
             count: 0,
         }
     }
 
     fn end(&self, i: usize) -> usize {
-        if !self.ends.is_empty() {
-            return self.ends[i] as usize;
-        }
-        let b: [u8; 8] = self.file.bytes()[8 * i..8 * i + 8]
+        let b: [u8; 8] = self.ends.bytes()[8 * i..8 * i + 8]
             .try_into()
             .expect("8 bytes");
         u64::from_le_bytes(b) as usize
     }
 
-    /// Where word `i` is in the file.
+    /// Where word `i` is in the text.
     fn span(&self, i: usize) -> Range<usize> {
         let start = if i == 0 { 0 } else { self.end(i - 1) };
-        self.text_at + start..self.text_at + self.end(i)
+        start..self.end(i)
     }
 
     /// Word `i`'s bytes.
     fn bytes(&self, i: usize) -> &[u8] {
         assert!(i < self.count, "word {i} of {}", self.count);
-        &self.file.bytes()[self.span(i)]
+        &self.text.bytes()[self.span(i)]
     }
 
     /// Has the kernel read words `which` ahead (`Mapped::prefetch`): their ends first, then
     /// (once those are read) their text.
     fn prefetch(&self, which: impl Iterator<Item = usize> + Clone) {
-        if !self.ends.is_empty() {
-            return;
-        }
         let ends: Vec<Range<usize>> = which
             .clone()
             .filter(|&i| i < self.count)
             .map(|i| 8 * i.saturating_sub(1)..8 * (i + 1))
             .collect();
-        self.file.prefetch(&ends);
+        self.ends.prefetch(&ends);
         let text: Vec<Range<usize>> = which
             .filter(|&i| i < self.count)
             .map(|i| self.span(i))
             .collect();
-        self.file.prefetch(&text);
+        self.text.prefetch(&text);
+    }
+
+    fn read_at_random(&self) {
+        self.ends.read_at_random();
+        self.text.read_at_random();
+    }
+
+    fn mapped_bytes(&self) -> usize {
+        self.ends.bytes().len() + self.text.bytes().len()
     }
 
     /// Word `i`. Ranking reads a few ids per candidate, some 2,000 a request: checking each
@@ -117,7 +115,7 @@ impl Words {
     /// throughput, so it is not checked.
     fn get(&self, i: usize) -> &str {
         // SAFETY: every word was written from a `&str` (`WordsWriter::push`, then copied
-        // whole by `permuted`), into an unnamed file that nothing else can open or write
+        // whole by `permuted`), into unnamed files that nothing else can open or write
         // (`mapped.rs`), and word boundaries are the ends written with them: the bytes are
         // the UTF-8 they were.
         unsafe { std::str::from_utf8_unchecked(self.bytes(i)) }
@@ -127,11 +125,13 @@ impl Words {
 /// How many of the most popular tracks `TrackTable::prefetch_ids` leaves to the page cache.
 const OFTEN_READ: usize = 200_000;
 
-/// Writes the words of a table being built, in the order pushed.
+/// Writes the words of a table being built, in the order pushed: their text and their
+/// ends, each to a temporary file.
 struct WordsWriter {
-    file: std::io::BufWriter<std::fs::File>,
-    ends: Vec<u64>,
+    text: std::io::BufWriter<std::fs::File>,
+    ends: std::io::BufWriter<std::fs::File>,
     len: u64,
+    count: usize,
     /// The first write that failed: reported when the table is finished.
     failed: Option<std::io::Error>,
 }
@@ -139,34 +139,38 @@ struct WordsWriter {
 impl WordsWriter {
     fn new() -> std::io::Result<Self> {
         Ok(WordsWriter {
-            file: std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile()?),
-            ends: Vec::new(),
+            text: std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile()?),
+            ends: std::io::BufWriter::with_capacity(1 << 16, tempfile::tempfile()?),
             len: 0,
+            count: 0,
             failed: None,
         })
     }
 
     fn push(&mut self, s: &str) {
+        self.len += s.len() as u64;
+        self.count += 1;
         if self.failed.is_none()
-            && let Err(e) = self.file.write_all(s.as_bytes())
+            && let Err(e) = self
+                .text
+                .write_all(s.as_bytes())
+                .and_then(|()| self.ends.write_all(&self.len.to_le_bytes()))
         {
             self.failed = Some(e);
         }
-        self.len += s.len() as u64;
-        self.ends.push(self.len);
     }
 
-    /// The words pushed, mapped (ends in memory).
+    /// The words pushed, mapped.
     fn finish(self) -> std::io::Result<Words> {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        let text = self.text.into_inner().map_err(|e| e.into_error())?;
+        let ends = self.ends.into_inner().map_err(|e| e.into_error())?;
         Ok(Words {
-            file: Mapped::of(&file)?,
-            text_at: 0,
-            count: self.ends.len(),
-            ends: self.ends,
+            ends: Mapped::of(&ends)?,
+            text: Mapped::of(&text)?,
+            count: self.count,
         })
     }
 }
@@ -260,7 +264,7 @@ pub struct TableBuilder {
 }
 
 impl TableBuilder {
-    /// Fails when the temporary file for the words cannot be made.
+    /// Fails when the temporary files for the words cannot be made.
     pub fn new(stream_url_template: &str, art_url_template: Option<&str>) -> std::io::Result<Self> {
         Ok(TableBuilder {
             table: TrackTable {
@@ -282,6 +286,23 @@ impl TableBuilder {
             genres: Names::default(),
             artists: Names::default(),
         })
+    }
+
+    /// Makes room for `tracks` more (when the source says how many it holds), so the columns
+    /// never grow by copying: a copy holds the old column and the new at once, which at 10M
+    /// tracks is what a catalog swap's heap would peak at. A count too large to reserve
+    /// (a file that lies about it) is ignored: columns then grow as pushed.
+    pub fn reserve(&mut self, tracks: usize) {
+        let table = &mut self.table;
+        let _ = table
+            .popularity
+            .try_reserve_exact(tracks)
+            .and_then(|()| table.explicit.try_reserve_exact(tracks))
+            .and_then(|()| table.year.try_reserve_exact(tracks))
+            .and_then(|()| table.duration_ms.try_reserve_exact(tracks))
+            .and_then(|()| table.features.try_reserve_exact(tracks))
+            .and_then(|()| table.genre.try_reserve_exact(tracks))
+            .and_then(|()| table.artist.try_reserve_exact(tracks));
     }
 
     pub fn push(&mut self, t: &Track) {
@@ -317,6 +338,8 @@ impl TableBuilder {
             genres,
             artists,
         } = self;
+        // The names stay; the maps that numbered them go before the ordering's peak.
+        let (genres, artists) = (genres.arena, artists.arena);
         table.words = words.finish()?;
         // A repeated id: a row whose id an earlier row has.
         let first = IdIndex::build(&table)?;
@@ -331,8 +354,8 @@ impl TableBuilder {
         drop(repeated);
         order.sort_by_key(|&i| std::cmp::Reverse(table.popularity[i as usize]));
         let mut sorted = table.permuted(&order)?;
-        sorted.genres = genres.arena;
-        sorted.artists = artists.arena;
+        sorted.genres = genres;
+        sorted.artists = artists;
         sorted.genres.shrink();
         sorted.artists.shrink();
         sorted.by_id = IdIndex::build(&sorted)?;
@@ -342,7 +365,7 @@ impl TableBuilder {
 
 impl TrackTable {
     /// The rows in `order` (each row once), one column at a time, so the peak is the table
-    /// plus one column; the words go to a new file (ends, then text) and the old one is
+    /// plus one column; the words go to new files (ends, then text) and the old ones are
     /// dropped.
     fn permuted(mut self, order: &[TrackIx]) -> std::io::Result<TrackTable> {
         fn take<T: Copy>(column: &mut Vec<T>, order: &[TrackIx]) -> Vec<T> {
@@ -350,24 +373,25 @@ impl TrackTable {
             *column = Vec::new();
             out
         }
-        let count = 3 * order.len();
         let words_of = |i: TrackIx| (0..3).map(move |field| 3 * i as usize + field);
-        let file = Mapped::write(|out| {
+        let ends = Mapped::write(|out| {
             let mut end = 0u64;
             for w in order.iter().flat_map(|&i| words_of(i)) {
                 end += self.words.bytes(w).len() as u64;
                 out.write_all(&end.to_le_bytes())?;
             }
+            Ok(())
+        })?;
+        let text = Mapped::write(|out| {
             for w in order.iter().flat_map(|&i| words_of(i)) {
                 out.write_all(self.words.bytes(w))?;
             }
             Ok(())
         })?;
         let words = Words {
-            file,
-            text_at: 8 * count,
-            ends: Vec::new(),
-            count,
+            ends,
+            text,
+            count: 3 * order.len(),
         };
         Ok(TrackTable {
             popularity: take(&mut self.popularity, order),
@@ -426,7 +450,7 @@ impl TrackTable {
     /// From now on the words and the id index are read at random, a few bytes at a time
     /// (`Mapped::read_at_random`): for a server, once the catalog and its models are loaded.
     pub fn read_at_random(&self) {
-        self.words.file.read_at_random();
+        self.words.read_at_random();
         self.by_id.slots.read_at_random();
     }
 
@@ -470,13 +494,12 @@ impl TrackTable {
             + 4 * self.artist.capacity()
             + self.genres.heap_bytes()
             + self.artists.heap_bytes()
-            + 8 * self.words.ends.capacity()
     }
 
     /// Bytes of the words' mapped file, for the benchmarks: resident only as far as they
     /// are read, and the kernel's to drop.
     pub fn mapped_bytes(&self) -> usize {
-        self.words.file.bytes().len() + self.by_id.slots.bytes().len()
+        self.words.mapped_bytes() + self.by_id.slots.bytes().len()
     }
 }
 
@@ -498,30 +521,15 @@ impl IdIndex {
         }
     }
 
-    /// The index over the rows of `table`; of rows with one id, the first.
+    /// The index over the rows of `table`; of rows with one id, the first. Built in place
+    /// in its file (`Mapped::fill`): 10 bytes a track that are never on the heap.
     fn build(table: &TrackTable) -> std::io::Result<IdIndex> {
         let n = table.len();
         // At least one slot stays empty, so a probe for an id not there always ends.
-        let mut slots = vec![EMPTY; n + n / 4 + 1];
-        for ix in 0..n as TrackIx {
-            let (hash, mut slot) = start(table.id_bytes(ix), slots.len());
-            loop {
-                match slots[slot] {
-                    EMPTY => {
-                        slots[slot] = hash << 32 | u64::from(ix);
-                        break;
-                    }
-                    taken
-                        if taken >> 32 == hash
-                            && table.id_bytes(taken as u32) == table.id_bytes(ix) =>
-                    {
-                        break;
-                    }
-                    _ => slot = (slot + 1) % slots.len(),
-                }
-            }
-        }
-        let slots = Mapped::write(|out| out.write_all(bytemuck::cast_slice(&slots)))?;
+        let count = n + n / 4 + 1;
+        let slots = Mapped::fill(8 * count, |bytes| {
+            fill_slots(table, bytemuck::cast_slice_mut(bytes))
+        })?;
         Ok(IdIndex { slots })
     }
 
@@ -536,6 +544,30 @@ impl IdIndex {
                 EMPTY => return None,
                 taken if taken >> 32 == hash && table.id_bytes(taken as u32) == id.as_bytes() => {
                     return Some(taken as u32);
+                }
+                _ => slot = (slot + 1) % slots.len(),
+            }
+        }
+    }
+}
+
+/// Puts each row of `table` in `slots` (open addressing, linear probing): its id's hash
+/// above its row, at the first empty slot from its start; a repeated id keeps the first.
+fn fill_slots(table: &TrackTable, slots: &mut [u64]) {
+    slots.fill(EMPTY);
+    for ix in 0..table.len() as TrackIx {
+        let (hash, mut slot) = start(table.id_bytes(ix), slots.len());
+        loop {
+            match slots[slot] {
+                EMPTY => {
+                    slots[slot] = hash << 32 | u64::from(ix);
+                    break;
+                }
+                taken
+                    if taken >> 32 == hash
+                        && table.id_bytes(taken as u32) == table.id_bytes(ix) =>
+                {
+                    break;
                 }
                 _ => slot = (slot + 1) % slots.len(),
             }
