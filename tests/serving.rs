@@ -104,6 +104,14 @@ fn request<'a>(user: &'a str, selection: &'a Selection) -> RecommendRequest<'a> 
     }
 }
 
+/// `models.reload()`, off the async threads as the watcher runs it.
+async fn reload(models: &Arc<ModelSet>) -> Result<bool, encore::recommend::model::ModelError> {
+    let m = models.clone();
+    tokio::task::spawn_blocking(move || m.reload())
+        .await
+        .unwrap()
+}
+
 /// The demo catalog with version v1, served from a models directory of its own.
 fn serving_v1() -> (
     tempfile::TempDir,
@@ -186,13 +194,7 @@ async fn a_new_version_is_served_without_a_restart_or_a_failed_request() {
     // A half-written version (no manifest yet) is not picked up.
     std::fs::create_dir_all(dir.path().join("versions/v3-partial")).unwrap();
     write_version(dir.path(), "v2", "2026-02-01T00:00:00Z");
-    let m = models.clone();
-    assert!(
-        tokio::task::spawn_blocking(move || m.reload())
-            .await
-            .unwrap()
-            .unwrap()
-    );
+    assert!(reload(&models).await.unwrap());
     // A broken newer version fails to load; v2 stays.
     write_version(dir.path(), "v4", "2026-03-01T00:00:00Z");
     std::fs::write(
@@ -200,13 +202,7 @@ async fn a_new_version_is_served_without_a_restart_or_a_failed_request() {
         b"garbage",
     )
     .unwrap();
-    let m = models.clone();
-    assert!(
-        tokio::task::spawn_blocking(move || m.reload())
-            .await
-            .unwrap()
-            .is_err()
-    );
+    assert!(reload(&models).await.is_err());
     tokio::time::sleep(Duration::from_millis(100)).await;
     askers.stop().await;
     assert_eq!(
@@ -699,12 +695,8 @@ async fn a_new_catalog_is_served_without_a_restart_or_a_failed_request() {
     let askers = keep_asking(&r, [&happy, &like, &happy, &like]);
     let dropped = common::import_next_catalog(dir.path());
     assert_eq!(dropped, first);
-    let m = models.clone();
     assert!(
-        tokio::task::spawn_blocking(move || m.reload())
-            .await
-            .unwrap()
-            .unwrap(),
+        reload(&models).await.unwrap(),
         "a new manifest is a new catalog"
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -759,23 +751,14 @@ async fn a_new_catalog_is_served_without_a_restart_or_a_failed_request() {
     broken.version = "broken".into();
     broken.catalog = "missing.parquet".into();
     broken.write(dir.path()).unwrap();
-    let m = models.clone();
-    let failed = tokio::task::spawn_blocking(move || m.reload())
-        .await
-        .unwrap();
+    let failed = reload(&models).await;
     assert!(
         failed
             .as_ref()
             .is_err_and(|e| format!("{:?}", e).contains("missing.parquet")),
         "{failed:?}"
     );
-    let m = models.clone();
-    assert!(
-        !tokio::task::spawn_blocking(move || m.reload())
-            .await
-            .unwrap()
-            .unwrap()
-    );
+    assert!(!reload(&models).await.unwrap());
     assert!(r.track(&TrackId("nova03".into())).is_some());
     assert_ne!(r.catalog().manifest.version, "broken");
 
@@ -783,13 +766,7 @@ async fn a_new_catalog_is_served_without_a_restart_or_a_failed_request() {
     std::fs::write(&manifest, served).unwrap();
     write_version(dir.path(), "v2", "2026-02-01T00:00:00Z");
     std::fs::remove_file(&manifest).unwrap();
-    let m = models.clone();
-    assert!(
-        tokio::task::spawn_blocking(move || m.reload())
-            .await
-            .unwrap()
-            .unwrap()
-    );
+    assert!(reload(&models).await.unwrap());
     assert_eq!(models.current_version().as_deref(), Some("v2"));
     assert!(r.track(&TrackId("nova03".into())).is_some());
 }
