@@ -53,6 +53,8 @@ use wrk::{alexa_script, env_or, run_wrk, status_mib_of};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DIM: usize = 32;
+/// How long a swap may take before the bench gives up on it (100M tracks: about 6 minutes).
+const SWAP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 const SEED: u64 = 7;
 const STREAM: &str = "https://audio.example/{track_id}.mp3";
 
@@ -184,6 +186,10 @@ fn encore_role() {
             let started = Instant::now();
             next.write(&models).unwrap();
             while served.catalog().manifest.version == was {
+                assert!(
+                    started.elapsed() < SWAP_DEADLINE,
+                    "the new catalog was not served within {SWAP_DEADLINE:?}: the server's log says why"
+                );
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 let (heap, file) = resident();
                 heap_top = heap_top.max(heap);
@@ -216,6 +222,10 @@ fn encore_role() {
             manifest["version"] = "v2".into();
             std::fs::write(v2.join("model.json"), manifest.to_string()).unwrap();
             while served.current_version().as_deref() != Some("v2") {
+                assert!(
+                    started.elapsed() < SWAP_DEADLINE,
+                    "the new model version was not served within {SWAP_DEADLINE:?}: the server's log says why"
+                );
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 top = top.max(anon());
             }
