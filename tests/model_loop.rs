@@ -145,16 +145,7 @@ async fn a_server_follows_promotion_in_s3_and_refuses_a_broken_upload() {
     let models = parts.models.clone();
     // Nothing promoted: the newest upload is served.
     assert_eq!(models.current_version().as_deref(), Some("loop-v1"));
-    let http = reqwest::Client::new();
-    let answer: Value = http
-        .post(server.url("/alexa"))
-        .json(&common::fixture("play_mood_er", ""))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = alexa(&server, &common::fixture("play_mood_er", "")).await;
     assert_eq!(
         answer["response"]["directives"][0]["type"], "AudioPlayer.Play",
         "{answer}"
@@ -527,20 +518,25 @@ async fn encore_consume_archives_what_it_folds() {
     assert_eq!(ids, sent, "every folded event, in order");
 }
 
-/// What the server answers "play Nova Lumen" with: the first Play directive's track id.
-async fn play_nova_lumen(server: &common::TestServer) -> Option<String> {
-    let mut request = common::fixture("play_artist", "");
-    request["request"]["intent"]["slots"]["artist"]["value"] = "nova lumen".into();
-    request["request"]["intent"]["slots"]["artist"]["slotValue"]["value"] = "nova lumen".into();
-    let answer: Value = reqwest::Client::new()
+/// `request` posted to the server's `/alexa` (verification is off), and its answer.
+async fn alexa(server: &common::TestServer, request: &Value) -> Value {
+    reqwest::Client::new()
         .post(server.url("/alexa"))
-        .json(&request)
+        .json(request)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// What the server answers "play Nova Lumen" with: the first Play directive's track id.
+async fn play_nova_lumen(server: &common::TestServer) -> Option<String> {
+    let mut request = common::fixture("play_artist", "");
+    request["request"]["intent"]["slots"]["artist"]["value"] = "nova lumen".into();
+    request["request"]["intent"]["slots"]["artist"]["slotValue"]["value"] = "nova lumen".into();
+    let answer = alexa(server, &request).await;
     assert!(
         answer["response"]["outputSpeech"].is_object()
             || answer["response"]["directives"][0].is_object(),
