@@ -150,8 +150,6 @@ fn batch_of<T: Borrow<Track>>(
     RecordBatch::try_new(schema.clone(), columns)
 }
 
-/// Each usable row of a Parquet catalog as a track, in file order, one at a time (a
-/// repeated id too: the caller decides); the bad rows, numbered from 1.
 /// How many rows the Parquet file at `path` says it holds (its footer); none when it does not
 /// read as Parquet (`each_parquet_track` then says why).
 pub fn parquet_rows(path: &Path) -> Option<usize> {
@@ -160,6 +158,8 @@ pub fn parquet_rows(path: &Path) -> Option<usize> {
     usize::try_from(builder.metadata().file_metadata().num_rows()).ok()
 }
 
+/// Each usable row of a Parquet catalog as a track, in file order, one at a time (a
+/// repeated id too: the caller decides); the bad rows, numbered from 1.
 pub fn each_parquet_track(
     path: &Path,
     stream_url_template: &str,
