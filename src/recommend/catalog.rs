@@ -151,16 +151,21 @@ impl Manifest {
         Ok(())
     }
 
-    /// Writes `dir/manifest.json` whole or not at all (through a file renamed into place):
-    /// a server polling the directory never reads half of one.
+    /// Writes `dir/manifest.json` (`replace_manifest`).
     pub fn write(&self, dir: &Path) -> Result<(), CatalogError> {
-        let path = dir.join(MANIFEST);
-        let partial = dir.join(".manifest.json.partial");
         let text = serde_json::to_string_pretty(self).expect("a manifest serializes");
-        std::fs::write(&partial, text + "\n")
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .map_err(|source| CatalogError::Io { path, source })
+        replace_manifest(dir, (text + "\n").as_bytes()).map_err(|source| CatalogError::Io {
+            path: dir.join(MANIFEST),
+            source,
+        })
     }
+}
+
+/// Puts `text` in `dir/manifest.json` whole or not at all (through a file renamed into
+/// place): a server polling the directory never reads half of one.
+pub(super) fn replace_manifest(dir: &Path, text: &[u8]) -> std::io::Result<()> {
+    let partial = dir.join(".manifest.json.partial");
+    std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, dir.join(MANIFEST)))
 }
 
 impl Catalog {

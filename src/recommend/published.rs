@@ -368,11 +368,8 @@ impl ModelMirror {
                 tracing::warn!(error = %crate::error::Chain(&e), from = self.store.describe(), "the saved search index was not copied; serving builds one");
             }
         }
-        let path = self.local.join(super::catalog::MANIFEST);
-        let partial = self.local.join(".manifest.json.partial");
-        std::fs::write(&partial, bytes)
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .map_err(io(&path))
+        super::catalog::replace_manifest(&self.local, bytes)
+            .map_err(io(&self.local.join(super::catalog::MANIFEST)))
     }
 
     /// Brings a new catalog into the local copy, looks for a new pointer (or, with none, a
