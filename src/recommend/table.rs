@@ -576,6 +576,8 @@ trait Rows {
     fn set(&mut self, i: usize, row: Self::Row);
 }
 
+/// A column alone, for the test of `permute_in_place`.
+#[cfg(test)]
 impl<T: Copy> Rows for Vec<T> {
     type Row = T;
     fn len(&self) -> usize {
